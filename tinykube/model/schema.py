@@ -1,0 +1,1 @@
+"""Field schemas of the user-facing kinds (stub; implementation follows)."""
