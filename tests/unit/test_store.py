@@ -1,0 +1,169 @@
+"""The store: versions, generation, optimistic concurrency, deletion rules, watch, durability."""
+
+import pytest
+import trio
+
+from tinykube.model.errors import AlreadyExists, Conflict, Gone, NotFound
+from tinykube.store import Store
+
+
+def rs(name="web", replicas=1, labels=None):
+    return {"apiVersion": "apps/v1", "kind": "ReplicaSet",
+            "metadata": {"name": name, "labels": labels or {"app": name}},
+            "spec": {"replicas": replicas}}
+
+
+def pod(name="p", grace=30):
+    return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name},
+            "spec": {"terminationGracePeriodSeconds": grace, "containers": []}}
+
+
+@pytest.fixture
+def store(tmp_path):
+    s = Store(tmp_path / "state.db")
+    yield s
+    s.close()
+
+
+async def test_create_sets_system_fields_and_rejects_duplicates(store):
+    obj = await store.create(rs())
+    meta = obj["metadata"]
+    assert meta["namespace"] == "default" and meta["generation"] == 1
+    assert meta["uid"] and meta["creationTimestamp"] and int(meta["resourceVersion"]) >= 1
+    with pytest.raises(AlreadyExists):
+        await store.create(rs())
+
+
+async def test_resource_version_is_monotonic_and_generation_follows_spec(store):
+    a = await store.create(rs("a"))
+    b = await store.create(rs("b"))
+    assert int(b["metadata"]["resourceVersion"]) > int(a["metadata"]["resourceVersion"])
+    a["metadata"]["labels"]["x"] = "y"
+    a2 = await store.update(a)
+    assert a2["metadata"]["generation"] == 1  # metadata-only change
+    a2["spec"]["replicas"] = 3
+    a3 = await store.update(a2)
+    assert a3["metadata"]["generation"] == 2
+    a3["status"] = {"replicas": 3}
+    a4 = await store.update_status(a3)
+    assert a4["metadata"]["generation"] == 2 and a4["status"] == {"replicas": 3}
+
+
+async def test_stale_write_conflicts(store):
+    first = await store.create(rs())
+    fresh = store.get("ReplicaSet", "default", "web")
+    fresh["spec"]["replicas"] = 2
+    await store.update(fresh)
+    first["spec"]["replicas"] = 5
+    with pytest.raises(Conflict):
+        await store.update(first)
+    assert store.get("ReplicaSet", "default", "web")["spec"]["replicas"] == 2
+
+
+async def test_concurrent_writers_one_wins_each_round(store):
+    await store.create(rs())
+    results = {"ok": 0, "conflict": 0}
+
+    async def writer(n):
+        obj = store.get("ReplicaSet", "default", "web")
+        await trio.sleep(0)  # let the other writers read the same version
+        obj["spec"]["replicas"] = n
+        try:
+            await store.update(obj)
+            results["ok"] += 1
+        except Conflict:
+            results["conflict"] += 1
+
+    async with trio.open_nursery() as nursery:
+        for n in range(10):
+            nursery.start_soon(writer, n)
+    assert results == {"ok": 1, "conflict": 9}
+
+
+async def test_update_keeps_status_and_update_status_keeps_spec(store):
+    obj = await store.create(rs())
+    obj["status"] = {"replicas": 1}
+    obj = await store.update_status(obj)
+    obj["spec"]["replicas"] = 4
+    obj["status"] = {"replicas": 99}
+    obj = await store.update(obj)
+    assert obj["status"] == {"replicas": 1} and obj["spec"]["replicas"] == 4
+    obj["spec"]["replicas"] = 7
+    obj["status"] = {"replicas": 2}
+    obj = await store.update_status(obj)
+    assert obj["spec"]["replicas"] == 4 and obj["status"] == {"replicas": 2}
+
+
+async def test_pod_delete_is_graceful_then_forced(store):
+    await store.create(pod())
+    marked = await store.delete("Pod", "default", "p")
+    assert marked["metadata"]["deletionTimestamp"]
+    assert marked["metadata"]["deletionGracePeriodSeconds"] == 30
+    shorter = await store.delete("Pod", "default", "p", grace_period=5)
+    assert shorter["metadata"]["deletionGracePeriodSeconds"] == 5
+    await store.delete("Pod", "default", "p", grace_period=0)
+    with pytest.raises(NotFound):
+        store.get("Pod", "default", "p")
+
+
+async def test_finalizers_hold_deletion_until_removed(store):
+    await store.create(rs())
+    held = await store.delete("ReplicaSet", "default", "web", propagation="Foreground")
+    assert held["metadata"]["finalizers"] == ["foregroundDeletion"]
+    held["metadata"]["finalizers"] = []
+    await store.update(held)
+    assert store.try_get("ReplicaSet", "default", "web") is None
+
+
+async def test_watch_from_version_replays_then_streams(store):
+    a = await store.create(rs("a"))
+    since = int(a["metadata"]["resourceVersion"])
+    await store.create(rs("b"))
+    with store.watch("ReplicaSet", since=since) as w:
+        await store.delete("ReplicaSet", "default", "a")
+        seen = []
+        async for event in w:
+            seen.append((event.type, event.object["metadata"]["name"]))
+            if len(seen) == 2:
+                break
+    assert seen == [("ADDED", "b"), ("DELETED", "a")]
+
+
+async def test_watch_filters_kind_and_namespace(store):
+    with store.watch("ReplicaSet", namespace="other") as w:
+        await store.create(rs("x"))
+        await store.create(pod("x"))
+        other = rs("y")
+        other["metadata"]["namespace"] = "other"
+        await store.create(other)
+        event = await w.__anext__()
+    assert event.object["metadata"]["name"] == "y"
+
+
+async def test_watch_too_old_is_gone(store):
+    import tinykube.store as store_module
+
+    store._history = store_module.collections.deque(maxlen=2)
+    for n in range(5):
+        await store.create(rs(f"n{n}"))
+    with pytest.raises(Gone):
+        store.watch("ReplicaSet", since=1)
+
+
+async def test_objects_survive_reopen(tmp_path):
+    s = Store(tmp_path / "state.db")
+    await s.create(rs(), durable=True)
+    rv = s.resource_version
+    s.close()
+    again = Store(tmp_path / "state.db")
+    assert again.get("ReplicaSet", "default", "web")["spec"]["replicas"] == 1
+    assert again.resource_version == rv
+    again.close()
+
+
+async def test_events_are_aggregated(store):
+    obj = await store.create(rs())
+    await store.record_event(obj, "Normal", "SuccessfulCreate", "create Pod x")
+    await store.record_event(obj, "Normal", "SuccessfulCreate", "create Pod x")
+    events = store.events(involved_uid=obj["metadata"]["uid"])
+    assert len(events) == 1 and events[0]["count"] == 2
