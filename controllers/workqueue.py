@@ -1,0 +1,145 @@
+"""A deduplicating, rate-limited work queue of keys, after client-go's workqueue.
+
+Watch events only say "look at this key again"; many events about one object collapse into
+one pending key. The rules, as in client-go:
+
+- `add(key)` while the key is already waiting does nothing (dedup).
+- `get()` hands a key to exactly one worker and marks it *processing*; while it is processing,
+  no other worker gets it. Adding it meanwhile marks it *dirty*, and `done(key)` puts it back
+  in the queue, so the change that arrived during the reconcile is not lost.
+- `add_rate_limited(key)` re-adds after a per-key exponential delay (base * 2**failures, capped)
+  for reconciles that failed; `forget(key)` resets the count after a success.
+- `add_after(key, seconds)` re-adds later, e.g. to re-check minReadySeconds.
+
+Delayed keys wait in a heap; `get()` sleeps until the earliest one is due or a key arrives,
+so an idle queue costs no CPU. Time is trio's clock, so tests can use a mock clock.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+from collections import deque
+from typing import Generic, Hashable, TypeVar
+
+import trio
+
+K = TypeVar("K", bound=Hashable)
+
+DEFAULT_BASE_DELAY = 0.005  # seconds; client-go's default per-item base delay
+DEFAULT_MAX_DELAY = 60.0  # cap: a persistently failing key is retried at least once a minute
+
+
+class WorkQueue(Generic[K]):
+    def __init__(self, *, base_delay: float = DEFAULT_BASE_DELAY,
+                 max_delay: float = DEFAULT_MAX_DELAY) -> None:
+        self.base_delay = base_delay
+        self.max_delay = max_delay
+        self._queue: deque[K] = deque()  # keys ready to hand out, in arrival order
+        self._dirty: set[K] = set()  # keys that need processing (queued or re-added)
+        self._processing: set[K] = set()
+        self._delayed: list[tuple[float, int, K]] = []  # heap of (due time, tiebreak, key)
+        self._delayed_due: dict[K, float] = {}  # earliest due time per delayed key
+        self._tiebreak = itertools.count()
+        self._failures: dict[K, int] = {}
+        self._wakeup = trio.Event()
+        self._shut_down = False
+
+    # ---- adding ------------------------------------------------------------------------
+
+    def add(self, key: K) -> None:
+        if self._shut_down or key in self._dirty:
+            return
+        self._dirty.add(key)
+        if key in self._processing:
+            return  # done() re-queues it
+        self._queue.append(key)
+        self._wake()
+
+    def add_after(self, key: K, seconds: float) -> None:
+        if seconds <= 0:
+            self.add(key)
+            return
+        due = trio.current_time() + seconds
+        # Keep only the earliest pending delay per key: a later one adds nothing.
+        if self._delayed_due.get(key, float("inf")) <= due:
+            return
+        self._delayed_due[key] = due
+        heapq.heappush(self._delayed, (due, next(self._tiebreak), key))
+        self._wake()
+
+    def add_rate_limited(self, key: K) -> None:
+        self.add_after(key, self.next_delay(key))
+
+    def next_delay(self, key: K) -> float:
+        """The delay for this failure of `key` (and count it): base * 2**failures, capped."""
+        failures = self._failures.get(key, 0)
+        self._failures[key] = failures + 1
+        # Cap the exponent too, so a key failing for days cannot overflow the float.
+        return min(self.base_delay * (2 ** min(failures, 62)), self.max_delay)
+
+    def forget(self, key: K) -> None:
+        self._failures.pop(key, None)
+
+    def failures(self, key: K) -> int:
+        return self._failures.get(key, 0)
+
+    # ---- taking ------------------------------------------------------------------------
+
+    async def get(self) -> K:
+        """The next ready key; the caller must call `done(key)` when finished with it."""
+        while True:
+            self._promote_due()
+            if self._queue:
+                key = self._queue.popleft()
+                self._processing.add(key)
+                self._dirty.discard(key)
+                return key
+            if self._shut_down:
+                raise trio.EndOfChannel("work queue shut down")
+            wakeup = self._wakeup
+            if self._delayed:
+                with trio.move_on_at(self._delayed[0][0]):
+                    await wakeup.wait()
+            else:
+                await wakeup.wait()
+
+    def done(self, key: K) -> None:
+        self._processing.discard(key)
+        if key in self._dirty:
+            self._queue.append(key)
+            self._wake()
+
+    def shutdown(self) -> None:
+        """Wake every waiting worker; `get()` raises EndOfChannel once the queue is empty."""
+        self._shut_down = True
+        self._wake()
+
+    # ---- introspection (tests, metrics) ------------------------------------------------
+
+    def __len__(self) -> int:
+        return len(self._queue)
+
+    @property
+    def processing(self) -> frozenset[K]:
+        return frozenset(self._processing)
+
+    @property
+    def delayed(self) -> int:
+        return len(self._delayed_due)
+
+    # ---- internals ---------------------------------------------------------------------
+
+    def _promote_due(self) -> None:
+        now = trio.current_time()
+        while self._delayed and self._delayed[0][0] <= now:
+            due, _, key = heapq.heappop(self._delayed)
+            if self._delayed_due.get(key) != due:
+                continue  # superseded by an earlier delay for the same key
+            del self._delayed_due[key]
+            self.add(key)
+
+    def _wake(self) -> None:
+        # Each waiter holds the Event it saw; replacing it after set() re-arms for the next wait.
+        self._wakeup.set()
+        self._wakeup = trio.Event()
