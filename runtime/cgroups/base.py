@@ -1,0 +1,262 @@
+"""What the runtime needs from cgroups, independent of the kernel's cgroup version.
+
+Layout (names derived from the pod uid, so teardown and the start-up sweep need no record):
+
+    <parent>/tinykube/pod-<uid>/              pod cgroup (v1: the pause process sits here)
+    <parent>/tinykube/pod-<uid>/<container>   one per container, carries the limits
+
+``<parent>`` is the cgroup the daemon itself runs in (per hierarchy, from
+``/proc/self/cgroup``) unless a parent is configured. Numbers are plain: CPU in millicores,
+memory in bytes, pids as a count; parsing Kubernetes quantities is the model's job.
+
+:class:`CgroupBackend` holds everything that is the same for v1 and v2 (directories, procs,
+kill, remove with retry); ``v1.py`` and ``v2.py`` only add how limits and counters are
+read and written. Methods are synchronous file I/O (microseconds); ``kill_all`` and
+``remove`` may wait up to ``EXIT_WAIT`` seconds for dying processes, so call them from
+``trio.to_thread.run_sync``.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import signal
+import time
+from dataclasses import dataclass
+from typing import Iterator, Protocol
+
+SUBTREE = "tinykube"
+POD_PREFIX = "pod-"
+# A container gets this pids limit when its spec sets none: stops a fork bomb in one pod from
+# exhausting the machine's pid space (kernel default pid_max is 32768 on small machines)
+# while leaving ample room for real workloads.
+DEFAULT_PIDS_LIMIT = 4096
+CFS_PERIOD_US = 100_000
+EXIT_WAIT = 2.0  # seconds to wait for killed processes to leave a cgroup
+
+
+class CgroupError(Exception):
+    """A cgroup operation failed; the message names the cgroup path and the reason."""
+
+
+@dataclass(frozen=True)
+class Limits:
+    cpu_millis: int | None = None
+    memory_bytes: int | None = None
+    pids: int | None = None
+
+
+class CgroupDriver(Protocol):
+    version: int
+
+    def create_pod(self, uid: str) -> None: ...
+    def create_container(self, uid: str, name: str, limits: Limits) -> None: ...
+    def join_fds(self, uid: str, name: str | None = None) -> list[int]: ...
+    def pids(self, uid: str, name: str | None = None) -> list[int]: ...
+    def oom_kills(self, uid: str, name: str) -> int: ...
+    def cpu_usage_ns(self, uid: str, name: str) -> int: ...
+    def memory_bytes(self, uid: str, name: str) -> int: ...
+    def kill_all(self, uid: str, name: str | None = None, sig: int = signal.SIGKILL) -> None: ...
+    def remove(self, uid: str, name: str | None = None) -> None: ...
+    def pod_uids(self) -> set[str]: ...
+    def remove_all(self) -> None: ...
+
+
+def check_name(kind: str, value: str) -> None:
+    """Refuse names that would escape the tinykube subtree (``..``, ``/``, empty)."""
+    if not value or "/" in value or value in (".", "..") or "\0" in value:
+        raise CgroupError(f"invalid {kind} {value!r} for a cgroup name")
+
+
+def read_procs(path: str) -> list[int]:
+    try:
+        with open(os.path.join(path, "cgroup.procs")) as f:
+            return [int(line) for line in f.read().split()]
+    except FileNotFoundError:
+        return []
+
+
+def read_keyed(path: str) -> dict[str, int]:
+    """Parse a flat keyed file (``key value`` per line), e.g. memory.events or oom_control."""
+    result: dict[str, int] = {}
+    try:
+        with open(path) as f:
+            for line in f:
+                parts = line.split()
+                if len(parts) == 2 and parts[1].lstrip("-").isdigit():
+                    result[parts[0]] = int(parts[1])
+    except FileNotFoundError:
+        pass
+    return result
+
+
+def write_file(path: str, value: str) -> None:
+    try:
+        with open(path, "w") as f:
+            f.write(value)
+    except OSError as e:
+        raise CgroupError(f"writing {value!r} to {path}: {e.strerror}") from e
+
+
+def walk_bottom_up(path: str) -> Iterator[str]:
+    """``path`` and its sub-cgroups, children before parents (the order rmdir needs)."""
+    if not os.path.isdir(path):
+        return
+    for entry in os.scandir(path):
+        if entry.is_dir(follow_symlinks=False):
+            yield from walk_bottom_up(entry.path)
+    yield path
+
+
+class CgroupBackend:
+    """Shared mechanics over one or more hierarchies (v1: one per controller; v2: one).
+
+    ``roots`` maps a hierarchy label to the directory that holds the ``tinykube`` subtree in
+    it. The first root is the primary one, used for reading membership.
+    """
+
+    version = 0
+
+    def __init__(self, roots: dict[str, str]) -> None:
+        if not roots:
+            raise CgroupError("no cgroup hierarchies to use")
+        self.roots = roots
+
+    # -- paths -------------------------------------------------------------------------
+    def subtree_dirs(self) -> list[str]:
+        return [os.path.join(root, SUBTREE) for root in self.roots.values()]
+
+    def dirs(self, uid: str, name: str | None = None) -> list[str]:
+        check_name("pod uid", uid)
+        parts = [SUBTREE, POD_PREFIX + uid]
+        if name is not None:
+            check_name("container name", name)
+            parts.append(name)
+        return [os.path.join(root, *parts) for root in self.roots.values()]
+
+    def primary(self, uid: str, name: str | None = None) -> str:
+        return self.dirs(uid, name)[0]
+
+    def member_dirs(self, uid: str, name: str | None) -> list[str]:
+        """Directories whose cgroup.procs a process writes to join (pod- or container-level)."""
+        return self.dirs(uid, name)
+
+    # -- lifecycle -----------------------------------------------------------------------
+    def create_pod(self, uid: str) -> None:
+        for path in self.dirs(uid):
+            self.mkdir(path)
+
+    def create_container(self, uid: str, name: str, limits: Limits) -> None:
+        self.create_pod(uid)
+        for path in self.dirs(uid, name):
+            self.mkdir(path)
+        self.apply_limits(uid, name, limits)
+
+    def mkdir(self, path: str) -> None:
+        try:
+            os.makedirs(path, exist_ok=True)
+        except OSError as e:
+            raise CgroupError(f"creating cgroup {path}: {e.strerror}") from e
+
+    def apply_limits(self, uid: str, name: str, limits: Limits) -> None:
+        raise NotImplementedError
+
+    def join_fds(self, uid: str, name: str | None = None) -> list[int]:
+        """Open ``cgroup.procs`` of the pod (name=None, for the pause) or a container cgroup.
+
+        The child writes ``b"0"`` to each in preexec, so it is in the cgroup before exec.
+        The caller closes the fds after the spawn. Missing cgroups are an error.
+        """
+        fds: list[int] = []
+        try:
+            for path in self.member_dirs(uid, name):
+                fds.append(os.open(os.path.join(path, "cgroup.procs"),
+                                   os.O_WRONLY | os.O_CLOEXEC))
+        except OSError as e:
+            for fd in fds:
+                os.close(fd)
+            raise CgroupError(f"opening {e.filename}: {e.strerror}"
+                              " (create the cgroup first)") from e
+        return fds
+
+    def pids(self, uid: str, name: str | None = None) -> list[int]:
+        """Processes in a container cgroup, or with name=None in the whole pod (recursive)."""
+        top = self.primary(uid, name)
+        if name is not None:
+            return read_procs(top)
+        return [pid for path in walk_bottom_up(top) for pid in read_procs(path)]
+
+    def kill_all(self, uid: str, name: str | None = None, sig: int = signal.SIGKILL) -> None:
+        """Signal every process of the cgroup (recursive). For SIGKILL, repeat until the cgroup
+        is empty, so that processes forked meanwhile are caught too."""
+        deadline = time.monotonic() + EXIT_WAIT
+        while True:
+            pids = self.pids(uid, name)
+            if not pids:
+                return
+            for pid in pids:
+                try:
+                    os.kill(pid, sig)
+                except ProcessLookupError:
+                    pass
+            if sig != signal.SIGKILL:
+                return
+            # Killed processes leave cgroup.procs once they are reaped by their parent
+            # (or right away if it ignores SIGCHLD); a zombie child of ours stays until we reap.
+            if time.monotonic() > deadline:
+                return
+            time.sleep(0.005)
+
+    def remove(self, uid: str, name: str | None = None) -> None:
+        """Remove a container cgroup, or the whole pod's (name=None). Idempotent. Retries while
+        processes are still exiting; CgroupError if some remain after EXIT_WAIT."""
+        for top in self.dirs(uid, name):
+            for path in walk_bottom_up(top):
+                self.rmdir_retry(path)
+
+    def rmdir_retry(self, path: str) -> None:
+        deadline = time.monotonic() + EXIT_WAIT
+        while True:
+            try:
+                os.rmdir(path)
+                return
+            except FileNotFoundError:
+                return
+            except OSError as e:
+                if e.errno != errno.EBUSY or time.monotonic() > deadline:
+                    raise CgroupError(f"removing cgroup {path}: {e.strerror}"
+                                      f" (processes left: {read_procs(path)})") from e
+            time.sleep(0.01)
+
+    def pod_uids(self) -> set[str]:
+        uids: set[str] = set()
+        for subtree in self.subtree_dirs():
+            try:
+                entries = os.listdir(subtree)
+            except FileNotFoundError:
+                continue
+            uids.update(e[len(POD_PREFIX):] for e in entries
+                        if e.startswith(POD_PREFIX)
+                        and os.path.isdir(os.path.join(subtree, e)))
+        return uids
+
+    def remove_all(self) -> None:
+        """Kill every process in tinykube's subtree and remove all of it (``tinykube reset``)."""
+        for uid in self.pod_uids():
+            self.kill_all(uid)
+            self.remove(uid)
+        for subtree in self.subtree_dirs():
+            self.rmdir_retry(subtree)
+
+    # -- counters (backend-specific) ---------------------------------------------------------
+    def oom_kills(self, uid: str, name: str) -> int:
+        raise NotImplementedError
+
+    def cpu_usage_ns(self, uid: str, name: str) -> int:
+        raise NotImplementedError
+
+    def memory_bytes(self, uid: str, name: str) -> int:
+        raise NotImplementedError
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.roots}>"
