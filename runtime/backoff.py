@@ -1,0 +1,73 @@
+"""Kubernetes' crash-loop back-off for one container: 10 s, 20 s, 40 s ... capped at 300 s.
+
+The kubelet waits before each restart of a container that exited, doubling the wait each
+time, and forgets the history once the container has run for 10 minutes without exiting
+("Once a container has executed for 10 minutes without any problems, the kubelet resets the
+restart backoff timer"). While the wait runs the container shows `CrashLoopBackOff`.
+
+The clock is injected (a callable returning seconds) so tests drive it by hand; the pod
+worker passes `trio.current_time` so trio's autojump clock works too.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+INITIAL_DELAY = 10.0
+MAX_DELAY = 300.0
+RESET_AFTER = 600.0
+
+
+@dataclass(frozen=True)
+class BackoffPolicy:
+    """The numbers; tests pass small ones (the pod worker takes a policy parameter)."""
+
+    initial: float = INITIAL_DELAY
+    cap: float = MAX_DELAY
+    reset_after: float = RESET_AFTER
+
+
+DEFAULT_POLICY = BackoffPolicy()
+
+
+class CrashBackoff:
+    """Restart delays of one container.
+
+    Call `started()` when the container starts and `exited()` when it exits; `exited` returns
+    how long to wait before the next start.
+    """
+
+    def __init__(self, policy: BackoffPolicy = DEFAULT_POLICY,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.policy = policy
+        self._clock = clock
+        self._next_delay = policy.initial
+        self._started_at: float | None = None
+        self.restart_at: float | None = None
+
+    def started(self) -> None:
+        self._started_at = self._clock()
+        self.restart_at = None
+
+    def exited(self) -> float:
+        """The wait before the next start; doubles per crash, resets after a long clean run."""
+        now = self._clock()
+        if self._started_at is not None and now - self._started_at >= self.policy.reset_after:
+            self._next_delay = self.policy.initial
+        delay = self._next_delay
+        self._next_delay = min(delay * 2, self.policy.cap)
+        self._started_at = None
+        self.restart_at = now + delay
+        return delay
+
+    def remaining(self) -> float:
+        """Seconds left in the current wait (0 when not waiting)."""
+        if self.restart_at is None:
+            return 0.0
+        return max(0.0, self.restart_at - self._clock())
+
+    def reset(self) -> None:
+        self._next_delay = self.policy.initial
+        self.restart_at = None

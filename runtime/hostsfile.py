@@ -1,0 +1,89 @@
+"""A pod's /etc/hosts, /etc/hostname and /etc/resolv.conf.
+
+The files live in the pod dir and are bind-mounted over the host's in each container's
+private mount namespace. Because they are bind mounts of *files*, an update must rewrite the
+same inode (truncate + write): a rename would leave the containers looking at the old inode.
+
+Pods that share `spec.subdomain` in a namespace see each other by name, as a Kubernetes
+headless service gives StatefulSet pods: `<ip> web-0.<subdomain>.<ns>.svc.cluster.local
+web-0.<subdomain> web-0`.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+_HEADER = """# Kubernetes-managed hosts file (tinykube).
+127.0.0.1\tlocalhost
+::1\tlocalhost ip6-localhost ip6-loopback
+fe00::0\tip6-localnet
+fe00::0\tip6-mcastprefix
+fe00::1\tip6-allnodes
+fe00::2\tip6-allrouters
+"""
+
+# No nameserver: nothing in a pod is to leave the machine (see PLATFORM.md, Network).
+RESOLV_CONF = "# tinykube: pods have no DNS server\noptions ndots:5\n"
+
+
+@dataclass(frozen=True)
+class HostEntry:
+    ip: str
+    hostname: str
+    subdomain: str | None = None
+    namespace: str = "default"
+
+    def names(self) -> list[str]:
+        if not self.subdomain:
+            return [self.hostname]
+        return [f"{self.hostname}.{self.subdomain}.{self.namespace}.svc.cluster.local",
+                f"{self.hostname}.{self.subdomain}", self.hostname]
+
+
+def render_hosts(own: HostEntry | None, peers: list[HostEntry] | None = None) -> str:
+    """The hosts file: localhost lines, the pod itself, then its subdomain peers by name."""
+    lines = [_HEADER]
+    seen: set[str] = set()
+    for entry in ([own] if own else []) + sorted(peers or [], key=lambda e: e.hostname):
+        if entry.hostname in seen:
+            continue
+        seen.add(entry.hostname)
+        lines.append(f"{entry.ip}\t" + "\t".join(entry.names()) + "\n")
+    return "".join(lines)
+
+
+def pod_hostname(pod: dict) -> str:
+    spec = pod.get("spec") or {}
+    return spec.get("hostname") or pod["metadata"]["name"]
+
+
+def write_in_place(path: Path, text: str) -> bool:
+    """Rewrite `path` keeping its inode (bind mounts follow it). False if already equal."""
+    data = text.encode()
+    try:
+        with open(path, "rb") as f:
+            if f.read() == data:
+                return False
+    except FileNotFoundError:
+        pass
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o644)
+    try:
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, data, 0)
+    finally:
+        os.close(fd)
+    return True
+
+
+def write_pod_files(pod_dir: Path, own: HostEntry | None, peers: list[HostEntry],
+                    hostname: str) -> dict[str, Path]:
+    """Write the three files; returns {container path: host file} for the bind mounts."""
+    files = {"/etc/hosts": pod_dir / "etc-hosts",
+             "/etc/hostname": pod_dir / "etc-hostname",
+             "/etc/resolv.conf": pod_dir / "etc-resolv.conf"}
+    write_in_place(files["/etc/hosts"], render_hosts(own, peers))
+    write_in_place(files["/etc/hostname"], hostname + "\n")
+    write_in_place(files["/etc/resolv.conf"], RESOLV_CONF)
+    return files

@@ -1,0 +1,113 @@
+"""Pod volumes on the host, and the bind mounts that put them into a container.
+
+- `emptyDir`: `<root>/pods/<uid>/volumes/<name>/`, removed with the pod dir.
+- `hostPath`: the host path itself (created for type "", DirectoryOrCreate, FileOrCreate).
+- `persistentVolumeClaim`: `<root>/volumes/<namespace>/<claimName>/`, created if missing and
+  never removed with the pod: a StatefulSet's replacement pod finds its data again.
+
+Names come from validated objects, but they become path components here, so a name with a
+slash or a dot-dot is refused again (defence in depth: a bug elsewhere must not become a
+write outside the root).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+
+class VolumeError(ValueError):
+    """A volume or volumeMount that cannot be prepared; the message names the field."""
+
+
+@dataclass(frozen=True)
+class BindMount:
+    source: Path
+    target: str
+    readonly: bool = False
+
+
+def _safe_component(value: Any, what: str) -> str:
+    if not isinstance(value, str) or not value or "/" in value or value in (".", "..") \
+            or "\0" in value:
+        raise VolumeError(f"{what}: invalid name {value!r}")
+    return value
+
+
+def pod_dir(root: Path, uid: str) -> Path:
+    return Path(root) / "pods" / _safe_component(uid, "metadata.uid")
+
+
+def claim_dir(root: Path, namespace: str, claim: str) -> Path:
+    return (Path(root) / "volumes" / _safe_component(namespace, "metadata.namespace")
+            / _safe_component(claim, "persistentVolumeClaim.claimName"))
+
+
+def prepare_volumes(pod: dict[str, Any], root: Path) -> dict[str, Path]:
+    """Create every volume of the pod on the host; returns {volume name: host path}."""
+    meta = pod["metadata"]
+    namespace = meta.get("namespace") or "default"
+    paths: dict[str, Path] = {}
+    for i, volume in enumerate((pod.get("spec") or {}).get("volumes") or []):
+        field = f"spec.volumes[{i}]"
+        name = _safe_component(volume.get("name"), f"{field}.name")
+        if "emptyDir" in volume:
+            path = pod_dir(root, meta["uid"]) / "volumes" / name
+            path.mkdir(parents=True, exist_ok=True)
+        elif "hostPath" in volume:
+            path = _host_path(volume["hostPath"] or {}, f"{field}.hostPath")
+        elif "persistentVolumeClaim" in volume:
+            claim = (volume["persistentVolumeClaim"] or {}).get("claimName")
+            path = claim_dir(root, namespace, claim)
+            path.mkdir(parents=True, exist_ok=True)
+        else:
+            kinds = [k for k in volume if k != "name"]
+            raise VolumeError(f"{field}: unsupported volume source {kinds} "
+                              "(supported: emptyDir, hostPath, persistentVolumeClaim)")
+        paths[name] = path
+    return paths
+
+
+def _host_path(source: dict[str, Any], field: str) -> Path:
+    raw = source.get("path")
+    if not isinstance(raw, str) or not raw.startswith("/"):
+        raise VolumeError(f"{field}.path: must be an absolute path, got {raw!r}")
+    path = Path(raw)
+    kind = source.get("type") or ""
+    if kind in ("", "DirectoryOrCreate"):
+        if not path.exists():
+            path.mkdir(parents=True, exist_ok=True)
+    elif kind == "FileOrCreate":
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.touch(exist_ok=True)
+    elif kind == "Directory" and not path.is_dir():
+        raise VolumeError(f"{field}: {raw} is not a directory")
+    elif kind == "File" and not path.is_file():
+        raise VolumeError(f"{field}: {raw} is not a file")
+    return path
+
+
+def container_mounts(container: dict[str, Any], volumes: dict[str, Path],
+                     field: str = "container") -> list[BindMount]:
+    """The container's volumeMounts as bind mounts (subPath resolved and created)."""
+    mounts = []
+    for i, mount in enumerate(container.get("volumeMounts") or []):
+        where = f"{field}.volumeMounts[{i}]"
+        name = mount.get("name")
+        if name not in volumes:
+            raise VolumeError(f"{where}.name: no volume named {name!r} in spec.volumes")
+        target = mount.get("mountPath")
+        if not isinstance(target, str) or not target.startswith("/"):
+            raise VolumeError(f"{where}.mountPath: must be an absolute path, got {target!r}")
+        source = volumes[name]
+        sub_path = mount.get("subPath")
+        if sub_path:
+            parts = Path(sub_path).parts
+            if Path(sub_path).is_absolute() or ".." in parts:
+                raise VolumeError(f"{where}.subPath: must be a relative path without '..'")
+            source = source / sub_path
+            if not source.exists():
+                source.mkdir(parents=True, exist_ok=True)
+        mounts.append(BindMount(source, target, bool(mount.get("readOnly"))))
+    return mounts
