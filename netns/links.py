@@ -1,0 +1,181 @@
+"""Host-side link operations over one pyroute2 `IPRoute` (plain sync functions).
+
+They run on the host netlink thread (see `threads.SerialThread`), never on trio's thread.
+Each is safe to repeat: "already exists" and "no such device" are outcomes, not errors,
+so an attach or a teardown that stopped half-way can simply run again.
+
+A pod's link is a veth pair created in ONE netlink request: the host end `tkv<uid[:8]>`
+already enslaved to the bridge and up, its peer created directly inside the pod's netns
+(`net_ns_fd`) under the name `eth0`. No separate move or rename step exists that could be
+left half-done, and the host never sees a transient peer name.
+"""
+
+from __future__ import annotations
+
+import errno
+import ipaddress
+import socket
+from dataclasses import dataclass
+
+from pyroute2 import IPRoute
+from pyroute2.netlink.exceptions import NetlinkError
+
+from netns.errors import NetworkConfigError
+
+VETH_PREFIX = "tkv"
+POD_IFNAME = "eth0"
+IFNAMSIZ = 15  # the kernel's limit on interface names, without the NUL
+IFF_UP = 0x1
+LOCAL_TABLE = 255
+
+
+@dataclass(frozen=True)
+class Link:
+    name: str
+    index: int
+    kind: str | None
+    master: int | None
+    up: bool
+
+
+def host_veth_name(pod_uid: str) -> str:
+    """`tkv` + the first 8 characters of the uid (11 characters, within IFNAMSIZ)."""
+    prefix = pod_uid[:8]
+    if len(prefix) < 8 or not all(c.isalnum() or c in "-_." for c in prefix):
+        raise ValueError(
+            f"pod_uid {pod_uid!r}: needs 8 leading letters, digits, '-', '_' or '.' "
+            "to name a veth"
+        )
+    return VETH_PREFIX + prefix
+
+
+def _as_link(msg: dict) -> Link:
+    return Link(
+        name=msg.get("ifname"),
+        index=msg["index"],
+        kind=msg.get_nested("IFLA_LINKINFO", "IFLA_INFO_KIND"),
+        master=msg.get("master"),
+        up=bool(msg["flags"] & IFF_UP),
+    )
+
+
+def get_link(ipr: IPRoute, name: str) -> Link | None:
+    try:
+        return _as_link(ipr.link("get", ifname=name)[0])
+    except NetlinkError as exc:
+        if exc.code == errno.ENODEV:
+            return None
+        raise
+
+
+def list_veths(ipr: IPRoute) -> list[Link]:
+    """Every veth whose name starts with `tkv`, whoever's bridge it is on."""
+    links = (_as_link(msg) for msg in ipr.link("dump"))
+    return [
+        link
+        for link in links
+        if link.kind == "veth" and link.name and link.name.startswith(VETH_PREFIX)
+    ]
+
+
+def delete_link(ipr: IPRoute, name: str) -> bool:
+    """Delete link `name`; False if it was already gone."""
+    try:
+        ipr.link("del", ifname=name)
+        return True
+    except NetlinkError as exc:
+        if exc.code == errno.ENODEV:
+            return False
+        raise
+
+
+def conflicting_routes(
+    ipr: IPRoute, network: ipaddress.IPv4Network, own_index: int | None
+) -> list[str]:
+    """Host routes (any table, default routes aside) that overlap `network`, except those
+    through our own bridge `own_index`; each as "dst via dev"."""
+    names = {link.index: link.name for link in map(_as_link, ipr.link("dump"))}
+    found = []
+    for route in ipr.route("dump", family=socket.AF_INET):
+        if route["dst_len"] == 0:
+            continue  # a default route overlaps everything and is not a conflict
+        oif = route.get("oif")
+        if own_index is not None and oif == own_index:
+            continue
+        dst = ipaddress.IPv4Network(f"{route.get('dst')}/{route['dst_len']}", strict=False)
+        if dst.overlaps(network):
+            table = route.get("table")
+            where = f"dev {names.get(oif, oif)}" if oif is not None else "no device"
+            extra = " (local table)" if table == LOCAL_TABLE else ""
+            found.append(f"{dst} {where}{extra}")
+    return found
+
+
+def ensure_bridge(ipr: IPRoute, name: str, gateway: str, network: ipaddress.IPv4Network) -> int:
+    """Create bridge `name` carrying `gateway/prefixlen`, up; returns its index.
+
+    Refuses a same-named link that is not a bridge, a bridge that carries another IPv4
+    address, and a CIDR that overlaps a route of the host's other than our bridge's."""
+    link = get_link(ipr, name)
+    if link is not None and link.kind != "bridge":
+        raise NetworkConfigError(
+            f"bridge {name}: a link of kind {link.kind or 'unknown'} already has this name"
+        )
+    own_index = link.index if link is not None else None
+    conflicts = conflicting_routes(ipr, network, own_index)
+    if conflicts:
+        raise NetworkConfigError(
+            f"cidr {network}: overlaps host route(s) {', '.join(conflicts)}; "
+            "choose a pod CIDR the host does not use"
+        )
+    if link is None:
+        try:
+            ipr.link("add", ifname=name, kind="bridge")
+        except NetlinkError as exc:
+            if exc.code != errno.EEXIST:  # a concurrent creator won: fine
+                raise
+        link = get_link(ipr, name)
+        assert link is not None
+    addrs = [
+        (msg.get("address"), msg["prefixlen"])
+        for msg in ipr.addr("dump", family=socket.AF_INET, index=link.index)
+    ]
+    others = [f"{a}/{p}" for a, p in addrs if (a, p) != (gateway, network.prefixlen)]
+    if others:
+        raise NetworkConfigError(
+            f"bridge {name}: carries {', '.join(others)}, not the gateway "
+            f"{gateway}/{network.prefixlen} of cidr {network}; tear the pod network down "
+            "before changing its cidr"
+        )
+    if not addrs:
+        ipr.addr("add", index=link.index, address=gateway, prefixlen=network.prefixlen)
+    if not link.up:
+        ipr.link("set", index=link.index, state="up")
+    return link.index
+
+
+def create_pod_veth(ipr: IPRoute, host_name: str, bridge_index: int, netns_fd: int) -> bool:
+    """Create the pair `host_name` (on the bridge, up) <-> `eth0` in the netns open at
+    `netns_fd`. False if a link of that name exists already (on either side)."""
+    try:
+        ipr.link(
+            "add",
+            ifname=host_name,
+            kind="veth",
+            master=bridge_index,
+            state="up",
+            peer={"ifname": POD_IFNAME, "net_ns_fd": netns_fd},
+        )
+        return True
+    except NetlinkError as exc:
+        if exc.code == errno.EEXIST:
+            return False
+        raise
+
+
+def ensure_port(ipr: IPRoute, link: Link, bridge_index: int) -> None:
+    """Make an existing host veth a port of the bridge, up (repairs a half-done attach)."""
+    if link.master != bridge_index:
+        ipr.link("set", index=link.index, master=bridge_index)
+    if not link.up:
+        ipr.link("set", index=link.index, state="up")

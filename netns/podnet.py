@@ -1,0 +1,232 @@
+"""The pod network: one bridge, one veth pair per pod, addresses from IPAM.
+
+    host netns:  bridge tk0 (gateway 10.88.0.1/16) ── tkv<uid[:8]> ┐ veth pair
+    pod netns:                                       eth0 10.88.x.y/16 ┘   (+ lo up)
+
+Pods reach each other through the bridge (layer 2, no forwarding). Pods get no default
+route, so nothing they send can leave the machine.
+
+Order of an attach (record first, then act, every step repeatable):
+  1. IPAM records the pod's address in its file (`Ipam.allocate`, idempotent per uid).
+  2. One netlink request creates the veth pair, host end on the bridge and up, peer born
+     as `eth0` inside the pause process's netns.
+  3. A throwaway thread enters the pod's netns and sets eth0's address, eth0 up, lo up.
+A crash between steps leaves an allocation (and maybe a veth) that the next attach of the
+same pod completes, or that `sweep` removes at start-up when the pod is no longer live.
+
+Threads: every host netlink call and IPAM change runs on one dedicated thread (which also
+serialises them); step 3 runs on its own thread. See `threads.py` for why.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+
+from pyroute2 import IPRoute
+
+from netns import links
+from netns.errors import NetworkConfigError
+from netns.ipam import DEFAULT_CIDR, Ipam
+from netns.podside import PeerMismatch, configure_pod_side
+from netns.threads import SerialThread, run_on_fresh_thread
+
+
+@dataclass(frozen=True)
+class Attachment:
+    """What a pod got: its address on eth0, the bridge's gateway and the host-side veth."""
+
+    ip: str
+    prefixlen: int
+    gateway: str
+    host_veth: str
+
+
+class PodNetwork:
+    """Bridge `bridge` for pods with addresses from `cidr`; IPAM state in `state_dir`."""
+
+    def __init__(self, state_dir: Path, bridge: str = "tk0", cidr: str = DEFAULT_CIDR) -> None:
+        if not bridge or len(bridge) > links.IFNAMSIZ or "/" in bridge or " " in bridge:
+            raise NetworkConfigError(
+                f"bridge {bridge!r}: not a valid interface name (1-{links.IFNAMSIZ} characters)"
+            )
+        self.bridge = bridge
+        self._ipam = Ipam(Path(state_dir), cidr)
+        self._host: SerialThread[IPRoute] = SerialThread(
+            name=f"tk-netlink-{bridge}", open_resource=IPRoute, close_resource=IPRoute.close
+        )
+
+    @property
+    def cidr(self) -> str:
+        return str(self._ipam.network)
+
+    @property
+    def gateway(self) -> str:
+        return self._ipam.gateway
+
+    @property
+    def prefixlen(self) -> int:
+        return self._ipam.prefixlen
+
+    def allocations(self) -> dict[str, str]:
+        """{pod uid: ip} as recorded by IPAM."""
+        return self._ipam.allocations()
+
+    def close(self) -> None:
+        """Stop the host netlink thread (links and allocations stay). Idempotent."""
+        self._host.close()
+
+    async def ensure_bridge(self) -> None:
+        """Create the bridge with the gateway address, up (idempotent). NetworkConfigError if
+        the CIDR overlaps a host route other than our bridge's, or the bridge disagrees."""
+        await self._host.run(
+            partial(
+                links.ensure_bridge,
+                name=self.bridge,
+                gateway=self.gateway,
+                network=self._ipam.network,
+            )
+        )
+
+    async def attach(self, pod_uid: str, pause_pid: int) -> Attachment:
+        """Give the pod whose pause process is `pause_pid` its eth0 and address (idempotent;
+        repairs a half-done earlier attach)."""
+        host_veth = links.host_veth_name(pod_uid)
+        netns_fd = _open_pod_netns(pause_pid)
+        try:
+            recreate = False
+            mismatch: PeerMismatch | None = None
+            for _ in range(2):
+                ip, host_index = await self._host.run(
+                    partial(self._attach_host_side, pod_uid, host_veth, netns_fd, recreate)
+                )
+                try:
+                    await run_on_fresh_thread(
+                        partial(configure_pod_side, netns_fd, host_index, ip, self.prefixlen),
+                        name=f"tk-podnet-{pod_uid[:8]}",
+                    )
+                except PeerMismatch as exc:
+                    mismatch = exc
+                    recreate = True  # stale pair from an older sandbox: replace it
+                    continue
+                return Attachment(
+                    ip=ip, prefixlen=self.prefixlen, gateway=self.gateway, host_veth=host_veth
+                )
+            raise NetworkConfigError(
+                f"pod {pod_uid}: could not pair {host_veth} with eth0 in the netns of pause "
+                f"pid {pause_pid} ({mismatch})"
+            )
+        finally:
+            os.close(netns_fd)
+
+    async def detach(self, pod_uid: str) -> None:
+        """Remove the pod's host veth (its peer dies with it) and release its address.
+        Idempotent; fine when the pod's netns is already gone."""
+        host_veth = links.host_veth_name(pod_uid)
+
+        def detach_host_side(ipr: IPRoute) -> None:
+            if not self._prefix_taken_by_other(pod_uid):
+                links.delete_link(ipr, host_veth)
+            self._ipam.release(pod_uid)  # after the link: the address is free only now
+
+        await self._host.run(detach_host_side)
+
+    async def sweep(self, live_uids: set[str]) -> list[str]:
+        """Remove the veths of this bridge and the allocations that no live pod owns; one
+        log line per removal."""
+        return await self._host.run(partial(self._sweep_host_side, set(live_uids)))
+
+    async def teardown(self) -> None:
+        """Remove every pod veth of this bridge, the bridge and the IPAM file (full reset)."""
+        await self._host.run(self._teardown_host_side)
+
+    # -- host-side steps (run on the host netlink thread) ----------------------------------
+
+    def _attach_host_side(
+        self, pod_uid: str, host_veth: str, netns_fd: int, recreate: bool, ipr: IPRoute
+    ) -> tuple[str, int]:
+        if self._prefix_taken_by_other(pod_uid):
+            raise NetworkConfigError(
+                f"pod {pod_uid}: veth name {host_veth} is taken by another pod whose uid "
+                "starts with the same 8 characters"
+            )
+        bridge = links.get_link(ipr, self.bridge)
+        if bridge is None:
+            raise NetworkConfigError(f"bridge {self.bridge}: missing; call ensure_bridge() first")
+        ip = self._ipam.allocate(pod_uid)  # record first, then create links
+        if recreate:
+            links.delete_link(ipr, host_veth)
+        created = links.create_pod_veth(ipr, host_veth, bridge.index, netns_fd)
+        link = links.get_link(ipr, host_veth)
+        if link is None:
+            if created:
+                raise NetworkConfigError(f"pod {pod_uid}: {host_veth} vanished right after creation")
+            raise NetworkConfigError(
+                f"pod {pod_uid}: its netns already has an {links.POD_IFNAME} that tinykube did "
+                "not create"
+            )
+        if link.kind != "veth":
+            raise NetworkConfigError(
+                f"pod {pod_uid}: {host_veth} exists but is a {link.kind or 'unknown'} link, "
+                "not a veth"
+            )
+        if not created:
+            links.ensure_port(ipr, link, bridge.index)
+        return ip, link.index
+
+    def _sweep_host_side(self, live_uids: set[str], ipr: IPRoute) -> list[str]:
+        lines = []
+        allocated = self._ipam.allocations()
+        live_prefixes = {uid[:8] for uid in live_uids}
+        for link in self._own_veths(ipr, allocated):
+            if link.name[len(links.VETH_PREFIX) :] not in live_prefixes:
+                if links.delete_link(ipr, link.name):
+                    lines.append(f"removed veth {link.name}: no live pod owns it")
+        for uid, ip in allocated.items():
+            if uid not in live_uids:
+                self._ipam.release(uid)
+                lines.append(f"released {ip} of pod {uid}: the pod is not live")
+        return lines
+
+    def _teardown_host_side(self, ipr: IPRoute) -> None:
+        for link in self._own_veths(ipr, self._ipam.allocations()):
+            links.delete_link(ipr, link.name)
+        bridge = links.get_link(ipr, self.bridge)
+        if bridge is not None and bridge.kind == "bridge":
+            links.delete_link(ipr, self.bridge)
+        self._ipam.remove_file()
+
+    def _own_veths(self, ipr: IPRoute, allocated: dict[str, str]) -> list[links.Link]:
+        """tkv veths on our bridge, plus loose ones (no bridge) named after our allocations.
+        Veths on other bridges belong to other pod networks and are left alone."""
+        bridge = links.get_link(ipr, self.bridge)
+        allocated_names = {links.VETH_PREFIX + uid[:8] for uid in allocated}
+        return [
+            link
+            for link in links.list_veths(ipr)
+            if (bridge is not None and link.master == bridge.index)
+            or (link.master is None and link.name in allocated_names)
+        ]
+
+    def _prefix_taken_by_other(self, pod_uid: str) -> bool:
+        prefix = pod_uid[:8]
+        return any(uid != pod_uid and uid[:8] == prefix for uid in self._ipam.allocations())
+
+
+def _open_pod_netns(pause_pid: int) -> int:
+    """An fd on the pause process's netns; refuses the host's own netns."""
+    try:
+        fd = os.open(f"/proc/{pause_pid}/ns/net", os.O_RDONLY | os.O_CLOEXEC)
+    except (FileNotFoundError, ProcessLookupError) as exc:
+        raise NetworkConfigError(f"pause pid {pause_pid}: no such process") from exc
+    pod = os.fstat(fd)
+    host = os.stat("/proc/self/ns/net")
+    if (pod.st_dev, pod.st_ino) == (host.st_dev, host.st_ino):
+        os.close(fd)
+        raise NetworkConfigError(
+            f"pause pid {pause_pid}: shares the host's network namespace; refusing to "
+            "configure it as a pod"
+        )
+    return fd
