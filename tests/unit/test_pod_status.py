@@ -3,8 +3,17 @@
 import pytest
 
 from runtime.status import (
-    ContainerState, ContainerStatus, PodPhase, RestartPolicy, TerminatedReason, WaitingReason,
-    pod_conditions, pod_phase, pod_status, should_restart, termination_reason,
+    ContainerState,
+    ContainerStatus,
+    PodPhase,
+    RestartPolicy,
+    TerminatedReason,
+    WaitingReason,
+    pod_conditions,
+    pod_phase,
+    pod_status,
+    should_restart,
+    termination_reason,
 )
 
 T0, T1, T2 = "2026-01-01T00:00:00Z", "2026-01-01T00:00:05Z", "2026-01-01T00:00:09Z"
@@ -113,8 +122,8 @@ def test_finished_pod_is_not_ready():
 
 def test_pod_status_is_stable_for_equal_input():
     c = running()
-    kwargs = dict(restart_policy="Always", containers=[c], pod_ip="10.202.0.5",
-                  host_ip="10.202.0.1", start_time=T0)
+    kwargs = {"restart_policy": "Always", "containers": [c], "pod_ip": "10.202.0.5",
+                  "host_ip": "10.202.0.1", "start_time": T0}
     first = pod_status(None, now=T0, **kwargs)
     assert first["phase"] == "Running" and first["podIP"] == "10.202.0.5"
     assert first["containerStatuses"][0]["state"] == {"running": {"startedAt": T0}}

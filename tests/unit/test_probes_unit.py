@@ -5,8 +5,15 @@ import trio
 import trio.testing
 
 from runtime.probes import (
-    ProbeError, ProbeHooks, ProbeKind, ProbeSpec, ProbeTracker, attempt_times,
-    container_probes, parse_probe, run_container_probes,
+    ProbeError,
+    ProbeHooks,
+    ProbeKind,
+    ProbeSpec,
+    ProbeTracker,
+    attempt_times,
+    container_probes,
+    parse_probe,
+    run_container_probes,
 )
 
 CONTAINER = {"name": "web", "ports": [{"name": "http", "containerPort": 8080}]}
