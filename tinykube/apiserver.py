@@ -1,0 +1,673 @@
+"""The API server: Kubernetes' REST paths as HTTP/1.1 + JSON on a unix socket.
+
+An ASGI application served by Hypercorn's trio worker, so the HTTP protocol itself is a
+well-kept library's job; this module only routes and translates. Everything a user sends is
+parsed, defaulted and validated *before* the store is touched, so a rejected request changes
+nothing. Errors leave as Kubernetes `Status` objects with their HTTP codes.
+
+Paths (ns = namespace):
+  /api/v1/namespaces/{ns}/{plural}[/{name}[/status|/scale|/log|/exec]]   core kinds
+  /apis/apps/v1/namespaces/{ns}/{plural}[/{name}[/status|/scale]]         apps kinds
+  /api/v1/{plural}, /apis/apps/v1/{plural}                                 all namespaces
+  /healthz
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import logging
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Awaitable, Callable, Protocol
+from urllib.parse import parse_qs
+
+import trio
+
+from tinykube import labels
+from tinykube.model import defaults, validation
+from tinykube.model.errors import ApiError, BadRequest, FieldError, Invalid, NotFound
+from tinykube.model.kinds import USER_KINDS, KindInfo, UnknownKind, by_plural
+from tinykube.store import Store
+
+log = logging.getLogger("tinykube.api")
+
+MAX_BODY_BYTES = 3 * 1024 * 1024  # etcd refuses values above ~1.5 MiB; leave room for YAML
+MAX_JSON_DEPTH = 100
+SCALABLE = {"ReplicaSet", "ReplicationController", "Deployment", "StatefulSet"}
+
+Scope = dict[str, Any]
+Send = Callable[[dict[str, Any]], Awaitable[None]]
+Receive = Callable[[], Awaitable[dict[str, Any]]]
+
+
+class Node(Protocol):
+    """What the API needs from the node side (the kubelet) for logs and exec."""
+
+    def log_path(self, pod: dict, container: str, previous: bool = False) -> Path | None: ...
+
+    async def exec_in_pod(self, namespace: str, name: str, container: str,
+                          argv: list[str]) -> trio.Process: ...
+
+
+@dataclass
+class Request:
+    method: str
+    path: str
+    query: dict[str, str]
+    headers: dict[str, str]
+    body: bytes = b""
+    parts: list[str] = field(default_factory=list)
+
+    def json(self) -> Any:
+        if not self.body:
+            raise BadRequest("request body is empty")
+        try:
+            value = json.loads(self.body)
+        except RecursionError:
+            raise BadRequest("request body is nested too deeply") from None
+        except (ValueError, UnicodeDecodeError) as e:
+            raise BadRequest(f"request body is not valid JSON: {e}") from None
+        if _depth(value) > MAX_JSON_DEPTH:
+            raise BadRequest(f"request body is nested deeper than {MAX_JSON_DEPTH} levels")
+        return value
+
+
+@dataclass
+class Route:
+    info: KindInfo
+    namespace: str | None
+    name: str | None
+    subresource: str | None
+
+
+class ApiServer:
+    def __init__(self, store: Store, node: Node | None = None) -> None:
+        self.store = store
+        self.node = node
+
+    # ---- ASGI entry ----------------------------------------------------------------------
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await _lifespan(receive, send)
+            return
+        if scope["type"] != "http":
+            return
+        try:
+            request = await _read_request(scope, receive)
+            await self.dispatch(request, receive, send)
+        except _ClientGone:
+            return
+        except ApiError as e:
+            await _send_json(send, e.code, e.status())
+        except trio.Cancelled:
+            raise
+        except Exception as e:  # a bug must not take the daemon down; tell the client
+            log.exception("internal error serving %s %s", scope.get("method"), scope.get("path"))
+            await _send_json(send, 500, ApiError(f"internal error: {e}").status())
+
+    async def dispatch(self, request: Request, receive: Receive, send: Send) -> None:
+        if request.path == "/healthz":
+            await _send_json(send, 200, {"status": "ok"})
+            return
+        route = _route(request.path)
+        if route.info.kind == "Event":
+            await _send_json(send, 200, self._list_events(route, request))
+            return
+        handler = self._handler(request.method, route)
+        if route.subresource in ("log", "exec"):
+            await handler(route, request, send, receive)
+            return
+        if request.method == "GET" and route.name is None and _truthy(request.query.get("watch")):
+            await self.watch(route, request, send, receive)
+            return
+        code, body = await handler(route, request)
+        await _send_json(send, code, body)
+
+    def _handler(self, method: str, route: Route) -> Any:
+        table: dict[tuple[str, str | None, bool], Any] = {
+            ("GET", None, False): self.list,
+            ("POST", None, False): self.create,
+            ("GET", None, True): self.get,
+            ("PUT", None, True): self.replace,
+            ("PATCH", None, True): self.patch,
+            ("DELETE", None, True): self.delete,
+            ("GET", "status", True): self.get,
+            ("PUT", "status", True): self.replace_status,
+            ("PATCH", "status", True): self.patch_status,
+            ("GET", "scale", True): self.get_scale,
+            ("PUT", "scale", True): self.replace_scale,
+            ("PATCH", "scale", True): self.patch_scale,
+            ("GET", "log", True): self.logs,
+            ("POST", "exec", True): self.exec,
+        }
+        handler = table.get((method, route.subresource, route.name is not None))
+        if handler is None:
+            raise ApiError(f"method {method} is not allowed on this path", code=405,
+                           reason="MethodNotAllowed")
+        if route.subresource == "scale" and route.info.kind not in SCALABLE:
+            raise NotFound(f"{route.info.plural} have no scale subresource")
+        if route.subresource in ("log", "exec") and route.info.kind != "Pod":
+            raise NotFound(f"{route.info.plural} have no {route.subresource} subresource")
+        return handler
+
+    # ---- reads ---------------------------------------------------------------------------
+
+    async def get(self, route: Route, request: Request) -> tuple[int, dict]:
+        return 200, self.store.get(route.info.kind, _ns(route), route.name or "")
+
+    async def list(self, route: Route, request: Request) -> tuple[int, dict]:
+        selector = _selector(request)
+        items = self.store.list(route.info.kind, route.namespace,
+                                selector.matches if selector else None)
+        return 200, {
+            "apiVersion": route.info.api_version,
+            "kind": f"{route.info.kind}List",
+            "metadata": {"resourceVersion": str(self.store.resource_version)},
+            "items": items,
+        }
+
+    async def watch(self, route: Route, request: Request, send: Send, receive: Receive) -> None:
+        selector = _selector(request)
+        field_name = _field_name(request)
+        since_text = request.query.get("resourceVersion")
+        try:
+            since = int(since_text) if since_text not in (None, "", "0") else None
+        except ValueError:
+            raise BadRequest(f"resourceVersion: invalid value {since_text!r}") from None
+        watch = self.store.watch(route.info.kind, route.namespace, since)
+        await send({"type": "http.response.start", "status": 200,
+                    "headers": [(b"content-type", b"application/json"),
+                                (b"transfer-encoding", b"chunked")]})
+
+        async def stream(cancel: trio.CancelScope) -> None:
+            with watch:
+                if since is None:  # like Kubernetes: a watch without a version starts with a list
+                    for obj in self.store.list(route.info.kind, route.namespace):
+                        if _wanted(obj, selector, field_name):
+                            await _send_line(send, {"type": "ADDED", "object": obj})
+                async for event in watch:
+                    if _wanted(event.object, selector, field_name):
+                        await _send_line(send, {"type": event.type, "object": event.object})
+            cancel.cancel()
+
+        await _until_disconnect(receive, stream)
+
+    def _list_events(self, route: Route, request: Request) -> dict:
+        wanted: dict[str, str] = {}
+        for term in filter(None, request.query.get("fieldSelector", "").split(",")):
+            key, _, value = term.partition("=")
+            wanted[key.strip()] = value.strip()
+        items = self.store.events(
+            namespace=route.namespace,
+            involved_uid=wanted.get("involvedObject.uid"),
+            involved_name=wanted.get("involvedObject.name"),
+            involved_kind=wanted.get("involvedObject.kind"),
+        )
+        return {"apiVersion": "v1", "kind": "EventList", "metadata": {}, "items": items}
+
+    # ---- writes --------------------------------------------------------------------------
+
+    async def create(self, route: Route, request: Request) -> tuple[int, dict]:
+        obj = _checked_body(request.json(), route)
+        if _truthy(request.query.get("apply")):
+            return await self.apply(route, obj)
+        return 201, await self.store.create(_admit_new(obj), durable=True)
+
+    async def apply(self, route: Route, manifest: dict) -> tuple[int, dict]:
+        """Create-or-update with a manifest, as `kubectl apply` means it.
+
+        The manifest's labels, annotations and spec (after defaults) replace the stored ones;
+        status and system fields stay. 201 created, 200 configured; an unchanged object keeps
+        its resourceVersion, which is how the client tells "unchanged" apart.
+        """
+        name = manifest["metadata"].get("name", "")
+        current = self.store.try_get(route.info.kind, _ns(route), name)
+        if current is None:
+            return 201, await self.store.create(_admit_new(manifest), durable=True)
+        desired = defaults.apply_defaults(copy.deepcopy(manifest))
+        new = copy.deepcopy(current)
+        for key in ("labels", "annotations"):
+            if key in desired["metadata"]:
+                new["metadata"][key] = desired["metadata"][key]
+            else:
+                new["metadata"].pop(key, None)
+        new["spec"] = desired.get("spec", {})
+        _raise_if_invalid(new, validation.validate(new) + validation.validate_update(current, new))
+        return 200, await self.store.update(new, durable=True)
+
+    async def replace(self, route: Route, request: Request) -> tuple[int, dict]:
+        obj = _checked_body(request.json(), route, name=route.name)
+        return 200, await self._update(route, obj)
+
+    async def patch(self, route: Route, request: Request) -> tuple[int, dict]:
+        current = self.store.get(route.info.kind, _ns(route), route.name or "")
+        patched = merge_patch(current, request.json())
+        if not isinstance(patched, dict):
+            raise BadRequest("a merge patch must be a JSON object")
+        patched = _checked_body(patched, route, name=route.name)
+        return 200, await self._update(route, patched)
+
+    async def _update(self, route: Route, obj: dict) -> dict:
+        current = self.store.get(route.info.kind, _ns(route), route.name or "")
+        obj = defaults.apply_defaults(obj)
+        _raise_if_invalid(obj, validation.validate(obj) + validation.validate_update(current, obj))
+        return await self.store.update(obj, durable=True)
+
+    async def replace_status(self, route: Route, request: Request) -> tuple[int, dict]:
+        obj = _checked_body(request.json(), route, name=route.name, user_kind=False)
+        return 200, await self.store.update_status(obj, durable=True)
+
+    async def patch_status(self, route: Route, request: Request) -> tuple[int, dict]:
+        current = self.store.get(route.info.kind, _ns(route), route.name or "")
+        patched = merge_patch(current, request.json())
+        if not isinstance(patched, dict):
+            raise BadRequest("a merge patch must be a JSON object")
+        return 200, await self.store.update_status(patched, durable=True)
+
+    async def delete(self, route: Route, request: Request) -> tuple[int, dict]:
+        options = request.json() if request.body else {}
+        if not isinstance(options, dict):
+            raise BadRequest("delete options must be a JSON object")
+        propagation = request.query.get("propagationPolicy") or options.get("propagationPolicy")
+        if propagation not in (None, "Background", "Foreground", "Orphan"):
+            raise BadRequest(f"propagationPolicy: Unsupported value: {propagation!r}: supported "
+                             "values: \"Background\", \"Foreground\", \"Orphan\"")
+        grace_text = request.query.get("gracePeriodSeconds", options.get("gracePeriodSeconds"))
+        grace = None
+        if grace_text not in (None, ""):
+            try:
+                grace = int(grace_text)
+            except (TypeError, ValueError):
+                raise BadRequest(f"gracePeriodSeconds: invalid value {grace_text!r}") from None
+            if grace < 0:
+                raise BadRequest("gracePeriodSeconds: must be greater than or equal to 0")
+        obj = await self.store.delete(route.info.kind, _ns(route), route.name or "",
+                                      grace_period=grace, propagation=propagation, durable=True)
+        return 200, obj
+
+    # ---- scale ---------------------------------------------------------------------------
+
+    async def get_scale(self, route: Route, request: Request) -> tuple[int, dict]:
+        return 200, _scale_of(self.store.get(route.info.kind, _ns(route), route.name or ""))
+
+    async def replace_scale(self, route: Route, request: Request) -> tuple[int, dict]:
+        return await self._set_replicas(route, request.json())
+
+    async def patch_scale(self, route: Route, request: Request) -> tuple[int, dict]:
+        current = _scale_of(self.store.get(route.info.kind, _ns(route), route.name or ""))
+        return await self._set_replicas(route, merge_patch(current, request.json()))
+
+    async def _set_replicas(self, route: Route, scale: Any) -> tuple[int, dict]:
+        replicas = scale.get("spec", {}).get("replicas") if isinstance(scale, dict) else None
+        obj = self.store.get(route.info.kind, _ns(route), route.name or "")
+        obj["spec"]["replicas"] = replicas
+        _raise_if_invalid(obj, validation.validate(obj))
+        return 200, _scale_of(await self.store.update(obj, durable=True))
+
+    # ---- logs and exec (served by the node) ----------------------------------------------
+
+    async def logs(self, route: Route, request: Request, send: Send, receive: Receive) -> None:
+        pod = self.store.get("Pod", _ns(route), route.name or "")
+        container = _container_name(pod, request.query.get("container"))
+        previous = _truthy(request.query.get("previous"))
+        follow = _truthy(request.query.get("follow"))
+        tail = request.query.get("tailLines")
+        node = self._node()
+        path = node.log_path(pod, container, previous)
+        if path is None:
+            which = "previous terminated container" if previous else "container"
+            raise BadRequest(f'{which} "{container}" in pod "{pod["metadata"]["name"]}" '
+                             "has no logs yet")
+        await send({"type": "http.response.start", "status": 200,
+                    "headers": [(b"content-type", b"text/plain")]})
+
+        async def stream(cancel: trio.CancelScope) -> None:
+            await _stream_log(send, path, tail, follow, lambda: self._next_log(pod, container))
+            cancel.cancel()
+
+        await _until_disconnect(receive, stream)
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+    def _next_log(self, pod: dict, container: str) -> Path | None:
+        """The current log file of the container, which moves on when it restarts."""
+        meta = pod["metadata"]
+        current = self.store.try_get("Pod", meta["namespace"], meta["name"])
+        if current is None or current["metadata"]["uid"] != meta["uid"]:
+            return None
+        return self._node().log_path(current, container, False)
+
+    async def exec(self, route: Route, request: Request, send: Send, receive: Receive) -> None:
+        body = request.json()
+        if not isinstance(body, dict) or not isinstance(body.get("command"), list) or not all(
+                isinstance(a, str) for a in body["command"]) or not body["command"]:
+            raise BadRequest("command: must be a non-empty list of strings")
+        pod = self.store.get("Pod", _ns(route), route.name or "")
+        container = _container_name(pod, body.get("container"))
+        process = await self._node().exec_in_pod(pod["metadata"]["namespace"],
+                                                 pod["metadata"]["name"], container,
+                                                 body["command"])
+        await send({"type": "http.response.start", "status": 200,
+                    "headers": [(b"content-type", b"application/json")]})
+
+        async def stream(cancel: trio.CancelScope) -> None:
+            async def pump(stream_name: str, pipe: Any) -> None:
+                async for chunk in pipe:
+                    await _send_line(send, {"stream": stream_name,
+                                            "data": chunk.decode("utf-8", "replace")})
+
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(pump, "stdout", process.stdout)
+                nursery.start_soon(pump, "stderr", process.stderr)
+            code = await process.wait()
+            await _send_line(send, {"exitCode": code if code >= 0 else 128 - code})
+            cancel.cancel()
+
+        try:
+            await _until_disconnect(receive, stream)
+        finally:
+            if process.returncode is None:
+                process.kill()
+                with trio.CancelScope(shield=True):
+                    await process.wait()
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+    def _node(self) -> Node:
+        if self.node is None:
+            raise ApiError("this server runs no node", code=503, reason="ServiceUnavailable")
+        return self.node
+
+
+# ---- helpers ------------------------------------------------------------------------------
+
+
+def merge_patch(target: Any, patch: Any) -> Any:
+    """RFC 7386 JSON merge patch."""
+    if not isinstance(patch, dict):
+        return copy.deepcopy(patch)
+    result = copy.deepcopy(target) if isinstance(target, dict) else {}
+    for key, value in patch.items():
+        if value is None:
+            result.pop(key, None)
+        else:
+            result[key] = merge_patch(result.get(key), value)
+    return result
+
+
+def _route(path: str) -> Route:
+    parts = [p for p in path.split("/") if p]
+    if parts[:2] == ["api", "v1"]:
+        group, rest = "", parts[2:]
+    elif parts[:3] == ["apis", "apps", "v1"]:
+        group, rest = "apps", parts[3:]
+    else:
+        raise NotFound(f"the server could not find the requested resource ({path})")
+    namespace = None
+    if rest[:1] == ["namespaces"] and len(rest) >= 3:
+        namespace, rest = rest[1], rest[2:]
+    if not rest or len(rest) > 3:
+        raise NotFound(f"the server could not find the requested resource ({path})")
+    try:
+        info = by_plural(group, rest[0])
+    except UnknownKind:
+        raise NotFound(f"the server doesn't have a resource type \"{rest[0]}\"") from None
+    name = rest[1] if len(rest) > 1 else None
+    subresource = rest[2] if len(rest) > 2 else None
+    if subresource not in (None, "status", "scale", "log", "exec"):
+        raise NotFound(f"the server could not find the requested resource ({path})")
+    if name is not None and namespace is None:
+        raise NotFound(f"the server could not find the requested resource ({path})")
+    return Route(info, namespace, name, subresource)
+
+
+def _ns(route: Route) -> str:
+    return route.namespace or "default"
+
+
+def _checked_body(obj: Any, route: Route, *, name: str | None = None,
+                  user_kind: bool = True) -> dict:
+    """The body names the kind and namespace of its path, or the request is refused."""
+    if not isinstance(obj, dict):
+        raise BadRequest("the request body must be a JSON object")
+    kind = obj.get("kind")
+    if kind != route.info.kind:
+        raise BadRequest(f"kind: the body's kind {kind!r} does not match the path "
+                         f"({route.info.kind})")
+    if user_kind and kind not in USER_KINDS:
+        raise BadRequest(f"{kind} objects are written by tinykube itself")
+    api_version = obj.get("apiVersion")
+    if api_version != route.info.api_version:
+        raise BadRequest(f"apiVersion: {api_version!r} does not match the path "
+                         f"({route.info.api_version})")
+    meta = obj.get("metadata")
+    if not isinstance(meta, dict):
+        raise Invalid.for_object(obj, [FieldError("metadata", "Required value")])
+    namespace = meta.get("namespace")
+    if namespace is None:
+        meta["namespace"] = _ns(route)
+    elif namespace != _ns(route):
+        raise BadRequest(f"metadata.namespace: the namespace of the object ({namespace}) does "
+                         f"not match the namespace on the request ({_ns(route)})")
+    if name is not None and meta.get("name") != name:
+        raise BadRequest(f"metadata.name: the name of the object ({meta.get('name')}) does not "
+                         f"match the name on the URL ({name})")
+    return obj
+
+
+def _admit_new(obj: dict) -> dict:
+    obj = defaults.apply_defaults(copy.deepcopy(obj))
+    _raise_if_invalid(obj, validation.validate(obj))
+    return obj
+
+
+def _raise_if_invalid(obj: dict, errors: list[FieldError]) -> None:
+    if errors:
+        raise Invalid.for_object(obj, errors)
+
+
+def _scale_of(obj: dict) -> dict:
+    meta = obj["metadata"]
+    selector = obj.get("spec", {}).get("selector") or {}
+    return {
+        "apiVersion": "autoscaling/v1",
+        "kind": "Scale",
+        "metadata": {k: meta[k] for k in ("name", "namespace", "uid", "resourceVersion",
+                                           "creationTimestamp") if k in meta},
+        "spec": {"replicas": obj.get("spec", {}).get("replicas", 0)},
+        "status": {"replicas": obj.get("status", {}).get("replicas", 0),
+                   "selector": str(_selector_of(obj["kind"], selector)) if selector else ""},
+    }
+
+
+def _selector_of(kind: str, selector: dict) -> labels.Selector:
+    if kind == "ReplicationController":
+        return labels.from_map(selector)
+    return labels.from_label_selector(selector)
+
+
+def _selector(request: Request) -> labels.Selector | None:
+    text = request.query.get("labelSelector")
+    if not text:
+        return None
+    try:
+        return labels.parse(text)
+    except ValueError as e:
+        raise BadRequest(f"labelSelector: {e}") from None
+
+
+def _field_name(request: Request) -> str | None:
+    text = request.query.get("fieldSelector", "")
+    if not text:
+        return None
+    key, _, value = text.partition("=")
+    if key.strip() != "metadata.name":
+        raise BadRequest(f"fieldSelector: only metadata.name is supported, not {key!r}")
+    return value.lstrip("=").strip()
+
+
+def _wanted(obj: dict, selector: labels.Selector | None, name: str | None) -> bool:
+    meta = obj["metadata"]
+    if name is not None and meta.get("name") != name:
+        return False
+    return selector is None or selector.matches(meta.get("labels") or {})
+
+
+def _container_name(pod: dict, requested: str | None) -> str:
+    names = [c["name"] for c in pod.get("spec", {}).get("containers", [])]
+    if requested:
+        if requested not in names:
+            raise BadRequest(f'container {requested} is not valid for pod '
+                             f'{pod["metadata"]["name"]}')
+        return requested
+    if len(names) != 1:
+        raise BadRequest(f'a container name must be specified for pod {pod["metadata"]["name"]},'
+                         f' choose one of: [{" ".join(names)}]')
+    return names[0]
+
+
+def _truthy(value: str | None) -> bool:
+    return value is not None and value.lower() in ("1", "true", "yes")
+
+
+def _depth(value: Any) -> int:
+    """Nesting depth without recursion (a hostile body must not exhaust the stack)."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        deepest = max(deepest, depth)
+        if depth > MAX_JSON_DEPTH:
+            return depth
+        if isinstance(item, dict):
+            stack.extend((v, depth + 1) for v in item.values())
+        elif isinstance(item, list):
+            stack.extend((v, depth + 1) for v in item)
+    return deepest
+
+
+async def _read_request(scope: Scope, receive: Receive) -> Request:
+    query = {k: v[-1] for k, v in parse_qs(scope.get("query_string", b"").decode("latin-1"),
+                                             keep_blank_values=True).items()}
+    headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+    request = Request(scope["method"], scope["path"], query, headers)
+    if scope["method"] in ("POST", "PUT", "PATCH", "DELETE"):
+        chunks, size = [], 0
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                raise _ClientGone()
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > MAX_BODY_BYTES:
+                raise ApiError(f"request body is larger than {MAX_BODY_BYTES} bytes", code=413,
+                               reason="RequestEntityTooLarge")
+            chunks.append(chunk)
+            if not message.get("more_body"):
+                break
+        request.body = b"".join(chunks)
+    return request
+
+
+class _ClientGone(ApiError):
+    """The client went away mid-request; nothing was done and nothing can be answered."""
+
+    code = 499
+    reason = "ClientClosedRequest"
+
+    def __init__(self) -> None:
+        super().__init__("client disconnected")
+
+
+async def _until_disconnect(receive: Receive,
+                            work: Callable[[trio.CancelScope], Awaitable[None]]) -> None:
+    """Run a streaming response until it ends or the client disconnects."""
+    async with trio.open_nursery() as nursery:
+        async def watch_disconnect() -> None:
+            while (await receive())["type"] != "http.disconnect":
+                pass
+            nursery.cancel_scope.cancel()
+
+        nursery.start_soon(watch_disconnect)
+        await work(nursery.cancel_scope)
+
+
+async def _stream_log(send: Send, path: Path, tail: str | None, follow: bool,
+                      current: Callable[[], Path | None]) -> None:
+    data = path.read_bytes()
+    if tail not in (None, ""):
+        try:
+            count = int(tail)
+        except ValueError:
+            raise BadRequest(f"tailLines: invalid value {tail!r}") from None
+        lines = data.splitlines(keepends=True)
+        data = b"".join(lines[-count:]) if count > 0 else b""
+    if data:
+        await send({"type": "http.response.body", "body": data, "more_body": True})
+    if not follow:
+        return
+    # Following a file is polling by nature (inotify would need another library); it costs a
+    # stat every 200 ms per follower, never per pod.
+    position = path.stat().st_size
+    while True:
+        await trio.sleep(0.2)
+        try:
+            with open(path, "rb") as f:
+                f.seek(position)
+                more = f.read()
+        except FileNotFoundError:
+            more = b""
+        if more:
+            position += len(more)
+            await send({"type": "http.response.body", "body": more, "more_body": True})
+            continue
+        latest = current()
+        if latest is None:
+            return  # the pod is gone
+        if latest != path and latest.exists():
+            path, position = latest, 0  # the container restarted: follow its new log
+
+
+async def _send_json(send: Send, code: int, body: dict) -> None:
+    data = json.dumps(body).encode()
+    await send({"type": "http.response.start", "status": code,
+                "headers": [(b"content-type", b"application/json"),
+                            (b"content-length", str(len(data)).encode())]})
+    await send({"type": "http.response.body", "body": data})
+
+
+async def _send_line(send: Send, body: dict) -> None:
+    await send({"type": "http.response.body", "body": json.dumps(body).encode() + b"\n",
+                "more_body": True})
+
+
+async def _lifespan(receive: Receive, send: Send) -> None:
+    while True:
+        message = await receive()
+        if message["type"] == "lifespan.startup":
+            await send({"type": "lifespan.startup.complete"})
+        elif message["type"] == "lifespan.shutdown":
+            await send({"type": "lifespan.shutdown.complete"})
+            return
+
+
+async def serve(app: ApiServer, socket_path: Path, *, task_status: Any = trio.TASK_STATUS_IGNORED
+                ) -> None:
+    """Serve on a root-only unix socket until cancelled."""
+    from hypercorn.config import Config
+    from hypercorn.trio import serve as hypercorn_serve
+
+    socket_path.parent.mkdir(parents=True, exist_ok=True)
+    if socket_path.exists() or socket_path.is_symlink():
+        socket_path.unlink()
+    config = Config()
+    config.bind = [f"unix:{socket_path}"]
+    config.umask = 0o177  # socket mode 0600: the API is root's only
+    config.accesslog = None
+    config.errorlog = logging.getLogger("tinykube.http")
+    config.keep_alive_timeout = 30
+    config.graceful_timeout = 1
+    config.h11_max_incomplete_size = 64 * 1024
+    await hypercorn_serve(app, config, task_status=task_status, mode="asgi")  # type: ignore[arg-type]
+    if socket_path.exists():
+        os.unlink(socket_path)

@@ -1,0 +1,32 @@
+"""`tinykube daemon`: run the API server, controllers and pods of this machine."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from tinykube.client import Client
+
+
+def register(commands: argparse._SubParsersAction) -> None:
+    from tinykube.daemon import DEFAULT_ROOT, DEFAULT_RUN_DIR
+
+    p = commands.add_parser("daemon", help="run the tinykube daemon (as root)")
+    p.add_argument("--root", type=Path, default=DEFAULT_ROOT,
+                   help=f"state directory: store, pod files, volumes (default {DEFAULT_ROOT})")
+    p.add_argument("--run-dir", type=Path, default=DEFAULT_RUN_DIR,
+                   help=f"runtime directory (default {DEFAULT_RUN_DIR})")
+    p.add_argument("--bridge", default="tk0", help="bridge name for pod networking")
+    p.add_argument("--pod-cidr", default="10.88.0.0/16", help="pod address range")
+    p.add_argument("--cgroup-parent", default=None,
+                   help="cgroup to nest pods under (default: the daemon's own cgroup)")
+    p.set_defaults(handler=daemon)
+
+
+def daemon(args: argparse.Namespace, client: Client) -> int:
+    from tinykube.daemon import DaemonConfig, main
+
+    return main(DaemonConfig(root=args.root, run_dir=args.run_dir,
+                             socket=Path(args.socket) if args.socket else None,
+                             bridge=args.bridge, cidr=args.pod_cidr,
+                             cgroup_parent=args.cgroup_parent))

@@ -1,0 +1,61 @@
+"""`tinykube`: one parser, one module per command group, one place that turns errors into
+a one-line message and an exit code."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Callable
+
+from tinykube.client import Client, DaemonUnreachable, default_socket
+from tinykube.model.errors import ApiError
+from tinykube.model.kinds import UnknownKind
+
+
+class UsageError(Exception):
+    """Bad command-line input: printed as `error: ...`, exit 1."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from tinykube.cli import daemon_cmd, objects, podio, reset_cmd, rollout
+
+    parser = argparse.ArgumentParser(prog="tinykube", description=(
+        "Kubernetes' workload model (Pods, ReplicaSets, Deployments, StatefulSets) as real "
+        "process pods on one Linux machine."))
+    parser.add_argument("--socket", default=None,
+                        help="API socket (default $TINYKUBE_SOCKET or /run/tinykube/tinykube.sock)")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    commands.required = True
+    for module in (daemon_cmd, objects, podio, rollout, reset_cmd):
+        module.register(commands)
+    return parser
+
+
+def add_namespace(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("-n", "--namespace", default="default")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    handler: Callable[[argparse.Namespace, Client], int] = args.handler
+    client = Client(args.socket or default_socket())
+    try:
+        return handler(args, client) or 0
+    except KeyboardInterrupt:
+        return 130
+    except DaemonUnreachable as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    except ApiError as e:
+        print(f"Error from server ({e.reason}): {e.message}", file=sys.stderr)
+        return 1
+    except (UsageError, UnknownKind) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    finally:
+        client.close()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

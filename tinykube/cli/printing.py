@@ -1,0 +1,170 @@
+"""Output helpers: kubectl-style tables, ages and per-kind columns."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timezone
+from typing import Any, Callable, Iterable
+
+import yaml
+
+
+def age(timestamp: str | None, now: datetime | None = None) -> str:
+    """kubectl's short human duration: 5s, 3m12s, 4h, 2d."""
+    if not timestamp:
+        return "<unknown>"
+    then = datetime.strptime(timestamp, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=timezone.utc)
+    seconds = int(((now or datetime.now(timezone.utc)) - then).total_seconds())
+    seconds = max(seconds, 0)
+    if seconds < 120:
+        return f"{seconds}s"
+    minutes = seconds // 60
+    if minutes < 10:
+        return f"{minutes}m{seconds % 60}s" if seconds % 60 else f"{minutes}m"
+    if minutes < 180:
+        return f"{minutes}m"
+    hours = minutes // 60
+    if hours < 48:
+        return f"{hours}h"
+    return f"{hours // 24}d"
+
+
+def table(headers: list[str], rows: Iterable[list[str]]) -> str:
+    rows = [list(map(str, r)) for r in rows]
+    widths = [len(h) for h in headers]
+    for row in rows:
+        widths = [max(w, len(c)) for w, c in zip(widths, row)]
+    lines = ["   ".join(c.ljust(w) for c, w in zip(headers, widths)).rstrip()]
+    for row in rows:
+        lines.append("   ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip())
+    return "\n".join(lines)
+
+
+def pod_status(pod: dict) -> str:
+    """What kubectl prints in a pod's STATUS column."""
+    status = pod.get("status") or {}
+    reason = status.get("reason") or status.get("phase") or "Pending"
+    for cs in reversed(status.get("containerStatuses") or []):
+        state = cs.get("state") or {}
+        if state.get("waiting", {}).get("reason"):
+            reason = state["waiting"]["reason"]
+        elif "terminated" in state:
+            term = state["terminated"]
+            reason = term.get("reason") or (f"Signal:{term['signal']}" if term.get("signal")
+                                            else f"ExitCode:{term.get('exitCode')}")
+        elif "running" in state and cs.get("ready") and reason == "Completed":
+            reason = "Running"
+    if pod["metadata"].get("deletionTimestamp"):
+        reason = "Terminating"
+    return reason
+
+
+def _pod_row(pod: dict) -> list[str]:
+    statuses = pod.get("status", {}).get("containerStatuses") or []
+    total = len(pod.get("spec", {}).get("containers", []))
+    ready = sum(1 for cs in statuses if cs.get("ready"))
+    restarts = sum(int(cs.get("restartCount", 0)) for cs in statuses)
+    return [f"{ready}/{total}", pod_status(pod), str(restarts)]
+
+
+def _replicas_row(obj: dict) -> list[str]:
+    spec, status = obj.get("spec", {}), obj.get("status", {})
+    return [str(spec.get("replicas", 0)), str(status.get("replicas", 0)),
+            str(status.get("readyReplicas", 0))]
+
+
+def _deploy_row(obj: dict) -> list[str]:
+    spec, status = obj.get("spec", {}), obj.get("status", {})
+    return [f"{status.get('readyReplicas', 0)}/{spec.get('replicas', 0)}",
+            str(status.get("updatedReplicas", 0)), str(status.get("availableReplicas", 0))]
+
+
+def _sts_row(obj: dict) -> list[str]:
+    return [f"{obj.get('status', {}).get('readyReplicas', 0)}/{obj.get('spec', {}).get('replicas', 0)}"]
+
+
+def _pvc_row(obj: dict) -> list[str]:
+    spec = obj.get("spec", {})
+    return [obj.get("status", {}).get("phase", "Pending"), spec.get("volumeName", ""),
+            str(spec.get("resources", {}).get("requests", {}).get("storage", "")),
+            ",".join(_access_mode(m) for m in spec.get("accessModes", []))]
+
+
+def _access_mode(mode: str) -> str:
+    return {"ReadWriteOnce": "RWO", "ReadOnlyMany": "ROX", "ReadWriteMany": "RWX",
+            "ReadWriteOncePod": "RWOP"}.get(mode, mode)
+
+
+def _revision_row(obj: dict) -> list[str]:
+    owners = [o for o in obj["metadata"].get("ownerReferences", []) if o.get("controller")]
+    owner = f"{owners[0]['kind'].lower()}.apps/{owners[0]['name']}" if owners else "<none>"
+    return [owner, str(obj.get("revision", 0))]
+
+
+Columns = tuple[list[str], Callable[[dict], list[str]]]
+
+COLUMNS: dict[str, Columns] = {
+    "Pod": (["READY", "STATUS", "RESTARTS"], _pod_row),
+    "ReplicaSet": (["DESIRED", "CURRENT", "READY"], _replicas_row),
+    "ReplicationController": (["DESIRED", "CURRENT", "READY"], _replicas_row),
+    "Deployment": (["READY", "UP-TO-DATE", "AVAILABLE"], _deploy_row),
+    "StatefulSet": (["READY"], _sts_row),
+    "PersistentVolumeClaim": (["STATUS", "VOLUME", "CAPACITY", "ACCESS MODES"], _pvc_row),
+    "ControllerRevision": (["CONTROLLER", "REVISION"], _revision_row),
+}
+
+
+def _wide(obj: dict) -> tuple[list[str], list[str]]:
+    kind = obj["kind"]
+    if kind == "Pod":
+        return ["IP", "NODE"], [obj.get("status", {}).get("podIP") or "<none>", "localhost"]
+    if kind in ("ReplicaSet", "ReplicationController", "Deployment", "StatefulSet"):
+        template = obj.get("spec", {}).get("template", {}).get("spec", {})
+        names = ",".join(c.get("name", "") for c in template.get("containers", []))
+        commands = ",".join(" ".join(c.get("command", []) + c.get("args", []))
+                            for c in template.get("containers", []))
+        return ["CONTAINERS", "COMMAND"], [names, commands[:60]]
+    return [], []
+
+
+def render_table(objects: list[dict], *, wide: bool = False, with_kind: bool = False,
+                 all_namespaces: bool = False) -> str:
+    if not objects:
+        return ""
+    kind = objects[0]["kind"]
+    headers, row_of = COLUMNS.get(kind, ([], lambda o: []))
+    extra_headers = _wide(objects[0])[0] if wide else []
+    head = (["NAMESPACE"] if all_namespaces else []) + ["NAME"] + headers + ["AGE"] + extra_headers
+    rows = []
+    for obj in objects:
+        meta = obj["metadata"]
+        name = f"{kind.lower()}/{meta['name']}" if with_kind else meta["name"]
+        if with_kind and kind in ("ReplicaSet", "Deployment", "StatefulSet"):
+            name = f"{kind.lower()}.apps/{meta['name']}"
+        row = ([meta.get("namespace", "")] if all_namespaces else []) + [name] + row_of(obj)
+        row.append(age(meta.get("creationTimestamp")))
+        if wide:
+            row += _wide(obj)[1]
+        rows.append(row)
+    return table(head, rows)
+
+
+def render(objects: list[dict], output: str | None, *, single: bool = False,
+           all_namespaces: bool = False, with_kind: bool = False) -> str:
+    if output == "json":
+        if single and len(objects) == 1:
+            return json.dumps(objects[0], indent=2)
+        return json.dumps({"apiVersion": "v1", "kind": "List", "items": objects}, indent=2)
+    if output == "yaml":
+        if single and len(objects) == 1:
+            return yaml.safe_dump(objects[0], sort_keys=False).rstrip()
+        return yaml.safe_dump({"apiVersion": "v1", "kind": "List", "items": objects},
+                              sort_keys=False).rstrip()
+    if output == "name":
+        return "\n".join(f"{o['kind'].lower()}/{o['metadata']['name']}" for o in objects)
+    return render_table(objects, wide=output == "wide", with_kind=with_kind,
+                        all_namespaces=all_namespaces)
+
+
+def dump_yaml(value: Any) -> str:
+    return yaml.safe_dump(value, sort_keys=False).rstrip()

@@ -1,0 +1,28 @@
+"""`tinykube reset`: stop every pod and remove everything tinykube made on this host."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from tinykube.client import Client
+
+
+def register(commands: argparse._SubParsersAction) -> None:
+    from tinykube.daemon import DEFAULT_ROOT, DEFAULT_RUN_DIR
+
+    p = commands.add_parser("reset", help="stop all pods and remove tinykube's host resources")
+    p.add_argument("--root", type=Path, default=DEFAULT_ROOT)
+    p.add_argument("--run-dir", type=Path, default=DEFAULT_RUN_DIR)
+    p.add_argument("--bridge", default="tk0")
+    p.add_argument("--pod-cidr", default="10.88.0.0/16")
+    p.add_argument("--cgroup-parent", default=None)
+    p.add_argument("--purge", action="store_true",
+                   help="also delete the store and persistent volumes")
+    p.set_defaults(handler=reset)
+
+
+def reset(args: argparse.Namespace, client: Client) -> int:
+    from tinykube.cli.main import UsageError
+
+    raise UsageError("reset is not implemented yet")

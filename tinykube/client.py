@@ -1,0 +1,215 @@
+"""A small synchronous client for the API server's unix socket (what the CLI uses).
+
+httpx speaks HTTP over the unix socket; this module only knows Kubernetes' paths and turns
+`Status` answers back into the same `ApiError` classes the server raised.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any, Iterator
+
+import httpx
+
+from tinykube.model.errors import ApiError, from_status
+from tinykube.model.kinds import KindInfo, by_kind
+
+DEFAULT_SOCKET = Path("/run/tinykube/tinykube.sock")
+
+
+class StreamIdle(Exception):
+    """A streaming response sent nothing for the caller's idle timeout."""
+
+
+class DaemonUnreachable(Exception):
+    """Nothing answers on the socket: the daemon is not running (or not reachable by us)."""
+
+
+def default_socket() -> Path:
+    return Path(os.environ.get("TINYKUBE_SOCKET") or DEFAULT_SOCKET)
+
+
+def collection_path(info: KindInfo, namespace: str | None) -> str:
+    base = f"/apis/{info.api_version}" if info.group else "/api/v1"
+    if namespace is None or namespace == "*":
+        return f"{base}/{info.plural}"
+    return f"{base}/namespaces/{namespace}/{info.plural}"
+
+
+def object_path(info: KindInfo, namespace: str, name: str, sub: str | None = None) -> str:
+    path = f"{collection_path(info, namespace)}/{name}"
+    return f"{path}/{sub}" if sub else path
+
+
+def _info(kind: KindInfo | str) -> KindInfo:
+    return kind if isinstance(kind, KindInfo) else by_kind(kind)
+
+
+class Client:
+    def __init__(self, socket_path: Path | str | None = None, timeout: float = 30.0) -> None:
+        self.socket_path = Path(socket_path) if socket_path else default_socket()
+        transport = httpx.HTTPTransport(uds=str(self.socket_path))
+        self._http = httpx.Client(transport=transport, base_url="http://tinykube",
+                                  timeout=timeout)
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> "Client":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ---- plumbing --------------------------------------------------------------------------
+
+    def request(self, method: str, path: str, *, body: Any = None,
+                params: dict[str, Any] | None = None, content_type: str | None = None) -> Any:
+        headers = {"content-type": content_type or "application/json"}
+        content = json.dumps(body).encode() if body is not None else None
+        try:
+            response = self._http.request(method, path, content=content, params=params,
+                                          headers=headers)
+        except (httpx.ConnectError, httpx.RemoteProtocolError, FileNotFoundError) as e:
+            raise DaemonUnreachable(self._unreachable(e)) from None
+        return self._decode(response)
+
+    def _unreachable(self, error: Exception) -> str:
+        return (f"cannot reach the tinykube daemon at {self.socket_path} ({error}); "
+                "is `tinykube daemon` running?")
+
+    @staticmethod
+    def _decode(response: httpx.Response) -> Any:
+        try:
+            body = response.json()
+        except ValueError:
+            body = None
+        if response.status_code >= 400:
+            if isinstance(body, dict) and body.get("kind") == "Status":
+                raise from_status(body)
+            raise ApiError(f"HTTP {response.status_code}: {response.text[:200]}",
+                           code=response.status_code)
+        return body
+
+    def stream(self, method: str, path: str, *, params: dict[str, Any] | None = None,
+               body: Any = None, idle_timeout: float | None = None) -> Iterator[bytes]:
+        """Yield the raw chunks of a streaming response (watch, logs -f, exec).
+
+        `idle_timeout`: raise `StreamIdle` when nothing arrives for that long."""
+        content = json.dumps(body).encode() if body is not None else None
+        try:
+            with self._http.stream(method, path, params=params, content=content,
+                                   timeout=httpx.Timeout(idle_timeout, connect=10.0)) as response:
+                if response.status_code >= 400:
+                    response.read()
+                    self._decode(response)
+                yield from response.iter_bytes()
+        except httpx.ReadTimeout:
+            raise StreamIdle() from None
+        except (httpx.ConnectError, FileNotFoundError) as e:
+            raise DaemonUnreachable(self._unreachable(e)) from None
+
+    def stream_lines(self, method: str, path: str, **kwargs: Any) -> Iterator[dict]:
+        buffer = b""
+        for chunk in self.stream(method, path, **kwargs):
+            buffer += chunk
+            while b"\n" in buffer:
+                line, buffer = buffer.split(b"\n", 1)
+                if line.strip():
+                    yield json.loads(line)
+
+    # ---- objects ---------------------------------------------------------------------------
+
+    def get(self, kind: KindInfo | str, name: str, namespace: str = "default") -> dict:
+        return self.request("GET", object_path(_info(kind), namespace, name))
+
+    def list(self, kind: KindInfo | str, namespace: str | None = "default",
+             label_selector: str | None = None) -> list[dict]:
+        params = {"labelSelector": label_selector} if label_selector else None
+        return self.request("GET", collection_path(_info(kind), namespace),
+                            params=params)["items"]
+
+    def create(self, obj: dict) -> dict:
+        info = by_kind(obj["kind"])
+        namespace = obj.get("metadata", {}).get("namespace") or "default"
+        return self.request("POST", collection_path(info, namespace), body=obj)
+
+    def apply(self, obj: dict) -> tuple[str, dict]:
+        """Create or update from a manifest: returns ("created"|"configured"|"unchanged", obj)."""
+        info = by_kind(obj["kind"])
+        meta = obj.get("metadata") or {}
+        namespace = meta.get("namespace") or "default"
+        before = None
+        try:
+            before = self.get(info, meta.get("name", ""), namespace)
+        except ApiError as e:
+            if e.code != 404:
+                raise
+        result = self.request("POST", collection_path(info, namespace), body=obj,
+                              params={"apply": "true"})
+        if before is None:
+            return "created", result
+        same = before["metadata"]["resourceVersion"] == result["metadata"]["resourceVersion"]
+        return ("unchanged" if same else "configured"), result
+
+    def update(self, obj: dict) -> dict:
+        info = by_kind(obj["kind"])
+        meta = obj["metadata"]
+        return self.request("PUT", object_path(info, meta.get("namespace", "default"),
+                                               meta["name"]), body=obj)
+
+    def update_status(self, obj: dict) -> dict:
+        info = by_kind(obj["kind"])
+        meta = obj["metadata"]
+        return self.request("PUT", object_path(info, meta.get("namespace", "default"),
+                                               meta["name"], "status"), body=obj)
+
+    def patch(self, kind: KindInfo | str, name: str, namespace: str, patch: dict) -> dict:
+        return self.request("PATCH", object_path(_info(kind), namespace, name), body=patch,
+                            content_type="application/merge-patch+json")
+
+    def delete(self, kind: KindInfo | str, name: str, namespace: str = "default", *,
+               propagation: str | None = None, grace_period: int | None = None) -> dict:
+        params: dict[str, Any] = {}
+        if propagation:
+            params["propagationPolicy"] = propagation
+        if grace_period is not None:
+            params["gracePeriodSeconds"] = grace_period
+        return self.request("DELETE", object_path(_info(kind), namespace, name), params=params)
+
+    def scale(self, kind: KindInfo | str, name: str, namespace: str, replicas: int) -> dict:
+        return self.request("PATCH", object_path(_info(kind), namespace, name, "scale"),
+                            body={"spec": {"replicas": replicas}},
+                            content_type="application/merge-patch+json")
+
+    def events(self, obj: dict) -> list[dict]:
+        meta = obj["metadata"]
+        path = collection_path(by_kind("Event"), meta.get("namespace", "default"))
+        return self.request("GET", path, params={
+            "fieldSelector": f"involvedObject.uid={meta['uid']}"})["items"]
+
+    def watch(self, kind: KindInfo | str, namespace: str | None = "default",
+              name: str | None = None, label_selector: str | None = None,
+              resource_version: str | None = None,
+              idle_timeout: float | None = None) -> Iterator[tuple[str, dict]]:
+        """Current objects as ADDED, then every change (no resource_version), or changes after
+        resource_version."""
+        params: dict[str, Any] = {"watch": "true"}
+        if label_selector:
+            params["labelSelector"] = label_selector
+        if name:
+            params["fieldSelector"] = f"metadata.name={name}"
+        if resource_version:
+            params["resourceVersion"] = resource_version
+        for event in self.stream_lines("GET", collection_path(_info(kind), namespace),
+                                       params=params, idle_timeout=idle_timeout):
+            yield event["type"], event["object"]
+
+    def healthy(self) -> bool:
+        try:
+            self.request("GET", "/healthz")
+            return True
+        except DaemonUnreachable:
+            return False

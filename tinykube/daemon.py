@@ -1,0 +1,89 @@
+"""The daemon: wires the store, the API server, the controllers and the node under one nursery.
+
+Stopping the daemon (SIGTERM, SIGINT) cancels that nursery. Cancellation stops supervision
+only: pods keep running, as they do when a kubelet or containerd restarts, and the next start
+re-adopts them.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+from dataclasses import dataclass
+from pathlib import Path
+
+import trio
+
+from tinykube.apiserver import ApiServer, serve
+from tinykube.store import Store
+
+log = logging.getLogger("tinykube.daemon")
+
+DEFAULT_ROOT = Path("/var/lib/tinykube")
+DEFAULT_RUN_DIR = Path("/run/tinykube")
+
+
+@dataclass
+class DaemonConfig:
+    root: Path = DEFAULT_ROOT
+    run_dir: Path = DEFAULT_RUN_DIR
+    socket: Path | None = None
+    bridge: str = "tk0"
+    cidr: str = "10.88.0.0/16"
+    cgroup_parent: str | None = None
+
+    @property
+    def socket_path(self) -> Path:
+        return self.socket or self.run_dir / "tinykube.sock"
+
+
+def network_for(config: DaemonConfig):  # -> netns.podnet.PodNetwork
+    from netns.podnet import PodNetwork
+
+    return PodNetwork(config.root / "network", bridge=config.bridge, cidr=config.cidr)
+
+
+async def run(config: DaemonConfig, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
+    from controllers.manager import run_all
+    from runtime.cgroups import detect
+    from runtime.kubelet import Kubelet
+
+    for directory in (config.root, config.run_dir):
+        directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+    store = Store(config.root / "state.db")
+    network = network_for(config)
+    await network.ensure_bridge()
+    cgroups = detect(config.cgroup_parent)
+    kubelet = Kubelet(store, config.root, config.run_dir, network, cgroups)
+    api = ApiServer(store, kubelet)
+    try:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(_stop_on_signal, nursery.cancel_scope)
+            await nursery.start(kubelet.run)
+            await nursery.start(run_all, store)
+            await nursery.start(serve, api, config.socket_path)
+            log.info("tinykube is serving on %s (root %s)", config.socket_path, config.root)
+            task_status.started()
+    finally:
+        store.close()
+        log.info("tinykube stopped; pods keep running until the next start re-adopts them")
+
+
+async def _stop_on_signal(scope: trio.CancelScope) -> None:
+    with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+        async for signum in signals:
+            log.info("received %s: stopping the daemon (pods keep running)",
+                     signal.Signals(signum).name)
+            scope.cancel()
+            return
+
+
+def main(config: DaemonConfig) -> int:
+    logging.basicConfig(level=os.environ.get("TINYKUBE_LOG", "INFO"),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if os.geteuid() != 0:
+        log.error("tinykube daemon needs root (namespaces, cgroups, network links)")
+        return 1
+    trio.run(run, config)
+    return 0
