@@ -1,0 +1,454 @@
+"""The StatefulSet decision: from (set, its pods, its claims, its revisions) to a plan.
+
+Pure: plain dicts in, a `Plan` (ordered actions + the status to report) out. The async part in
+`controller.py` applies it. One call mirrors one pass of Kubernetes' updateStatefulSet
+(pkg/controller/statefulset/stateful_set_control.go):
+
+1. Replicas 0..n-1 in ordinal order. A missing ordinal is created (its claims first); a Failed
+   or Succeeded pod is deleted so the next pass recreates it under the same name; a pod with the
+   wrong hostname/subdomain/storage is deleted to be recreated; wrong identity labels are fixed
+   in place. Under OrderedReady ("monotonic") the pass stops at the first ordinal that is
+   missing, terminating, or not Running+Ready(+available): so ordinal i is created only after
+   0..i-1 are healthy. Under Parallel nothing waits.
+2. Condemned pods (ordinal >= n), highest first. OrderedReady deletes one and stops, and does
+   not delete at all while a pod is terminating or a healthy-looking order is not established
+   (a condemned pod that is not Ready may still go if it is the first unhealthy pod, else the
+   scale-down could wait forever on a crash-looping pod). Parallel deletes them all.
+3. Updates. OnDelete: nothing (deleted pods come back at the update revision through step 1).
+   RollingUpdate: when every replica is healthy, delete the highest ordinal >= partition whose
+   revision is not the update revision; its replacement (step 1 of a later pass) must be Ready
+   before the next one goes. Ordinals < partition are created at the *current* revision.
+
+Claims under whenScaled=Delete are deleted once no pod of their ordinal exists; claim owner
+references follow whenDeleted (see claims.py). Status counts existing pods as Kubernetes does,
+and the rollout completes (currentRevision := updateRevision) when all pods are updated+Ready.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Callable
+
+from controllers.statefulset import claims as claimlib
+from controllers.statefulset import identity as ident
+
+ORDERED_READY, PARALLEL = "OrderedReady", "Parallel"
+ROLLING_UPDATE, ON_DELETE = "RollingUpdate", "OnDelete"
+
+
+# ---- actions -----------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class CreateClaim:
+    claim: dict
+    pod_name: str
+
+
+@dataclass(frozen=True)
+class UpdateClaim:
+    claim: dict  # the claim with ownerReferences set per the retention policy
+
+
+@dataclass(frozen=True)
+class DeleteClaim:
+    name: str
+    uid: str
+    pod_name: str
+
+
+@dataclass(frozen=True)
+class CreatePod:
+    pod: dict
+
+
+@dataclass(frozen=True)
+class DeletePod:
+    name: str
+    uid: str
+    why: str  # "failed", "scale down", "update", "identity" (for logs and tests)
+
+
+@dataclass(frozen=True)
+class UpdatePod:
+    pod: dict
+
+
+Action = CreateClaim | UpdateClaim | DeleteClaim | CreatePod | DeletePod | UpdatePod
+
+
+@dataclass(frozen=True)
+class Revision:
+    name: str
+    template: dict
+
+
+@dataclass
+class Plan:
+    actions: list[Action] = field(default_factory=list)
+    status: dict = field(default_factory=dict)
+    requeue_after: float | None = None  # seconds, when waiting on minReadySeconds
+
+    def of_type(self, kind: type) -> list:
+        return [a for a in self.actions if isinstance(a, kind)]
+
+
+# ---- the set's settings, with Kubernetes' defaults ------------------------------------------
+
+@dataclass(frozen=True)
+class Settings:
+    replicas: int
+    policy: str
+    strategy: str
+    partition: int
+    min_ready_seconds: int
+
+    @classmethod
+    def of(cls, sts: dict) -> "Settings":
+        spec = sts.get("spec", {})
+        strategy = spec.get("updateStrategy") or {}
+        replicas = spec.get("replicas")
+        return cls(
+            replicas=1 if replicas is None else int(replicas),
+            policy=spec.get("podManagementPolicy") or ORDERED_READY,
+            strategy=strategy.get("type") or ROLLING_UPDATE,
+            partition=int((strategy.get("rollingUpdate") or {}).get("partition") or 0),
+            min_ready_seconds=int(spec.get("minReadySeconds") or 0),
+        )
+
+
+# ---- pod health --------------------------------------------------------------------------
+
+def _phase(pod: dict) -> str:
+    return (pod.get("status") or {}).get("phase") or ""
+
+
+def is_terminating(pod: dict) -> bool:
+    return bool(pod["metadata"].get("deletionTimestamp"))
+
+
+def _ready_condition(pod: dict) -> dict | None:
+    for cond in (pod.get("status") or {}).get("conditions") or []:
+        if cond.get("type") == "Ready":
+            return cond
+    return None
+
+
+def is_running_and_ready(pod: dict) -> bool:
+    cond = _ready_condition(pod)
+    return _phase(pod) == "Running" and cond is not None and cond.get("status") == "True"
+
+
+def _parse_time(text: str | None) -> float | None:
+    if not text:
+        return None
+    try:
+        return datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(
+            tzinfo=timezone.utc).timestamp()
+    except ValueError:
+        return None
+
+
+def available_in(pod: dict, min_ready_seconds: int, now: float) -> float | None:
+    """0 if the pod is available now, seconds until it will be if Ready, None if not Ready."""
+    if not is_running_and_ready(pod):
+        return None
+    if min_ready_seconds <= 0:
+        return 0.0
+    since = _parse_time((_ready_condition(pod) or {}).get("lastTransitionTime"))
+    if since is None:
+        return 0.0
+    return max(0.0, since + min_ready_seconds - now)
+
+
+def is_healthy(pod: dict | None, min_ready_seconds: int, now: float) -> bool:
+    return (pod is not None and not is_terminating(pod)
+            and available_in(pod, min_ready_seconds, now) == 0.0)
+
+
+# ---- ownership ---------------------------------------------------------------------------
+
+def controller_uid(obj: dict) -> str | None:
+    for ref in obj["metadata"].get("ownerReferences") or []:
+        if ref.get("controller"):
+            return ref.get("uid")
+    return None
+
+
+@dataclass
+class Claimed:
+    owned: list[dict]  # the set's pods after adoption/release
+    adopt: list[dict]  # orphans to take (pods with our owner ref added)
+    release: list[dict]  # owned pods no longer matching (our owner ref removed)
+
+
+def claim_pods(sts: dict, pods: list[dict], selector: Callable[[dict], bool]) -> Claimed:
+    """Kubernetes' ClaimPods for a StatefulSet: orphans that match the selector *and* are named
+    like one of our ordinals are adopted; owned pods that stop matching are released."""
+    uid = sts["metadata"]["uid"]
+    result = Claimed([], [], [])
+    deleting = bool(sts["metadata"].get("deletionTimestamp"))
+    for pod in pods:
+        owner = controller_uid(pod)
+        matches = selector(pod["metadata"].get("labels") or {}) and ident.is_member(sts, pod)
+        if owner == uid:
+            if matches or deleting:
+                result.owned.append(pod)
+            elif not is_terminating(pod):
+                released = _without_owner(pod, uid)
+                result.release.append(released)
+        elif owner is None and matches and not deleting and not is_terminating(pod):
+            adopted = _without_owner(pod, uid)
+            adopted["metadata"].setdefault("ownerReferences", []).append(ident.owner_reference(sts))
+            result.adopt.append(adopted)
+            result.owned.append(adopted)
+    return result
+
+
+def _without_owner(pod: dict, uid: str) -> dict:
+    copied = copy.deepcopy(pod)
+    refs = [r for r in copied["metadata"].get("ownerReferences") or [] if r.get("uid") != uid]
+    copied["metadata"]["ownerReferences"] = refs
+    return copied
+
+
+# ---- the plan ----------------------------------------------------------------------------
+
+def decide(sts: dict, pods: list[dict], claims: dict[str, dict], current: Revision,
+           update: Revision, collision_count: int, now: float) -> Plan:
+    """One reconcile pass (see module docstring). `pods` are the set's own pods, `claims` the
+    namespace's PersistentVolumeClaims by name, `now` epoch seconds."""
+    return _Planner(sts, pods, claims, current, update, collision_count, now).run()
+
+
+class _Planner:
+    def __init__(self, sts: dict, pods: list[dict], claims: dict[str, dict], current: Revision,
+                 update: Revision, collision_count: int, now: float) -> None:
+        self.sts = sts
+        self.settings = Settings.of(sts)
+        self.claims = claims
+        self.current = current
+        self.update = update
+        self.collision_count = collision_count
+        self.now = now
+        self.plan = Plan()
+        self.monotonic = self.settings.policy != PARALLEL
+        n = self.settings.replicas
+        self.pods = [p for p in pods if ident.ordinal_of(p) >= 0]
+        self.replicas: list[dict | None] = [None] * n
+        self.condemned: list[dict] = []
+        for pod in self.pods:
+            ordinal = ident.ordinal_of(pod)
+            if ordinal < n:
+                self.replicas[ordinal] = pod
+            else:
+                self.condemned.append(pod)
+        self.condemned.sort(key=ident.ordinal_of, reverse=True)
+
+    # -- driver
+
+    def run(self) -> Plan:
+        self.plan.status = self._status()
+        if self.sts["metadata"].get("deletionTimestamp"):
+            return self.plan  # the GC is taking it apart: only report
+        self._claim_retention()
+        if self._replicas() and self.monotonic:
+            return self._finish()
+        if self._condemned() and self.monotonic:
+            return self._finish()
+        if self.settings.strategy == ROLLING_UPDATE:
+            self._rolling_update()
+        return self._finish()
+
+    def _finish(self) -> Plan:
+        _complete_rolling_update(self.settings, self.plan.status)
+        return self.plan
+
+    # -- step 1: replicas in ordinal order; True means "wait"
+
+    def _replicas(self) -> bool:
+        blocked = False
+        for ordinal, pod in enumerate(self.replicas):
+            if self._process_replica(ordinal, pod):
+                blocked = True
+                if self.monotonic:
+                    return True
+        return blocked
+
+    def _process_replica(self, ordinal: int, pod: dict | None) -> bool:
+        if pod is None:
+            self._create(ordinal)
+            return True
+        if _phase(pod) in ("Failed", "Succeeded"):
+            # The next pass recreates it under the same name once it is gone from the store.
+            if not is_terminating(pod):
+                self._delete(pod, "failed")
+            return True
+        if is_terminating(pod):
+            return True
+        if _phase(pod) in ("", "Pending"):
+            self._create_missing_claims(ordinal, pod["metadata"]["name"])
+        wait = available_in(pod, self.settings.min_ready_seconds, self.now)
+        if wait is None:
+            return True
+        if wait > 0:
+            self._requeue(wait)
+            return True
+        if not ident.network_matches(self.sts, pod) or not ident.storage_matches(self.sts, pod):
+            self._delete(pod, "identity")
+            return True
+        if not ident.identity_matches(self.sts, pod):
+            self.plan.actions.append(UpdatePod(ident.fix_identity(self.sts, pod)))
+        return False
+
+    def _create(self, ordinal: int) -> None:
+        name = ident.pod_name(self.sts["metadata"]["name"], ordinal)
+        if self._stale_claim(ordinal):
+            return  # a claim of this ordinal is still being deleted: wait for it to go
+        self._create_missing_claims(ordinal, name)
+        revision = self._revision_for(ordinal)
+        self.plan.actions.append(
+            CreatePod(ident.new_pod(self.sts, revision.template, revision.name, ordinal)))
+
+    def _revision_for(self, ordinal: int) -> Revision:
+        """Kubernetes' newVersionedStatefulSetPod: below the partition, the current revision."""
+        if self.settings.strategy == ROLLING_UPDATE and ordinal < self.settings.partition:
+            return self.current
+        return self.update
+
+    def _claim_names(self, ordinal: int) -> list[tuple[dict, str]]:
+        set_name = self.sts["metadata"]["name"]
+        return [(t, claimlib.claim_name(t["metadata"]["name"], set_name, ordinal))
+                for t in ident.claim_templates(self.sts)]
+
+    def _stale_claim(self, ordinal: int) -> bool:
+        return any(
+            name in self.claims and self.claims[name]["metadata"].get("deletionTimestamp")
+            for _, name in self._claim_names(ordinal))
+
+    def _create_missing_claims(self, ordinal: int, pod_name: str) -> None:
+        for template, name in self._claim_names(ordinal):
+            if name not in self.claims:
+                claim = claimlib.new_claim(self.sts, template, ordinal)
+                self.plan.actions.append(CreateClaim(claim, pod_name))
+                self.claims = {**self.claims, name: claim}  # once per pass
+
+    # -- step 2: condemned pods, highest ordinal first
+
+    def _condemned(self) -> bool:
+        """Parallel deletes every condemned pod; OrderedReady handles only the highest one."""
+        first_unhealthy = self._first_unhealthy()
+        for pod in self.condemned:
+            if is_terminating(pod):
+                if self.monotonic:
+                    return True  # wait until it is gone before the next one
+                continue
+            ready = available_in(pod, self.settings.min_ready_seconds, self.now) == 0.0
+            if self.monotonic and not ready and pod is not first_unhealthy:
+                return True
+            self._delete(pod, "scale down")
+            if self.monotonic:
+                return True
+        return bool(self.condemned)
+
+    def _first_unhealthy(self) -> dict | None:
+        ms, now = self.settings.min_ready_seconds, self.now
+        for pod in self.replicas + sorted(self.condemned, key=ident.ordinal_of):
+            if not is_healthy(pod, ms, now):
+                return pod
+        return None
+
+    # -- step 3: rolling update
+
+    def _rolling_update(self) -> None:
+        ms, now = self.settings.min_ready_seconds, self.now
+        if any(not is_healthy(p, ms, now) for p in self.replicas):
+            return  # one pod down at a time: the previous replacement must be Ready first
+        for ordinal in range(len(self.replicas) - 1, self.settings.partition - 1, -1):
+            pod = self.replicas[ordinal]
+            assert pod is not None
+            if ident.pod_revision(pod) != self.update.name:
+                self._delete(pod, "update")
+                self.plan.status["currentReplicas"] -= 1
+                return
+
+    # -- claims
+
+    def _claim_retention(self) -> None:
+        policy = claimlib.RetentionPolicy.of(self.sts)
+        live_ordinals = {ident.ordinal_of(p) for p in self.pods}
+        for name in sorted(self.claims):
+            claim = self.claims[name]
+            parsed = claimlib.parse_claim(self.sts, name)
+            if parsed is None or claim["metadata"].get("deletionTimestamp"):
+                continue
+            _, ordinal = parsed
+            if (policy.when_scaled == claimlib.DELETE and ordinal >= self.settings.replicas
+                    and ordinal not in live_ordinals):
+                self.plan.actions.append(DeleteClaim(
+                    name, claim["metadata"].get("uid", ""),
+                    ident.pod_name(self.sts["metadata"]["name"], ordinal)))
+                continue
+            refs = claimlib.owner_refs_for_policy(self.sts, claim)
+            if refs is not None:
+                fixed = copy.deepcopy(claim)
+                fixed["metadata"]["ownerReferences"] = refs
+                self.plan.actions.append(UpdateClaim(fixed))
+
+    # -- helpers
+
+    def _delete(self, pod: dict, why: str) -> None:
+        meta = pod["metadata"]
+        self.plan.actions.append(DeletePod(meta["name"], meta.get("uid", ""), why))
+
+    def _requeue(self, seconds: float) -> None:
+        current = self.plan.requeue_after
+        self.plan.requeue_after = seconds if current is None else min(current, seconds)
+
+    def _status(self) -> dict:
+        sts = self.sts
+        ms, now = self.settings.min_ready_seconds, self.now
+        status = {
+            "observedGeneration": sts["metadata"].get("generation", 1),
+            "replicas": 0,
+            "readyReplicas": 0,
+            "currentReplicas": 0,
+            "updatedReplicas": 0,
+            "availableReplicas": 0,
+            "currentRevision": self.current.name,
+            "updateRevision": self.update.name,
+            "collisionCount": self.collision_count,
+        }
+        for pod in self.pods:
+            status["replicas"] += 1
+            if is_running_and_ready(pod):
+                status["readyReplicas"] += 1
+                wait = available_in(pod, ms, now)
+                if wait == 0.0:
+                    status["availableReplicas"] += 1
+                elif wait is not None:
+                    self._requeue(wait)
+            if not is_terminating(pod):
+                revision = ident.pod_revision(pod)
+                status["currentReplicas"] += revision == self.current.name
+                status["updatedReplicas"] += revision == self.update.name
+        return status
+
+
+def _complete_rolling_update(settings: Settings, status: dict) -> None:
+    """Kubernetes' completeRollingUpdate: all pods updated and Ready ends the rollout."""
+    if (settings.strategy == ROLLING_UPDATE and status["updatedReplicas"] == status["replicas"]
+            and status["readyReplicas"] == status["replicas"]):
+        status["currentReplicas"] = status["updatedReplicas"]
+        status["currentRevision"] = status["updateRevision"]
+
+
+def status_changed(sts: dict, status: dict) -> bool:
+    old = sts.get("status") or {}
+    return any(old.get(k) != v for k, v in status.items())
+
+
+def merged_status(sts: dict, status: dict) -> dict:
+    """The set's status with our fields replaced (fields others own, e.g. conditions, kept)."""
+    return {**(sts.get("status") or {}), **status}

@@ -1,0 +1,160 @@
+"""ControllerRevisions: the StatefulSet's history of pod templates.
+
+Each distinct `spec.template` the set has had is one `apps/v1` ControllerRevision named
+`<set>-<hash>`, with `data` = the template and `revision` = a number that grows with each
+change. Pods carry the revision name in their `controller-revision-hash` label, which is how
+the controller tells updated pods from old ones.
+
+As in Kubernetes (pkg/controller/history, getStatefulSetRevisions):
+- the update revision is the set's current template. If the newest stored revision already
+  has that template nothing changes; if an *older* one has it (a rollback: `rollout undo` writes
+  an old template back) that revision is reused and renumbered to next, so the pods that still
+  run it count as updated and no new name appears; otherwise a new revision is created.
+- the hash is FNV-32a over the template's canonical JSON plus `status.collisionCount`; a name
+  taken by a different template bumps collisionCount and hashes again.
+- the current revision is the one named in `status.currentRevision` (the update revision on
+  the first sync).
+- history beyond `revisionHistoryLimit` (default 10) is pruned oldest first, never a revision
+  that is current, update, or still run by a pod.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from dataclasses import dataclass
+
+from tinykube.model.errors import AlreadyExists, NotFound
+
+from controllers.statefulset.identity import owner_reference, pod_revision
+
+KIND = "ControllerRevision"
+HASH_LABEL = "controller.kubernetes.io/hash"
+DEFAULT_HISTORY_LIMIT = 10
+_SAFE_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"  # Kubernetes' rand.SafeEncodeString: no vowels
+
+
+def fnv32a(data: bytes) -> int:
+    h = 0x811C9DC5
+    for byte in data:
+        h ^= byte
+        h = (h * 0x01000193) & 0xFFFFFFFF
+    return h
+
+
+def template_hash(template: dict, collision_count: int) -> str:
+    raw = json.dumps(template, sort_keys=True, separators=(",", ":")).encode()
+    if collision_count:
+        raw += str(collision_count).encode()
+    return "".join(_SAFE_ALPHABET[ord(c) % len(_SAFE_ALPHABET)] for c in str(fnv32a(raw)))
+
+
+def revision_name(set_name: str, hash_: str) -> str:
+    return f"{set_name[:223]}-{hash_}"
+
+
+def sort_key(rev: dict) -> tuple:
+    meta = rev["metadata"]
+    return (int(rev.get("revision", 0)), meta.get("creationTimestamp", ""), meta["name"])
+
+
+def next_revision_number(revisions: list[dict]) -> int:
+    return max((int(r.get("revision", 0)) for r in revisions), default=0) + 1
+
+
+def new_revision(sts: dict, number: int, collision_count: int) -> dict:
+    template = copy.deepcopy(sts["spec"]["template"])
+    hash_ = template_hash(template, collision_count)
+    labels = dict((template.get("metadata") or {}).get("labels") or {})
+    labels[HASH_LABEL] = hash_
+    return {
+        "apiVersion": "apps/v1",
+        "kind": KIND,
+        "metadata": {
+            "name": revision_name(sts["metadata"]["name"], hash_),
+            "namespace": sts["metadata"].get("namespace", "default"),
+            "labels": labels,
+            "ownerReferences": [owner_reference(sts)],
+        },
+        "data": template,
+        "revision": number,
+    }
+
+
+def template_of(revision: dict) -> dict:
+    return revision.get("data") or {}
+
+
+@dataclass
+class Revisions:
+    current: dict
+    update: dict
+    collision_count: int
+
+
+def owned_revisions(store, sts: dict) -> list[dict]:
+    uid = sts["metadata"]["uid"]
+    found = [
+        r for r in store.list(KIND, sts["metadata"].get("namespace", "default"))
+        if any(ref.get("uid") == uid and ref.get("controller")
+               for ref in r["metadata"].get("ownerReferences") or [])
+    ]
+    return sorted(found, key=sort_key)
+
+
+async def sync_revisions(store, sts: dict, revisions: list[dict]) -> Revisions:
+    """Find or make the update revision and find the current one (see module docstring).
+    `revisions` (sorted) is updated in place with what was created or renumbered."""
+    status = sts.get("status") or {}
+    collision_count = int(status.get("collisionCount") or 0)
+    wanted = new_revision(sts, next_revision_number(revisions), collision_count)
+    equal = [r for r in revisions if template_of(r) == wanted["data"]]
+    if equal and equal[-1] is revisions[-1]:
+        update = revisions[-1]
+    elif equal:
+        old = copy.deepcopy(equal[-1])
+        old["revision"] = wanted["revision"]
+        update = await store.update(old)
+        revisions.remove(equal[-1])
+        revisions.append(update)
+    else:
+        update, collision_count = await _create_revision(store, sts, wanted, collision_count)
+        revisions.append(update)
+    current = next((r for r in revisions if r["metadata"]["name"] == status.get("currentRevision")),
+                   update)
+    return Revisions(current, update, collision_count)
+
+
+async def _create_revision(store, sts: dict, wanted: dict, collision_count: int) -> tuple[dict, int]:
+    while True:
+        try:
+            return await store.create(wanted), collision_count
+        except AlreadyExists:
+            meta = wanted["metadata"]
+            existing = store.try_get(KIND, meta["namespace"], meta["name"])
+            if existing is not None and template_of(existing) == wanted["data"]:
+                return existing, collision_count
+            collision_count += 1
+            wanted = new_revision(sts, wanted["revision"], collision_count)
+
+
+def history_to_prune(sts: dict, pods: list[dict], revisions: list[dict],
+                     live_names: set[str]) -> list[dict]:
+    """The oldest non-live revisions beyond the set's revisionHistoryLimit."""
+    limit = sts.get("spec", {}).get("revisionHistoryLimit")
+    limit = DEFAULT_HISTORY_LIMIT if limit is None else int(limit)
+    live = set(live_names) | {pod_revision(p) for p in pods}
+    history = [r for r in sorted(revisions, key=sort_key) if r["metadata"]["name"] not in live]
+    if limit < 0 or len(history) <= limit:
+        return []
+    return history[: len(history) - limit]
+
+
+async def prune_history(store, sts: dict, pods: list[dict], revisions: list[dict],
+                        live_names: set[str]) -> None:
+    for rev in history_to_prune(sts, pods, revisions, live_names):
+        try:
+            await store.delete(KIND, rev["metadata"]["namespace"], rev["metadata"]["name"],
+                               uid=rev["metadata"]["uid"])
+        except NotFound:
+            pass
