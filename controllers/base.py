@@ -1,0 +1,447 @@
+"""Shared controller plumbing: the run loop, owner references, adoption, pods from templates.
+
+A controller is a `ControllerSpec`: a primary kind, the other kinds it watches with a function
+mapping each of their watch events to primary keys, and `reconcile(store, key)`. `run_controller`
+lists + watches every kind (re-listing after `Gone`), feeds keys `(namespace, name)` into a
+`WorkQueue`, resyncs every primary key periodically (level-triggered: a missed event costs
+latency, never correctness), and runs a few workers. One place maps reconcile outcomes to
+queue actions, like controller-runtime: `None` -> done (forget the failure count),
+`Requeue(after)` -> re-check later, an exception -> rate-limited retry (a `Conflict` quietly,
+anything else logged with its traceback).
+
+Ownership follows Kubernetes' ControllerRefManager: a dependent has at most one owner reference
+with `controller: true`; a controller adopts matching orphans by adding its reference and
+releases owned objects that stopped matching by removing it, re-reading on conflicts and never
+touching what another controller owns. The store reads are consistent (no informer cache), so
+unlike Kubernetes no "expectations" bookkeeping is needed: a reconcile sees its own writes.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import secrets
+import time
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+import trio
+
+from controllers.workqueue import WorkQueue
+from tinykube import labels
+from tinykube.model.errors import AlreadyExists, Conflict, Gone, NotFound
+
+if TYPE_CHECKING:
+    from tinykube.store import Store
+
+Key = tuple[str, str]  # (namespace, name)
+
+log = logging.getLogger("tinykube.controllers")
+
+
+# ---- outcomes and the run loop ------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Requeue:
+    """Reconcile finished but wants another look after `after` seconds (0: as soon as possible)."""
+
+    after: float = 0.0
+
+
+Reconcile = Callable[["Store", Key], Awaitable["Requeue | None"]]
+# Maps one watch event (type, object) of a watched kind to the primary keys to reconcile.
+KeyMapper = Callable[["Store", str, dict], Iterable[Key]]
+
+
+@dataclass
+class ControllerSpec:
+    name: str
+    kind: str  # the primary kind; its own events enqueue its own key
+    reconcile: Reconcile
+    watches: Sequence[tuple[str, KeyMapper]] = ()  # other kinds and how they map to keys
+    workers: int = 4
+    resync_seconds: float = 30.0
+    queue: WorkQueue[Key] = field(default_factory=WorkQueue)
+
+
+def key_of(obj: dict) -> Key:
+    meta = obj["metadata"]
+    return (meta.get("namespace") or "default", meta["name"])
+
+
+def own_key(store: Store, event_type: str, obj: dict) -> Iterable[Key]:
+    return (key_of(obj),)
+
+
+async def run_controller(store: Store, spec: ControllerSpec, *,
+                         task_status: trio.TaskStatus[WorkQueue[Key]] = trio.TASK_STATUS_IGNORED
+                         ) -> None:
+    """Run `spec` until cancelled; `started()` once every watch is registered."""
+    queue = spec.queue
+    logger = log.getChild(spec.name)
+    async with trio.open_nursery() as nursery:
+        for kind, mapper in [(spec.kind, own_key), *spec.watches]:
+            await nursery.start(_watch_kind, store, kind, mapper, queue, logger)
+        for _ in range(spec.workers):
+            nursery.start_soon(_worker, store, spec, logger)
+        nursery.start_soon(_resync, store, spec)
+        task_status.started(queue)
+
+
+async def _watch_kind(store: Store, kind: str, mapper: KeyMapper, queue: WorkQueue[Key],
+                      logger: logging.Logger, *,
+                      task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+    started = False
+    while True:
+        since = store.resource_version
+        for obj in store.list(kind):
+            _enqueue(queue, mapper, store, "ADDED", obj, logger)
+        try:
+            with store.watch(kind, since=since) as watch:
+                if not started:
+                    task_status.started()
+                    started = True
+                async for event in watch:
+                    _enqueue(queue, mapper, store, event.type, event.object, logger)
+        except Gone:
+            logger.info("watch on %s expired; re-listing", kind)
+            continue
+        return  # the store closed the watch: shutting down
+
+
+def _enqueue(queue: WorkQueue[Key], mapper: KeyMapper, store: Store, event_type: str,
+             obj: dict, logger: logging.Logger) -> None:
+    try:
+        for key in mapper(store, event_type, obj):
+            queue.add(key)
+    except Exception:  # a bad object must not stop the watch of its whole kind
+        logger.exception("mapping %s event of %s/%s failed", event_type, obj.get("kind"),
+                         obj.get("metadata", {}).get("name"))
+
+
+async def _resync(store: Store, spec: ControllerSpec) -> None:
+    while True:
+        await trio.sleep(spec.resync_seconds)
+        for obj in store.list(spec.kind):
+            spec.queue.add(key_of(obj))
+
+
+async def _worker(store: Store, spec: ControllerSpec, logger: logging.Logger) -> None:
+    queue = spec.queue
+    while True:
+        key = await queue.get()
+        try:
+            outcome = await spec.reconcile(store, key)
+        except Conflict as exc:
+            logger.debug("%s %s/%s: conflict, retrying: %s", spec.kind, *key, exc)
+            queue.add_rate_limited(key)
+        except Exception:
+            logger.exception("%s %s/%s: reconcile failed; retrying with back-off", spec.kind, *key)
+            queue.add_rate_limited(key)
+        else:
+            queue.forget(key)
+            if outcome is not None:
+                queue.add_after(key, outcome.after)
+        finally:
+            queue.done(key)
+
+
+# ---- owner references ---------------------------------------------------------------------
+
+def owner_ref(owner: dict) -> dict:
+    """The controller reference a dependent of `owner` carries."""
+    return {
+        "apiVersion": owner["apiVersion"],
+        "kind": owner["kind"],
+        "name": owner["metadata"]["name"],
+        "uid": owner["metadata"]["uid"],
+        "controller": True,
+        "blockOwnerDeletion": True,
+    }
+
+
+def owner_refs(obj: dict) -> list[dict]:
+    return list(obj.get("metadata", {}).get("ownerReferences") or [])
+
+
+def controller_ref(obj: dict) -> dict | None:
+    for ref in owner_refs(obj):
+        if ref.get("controller"):
+            return ref
+    return None
+
+
+def is_controlled_by(obj: dict, owner: dict) -> bool:
+    ref = controller_ref(obj)
+    return ref is not None and ref.get("uid") == owner["metadata"]["uid"]
+
+
+def is_being_deleted(obj: dict) -> bool:
+    return bool(obj.get("metadata", {}).get("deletionTimestamp"))
+
+
+def safe_to_update(obj: dict) -> bool:
+    """False for an object in graceful deletion without finalizers: the store treats any
+    update of such an object as "last finalizer removed" and removes it at once, which would
+    cut a pod's grace period short."""
+    meta = obj.get("metadata", {})
+    return not meta.get("deletionTimestamp") or bool(meta.get("finalizers"))
+
+
+def selector_for(owner: dict) -> labels.Selector:
+    """The owner's pod selector. ReplicationController's defaults to its template labels.
+    An empty selector matches nothing here: adopting every pod of the namespace is never
+    what a controller object means (the API server rejects such objects anyway)."""
+    spec = owner.get("spec") or {}
+    if owner.get("kind") == "ReplicationController" and not spec.get("selector"):
+        template_labels = ((spec.get("template") or {}).get("metadata") or {}).get("labels")
+        selector = labels.from_map(template_labels) if template_labels else labels.NOTHING
+    else:
+        selector = labels.for_object(owner)
+    return labels.NOTHING if selector.empty else selector
+
+
+@dataclass(frozen=True)
+class Claim:
+    """How an owner relates to the candidate dependents (pure result of `classify`)."""
+
+    owned: list[dict]  # controlled by the owner and matching (adoptees not included)
+    adopt: list[dict]  # orphans that match: to be adopted
+    release: list[dict]  # controlled by the owner but no longer matching
+
+
+def classify(owner: dict, candidates: Iterable[dict], matches: Callable[[dict], bool]) -> Claim:
+    """Kubernetes' ClaimObject decision for every candidate, without side effects.
+
+    Objects controlled by another owner are left alone. Orphans are adopted only if they match,
+    are not being deleted, and the owner itself is not being deleted."""
+    owner_uid = owner["metadata"]["uid"]
+    owner_deleting = is_being_deleted(owner)
+    owned: list[dict] = []
+    adopt: list[dict] = []
+    release: list[dict] = []
+    for obj in candidates:
+        ref = controller_ref(obj)
+        if ref is not None:
+            if ref.get("uid") != owner_uid:
+                continue
+            if matches(obj):
+                owned.append(obj)
+            elif not owner_deleting and safe_to_update(obj):
+                release.append(obj)
+            continue
+        if owner_deleting or is_being_deleted(obj) or not matches(obj):
+            continue
+        adopt.append(obj)
+    return Claim(owned, adopt, release)
+
+
+def labels_match(selector: labels.Selector) -> Callable[[dict], bool]:
+    return lambda obj: selector.matches(obj.get("metadata", {}).get("labels") or {})
+
+
+_RETRIES = 5
+
+
+async def adopt(store: Store, owner: dict, obj: dict,
+                matches: Callable[[dict], bool]) -> dict | None:
+    """Add `owner`'s controller ref to the orphan `obj`. Returns the updated object, or None
+    if on a fresh read it no longer qualifies (gone, owned, deleting, not matching) or the owner
+    is being deleted (Kubernetes re-checks the owner with a live read before adopting too)."""
+    kind, (namespace, name) = obj["kind"], key_of(obj)
+    uid = obj["metadata"]["uid"]
+    for _ in range(_RETRIES):
+        fresh = store.try_get(kind, namespace, name)
+        if fresh is None or fresh["metadata"]["uid"] != uid:
+            return None
+        if controller_ref(fresh) is not None or is_being_deleted(fresh) or not matches(fresh):
+            return None
+        current_owner = store.try_get(owner["kind"], *key_of(owner))
+        if (current_owner is None or current_owner["metadata"]["uid"] != owner["metadata"]["uid"]
+                or is_being_deleted(current_owner)):
+            return None
+        refs = [r for r in owner_refs(fresh) if r.get("uid") != owner["metadata"]["uid"]]
+        fresh["metadata"]["ownerReferences"] = refs + [owner_ref(owner)]
+        try:
+            return await store.update(fresh)
+        except Conflict:
+            continue
+        except NotFound:
+            return None
+    raise Conflict.for_object(kind, name, why=f"could not adopt it after {_RETRIES} conflicts")
+
+
+async def remove_owner_refs(store: Store, obj: dict, owner_uids: set[str],
+                            *, only_if_controller: bool = False) -> dict | None:
+    """Remove the references to `owner_uids` from `obj` (fresh read, conflict retries).
+    Returns the updated object, or None if it is gone or had none of those references."""
+    kind, (namespace, name) = obj["kind"], key_of(obj)
+    uid = obj["metadata"]["uid"]
+    for _ in range(_RETRIES):
+        fresh = store.try_get(kind, namespace, name)
+        if fresh is None or fresh["metadata"]["uid"] != uid or not safe_to_update(fresh):
+            return None
+        refs = owner_refs(fresh)
+        if only_if_controller:
+            ref = controller_ref(fresh)
+            if ref is None or ref.get("uid") not in owner_uids:
+                return None
+        kept = [r for r in refs if r.get("uid") not in owner_uids]
+        if len(kept) == len(refs):
+            return None
+        fresh["metadata"]["ownerReferences"] = kept
+        try:
+            return await store.update(fresh)
+        except Conflict:
+            continue
+        except NotFound:
+            return None
+    raise Conflict.for_object(kind, name, why=f"could not update its ownerReferences after "
+                                              f"{_RETRIES} conflicts")
+
+
+async def release(store: Store, owner: dict, obj: dict) -> dict | None:
+    """Remove `owner`'s controller ref from `obj` (it stopped matching the selector)."""
+    return await remove_owner_refs(store, obj, {owner["metadata"]["uid"]},
+                                   only_if_controller=True)
+
+
+# ---- pods from templates ------------------------------------------------------------------
+
+# Kubernetes' utilrand alphabet: no vowels (no accidental words), no confusable 0/1/3.
+_NAME_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
+_MAX_NAME_PREFIX = 58  # 63 - 5 random characters, as Kubernetes' SimpleNameGenerator
+
+
+def generated_name(base: str) -> str:
+    prefix = f"{base}-"[:_MAX_NAME_PREFIX]
+    return prefix + "".join(secrets.choice(_NAME_ALPHABET) for _ in range(5))
+
+
+def pod_from_template(owner: dict, template: dict, *, name: str | None = None) -> dict:
+    """A Pod owned by `owner` from its pod template: labels, annotations, finalizers and spec
+    copied, controller ref set; named `<owner>-<5 random chars>` unless `name` is given."""
+    template_meta = template.get("metadata") or {}
+    meta: dict[str, Any] = {
+        "name": name or generated_name(owner["metadata"]["name"]),
+        "namespace": owner["metadata"].get("namespace") or "default",
+        "ownerReferences": [owner_ref(owner)],
+    }
+    if name is None:
+        meta["generateName"] = f"{owner['metadata']['name']}-"[:_MAX_NAME_PREFIX]
+    for field_name in ("labels", "annotations", "finalizers"):
+        if template_meta.get(field_name):
+            meta[field_name] = copy.deepcopy(template_meta[field_name])
+    return {"apiVersion": "v1", "kind": "Pod", "metadata": meta,
+            "spec": copy.deepcopy(template.get("spec") or {})}
+
+
+async def create_pod(store: Store, owner: dict, template: dict, *,
+                     name: str | None = None) -> dict:
+    """Create a pod from `template`; a generated name that happens to be taken is redrawn."""
+    attempts = 1 if name is not None else _RETRIES
+    for attempt in range(attempts):
+        pod = pod_from_template(owner, template, name=name)
+        try:
+            return await store.create(pod)
+        except AlreadyExists:
+            if attempt == attempts - 1:
+                raise
+    raise AssertionError("unreachable")
+
+
+# ---- pod state ----------------------------------------------------------------------------
+
+TERMINAL_PHASES = frozenset({"Succeeded", "Failed"})
+
+
+def parse_time(stamp: str | None) -> float | None:
+    """RFC 3339 (`2026-11-03T10:00:00Z`, fractions allowed) -> epoch seconds; None if unset."""
+    if not stamp:
+        return None
+    try:
+        return datetime.fromisoformat(stamp).timestamp()  # 3.11 reads a trailing "Z"
+    except ValueError:
+        return None
+
+
+def now() -> float:
+    return time.time()
+
+
+def is_terminal(pod: dict) -> bool:
+    return (pod.get("status") or {}).get("phase") in TERMINAL_PHASES
+
+
+def is_active(pod: dict) -> bool:
+    """Kubernetes' IsPodActive: not Succeeded/Failed and not being deleted."""
+    return not is_terminal(pod) and not is_being_deleted(pod)
+
+
+def ready_condition(pod: dict) -> dict | None:
+    for condition in (pod.get("status") or {}).get("conditions") or []:
+        if condition.get("type") == "Ready":
+            return condition
+    return None
+
+
+def is_ready(pod: dict) -> bool:
+    condition = ready_condition(pod)
+    return condition is not None and condition.get("status") == "True"
+
+
+def ready_since(pod: dict) -> float | None:
+    """When the pod last became ready (None if not ready or unknown)."""
+    condition = ready_condition(pod)
+    if condition is None or condition.get("status") != "True":
+        return None
+    return parse_time(condition.get("lastTransitionTime"))
+
+
+def is_available(pod: dict, min_ready_seconds: int, at: float) -> bool:
+    """Ready for at least `min_ready_seconds` (Kubernetes' IsPodAvailable)."""
+    if not is_ready(pod):
+        return False
+    if min_ready_seconds <= 0:
+        return True
+    since = ready_since(pod)
+    return since is not None and since + min_ready_seconds <= at
+
+
+def available_in(pod: dict, min_ready_seconds: int, at: float) -> float | None:
+    """Seconds until a ready pod becomes available; None if not ready or already available."""
+    if min_ready_seconds <= 0 or not is_ready(pod):
+        return None
+    since = ready_since(pod)
+    if since is None:
+        return None
+    remaining = since + min_ready_seconds - at
+    return remaining if remaining > 0 else None
+
+
+def restart_count(pod: dict) -> int:
+    statuses = (pod.get("status") or {}).get("containerStatuses") or []
+    return max((int(s.get("restartCount") or 0) for s in statuses), default=0)
+
+
+# ---- dependent -> owner key mapping -------------------------------------------------------
+
+def owner_keys_for(owner_kind: str) -> KeyMapper:
+    """Map events of a dependent kind (e.g. Pod) to the owners to reconcile: its controller
+    when it has one of `owner_kind`, otherwise every `owner_kind` in the namespace whose
+    selector matches it (a candidate for adoption)."""
+
+    def mapper(store: Store, event_type: str, obj: dict) -> Iterable[Key]:
+        namespace = obj["metadata"].get("namespace") or "default"
+        ref = controller_ref(obj)
+        if ref is not None:
+            return [(namespace, ref["name"])] if ref.get("kind") == owner_kind else []
+        if event_type == "DELETED" or is_being_deleted(obj):
+            return []
+        pod_labels = obj["metadata"].get("labels") or {}
+        return [key_of(owner) for owner in store.list(owner_kind, namespace)
+                if not is_being_deleted(owner) and selector_for(owner).matches(pod_labels)]
+
+    return mapper
