@@ -1,8 +1,136 @@
-"""Kubernetes defaulting (stub; implementation follows)."""
+"""Defaulting, as Kubernetes' `SetDefaults_*` functions do it, in place.
+
+The API server applies these to user input before storing it, so controllers and the
+runtime can read `spec.replicas`, probe periods, the rollout strategy and so on without
+re-implementing defaults. Safe on malformed input (it only fills fields whose parent has
+the right type; validation reports the rest), and idempotent.
+"""
+
+from __future__ import annotations
 
 from typing import Any
 
+POD_DEFAULTS = {"restartPolicy": "Always", "terminationGracePeriodSeconds": 30}
+PROBE_DEFAULTS = {"initialDelaySeconds": 0, "periodSeconds": 10, "timeoutSeconds": 1,
+                  "successThreshold": 1, "failureThreshold": 3}
 
-def apply_defaults(obj: dict[str, Any]) -> dict[str, Any]:
-    """Fill in defaults in place (and return obj)."""
+
+def _fill(target: Any, defaults: dict[str, Any]) -> None:
+    if isinstance(target, dict):
+        for key, value in defaults.items():
+            if target.get(key) is None:
+                target[key] = value
+
+
+def _child(parent: Any, key: str, create: bool = True) -> Any:
+    """`parent[key]`, created as {} when missing (and `create`); None if not a dict."""
+    if not isinstance(parent, dict):
+        return None
+    if parent.get(key) is None and create:
+        parent[key] = {}
+    value = parent.get(key)
+    return value if isinstance(value, dict) else None
+
+
+def _items(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []
+
+
+def apply_defaults(obj: Any) -> Any:
+    """Fill in Kubernetes' defaults for `obj` (in place) and return it."""
+    if not isinstance(obj, dict):
+        return obj
+    meta = _child(obj, "metadata")
+    if meta is not None and not meta.get("namespace"):
+        meta["namespace"] = "default"
+    kind = obj.get("kind")
+    spec = _child(obj, "spec", create=kind in _BY_KIND)
+    handler = _BY_KIND.get(kind) if isinstance(kind, str) else None
+    if handler is not None and spec is not None:
+        handler(spec)
     return obj
+
+
+def default_pod_spec(spec: Any) -> None:
+    if not isinstance(spec, dict):
+        return
+    _fill(spec, POD_DEFAULTS)
+    for volume in _items(spec.get("volumes")):
+        # A volume with no source is an emptyDir (SetDefaults_Volume).
+        if isinstance(volume, dict) and not any(
+                volume.get(s) is not None for s in ("emptyDir", "hostPath",
+                                                    "persistentVolumeClaim")):
+            if set(volume) <= {"name"}:
+                volume["emptyDir"] = {}
+    for container in _items(spec.get("containers")):
+        if not isinstance(container, dict):
+            continue
+        for probe_name in ("livenessProbe", "readinessProbe", "startupProbe"):
+            probe = container.get(probe_name)
+            if isinstance(probe, dict):
+                _fill(probe, PROBE_DEFAULTS)
+                http = probe.get("httpGet")
+                _fill(http, {"path": "/", "scheme": "HTTP"})
+        for port in _items(container.get("ports")):
+            _fill(port, {"protocol": "TCP"})
+
+
+def _default_template(spec: dict[str, Any]) -> None:
+    template = spec.get("template")
+    if isinstance(template, dict):
+        default_pod_spec(template.get("spec"))
+
+
+def _default_rc(spec: dict[str, Any]) -> None:
+    _fill(spec, {"replicas": 1, "minReadySeconds": 0})
+    _default_template(spec)
+    template_labels = (_child(_child(spec, "template", False), "metadata", False) or {}).get(
+        "labels")
+    # An RC without a selector selects its template's labels (SetDefaults_ReplicationController).
+    if not spec.get("selector") and isinstance(template_labels, dict) and template_labels:
+        spec["selector"] = dict(template_labels)
+
+
+def _default_rs(spec: dict[str, Any]) -> None:
+    _fill(spec, {"replicas": 1, "minReadySeconds": 0})
+    _default_template(spec)
+
+
+def _default_deployment(spec: dict[str, Any]) -> None:
+    _fill(spec, {"replicas": 1, "minReadySeconds": 0, "revisionHistoryLimit": 10,
+                 "progressDeadlineSeconds": 600, "paused": False})
+    strategy = _child(spec, "strategy")
+    if strategy is not None:
+        _fill(strategy, {"type": "RollingUpdate"})
+        if strategy["type"] == "RollingUpdate":
+            _fill(_child(strategy, "rollingUpdate"), {"maxSurge": "25%", "maxUnavailable": "25%"})
+    _default_template(spec)
+
+
+def _default_statefulset(spec: dict[str, Any]) -> None:
+    _fill(spec, {"replicas": 1, "minReadySeconds": 0, "revisionHistoryLimit": 10,
+                 "podManagementPolicy": "OrderedReady"})
+    strategy = _child(spec, "updateStrategy")
+    if strategy is not None:
+        _fill(strategy, {"type": "RollingUpdate"})
+        if strategy["type"] == "RollingUpdate":
+            _fill(_child(strategy, "rollingUpdate"), {"partition": 0})
+    _fill(_child(spec, "persistentVolumeClaimRetentionPolicy"),
+          {"whenDeleted": "Retain", "whenScaled": "Retain"})
+    for claim in _items(spec.get("volumeClaimTemplates")):
+        _fill(_child(claim, "spec", False), {"volumeMode": "Filesystem"})
+    _default_template(spec)
+
+
+def _default_pvc(spec: dict[str, Any]) -> None:
+    _fill(spec, {"volumeMode": "Filesystem"})
+
+
+_BY_KIND = {
+    "Pod": default_pod_spec,
+    "ReplicationController": _default_rc,
+    "ReplicaSet": _default_rs,
+    "Deployment": _default_deployment,
+    "StatefulSet": _default_statefulset,
+    "PersistentVolumeClaim": _default_pvc,
+}

@@ -1,1 +1,542 @@
-"""Field schemas of the user-facing kinds (stub; implementation follows)."""
+"""The shape of every user-facing kind, declared once, checked by one small walker.
+
+A schema node knows the JSON type it expects and simple per-value rules (ranges, enums,
+quantities). `check(schema, value, path)` walks an object along its schema and reports:
+
+- *structural* problems: unknown fields, wrong JSON types. Kubernetes rejects these while
+  decoding, before validating; we do the same (`validation.validate` reports only these when
+  there are any, so the semantic checks can trust the types).
+- *value* problems: out of range, not in an enum, bad quantity.
+
+The walk follows the schema, not the data, so its depth is bounded by the schema; free-form
+fields (`status`, annotations) are bounded by `check_document_limits`, which runs first.
+
+Fields tinykube accepts but ignores (so realistic manifests load) are `IGNORED` in the
+schemas below; fields whose absence of support would silently change what a workload does
+(init containers, lifecycle hooks, secrets, host networking, ...) are `UNSUPPORTED` and
+rejected with a clear message. The complete list is `ignored_fields()`; the README points
+users at it.
+
+tinykube extension: the pids limit of a container is the resource `tinykube.io/pids`
+(`resources.limits["tinykube.io/pids"]: 100`), a whole number.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from tinykube.model import quantity
+from tinykube.model.errors import FieldError
+
+PIDS_RESOURCE = "tinykube.io/pids"
+MAX_REPLICAS = 100_000
+MAX_DEPTH = 48
+MAX_NODES = 100_000
+MAX_BYTES = 3 * 1024 * 1024  # Kubernetes' request body limit
+
+
+class Limits(Exception):
+    """The document is too deep or too big to look at."""
+
+
+def check_document_limits(obj: Any) -> list[FieldError]:
+    """Bound depth, node count and size, iteratively (safe for recursive YAML aliases)."""
+    stack: list[tuple[Any, int]] = [(obj, 1)]
+    nodes = size = 0
+    while stack:
+        value, depth = stack.pop()
+        nodes += 1
+        if depth > MAX_DEPTH:
+            return [FieldError("", f"Invalid value: the object is nested more than {MAX_DEPTH} "
+                                   "levels deep")]
+        if nodes > MAX_NODES:
+            return [FieldError("", f"Invalid value: the object has more than {MAX_NODES} "
+                                   "values")]
+        if isinstance(value, dict):
+            for k, v in value.items():
+                size += len(k) if isinstance(k, str) else 8
+                stack.append((v, depth + 1))
+        elif isinstance(value, list):
+            stack.extend((v, depth + 1) for v in value)
+        elif isinstance(value, str):
+            size += len(value)
+        else:
+            size += 8
+        if size > MAX_BYTES:
+            return [FieldError("", f"Invalid value: the object is larger than {MAX_BYTES} bytes")]
+    return []
+
+
+@dataclass
+class Report:
+    structural: list[FieldError] = field(default_factory=list)
+    values: list[FieldError] = field(default_factory=list)
+
+
+# --- schema nodes --------------------------------------------------------------------------
+
+class Node:
+    """One expected value. `check` appends problems to `report`."""
+
+    type_name = "a value"
+
+    def check(self, value: Any, path: str, report: Report) -> None:
+        raise NotImplementedError
+
+
+class AnyValue(Node):
+    """Free-form (e.g. `status`): accepted as is, bounded by `check_document_limits`."""
+
+    def check(self, value: Any, path: str, report: Report) -> None:
+        return
+
+
+IGNORED = AnyValue()  # accepted, not used by tinykube
+
+
+class Unsupported(Node):
+    """A real Kubernetes field that tinykube cannot honour: say so instead of ignoring it."""
+
+    def __init__(self, why: str = "") -> None:
+        self.why = why
+
+    def check(self, value: Any, path: str, report: Report) -> None:
+        if value is None:
+            return
+        detail = "not supported by tinykube" + (f" ({self.why})" if self.why else "")
+        report.values.append(FieldError.forbidden(path, detail))
+
+
+UNSUPPORTED = Unsupported()
+
+
+def _type_error(report: Report, path: str, value: Any, expected: str) -> None:
+    report.structural.append(FieldError.invalid(path, value, f"must be {expected}"))
+
+
+class Str(Node):
+    type_name = "a string"
+
+    def __init__(self, enum: tuple[str, ...] | None = None, *, absolute_path: bool = False,
+                 non_empty: bool = False) -> None:
+        self.enum = enum
+        self.absolute_path = absolute_path
+        self.non_empty = non_empty
+
+    def check(self, value: Any, path: str, report: Report) -> None:
+        if not isinstance(value, str):
+            _type_error(report, path, value, self.type_name)
+            return
+        if self.enum is not None and value not in self.enum:
+            report.values.append(FieldError.unsupported(path, value, list(self.enum)))
+        elif self.non_empty and not value:
+            report.values.append(FieldError.required(path))
+        elif self.absolute_path:
+            report.values.extend(check_path(value, path))
+
+
+def check_path(value: str, path: str) -> list[FieldError]:
+    """Absolute file system paths: no `..` segments, no NUL."""
+    if not value:
+        return [FieldError.required(path)]
+    if "\0" in value:
+        return [FieldError.invalid(path, value, "must not contain NUL")]
+    if not value.startswith("/"):
+        return [FieldError.invalid(path, value, "must be an absolute path")]
+    if ".." in value.split("/"):
+        return [FieldError.invalid(path, value, "must not contain '..'")]
+    return []
+
+
+class Int(Node):
+    type_name = "an integer"
+
+    def __init__(self, minimum: int | None = None, maximum: int | None = None) -> None:
+        self.minimum = minimum
+        self.maximum = maximum
+
+    def check(self, value: Any, path: str, report: Report) -> None:
+        if isinstance(value, bool) or not isinstance(value, int):
+            _type_error(report, path, value, self.type_name)
+            return
+        if self.minimum is not None and value < self.minimum:
+            report.values.append(FieldError.invalid(
+                path, value, f"must be greater than or equal to {self.minimum}"))
+        elif self.maximum is not None and value > self.maximum:
+            report.values.append(FieldError.invalid(
+                path, value, f"must be less than or equal to {self.maximum}"))
+
+
+class Bool(Node):
+    type_name = "a boolean"
+
+    def check(self, value: Any, path: str, report: Report) -> None:
+        if not isinstance(value, bool):
+            _type_error(report, path, value, self.type_name)
+
+
+class IntOrString(Node):
+    """Ports (`8080` or `http`), maxSurge (`1` or `25%`)."""
+
+    type_name = "an integer or a string"
+
+    def __init__(self, minimum: int | None = None, maximum: int | None = None) -> None:
+        self.int_node = Int(minimum, maximum)
+
+    def check(self, value: Any, path: str, report: Report) -> None:
+        if isinstance(value, str):
+            return  # the caller's semantic check knows what the string means
+        if isinstance(value, bool) or not isinstance(value, int):
+            _type_error(report, path, value, self.type_name)
+            return
+        self.int_node.check(value, path, report)
+
+
+class Quantity(Node):
+    """`cpu` (millicores), `memory`/storage (bytes) or `count` (whole number)."""
+
+    type_name = "a quantity"
+
+    def __init__(self, unit: str) -> None:
+        self.parse = {"cpu": quantity.cpu_millis, "memory": quantity.memory_bytes,
+                      "count": quantity.whole_number}[unit]
+
+    def check(self, value: Any, path: str, report: Report) -> None:
+        if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+            _type_error(report, path, value, "a quantity (a string or a number)")
+            return
+        try:
+            self.parse(value)
+        except quantity.QuantityError as err:
+            report.values.append(FieldError.invalid(path, value, str(err)))
+
+
+class ListOf(Node):
+    type_name = "a list"
+
+    def __init__(self, item: Node, *, min_items: int = 0, max_items: int = 10_000) -> None:
+        self.item = item
+        self.min_items = min_items
+        self.max_items = max_items
+
+    def check(self, value: Any, path: str, report: Report) -> None:
+        if not isinstance(value, list):
+            _type_error(report, path, value, self.type_name)
+            return
+        if len(value) < self.min_items:
+            report.values.append(FieldError.required(
+                path, f"must have at least {self.min_items} item" + "s" * (self.min_items > 1)))
+        if len(value) > self.max_items:
+            report.values.append(FieldError.too_long(path, value, self.max_items))
+            return
+        for i, item in enumerate(value):
+            self.item.check(item, f"{path}[{i}]", report)
+
+
+class MapOf(Node):
+    """String keys to `value` nodes (labels, annotations, resource lists)."""
+
+    type_name = "an object"
+
+    def __init__(self, value: Node, keys: tuple[str, ...] | None = None,
+                 extra_keys_with_slash: bool = False) -> None:
+        self.value = value
+        self.keys = keys
+        self.extra_keys_with_slash = extra_keys_with_slash
+
+    def check(self, value: Any, path: str, report: Report) -> None:
+        if not isinstance(value, dict):
+            _type_error(report, path, value, self.type_name)
+            return
+        for key, item in value.items():
+            if not isinstance(key, str):
+                report.structural.append(FieldError.invalid(path, key, "keys must be strings"))
+                continue
+            if self.keys is not None and key not in self.keys:
+                if self.extra_keys_with_slash and "/" in key:
+                    continue  # extended resources (example.com/gpu): accepted, ignored
+                report.values.append(FieldError.unsupported(f"{path}[{key}]", key,
+                                                            list(self.keys)))
+                continue
+            self.value.check(item, f"{path}[{key}]", report)
+
+
+class Obj(Node):
+    """A JSON object with known fields; anything else is an unknown field."""
+
+    type_name = "an object"
+
+    def __init__(self, fields: dict[str, Node], required: tuple[str, ...] = ()) -> None:
+        self.fields = fields
+        self.required = required
+
+    def check(self, value: Any, path: str, report: Report) -> None:
+        if not isinstance(value, dict):
+            _type_error(report, path or "<object>", value, self.type_name)
+            return
+        prefix = f"{path}." if path else ""
+        for key, item in value.items():
+            node = self.fields.get(key) if isinstance(key, str) else None
+            if node is None:
+                report.structural.append(FieldError.unknown_field(f"{prefix}{key}"))
+            elif item is None and not isinstance(node, (AnyValue, Unsupported)):
+                continue  # JSON null means "unset", as in Kubernetes
+            else:
+                node.check(item, f"{prefix}{key}", report)
+        for key in self.required:
+            if value.get(key) is None:
+                report.values.append(FieldError.required(f"{prefix}{key}"))
+
+
+def check(schema: Node, value: Any, path: str = "") -> Report:
+    report = Report()
+    schema.check(value, path, report)
+    return report
+
+
+# --- the kinds -----------------------------------------------------------------------------
+
+STRING_MAP = MapOf(Str())
+TIMESTAMP = AnyValue()  # strings written by tinykube itself, or null in dry-run output
+
+OBJECT_META = Obj({
+    "name": Str(), "generateName": Str(), "namespace": Str(),
+    "labels": STRING_MAP, "annotations": STRING_MAP,
+    "uid": Str(), "resourceVersion": Str(), "generation": Int(),
+    "creationTimestamp": TIMESTAMP, "deletionTimestamp": TIMESTAMP,
+    "deletionGracePeriodSeconds": Int(),
+    "ownerReferences": ListOf(Obj({
+        "apiVersion": Str(), "kind": Str(), "name": Str(), "uid": Str(),
+        "controller": Bool(), "blockOwnerDeletion": Bool(),
+    }, required=("apiVersion", "kind", "name", "uid"))),
+    "finalizers": ListOf(Str()),
+    "managedFields": IGNORED, "selfLink": IGNORED,
+})
+
+TEMPLATE_META = Obj({
+    "name": Str(), "generateName": Str(), "namespace": IGNORED,
+    "labels": STRING_MAP, "annotations": STRING_MAP,
+    "creationTimestamp": TIMESTAMP,
+})
+
+PORT = IntOrString(1, 65535)
+
+_PROBE_COMMON = {
+    "initialDelaySeconds": Int(0), "periodSeconds": Int(1), "timeoutSeconds": Int(1),
+    "successThreshold": Int(1), "failureThreshold": Int(1),
+    "terminationGracePeriodSeconds": IGNORED,
+}
+PROBE = Obj({
+    **_PROBE_COMMON,
+    "exec": Obj({"command": ListOf(Str(), min_items=1)}, required=("command",)),
+    "tcpSocket": Obj({"port": PORT, "host": Str()}, required=("port",)),
+    "httpGet": Obj({
+        "path": Str(), "port": PORT, "host": Str(), "scheme": Str(("HTTP", "HTTPS")),
+        "httpHeaders": ListOf(Obj({"name": Str(non_empty=True), "value": Str()},
+                                  required=("name", "value"))),
+    }, required=("port",)),
+    "grpc": Unsupported("use exec, tcpSocket or httpGet"),
+})
+
+RESOURCE_NAMES = ("cpu", "memory", "ephemeral-storage", PIDS_RESOURCE)
+
+
+class ResourceQuantity(Node):
+    """A resource list value: parsed by the unit of its key."""
+
+    def __init__(self) -> None:
+        self.by_unit = {"cpu": Quantity("cpu"), "memory": Quantity("memory"),
+                        "ephemeral-storage": Quantity("memory"),
+                        PIDS_RESOURCE: Quantity("count")}
+
+    def check(self, value: Any, path: str, report: Report) -> None:
+        name = path[path.rfind("[") + 1:-1]
+        self.by_unit.get(name, Quantity("memory")).check(value, path, report)
+
+
+RESOURCE_LIST = MapOf(ResourceQuantity(), keys=RESOURCE_NAMES, extra_keys_with_slash=True)
+
+ENV_VAR = Obj({
+    "name": Str(non_empty=True), "value": Str(),
+    "valueFrom": Obj({
+        "fieldRef": Obj({"fieldPath": Str(), "apiVersion": Str()}, required=("fieldPath",)),
+        "secretKeyRef": Unsupported("tinykube has no Secrets"),
+        "configMapKeyRef": Unsupported("tinykube has no ConfigMaps"),
+        "resourceFieldRef": UNSUPPORTED,
+    }),
+}, required=("name",))
+
+CONTAINER_SECURITY_CONTEXT = Obj({
+    "runAsUser": Int(0, 2**31 - 1), "runAsGroup": Int(0, 2**31 - 1),
+    # Accepted, not enforced: tinykube has no capabilities/seccomp/read-only root handling.
+    "runAsNonRoot": IGNORED, "allowPrivilegeEscalation": IGNORED, "privileged": IGNORED,
+    "readOnlyRootFilesystem": IGNORED, "capabilities": IGNORED, "seccompProfile": IGNORED,
+    "seLinuxOptions": IGNORED, "appArmorProfile": IGNORED, "procMount": IGNORED,
+})
+
+CONTAINER = Obj({
+    "name": Str(), "image": Str(), "command": ListOf(Str()), "args": ListOf(Str()),
+    "workingDir": Str(absolute_path=True),
+    "env": ListOf(ENV_VAR),
+    "resources": Obj({"limits": RESOURCE_LIST, "requests": RESOURCE_LIST, "claims": IGNORED}),
+    "volumeMounts": ListOf(Obj({
+        "name": Str(), "mountPath": Str(absolute_path=True), "readOnly": Bool(),
+        "subPath": Unsupported("mount the whole volume"), "subPathExpr": UNSUPPORTED,
+        "mountPropagation": UNSUPPORTED, "recursiveReadOnly": UNSUPPORTED,
+    }, required=("name", "mountPath"))),
+    "livenessProbe": PROBE, "readinessProbe": PROBE, "startupProbe": PROBE,
+    "securityContext": CONTAINER_SECURITY_CONTEXT,
+    "ports": ListOf(Obj({
+        "containerPort": Int(1, 65535), "name": Str(), "protocol": Str(("TCP", "UDP", "SCTP")),
+        "hostPort": IGNORED, "hostIP": IGNORED,
+    }, required=("containerPort",))),
+    # Images do not exist in tinykube; these describe them and are ignored.
+    "imagePullPolicy": Str(("Always", "IfNotPresent", "Never")),
+    "terminationMessagePath": IGNORED, "terminationMessagePolicy": IGNORED,
+    "stdin": IGNORED, "stdinOnce": IGNORED, "tty": IGNORED, "resizePolicy": IGNORED,
+    "envFrom": Unsupported("tinykube has no ConfigMaps or Secrets"),
+    "lifecycle": Unsupported("no postStart/preStop hooks"),
+    "restartPolicy": Unsupported("no sidecar containers"),
+    "volumeDevices": UNSUPPORTED,
+}, required=("name",))
+
+VOLUME = Obj({
+    "name": Str(),
+    "emptyDir": Obj({"medium": Str(("", "Memory")), "sizeLimit": Quantity("memory")}),
+    "hostPath": Obj({"path": Str(absolute_path=True), "type": Str((
+        "", "DirectoryOrCreate", "Directory", "FileOrCreate", "File", "Socket", "CharDevice",
+        "BlockDevice"))}, required=("path",)),
+    "persistentVolumeClaim": Obj({"claimName": Str(), "readOnly": Bool()},
+                                 required=("claimName",)),
+    **{name: Unsupported("use emptyDir, hostPath or persistentVolumeClaim") for name in (
+        "configMap", "secret", "projected", "downwardAPI", "nfs", "csi", "ephemeral",
+        "image", "iscsi", "gitRepo")},
+}, required=("name",))
+
+POD_SECURITY_CONTEXT = Obj({
+    "runAsUser": Int(0, 2**31 - 1), "runAsGroup": Int(0, 2**31 - 1),
+    "runAsNonRoot": IGNORED, "fsGroup": IGNORED, "fsGroupChangePolicy": IGNORED,
+    "supplementalGroups": IGNORED, "seccompProfile": IGNORED, "seLinuxOptions": IGNORED,
+    "sysctls": UNSUPPORTED, "appArmorProfile": IGNORED,
+})
+
+RESTART_POLICIES = ("Always", "OnFailure", "Never")
+
+POD_SPEC = Obj({
+    "containers": ListOf(CONTAINER, min_items=1),
+    "restartPolicy": Str(RESTART_POLICIES),
+    "terminationGracePeriodSeconds": Int(0),
+    "hostname": Str(), "subdomain": Str(),
+    "volumes": ListOf(VOLUME),
+    "securityContext": POD_SECURITY_CONTEXT,
+    # Scheduling, service accounts and DNS do not exist on one tinykube node: accepted.
+    "nodeSelector": IGNORED, "nodeName": IGNORED, "affinity": IGNORED, "tolerations": IGNORED,
+    "topologySpreadConstraints": IGNORED, "schedulerName": IGNORED, "priority": IGNORED,
+    "priorityClassName": IGNORED, "preemptionPolicy": IGNORED, "runtimeClassName": IGNORED,
+    "serviceAccountName": IGNORED, "serviceAccount": IGNORED,
+    "automountServiceAccountToken": IGNORED, "imagePullSecrets": IGNORED,
+    "dnsPolicy": IGNORED, "dnsConfig": IGNORED, "enableServiceLinks": IGNORED,
+    "setHostnameAsFQDN": IGNORED, "readinessGates": IGNORED, "overhead": IGNORED, "os": IGNORED,
+    "initContainers": Unsupported("put the setup in the container's command"),
+    "ephemeralContainers": UNSUPPORTED,
+    "activeDeadlineSeconds": UNSUPPORTED,
+    "hostNetwork": Unsupported("every pod gets its own network namespace"),
+    "hostPID": UNSUPPORTED, "hostIPC": UNSUPPORTED, "shareProcessNamespace": UNSUPPORTED,
+    "hostAliases": UNSUPPORTED, "hostUsers": UNSUPPORTED, "resourceClaims": UNSUPPORTED,
+    "schedulingGates": UNSUPPORTED,
+}, required=("containers",))
+
+POD_TEMPLATE = Obj({"metadata": TEMPLATE_META, "spec": POD_SPEC}, required=("spec",))
+
+REPLICAS = Int(0, MAX_REPLICAS)
+
+LABEL_SELECTOR = Obj({
+    "matchLabels": STRING_MAP,
+    "matchExpressions": ListOf(Obj({
+        "key": Str(), "operator": Str(), "values": ListOf(Str()),
+    })),
+})
+
+
+def _top(kind_spec: Node) -> Obj:
+    return Obj({"apiVersion": Str(), "kind": Str(), "metadata": OBJECT_META,
+                "spec": kind_spec, "status": AnyValue()}, required=("metadata", "spec"))
+
+
+ACCESS_MODES = ("ReadWriteOnce", "ReadOnlyMany", "ReadWriteMany", "ReadWriteOncePod")
+
+PVC_SPEC = Obj({
+    "accessModes": ListOf(Str(ACCESS_MODES), min_items=1),
+    "resources": Obj({"requests": MapOf(Quantity("memory"), keys=("storage",)),
+                      "limits": MapOf(Quantity("memory"), keys=("storage",))},
+                     required=("requests",)),
+    "storageClassName": IGNORED, "volumeMode": Str(("Filesystem",)),
+    "volumeName": UNSUPPORTED, "selector": UNSUPPORTED, "dataSource": UNSUPPORTED,
+    "dataSourceRef": UNSUPPORTED, "volumeAttributesClassName": IGNORED,
+}, required=("accessModes", "resources"))
+
+PVC_TEMPLATE = Obj({
+    "apiVersion": Str(), "kind": Str(),
+    "metadata": TEMPLATE_META, "spec": PVC_SPEC, "status": AnyValue(),
+}, required=("metadata", "spec"))
+
+_CONTROLLER_COMMON = {"replicas": REPLICAS, "minReadySeconds": Int(0, 2**31 - 1),
+                      "template": POD_TEMPLATE}
+
+SCHEMAS: dict[str, Obj] = {
+    "Pod": _top(POD_SPEC),
+    "ReplicationController": _top(Obj({**_CONTROLLER_COMMON, "selector": STRING_MAP},
+                                      required=("template",))),
+    "ReplicaSet": _top(Obj({**_CONTROLLER_COMMON, "selector": LABEL_SELECTOR},
+                           required=("selector", "template"))),
+    "Deployment": _top(Obj({
+        **_CONTROLLER_COMMON, "selector": LABEL_SELECTOR,
+        "strategy": Obj({
+            "type": Str(("RollingUpdate", "Recreate")),
+            "rollingUpdate": Obj({"maxSurge": IntOrString(0), "maxUnavailable": IntOrString(0)}),
+        }),
+        "revisionHistoryLimit": Int(0, 2**31 - 1),
+        "progressDeadlineSeconds": Int(1, 2**31 - 1),
+        "paused": Bool(),
+    }, required=("selector", "template"))),
+    "StatefulSet": _top(Obj({
+        **_CONTROLLER_COMMON, "selector": LABEL_SELECTOR,
+        "serviceName": Str(),
+        "podManagementPolicy": Str(("OrderedReady", "Parallel")),
+        "updateStrategy": Obj({
+            "type": Str(("RollingUpdate", "OnDelete")),
+            "rollingUpdate": Obj({"partition": Int(0, 2**31 - 1),
+                                  "maxUnavailable": Unsupported("pods are updated one by one")}),
+        }),
+        "volumeClaimTemplates": ListOf(PVC_TEMPLATE),
+        "persistentVolumeClaimRetentionPolicy": Obj({
+            "whenDeleted": Str(("Retain", "Delete")), "whenScaled": Str(("Retain", "Delete")),
+        }),
+        "revisionHistoryLimit": Int(0, 2**31 - 1),
+        "ordinals": Unsupported("ordinals start at 0"),
+    }, required=("selector", "template"))),
+    "PersistentVolumeClaim": _top(PVC_SPEC),
+}
+
+
+def ignored_fields() -> dict[str, list[str]]:
+    """Where in which schema tinykube accepts a field without acting on it (for docs)."""
+    found: dict[str, list[str]] = {}
+
+    def walk(node: Node, path: str, seen: set[int]) -> None:
+        if id(node) in seen:
+            return
+        seen = seen | {id(node)}
+        if isinstance(node, Obj):
+            for name, child in node.fields.items():
+                if child is IGNORED:
+                    found.setdefault(path or "<top>", []).append(name)
+                else:
+                    walk(child, f"{path}.{name}" if path else name, seen)
+        elif isinstance(node, ListOf):
+            walk(node.item, path + "[]", seen)
+
+    for kind, schema in SCHEMAS.items():
+        walk(schema, kind, set())
+    return found

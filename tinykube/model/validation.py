@@ -1,13 +1,518 @@
-"""Object validation (stub; implementation follows)."""
+"""Validation of user-submitted objects, with Kubernetes' field paths and messages.
 
+`validate(obj)` runs three passes, each only when the previous one found the object sound
+enough to look at:
+
+1. limits (`schema.check_document_limits`): depth, size, node count. Never recurses.
+2. shape (`schema.SCHEMAS`): unknown fields and wrong types. Like Kubernetes' strict decoding,
+   these alone are reported when present (later passes trust the types).
+3. meaning: names, uniqueness, references between fields, selectors vs template labels,
+   strategy arithmetic. Value errors from the schema (ranges, enums) join these.
+
+Validation does not depend on defaults having been applied: a missing field is treated as
+its default. The API server may call `apply_defaults` before or after `validate`.
+
+`validate_update(old, new)` adds the immutability rules of updates.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import re
 from typing import Any
 
+from tinykube import labels as label_selectors
+from tinykube.model import names, quantity, schema
+from tinykube.model.defaults import apply_defaults
 from tinykube.model.errors import FieldError
+from tinykube.model.kinds import KINDS, USER_KINDS
 
+MAX_ANNOTATIONS_BYTES = 256 * 1024
+# Downward API fields tinykube can fill in (the runtime resolves them at container start).
+ENV_FIELD_PATHS = ("metadata.name", "metadata.namespace", "status.podIP")
+CONTROLLER_KINDS = ("ReplicationController", "ReplicaSet", "Deployment", "StatefulSet")
+_PERCENT = re.compile(r"[0-9]+%")
+
+
+def _d(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def _l(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []
+
+
+def _name_errors(path: str, value: Any, check: Any) -> list[FieldError]:
+    if not isinstance(value, str):
+        return []
+    messages = check(value)
+    return [FieldError.invalid(path, value, "; ".join(messages))] if messages else []
+
+
+# --- entry points --------------------------------------------------------------------------
 
 def validate(obj: Any) -> list[FieldError]:
-    return []
+    """Every problem with `obj` (a user-submitted object); [] when it is valid."""
+    if not isinstance(obj, dict):
+        return [FieldError.invalid("", obj, "an object must be a mapping")]
+    errors = schema.check_document_limits(obj)
+    if errors:
+        return errors
+    errors = _check_type_meta(obj)
+    if errors:
+        return errors
+    kind = obj["kind"]
+    report = schema.check(schema.SCHEMAS[kind], obj)
+    if report.structural:
+        return report.structural
+    errors = list(report.values)
+    errors += validate_object_meta(obj.get("metadata"), "metadata", kind)
+    spec = _d(obj.get("spec"))
+    if kind == "Pod":
+        errors += validate_pod_spec(spec, "spec")
+    elif kind == "PersistentVolumeClaim":
+        errors += _validate_pvc_spec(spec, "spec")
+    else:
+        errors += _validate_controller(kind, spec, "spec")
+    return _unique(errors)
 
 
 def validate_update(old: dict[str, Any], new: Any) -> list[FieldError]:
+    """`validate(new)` plus what an update may not change. Both objects are compared with
+    defaults applied, so omitting a defaulted field is not a change."""
+    errors = validate(new)
+    if errors or not isinstance(old, dict):
+        return errors
+    old, new = apply_defaults(copy.deepcopy(old)), apply_defaults(copy.deepcopy(new))
+    for field in ("apiVersion", "kind"):
+        if old.get(field) != new.get(field):
+            errors.append(FieldError.invalid(field, new.get(field), "field is immutable"))
+    old_meta, new_meta = _d(old.get("metadata")), _d(new.get("metadata"))
+    for field in ("name", "namespace"):
+        if old_meta.get(field) != new_meta.get(field):
+            errors.append(FieldError.invalid(f"metadata.{field}", new_meta.get(field),
+                                             "field is immutable"))
+    if new_meta.get("uid") and old_meta.get("uid") and new_meta["uid"] != old_meta["uid"]:
+        errors.append(FieldError.invalid("metadata.uid", new_meta["uid"], "field is immutable"))
+    kind = new.get("kind")
+    old_spec, new_spec = _d(old.get("spec")), _d(new.get("spec"))
+    if kind in ("ReplicaSet", "Deployment", "StatefulSet"):
+        if old_spec.get("selector") != new_spec.get("selector"):
+            errors.append(FieldError.invalid("spec.selector", new_spec.get("selector"),
+                                             "field is immutable"))
+    if kind == "StatefulSet":
+        mutable = ("replicas", "template", "updateStrategy", "minReadySeconds",
+                   "persistentVolumeClaimRetentionPolicy", "revisionHistoryLimit", "selector")
+        if _without(old_spec, mutable) != _without(new_spec, mutable):
+            errors.append(FieldError.forbidden(
+                "spec", "updates to statefulset spec for fields other than 'replicas', "
+                "'template', 'updateStrategy', 'persistentVolumeClaimRetentionPolicy', "
+                "'revisionHistoryLimit' and 'minReadySeconds' are forbidden"))
+    elif kind == "Pod":
+        if _pod_spec_frozen(old_spec) != _pod_spec_frozen(new_spec):
+            errors.append(FieldError.forbidden(
+                "spec", "pod updates may not change fields other than "
+                "`spec.containers[*].image`, `spec.activeDeadlineSeconds`, `spec.tolerations` "
+                "(only additions to existing tolerations) and "
+                "`spec.terminationGracePeriodSeconds`"))
+    elif kind == "PersistentVolumeClaim":
+        if _without(old_spec, ("resources",)) != _without(new_spec, ("resources",)):
+            errors.append(FieldError.forbidden(
+                "spec", "spec is immutable after creation except resources.requests"))
+    return errors
+
+
+def _without(spec: dict[str, Any], fields: tuple[str, ...]) -> dict[str, Any]:
+    return {k: v for k, v in spec.items() if k not in fields}
+
+
+def _pod_spec_frozen(spec: dict[str, Any]) -> dict[str, Any]:
+    frozen = _without(spec, ("activeDeadlineSeconds", "tolerations",
+                             "terminationGracePeriodSeconds"))
+    frozen["containers"] = [_without(_d(c), ("image",)) for c in _l(spec.get("containers"))]
+    return frozen
+
+
+def _unique(errors: list[FieldError]) -> list[FieldError]:
+    return list(dict.fromkeys(errors))
+
+
+# --- type and object meta ------------------------------------------------------------------
+
+def _check_type_meta(obj: dict[str, Any]) -> list[FieldError]:
+    api_version, kind = obj.get("apiVersion"), obj.get("kind")
+    errors = []
+    if not api_version:
+        errors.append(FieldError.required("apiVersion"))
+    elif not isinstance(api_version, str):
+        errors.append(FieldError.invalid("apiVersion", api_version, "must be a string"))
+    if not kind:
+        errors.append(FieldError.required("kind"))
+    elif not isinstance(kind, str):
+        errors.append(FieldError.invalid("kind", kind, "must be a string"))
+    if errors:
+        return errors
+    info = next((k for k in KINDS if k.kind == kind), None)
+    if info is None:
+        return [FieldError.invalid("kind", kind,
+                                   f'no kind "{kind}" is registered for version "{api_version}"')]
+    if info.api_version != api_version:
+        return [FieldError.invalid(
+            "apiVersion", api_version,
+            f'no kind "{kind}" is registered for version "{api_version}" '
+            f'(use apiVersion "{info.api_version}")')]
+    if kind not in USER_KINDS:
+        return [FieldError.forbidden("kind", f"{kind} objects are written by tinykube itself")]
+    return []
+
+
+def validate_object_meta(meta: Any, path: str, kind: str) -> list[FieldError]:
+    meta = _d(meta)
+    errors: list[FieldError] = []
+    name, generate_name = meta.get("name"), meta.get("generateName")
+    # StatefulSet pods are named <set>-<ordinal> and use that name as hostname.
+    name_rule = names.dns1123_label if kind == "StatefulSet" else names.dns1123_subdomain
+    if name is None or name == "":
+        if not generate_name:
+            errors.append(FieldError.required(f"{path}.name", "name or generateName is required"))
+    else:
+        errors += _name_errors(f"{path}.name", name, name_rule)
+    if generate_name:
+        # A prefix: valid once the random suffix is appended.
+        messages = name_rule(generate_name.rstrip("-") + "-x" if generate_name.endswith("-")
+                             else generate_name + "x")
+        if messages:
+            errors.append(FieldError.invalid(f"{path}.generateName", generate_name,
+                                             "; ".join(messages)))
+    if meta.get("namespace"):
+        errors += _name_errors(f"{path}.namespace", meta["namespace"], names.dns1123_label)
+    errors += label_selectors.validate_labels(meta.get("labels"), f"{path}.labels")
+    errors += _validate_annotations(meta.get("annotations"), f"{path}.annotations")
+    return errors
+
+
+def _validate_annotations(annotations: Any, path: str) -> list[FieldError]:
+    errors: list[FieldError] = []
+    total = 0
+    for key, value in _d(annotations).items():
+        errors += _name_errors(path, key, names.qualified_name)
+        total += len(key) + (len(value) if isinstance(value, str) else 0)
+    if total > MAX_ANNOTATIONS_BYTES:
+        errors.append(FieldError.too_long(path, "", MAX_ANNOTATIONS_BYTES))
+    return errors
+
+
+# --- pods ----------------------------------------------------------------------------------
+
+def validate_pod_spec(spec: dict[str, Any], path: str, *, in_template: bool = False,
+                      claim_templates: tuple[str, ...] = ()) -> list[FieldError]:
+    """A pod spec, standalone or inside a controller's template (then only `Always`
+    restarts). `claim_templates`: StatefulSet volume claim names mounts may refer to."""
+    errors: list[FieldError] = []
+    policy = spec.get("restartPolicy")
+    if in_template and policy not in (None, "Always"):
+        errors.append(FieldError.unsupported(f"{path}.restartPolicy", policy, ["Always"]))
+    for field in ("hostname", "subdomain"):
+        errors += _name_errors(f"{path}.{field}", spec.get(field), names.dns1123_label)
+    volume_names, volume_errors = _validate_volumes(_l(spec.get("volumes")), f"{path}.volumes")
+    errors += volume_errors
+    volume_names |= set(claim_templates)
+    seen: set[str] = set()
+    for i, container in enumerate(_l(spec.get("containers"))):
+        c_path = f"{path}.containers[{i}]"
+        name = _d(container).get("name")
+        if isinstance(name, str):
+            if name in seen:
+                errors.append(FieldError.duplicate(f"{c_path}.name", name))
+            seen.add(name)
+        errors += _validate_container(_d(container), c_path, volume_names)
+    return errors
+
+
+def _validate_volumes(volumes: list[Any], path: str) -> tuple[set[str], list[FieldError]]:
+    """Volume names (DNS labels, unique), one source each; returns (names, errors)."""
+    seen: set[str] = set()
+    errors: list[FieldError] = []
+    for i, volume in enumerate(volumes):
+        v_path = f"{path}[{i}]"
+        volume = _d(volume)
+        name = volume.get("name")
+        if isinstance(name, str):
+            errors += _name_errors(f"{v_path}.name", name, names.dns1123_label)
+            if name in seen:
+                errors.append(FieldError.duplicate(f"{v_path}.name", name))
+            seen.add(name)
+        sources = [s for s in ("emptyDir", "hostPath", "persistentVolumeClaim")
+                   if volume.get(s) is not None]
+        if len(sources) > 1:
+            errors.append(FieldError.forbidden(f"{v_path}.{sources[1]}",
+                                               "may not specify more than 1 volume type"))
+        claim = _d(volume.get("persistentVolumeClaim")).get("claimName")
+        errors += _name_errors(f"{v_path}.persistentVolumeClaim.claimName", claim,
+                               names.dns1123_subdomain)
+    return seen, errors
+
+
+def _validate_container(container: dict[str, Any], path: str,
+                        volume_names: set[str]) -> list[FieldError]:
+    errors: list[FieldError] = []
+    errors += _name_errors(f"{path}.name", container.get("name"), names.dns1123_label)
+    if not _l(container.get("command")):
+        errors.append(FieldError.required(
+            f"{path}.command", "tinykube runs processes, not images: give the command to run"))
+    port_names: set[str] = set()
+    for i, port in enumerate(_l(container.get("ports"))):
+        port_name = _d(port).get("name")
+        if isinstance(port_name, str):
+            errors += _name_errors(f"{path}.ports[{i}].name", port_name, names.port_name)
+            if port_name in port_names:
+                errors.append(FieldError.duplicate(f"{path}.ports[{i}].name", port_name))
+            port_names.add(port_name)
+    errors += _validate_env(_l(container.get("env")), f"{path}.env")
+    mount_paths: set[str] = set()
+    for i, mount in enumerate(_l(container.get("volumeMounts"))):
+        m_path = f"{path}.volumeMounts[{i}]"
+        mount = _d(mount)
+        name, mount_path = mount.get("name"), mount.get("mountPath")
+        if isinstance(name, str) and name not in volume_names:
+            errors.append(FieldError(f"{m_path}.name", f"Not found: {json.dumps(name)}"))
+        if isinstance(mount_path, str):
+            if mount_path in mount_paths:
+                errors.append(FieldError.invalid(f"{m_path}.mountPath", mount_path,
+                                                 "must be unique"))
+            mount_paths.add(mount_path)
+    for probe_name in ("livenessProbe", "readinessProbe", "startupProbe"):
+        probe = container.get(probe_name)
+        if isinstance(probe, dict):
+            errors += _validate_probe(probe, f"{path}.{probe_name}", port_names,
+                                      single_success=probe_name != "readinessProbe")
+    errors += _validate_resources(_d(container.get("resources")), f"{path}.resources")
+    return errors
+
+
+def _validate_env(env: list[Any], path: str) -> list[FieldError]:
+    errors: list[FieldError] = []
+    for i, var in enumerate(env):
+        e_path = f"{path}[{i}]"
+        var = _d(var)
+        errors += _name_errors(f"{e_path}.name", var.get("name"), names.env_var_name)
+        value_from = var.get("valueFrom")
+        if value_from is None:
+            continue
+        if var.get("value"):
+            errors.append(FieldError.invalid(
+                f"{e_path}.valueFrom", "", "may not be specified when `value` is not empty"))
+        sources = [k for k, v in _d(value_from).items() if v is not None]
+        if not sources:
+            errors.append(FieldError.required(f"{e_path}.valueFrom", "must specify one of: "
+                                              "`fieldRef`"))
+        field_path = _d(_d(value_from).get("fieldRef")).get("fieldPath")
+        if isinstance(field_path, str) and field_path not in ENV_FIELD_PATHS:
+            errors.append(FieldError.unsupported(f"{e_path}.valueFrom.fieldRef.fieldPath",
+                                                 field_path, list(ENV_FIELD_PATHS)))
+    return errors
+
+
+def _validate_probe(probe: dict[str, Any], path: str, port_names: set[str], *,
+                    single_success: bool) -> list[FieldError]:
+    errors: list[FieldError] = []
+    handlers = [h for h in ("exec", "tcpSocket", "httpGet") if probe.get(h) is not None]
+    if not handlers:
+        errors.append(FieldError.required(path, "must specify a handler type"))
+    elif len(handlers) > 1:
+        errors.append(FieldError.forbidden(f"{path}.{handlers[1]}",
+                                           "may not specify more than 1 handler type"))
+    for handler in ("tcpSocket", "httpGet"):
+        port = _d(probe.get(handler)).get("port")
+        if isinstance(port, str):
+            if names.port_name(port):
+                errors.append(FieldError.invalid(f"{path}.{handler}.port", port,
+                                                 "; ".join(names.port_name(port))))
+            elif port not in port_names:
+                errors.append(FieldError.invalid(
+                    f"{path}.{handler}.port", port,
+                    "must be a port number or the name of one of the container's ports"))
+    http_path = _d(probe.get("httpGet")).get("path")
+    if isinstance(http_path, str) and http_path and not http_path.startswith("/"):
+        errors.append(FieldError.invalid(f"{path}.httpGet.path", http_path,
+                                         "must start with '/'"))
+    threshold = probe.get("successThreshold")
+    if single_success and isinstance(threshold, int) and threshold != 1:
+        errors.append(FieldError.invalid(f"{path}.successThreshold", threshold, "must be 1"))
+    return errors
+
+
+def _validate_resources(resources: dict[str, Any], path: str) -> list[FieldError]:
+    limits, requests = _d(resources.get("limits")), _d(resources.get("requests"))
+    parse = {"cpu": quantity.cpu_millis, "memory": quantity.memory_bytes}
+    errors: list[FieldError] = []
+    for name, to_number in parse.items():
+        if name in limits and name in requests:
+            try:
+                if to_number(requests[name]) > to_number(limits[name]):
+                    errors.append(FieldError.invalid(
+                        f"{path}.requests[{name}]", requests[name],
+                        f"must be less than or equal to {name} limit of {limits[name]}"))
+            except quantity.QuantityError:
+                pass  # already reported by the schema pass
+    pids = limits.get(schema.PIDS_RESOURCE)
+    if pids is not None:
+        try:
+            if quantity.whole_number(pids) < 1:
+                errors.append(FieldError.invalid(f"{path}.limits[{schema.PIDS_RESOURCE}]", pids,
+                                                 "must be at least 1"))
+        except quantity.QuantityError:
+            pass
+    return errors
+
+
+# --- controllers ---------------------------------------------------------------------------
+
+def _validate_controller(kind: str, spec: dict[str, Any], path: str) -> list[FieldError]:
+    errors: list[FieldError] = []
+    template = _d(spec.get("template"))
+    template_labels = _d(_d(template.get("metadata")).get("labels"))
+    t_path = f"{path}.template"
+    errors += label_selectors.validate_labels(template_labels or None,
+                                              f"{t_path}.metadata.labels")
+    meta = _d(template.get("metadata"))
+    errors += _validate_annotations(meta.get("annotations"), f"{t_path}.metadata.annotations")
+    claim_names: tuple[str, ...] = ()
+    if kind == "StatefulSet":
+        claim_errors, claim_names = _validate_claim_templates(
+            _l(spec.get("volumeClaimTemplates")), f"{path}.volumeClaimTemplates")
+        errors += claim_errors
+    if template.get("spec") is not None:
+        errors += validate_pod_spec(_d(template.get("spec")), f"{t_path}.spec", in_template=True,
+                                    claim_templates=claim_names)
+    errors += _validate_selector(kind, spec, path, template_labels)
+    if kind == "Deployment":
+        errors += _validate_deployment(spec, path)
+    elif kind == "StatefulSet":
+        errors += _validate_statefulset(spec, path)
+    return errors
+
+
+def _validate_selector(kind: str, spec: dict[str, Any], path: str,
+                       template_labels: dict[str, Any]) -> list[FieldError]:
+    selector = spec.get("selector")
+    s_path = f"{path}.selector"
+    l_path = f"{path}.template.metadata.labels"
+    mismatch = FieldError.invalid(l_path, template_labels,
+                                  "`selector` does not match template `labels`")
+    if kind == "ReplicationController":
+        selector = _d(selector) or template_labels  # defaults to the template's labels
+        if not selector:
+            return [FieldError.required(s_path)]
+        errors = label_selectors.validate_labels(spec.get("selector"), s_path)
+        if not errors and not label_selectors.from_map(selector).matches(template_labels):
+            errors.append(mismatch)
+        return errors
+    if selector is None:
+        return [FieldError.required(s_path)]
+    errors = label_selectors.validate_label_selector(selector, s_path)
+    if errors:
+        return errors
+    parsed = label_selectors.from_label_selector(selector)
+    if parsed.empty:
+        return [FieldError.invalid(s_path, selector,
+                                   f"empty selector is invalid for {kind.lower()}")]
+    if not parsed.matches({k: v for k, v in template_labels.items() if isinstance(v, str)}):
+        return [mismatch]
+    return []
+
+
+def _int_or_percent(value: Any, path: str, *, max_percent: int | None = None
+                    ) -> tuple[list[FieldError], bool]:
+    """Check an IntOrString like `25%` or `1`; returns (errors, is_zero)."""
+    if value is None:
+        return [], False
+    if isinstance(value, str):
+        if not _PERCENT.fullmatch(value):
+            return [FieldError.invalid(path, value, "a valid percent string must be a numeric "
+                                       "string followed by an ending '%' (e.g. '1%',  or "
+                                       "'93%', regex used for validation is '[0-9]+%')")], False
+        number = int(value[:-1])
+        if max_percent is not None and number > max_percent:
+            return [FieldError.invalid(path, value, f"must not be greater than {max_percent}%")
+                    ], False
+        return [], number == 0
+    return [], value == 0
+
+
+def _validate_deployment(spec: dict[str, Any], path: str) -> list[FieldError]:
+    errors: list[FieldError] = []
+    strategy = _d(spec.get("strategy"))
+    rolling = strategy.get("rollingUpdate")
+    st_path = f"{path}.strategy"
+    if strategy.get("type") == "Recreate":
+        if rolling is not None:
+            errors.append(FieldError.forbidden(
+                f"{st_path}.rollingUpdate",
+                "may not be specified when strategy `type` is 'Recreate'"))
+    else:
+        rolling = _d(rolling)
+        surge_errors, surge_zero = _int_or_percent(rolling.get("maxSurge"),
+                                                   f"{st_path}.rollingUpdate.maxSurge")
+        unavail_errors, unavail_zero = _int_or_percent(
+            rolling.get("maxUnavailable"), f"{st_path}.rollingUpdate.maxUnavailable",
+            max_percent=100)
+        errors += surge_errors + unavail_errors
+        # Defaults are 25%/25%, so "both zero" needs both given.
+        if not surge_errors and not unavail_errors and surge_zero and unavail_zero:
+            errors.append(FieldError.invalid(f"{st_path}.rollingUpdate.maxUnavailable",
+                                             rolling.get("maxUnavailable"),
+                                             "may not be 0 when `maxSurge` is 0"))
+    min_ready = spec.get("minReadySeconds")
+    deadline = spec.get("progressDeadlineSeconds")
+    min_ready = min_ready if isinstance(min_ready, int) else 0
+    if isinstance(deadline, int) and not isinstance(deadline, bool) and deadline <= min_ready:
+        errors.append(FieldError.invalid(f"{path}.progressDeadlineSeconds", deadline,
+                                         "must be greater than minReadySeconds"))
+    return errors
+
+
+def _validate_statefulset(spec: dict[str, Any], path: str) -> list[FieldError]:
+    errors = _name_errors(f"{path}.serviceName", spec.get("serviceName") or None,
+                          names.dns1123_label)
+    strategy = _d(spec.get("updateStrategy"))
+    if strategy.get("type") == "OnDelete" and strategy.get("rollingUpdate") is not None:
+        errors.append(FieldError.invalid(f"{path}.updateStrategy.rollingUpdate",
+                                         strategy["rollingUpdate"],
+                                         "only allowed for updateStrategy 'RollingUpdate'"))
+    return errors
+
+
+def _validate_claim_templates(templates: list[Any], path: str
+                              ) -> tuple[list[FieldError], tuple[str, ...]]:
+    errors: list[FieldError] = []
+    seen: list[str] = []
+    for i, claim in enumerate(templates):
+        c_path = f"{path}[{i}]"
+        claim = _d(claim)
+        name = _d(claim.get("metadata")).get("name")
+        if not name:
+            errors.append(FieldError.required(f"{c_path}.metadata.name"))
+        elif isinstance(name, str):
+            errors += _name_errors(f"{c_path}.metadata.name", name, names.dns1123_label)
+            if name in seen:
+                errors.append(FieldError.duplicate(f"{c_path}.metadata.name", name))
+            seen.append(name)
+        errors += label_selectors.validate_labels(_d(claim.get("metadata")).get("labels"),
+                                                  f"{c_path}.metadata.labels")
+        errors += _validate_pvc_spec(_d(claim.get("spec")), f"{c_path}.spec")
+    return errors, tuple(seen)
+
+
+def _validate_pvc_spec(spec: dict[str, Any], path: str) -> list[FieldError]:
+    requests = _d(_d(spec.get("resources")).get("requests"))
+    if requests.get("storage") is None:
+        return [FieldError.required(f"{path}.resources.requests[storage]")]
+    try:
+        if quantity.memory_bytes(requests["storage"]) <= 0:
+            return [FieldError.invalid(f"{path}.resources.requests[storage]",
+                                       requests["storage"], "must be greater than zero")]
+    except quantity.QuantityError:
+        pass  # reported by the schema pass
     return []
