@@ -33,7 +33,7 @@ class RetentionPolicy:
     when_scaled: str = RETAIN
 
     @classmethod
-    def of(cls, sts: dict) -> "RetentionPolicy":
+    def of(cls, sts: dict) -> RetentionPolicy:
         policy = sts.get("spec", {}).get("persistentVolumeClaimRetentionPolicy") or {}
         return cls(policy.get("whenDeleted") or RETAIN, policy.get("whenScaled") or RETAIN)
 

@@ -28,8 +28,7 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
-from typing import Callable
+from datetime import UTC, datetime
 
 from controllers.statefulset import claims as claimlib
 from controllers.statefulset import identity as ident
@@ -105,7 +104,7 @@ class Settings:
     min_ready_seconds: int
 
     @classmethod
-    def of(cls, sts: dict) -> "Settings":
+    def of(cls, sts: dict) -> Settings:
         spec = sts.get("spec", {})
         strategy = spec.get("updateStrategy") or {}
         replicas = spec.get("replicas")
@@ -145,7 +144,7 @@ def _parse_time(text: str | None) -> float | None:
         return None
     try:
         return datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(
-            tzinfo=timezone.utc).timestamp()
+            tzinfo=UTC).timestamp()
     except ValueError:
         return None
 
@@ -165,52 +164,6 @@ def available_in(pod: dict, min_ready_seconds: int, now: float) -> float | None:
 def is_healthy(pod: dict | None, min_ready_seconds: int, now: float) -> bool:
     return (pod is not None and not is_terminating(pod)
             and available_in(pod, min_ready_seconds, now) == 0.0)
-
-
-# ---- ownership ---------------------------------------------------------------------------
-
-def controller_uid(obj: dict) -> str | None:
-    for ref in obj["metadata"].get("ownerReferences") or []:
-        if ref.get("controller"):
-            return ref.get("uid")
-    return None
-
-
-@dataclass
-class Claimed:
-    owned: list[dict]  # the set's pods after adoption/release
-    adopt: list[dict]  # orphans to take (pods with our owner ref added)
-    release: list[dict]  # owned pods no longer matching (our owner ref removed)
-
-
-def claim_pods(sts: dict, pods: list[dict], selector: Callable[[dict], bool]) -> Claimed:
-    """Kubernetes' ClaimPods for a StatefulSet: orphans that match the selector *and* are named
-    like one of our ordinals are adopted; owned pods that stop matching are released."""
-    uid = sts["metadata"]["uid"]
-    result = Claimed([], [], [])
-    deleting = bool(sts["metadata"].get("deletionTimestamp"))
-    for pod in pods:
-        owner = controller_uid(pod)
-        matches = selector(pod["metadata"].get("labels") or {}) and ident.is_member(sts, pod)
-        if owner == uid:
-            if matches or deleting:
-                result.owned.append(pod)
-            elif not is_terminating(pod):
-                released = _without_owner(pod, uid)
-                result.release.append(released)
-        elif owner is None and matches and not deleting and not is_terminating(pod):
-            adopted = _without_owner(pod, uid)
-            adopted["metadata"].setdefault("ownerReferences", []).append(ident.owner_reference(sts))
-            result.adopt.append(adopted)
-            result.owned.append(adopted)
-    return result
-
-
-def _without_owner(pod: dict, uid: str) -> dict:
-    copied = copy.deepcopy(pod)
-    refs = [r for r in copied["metadata"].get("ownerReferences") or [] if r.get("uid") != uid]
-    copied["metadata"]["ownerReferences"] = refs
-    return copied
 
 
 # ---- the plan ----------------------------------------------------------------------------

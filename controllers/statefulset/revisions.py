@@ -24,9 +24,8 @@ import copy
 import json
 from dataclasses import dataclass
 
-from tinykube.model.errors import AlreadyExists, NotFound
-
 from controllers.statefulset.identity import owner_reference, pod_revision
+from tinykube.model.errors import AlreadyExists, NotFound
 
 KIND = "ControllerRevision"
 HASH_LABEL = "controller.kubernetes.io/hash"

@@ -320,20 +320,3 @@ def test_min_ready_seconds_delays_availability_and_next_creation():
 def test_deleting_set_only_reports_status():
     sts = make_set(replicas=3, deleting=True)
     assert decide(sts, []).actions == []
-
-
-def test_adoption_and_release():
-    sts = make_set(replicas=2)
-    orphan = pod(sts, 1)
-    orphan["metadata"]["ownerReferences"] = []
-    stranger = pod(sts, 0)
-    stranger["metadata"]["name"] = "other-0"
-    stranger["metadata"]["ownerReferences"] = []
-    unmatched = pod(sts, 0)
-    unmatched["metadata"]["labels"]["app"] = "changed"
-    selector = lambda labels: labels.get("app") == "web"  # noqa: E731
-    claimed = P.claim_pods(sts, [orphan, stranger, unmatched], selector)
-    assert [p["metadata"]["name"] for p in claimed.adopt] == ["web-1"]
-    assert [p["metadata"]["name"] for p in claimed.release] == ["web-0"]
-    assert claimed.release[0]["metadata"]["ownerReferences"] == []
-    assert [p["metadata"]["name"] for p in claimed.owned] == ["web-1"]
