@@ -1,0 +1,28 @@
+"""Suite-wide rules: tests marked `root` skip when not root, and under CI (run as root) a
+skipped root test is a failure, so nothing is silently left out."""
+
+import os
+
+import pytest
+
+
+def pytest_collection_modifyitems(config, items):
+    if os.geteuid() == 0:
+        return
+    for item in items:
+        if item.get_closest_marker("root"):
+            item.add_marker(pytest.mark.skip(reason="needs root"))
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    skipped = [r for r in terminalreporter.stats.get("skipped", [])
+               if "needs root" in str(getattr(r, "longrepr", ""))]
+    if skipped and os.environ.get("CI"):
+        terminalreporter.write_line(f"CI: {len(skipped)} root tests were skipped", red=True)
+        config._tinykube_ci_fail = True
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_sessionfinish(session, exitstatus):
+    if getattr(session.config, "_tinykube_ci_fail", False) and exitstatus == 0:
+        session.exitstatus = 1

@@ -1,0 +1,170 @@
+"""A real tinykube daemon for integration tests: temp root, own socket, own bridge and CIDR.
+
+Tests drive it through the real CLI (`cli(...)`, a subprocess, as a user would) and through
+the client for assertions. `stop()` leaves pods running (as the daemon does); `cleanup()`
+deletes every object, stops the daemon, runs `tinykube reset --purge` and then checks that
+nothing of this daemon is left on the host.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+from tinykube.client import Client
+
+CONTROLLER_KINDS = ("Deployment", "StatefulSet", "ReplicaSet", "ReplicationController")
+
+
+def wait_for(predicate: Callable[[], Any], timeout: float = 30.0, interval: float = 0.1,
+             what: str = "condition") -> Any:
+    """Poll `predicate` until it returns something truthy (tests only: the product watches)."""
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < deadline:
+        last = predicate()
+        if last:
+            return last
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what} (last: {last!r})")
+
+
+class Daemon:
+    def __init__(self, base: Path) -> None:
+        tag = f"{os.getpid() % 1000:03d}{random.randrange(100):02d}"
+        self.root = base / "root"
+        self.run_dir = base / "run"
+        self.socket = self.run_dir / "tinykube.sock"
+        self.bridge = f"tkd{tag}"
+        self.cidr = f"10.{random.randrange(100, 200)}.{random.randrange(256)}.0/24"
+        self.log_path = base / "daemon.log"
+        self.process: subprocess.Popen | None = None
+        self.client = Client(self.socket)
+
+    # ---- lifecycle --------------------------------------------------------------------------
+
+    def args(self) -> list[str]:
+        return ["--socket", str(self.socket), "daemon", "--root", str(self.root),
+                "--run-dir", str(self.run_dir), "--bridge", self.bridge,
+                "--pod-cidr", self.cidr]
+
+    def start(self) -> "Daemon":
+        log = open(self.log_path, "ab")
+        self.process = subprocess.Popen([sys.executable, "-m", "tinykube.cli.main", *self.args()],
+                                        stdout=log, stderr=subprocess.STDOUT)
+        log.close()
+        wait_for(self._up, timeout=30, what=f"daemon on {self.socket} (log {self.log_path})")
+        return self
+
+    def _up(self) -> bool:
+        if self.process and self.process.poll() is not None:
+            raise AssertionError(f"daemon exited with {self.process.returncode}:\n"
+                                 + self.log_path.read_text()[-3000:])
+        return self.socket.exists() and self.client.healthy()
+
+    def stop(self, sig: int = signal.SIGTERM) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.send_signal(sig)
+            try:
+                self.process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+    def cleanup(self) -> None:
+        uids: set[str] = set()
+        if self.process and self.process.poll() is None:
+            try:
+                uids = {p["metadata"]["uid"] for p in self.client.list("Pod", "*")}
+                for kind in CONTROLLER_KINDS:
+                    for obj in self.client.list(kind, "*"):
+                        self.client.delete(kind, obj["metadata"]["name"],
+                                           obj["metadata"]["namespace"])
+                for pod in self.client.list("Pod", "*"):
+                    self.client.delete("Pod", pod["metadata"]["name"],
+                                       pod["metadata"]["namespace"], grace_period=1)
+                wait_for(lambda: not self.client.list("Pod", "*"), timeout=60,
+                         what="all pods gone")
+            finally:
+                self.stop()
+        self.client.close()
+        reset = self.cli("reset", "--purge", "--root", str(self.root), "--run-dir",
+                         str(self.run_dir), "--bridge", self.bridge, "--pod-cidr", self.cidr,
+                         check=False)
+        assert reset.returncode == 0, reset.stderr + reset.stdout
+        assert_no_leaks(self.bridge, uids, self.root)
+
+    # ---- driving ----------------------------------------------------------------------------
+
+    def cli(self, *args: str, input: str | None = None, check: bool = True,
+            timeout: float = 120) -> subprocess.CompletedProcess:
+        result = subprocess.run([sys.executable, "-m", "tinykube.cli.main", "--socket",
+                                 str(self.socket), *args], input=input, capture_output=True,
+                                text=True, timeout=timeout)
+        if check and result.returncode != 0:
+            raise AssertionError(f"tinykube {' '.join(args)} exited {result.returncode}:\n"
+                                 f"{result.stdout}\n{result.stderr}")
+        return result
+
+    def apply(self, manifest: str) -> str:
+        return self.cli("apply", "-f", "-", input=manifest).stdout
+
+    def get_json(self, *args: str) -> Any:
+        return json.loads(self.cli("get", *args, "-o", "json").stdout)
+
+    def pod(self, name: str, namespace: str = "default") -> dict:
+        return self.client.get("Pod", name, namespace)
+
+    def wait_pod(self, name: str, predicate: Callable[[dict], bool], timeout: float = 30,
+                 what: str = "") -> dict:
+        def check() -> dict | None:
+            try:
+                pod = self.pod(name)
+            except Exception:
+                return None
+            return pod if predicate(pod) else None
+        return wait_for(check, timeout=timeout, what=what or f"pod {name}")
+
+    def wait_running(self, name: str, timeout: float = 30) -> dict:
+        return self.wait_pod(name, lambda p: p.get("status", {}).get("phase") == "Running",
+                             timeout, f"pod {name} Running")
+
+    def wait_ready(self, name: str, timeout: float = 30) -> dict:
+        return self.wait_pod(name, is_ready, timeout, f"pod {name} Ready")
+
+    def exec(self, pod: str, *command: str, container: str | None = None
+             ) -> subprocess.CompletedProcess:
+        args = ["exec", pod] + (["-c", container] if container else []) + ["--", *command]
+        return self.cli(*args, check=False)
+
+
+def is_ready(pod: dict) -> bool:
+    return any(c.get("type") == "Ready" and c.get("status") == "True"
+               for c in pod.get("status", {}).get("conditions", []))
+
+
+def container_pid(pod: dict, name: str | None = None) -> int:
+    for cs in pod["status"]["containerStatuses"]:
+        if name is None or cs["name"] == name:
+            return int(cs["containerID"].split("://")[1])
+    raise KeyError(name)
+
+
+def assert_no_leaks(bridge: str, uids: set[str], root: Path) -> None:
+    links = subprocess.run(["ip", "-o", "link", "show"], capture_output=True, text=True).stdout
+    leftover = [line for line in links.splitlines()
+                if f": {bridge}" in line or any(f"tkv{u[:8]}" in line for u in uids)]
+    assert not leftover, f"links left behind: {leftover}"
+    cgroups = []
+    for uid in uids:
+        cgroups += [str(p) for p in Path("/sys/fs/cgroup").glob(f"*/**/pod-{uid}")]
+    assert not cgroups, f"cgroups left behind: {cgroups}"
+    mounts = Path("/proc/self/mountinfo").read_text()
+    assert str(root) not in mounts, "mounts under the test root left behind"
