@@ -34,7 +34,7 @@ def build_shim(dest: str | os.PathLike[str]) -> Path:
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = dest.with_name(f".{dest.name}.{os.getpid()}")
     result = subprocess.run([compiler, "-O2", "-o", str(tmp), str(SOURCE)],
-                            capture_output=True, text=True)
+                            check=False, capture_output=True, text=True)
     if result.returncode != 0:
         tmp.unlink(missing_ok=True)
         raise ShimError(f"building tk-shim with {compiler} failed: {result.stderr.strip()}")

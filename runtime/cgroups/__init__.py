@@ -16,8 +16,15 @@ from .v1 import CONTROLLERS as V1_CONTROLLERS
 from .v1 import CgroupV1
 from .v2 import CgroupV2
 
-__all__ = ["CgroupDriver", "CgroupError", "CgroupV1", "CgroupV2", "DEFAULT_PIDS_LIMIT",
-           "Limits", "detect"]
+__all__ = [
+    "DEFAULT_PIDS_LIMIT",
+    "CgroupDriver",
+    "CgroupError",
+    "CgroupV1",
+    "CgroupV2",
+    "Limits",
+    "detect",
+]
 
 
 @dataclass(frozen=True)

@@ -22,8 +22,9 @@ import errno
 import os
 import signal
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Iterator, Protocol
+from typing import Protocol
 
 SUBTREE = "tinykube"
 POD_PREFIX = "pod-"

@@ -18,8 +18,17 @@ import os
 import signal
 import time
 
-from .base import (CFS_PERIOD_US, DEFAULT_PIDS_LIMIT, EXIT_WAIT, SUBTREE, CgroupBackend,
-                   CgroupError, Limits, read_keyed, write_file)
+from .base import (
+    CFS_PERIOD_US,
+    DEFAULT_PIDS_LIMIT,
+    EXIT_WAIT,
+    SUBTREE,
+    CgroupBackend,
+    CgroupError,
+    Limits,
+    read_keyed,
+    write_file,
+)
 from .v1 import cfs_quota_us
 
 WANTED = ("cpu", "memory", "pids")

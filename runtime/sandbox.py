@@ -1,0 +1,194 @@
+"""The pod sandbox: a pause process that holds the pod's net, uts and ipc namespaces.
+
+``start_sandbox`` forks ``catatonit -P`` (0.7 MB RSS; ``sleep infinity`` if catatonit is not
+installed) with a ``preexec_fn`` that, between fork and exec, writes ``b"0"`` to the pod
+cgroup's pre-opened ``cgroup.procs`` files, unshares net+uts+ipc and sets the hostname. So
+the pause is in its cgroup and namespaces before it runs a single instruction of its own,
+and containers later join its namespaces with ``setns`` on ``/proc/<pause>/ns/*``.
+
+The preexec code is only ctypes calls and ``os.*`` on pre-opened fds: no imports, locks or
+logging between fork and exec. Its errors are written to a pipe so the caller gets a real
+message with errno instead of subprocess' "Exception occurred in preexec_fn".
+
+No ``PR_SET_PDEATHSIG``: under trio the fork happens in a worker thread, and the signal would
+fire when that *thread* exits. The pause runs in its own session so it survives the
+daemon's death; a restarted daemon finds it again by pid + start time (``Sandbox``).
+
+Children we fork are kept in a registry until reaped (``reap``), so that neither
+``subprocess``' garbage-collection reaper nor zombies get in the way of ``wait_pid_exit``.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Self
+
+import trio
+
+from . import syscalls
+from .cgroups import CgroupDriver
+
+PAUSE_COMMANDS = (["catatonit", "-P"], ["sleep", "infinity"])
+
+
+class SpawnError(RuntimeError):
+    """A process could not be started; the message says which step failed and why."""
+
+
+@dataclass(frozen=True)
+class Sandbox:
+    uid: str
+    pause_pid: int
+    start_time: int
+
+
+# -- children we forked: kept until reaped -------------------------------------------------
+_children: dict[tuple[int, int], subprocess.Popen[bytes]] = {}
+
+
+def register_child(popen: subprocess.Popen[bytes]) -> int:
+    """Keep ``popen`` until ``reap``; returns the child's start time."""
+    start_time = syscalls.proc_start_time(popen.pid)
+    _children[(popen.pid, start_time)] = popen
+    return start_time
+
+
+def reap(pid: int, start_time: int) -> int | None:
+    """Reap an exited child of ours and return its exit code (128+N for signal N); None if
+    it is not our child (e.g. started by an earlier daemon)."""
+    popen = _children.pop((pid, start_time), None)
+    if popen is None:
+        return None
+    code = popen.wait()
+    return 128 - code if code < 0 else code
+
+
+async def wait_pid_exit(pid: int, start_time: int) -> None:
+    """Return once the process (pid, start_time) has exited, without polling (pidfd)."""
+    try:
+        pidfd = os.pidfd_open(pid)
+    except ProcessLookupError:
+        return
+    try:
+        # Checked after pidfd_open: the pidfd pins this pid, so a match means it is ours.
+        if syscalls.proc_start_time(pid) == start_time:
+            await trio.lowlevel.wait_readable(pidfd)
+    except ProcessLookupError:
+        pass
+    finally:
+        os.close(pidfd)
+
+
+# -- fork + exec with a preexec whose errors come back as text ---------------------------------
+class PreexecErrors:
+    """A close-on-exec pipe through which a failing preexec sends its error text.
+
+    ``wrap(fn)`` gives the preexec_fn; after the spawn raised ``SubprocessError``,
+    ``message()`` returns what the child wrote. Use as a context manager (closes the pipe)."""
+
+    def __init__(self) -> None:
+        self.read_fd, self.write_fd = os.pipe2(os.O_CLOEXEC)
+
+    def wrap(self, preexec: Callable[[], None]) -> Callable[[], None]:
+        write_fd = self.write_fd
+
+        def child() -> None:
+            try:
+                preexec()
+            except BaseException as e:
+                os.write(write_fd, f"{type(e).__name__}: {e}".encode())
+                raise
+        return child
+
+    def message(self, fallback: str) -> str:
+        os.close(self.write_fd)  # the child's copy is gone: read until EOF cannot block
+        self.write_fd = -1
+        return os.read(self.read_fd, 4096).decode(errors="replace") or fallback
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        os.close(self.read_fd)
+        if self.write_fd >= 0:
+            os.close(self.write_fd)
+
+
+def popen_with_preexec(argv: list[str], preexec: Callable[[], None], what: str,
+                       **kwargs: Any) -> subprocess.Popen[bytes]:
+    """``subprocess.Popen`` whose ``preexec`` failures are raised as ``SpawnError`` with the
+    message of the exception raised in the child (e.g. a ``SyscallError`` with errno).
+    The child is registered for reaping (``register_child``) by the caller."""
+    with PreexecErrors() as errors:
+        try:
+            # preexec only makes ctypes calls and os.* on fds: safe beside threads (see top).
+            return subprocess.Popen(argv, preexec_fn=errors.wrap(preexec), **kwargs)  # noqa: PLW1509
+        except subprocess.SubprocessError as e:
+            raise SpawnError(f"{what}: {errors.message(str(e))}") from None
+        except OSError as e:
+            raise SpawnError(f"{what}: exec {argv[0]}: {e.strerror}") from None
+
+
+def pause_command() -> list[str]:
+    for command in PAUSE_COMMANDS:
+        path = shutil.which(command[0])
+        if path:
+            return [path, *command[1:]]
+    raise SpawnError("no pause program: install catatonit (or coreutils' sleep)")
+
+
+def _start_pause(uid: str, hostname: str, cgroups: CgroupDriver) -> Sandbox:
+    cgroups.create_pod(uid)
+    argv = pause_command()
+    join_fds = cgroups.join_fds(uid)
+    flags = syscalls.CLONE_NEWNET | syscalls.CLONE_NEWUTS | syscalls.CLONE_NEWIPC
+
+    def preexec() -> None:
+        for fd in join_fds:
+            os.write(fd, b"0")
+        syscalls.unshare(flags)
+        syscalls.sethostname(hostname)
+
+    try:
+        popen = popen_with_preexec(
+            argv, preexec, f"starting the pause process of pod {uid}",
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            start_new_session=True, close_fds=True, cwd="/")
+    finally:
+        for fd in join_fds:
+            os.close(fd)
+    return Sandbox(uid=uid, pause_pid=popen.pid, start_time=register_child(popen))
+
+
+async def start_sandbox(uid: str, hostname: str, cgroups: CgroupDriver) -> Sandbox:
+    """Create the pod cgroup and start the pause process in new net+uts+ipc namespaces."""
+    return await trio.to_thread.run_sync(_start_pause, uid, hostname, cgroups)
+
+
+def sandbox_alive(sandbox: Sandbox) -> bool:
+    return syscalls.process_alive(sandbox.pause_pid, sandbox.start_time)
+
+
+async def stop_sandbox(sandbox: Sandbox) -> None:
+    """Kill the pause process (if it is still the one we started) and wait until it is gone.
+    Idempotent. The namespaces disappear with the last process in them."""
+    pid, start_time = sandbox.pause_pid, sandbox.start_time
+    try:
+        pidfd = os.pidfd_open(pid)
+    except ProcessLookupError:
+        reap(pid, start_time)
+        return
+    try:
+        if syscalls.proc_start_time(pid) == start_time:
+            signal.pidfd_send_signal(pidfd, signal.SIGKILL)
+            await trio.lowlevel.wait_readable(pidfd)
+    except ProcessLookupError:
+        pass
+    finally:
+        os.close(pidfd)
+    reap(pid, start_time)
