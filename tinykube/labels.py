@@ -88,7 +88,10 @@ class Selector:
 
     def __init__(self, requirements: list[Requirement] | tuple[Requirement, ...] = (),
                  *, nothing: bool = False) -> None:
-        self.requirements = tuple(sorted(requirements, key=lambda r: r.key))
+        # Sorted keys and values: a canonical form, so equal selectors compare and print equal.
+        self.requirements = tuple(sorted(
+            (Requirement(r.key, r.operator, tuple(sorted(set(r.values)))) for r in requirements),
+            key=lambda r: r.key))
         self.nothing = nothing
 
     @property
@@ -269,7 +272,7 @@ def _checked(key: str, operator: str, values: list[str]) -> Requirement:
     if operator in (GREATER_THAN, LESS_THAN) and _as_int(values[0]) is None:
         raise ValueError(str(FieldError.invalid(
             "values[0]", values[0], "for 'Gt', 'Lt' operators, the value must be an integer")))
-    return Requirement(key, operator, tuple(dict.fromkeys(values)))
+    return Requirement(key, operator, tuple(values))
 
 
 def parse(text: str) -> Selector:
