@@ -47,6 +47,7 @@ def network_for(config: DaemonConfig):  # -> netns.podnet.PodNetwork
 async def run(config: DaemonConfig, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
     from controllers.manager import run_all
     from runtime.cgroups import detect
+    from runtime.hostreset import remove_pid_file, write_pid_file
     from runtime.kubelet import Kubelet
 
     for directory in (config.root, config.run_dir):
@@ -57,6 +58,7 @@ async def run(config: DaemonConfig, *, task_status=trio.TASK_STATUS_IGNORED) -> 
     cgroups = detect(config.cgroup_parent)
     kubelet = Kubelet(store, config.root, config.run_dir, network, cgroups)
     api = ApiServer(store, kubelet)
+    write_pid_file(config.run_dir)
     try:
         async with trio.open_nursery() as nursery:
             nursery.start_soon(_stop_on_signal, nursery.cancel_scope)
@@ -66,6 +68,8 @@ async def run(config: DaemonConfig, *, task_status=trio.TASK_STATUS_IGNORED) -> 
             log.info("tinykube is serving on %s (root %s)", config.socket_path, config.root)
             task_status.started()
     finally:
+        remove_pid_file(config.run_dir)
+        network.close()
         store.close()
         log.info("tinykube stopped; pods keep running until the next start re-adopts them")
 

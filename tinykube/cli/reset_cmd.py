@@ -23,6 +23,14 @@ def register(commands: argparse._SubParsersAction) -> None:
 
 
 def reset(args: argparse.Namespace, client: Client) -> int:
-    from tinykube.cli.main import UsageError
+    import trio
 
-    raise UsageError("reset is not implemented yet")
+    from runtime.hostreset import reset_host
+
+    done = trio.run(reset_host, args.root, args.run_dir, args.bridge, args.pod_cidr,
+                    args.cgroup_parent, args.purge)
+    for line in done:
+        print(line)
+    print("tinykube reset complete" + ("" if args.purge else
+                                       " (store and persistent volumes kept; --purge removes them)"))
+    return 0
