@@ -1,5 +1,6 @@
 """The StatefulSet controller against a real Store (SQLite in a temp dir) and a tiny in-test
-"fake kubelet" that marks pods Running+Ready and finishes deletions, as the runtime would.
+"fake kubelet" that marks pods Running+Ready and finishes deletions, as the runtime would, plus
+the garbage collector for cascading deletion.
 No processes, namespaces or cgroups: what is tested is ordering and bookkeeping."""
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from datetime import datetime, timezone
 import trio
 
 import controllers.statefulset as statefulset
+from controllers import gc
 from controllers.statefulset.identity import REVISION_LABEL
 from tinykube.store import Store
 
@@ -70,6 +72,7 @@ async def cluster(tmp_path):
             kubelet = FakeKubelet(store)
             await nursery.start(kubelet.run)
             await nursery.start(statefulset.run, store)
+            await nursery.start(gc.run, store)
             yield store, kubelet
             nursery.cancel_scope.cancel()
     finally:
@@ -257,3 +260,29 @@ async def test_failed_pod_is_recreated_under_the_same_name(tmp_path):
         await wait_for(lambda: (p := store.try_get("Pod", NS, "web-0")) is not None
                        and p["metadata"]["uid"] != pod["metadata"]["uid"] and settled(store, 2))
         assert kubelet.deleted == ["web-0"]
+
+
+async def test_deleting_the_set_keeps_retained_claims(tmp_path):
+    async with cluster(tmp_path) as (store, kubelet):
+        await store.create(sts_manifest(replicas=2))
+        await wait_for(lambda: settled(store, 2))
+        before = claims(store)
+        await store.delete("StatefulSet", NS, "web")
+        await wait_for(lambda: pod_names(store) == []
+                       and store.list("ControllerRevision", NS) == [])
+        await trio.sleep(0.1)
+        assert claims(store) == before  # whenDeleted: Retain
+        # a new set of the same name picks its data back up
+        await store.create(sts_manifest(replicas=2))
+        await wait_for(lambda: settled(store, 2))
+        assert claims(store) == before
+
+
+async def test_when_deleted_delete_removes_claims_with_the_set(tmp_path):
+    async with cluster(tmp_path) as (store, kubelet):
+        await store.create(sts_manifest(
+            replicas=2, persistentVolumeClaimRetentionPolicy={"whenDeleted": "Delete"}))
+        await wait_for(lambda: settled(store, 2))
+        await store.delete("StatefulSet", NS, "web", propagation="Foreground")
+        await wait_for(lambda: store.try_get("StatefulSet", NS, "web") is None
+                       and pod_names(store) == [] and claims(store) == {})
