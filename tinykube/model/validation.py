@@ -466,6 +466,7 @@ def _validate_deployment(spec: dict[str, Any], path: str) -> list[FieldError]:
                                              "may not be 0 when `maxSurge` is 0"))
     min_ready = spec.get("minReadySeconds")
     deadline = spec.get("progressDeadlineSeconds")
+    deadline = 600 if deadline is None else deadline  # the default, as if already applied
     min_ready = min_ready if isinstance(min_ready, int) else 0
     if isinstance(deadline, int) and not isinstance(deadline, bool) and deadline <= min_ready:
         errors.append(FieldError.invalid(f"{path}.progressDeadlineSeconds", deadline,
