@@ -7,12 +7,11 @@ from __future__ import annotations
 
 import copy
 from contextlib import asynccontextmanager
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import trio
 
-import controllers.statefulset as statefulset
-from controllers import gc
+from controllers import gc, statefulset
 from controllers.statefulset.identity import REVISION_LABEL
 from tinykube.store import Store
 
@@ -20,7 +19,7 @@ NS = "default"
 
 
 def now_iso() -> str:
-    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 class FakeKubelet:
@@ -202,7 +201,7 @@ async def test_rolling_update_with_partition_goes_highest_first(tmp_path):
 
 
 async def test_claims_survive_pod_deletion_and_scaling(tmp_path):
-    async with cluster(tmp_path) as (store, kubelet):
+    async with cluster(tmp_path) as (store, _kubelet):
         await store.create(sts_manifest(replicas=3))
         await wait_for(lambda: settled(store, 3))
         before = claims(store)
@@ -226,7 +225,7 @@ async def test_claims_survive_pod_deletion_and_scaling(tmp_path):
 
 
 async def test_when_scaled_delete_removes_claims_of_removed_ordinals(tmp_path):
-    async with cluster(tmp_path) as (store, kubelet):
+    async with cluster(tmp_path) as (store, _kubelet):
         await store.create(sts_manifest(
             replicas=3, persistentVolumeClaimRetentionPolicy={"whenScaled": "Delete",
                                                                "whenDeleted": "Delete"}))
@@ -263,7 +262,7 @@ async def test_failed_pod_is_recreated_under_the_same_name(tmp_path):
 
 
 async def test_deleting_the_set_keeps_retained_claims(tmp_path):
-    async with cluster(tmp_path) as (store, kubelet):
+    async with cluster(tmp_path) as (store, _kubelet):
         await store.create(sts_manifest(replicas=2))
         await wait_for(lambda: settled(store, 2))
         before = claims(store)
@@ -279,7 +278,7 @@ async def test_deleting_the_set_keeps_retained_claims(tmp_path):
 
 
 async def test_when_deleted_delete_removes_claims_with_the_set(tmp_path):
-    async with cluster(tmp_path) as (store, kubelet):
+    async with cluster(tmp_path) as (store, _kubelet):
         await store.create(sts_manifest(
             replicas=2, persistentVolumeClaimRetentionPolicy={"whenDeleted": "Delete"}))
         await wait_for(lambda: settled(store, 2))
