@@ -83,16 +83,17 @@ async def run_controller(store: Store, spec: ControllerSpec, *,
     logger = log.getChild(spec.name)
     async with trio.open_nursery() as nursery:
         for kind, mapper in [(spec.kind, own_key), *spec.watches]:
-            await nursery.start(_watch_kind, store, kind, mapper, queue, logger)
+            await nursery.start(watch_kind, store, kind, mapper, queue, logger)
         for _ in range(spec.workers):
             nursery.start_soon(_worker, store, spec, logger)
         nursery.start_soon(_resync, store, spec)
         task_status.started(queue)
 
 
-async def _watch_kind(store: Store, kind: str, mapper: KeyMapper, queue: WorkQueue[Key],
-                      logger: logging.Logger, *,
-                      task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+async def watch_kind(store: Store, kind: str, mapper: KeyMapper, queue: WorkQueue[Key],
+                     logger: logging.Logger, *,
+                     task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+    """List `kind` then watch it, feeding `mapper`'s keys to `queue`; re-list after Gone."""
     started = False
     while True:
         since = store.resource_version
@@ -129,16 +130,21 @@ async def _resync(store: Store, spec: ControllerSpec) -> None:
 
 
 async def _worker(store: Store, spec: ControllerSpec, logger: logging.Logger) -> None:
-    queue = spec.queue
+    await work(store, spec.queue, spec.reconcile, logger, spec.kind)
+
+
+async def work(store: Store, queue: WorkQueue[Any], reconcile: Callable[[Store, Any],
+               Awaitable[Requeue | None]], logger: logging.Logger, what: str) -> None:
+    """One worker: take a key, reconcile it, map the outcome to a queue action, repeat."""
     while True:
         key = await queue.get()
         try:
-            outcome = await spec.reconcile(store, key)
+            outcome = await reconcile(store, key)
         except Conflict as exc:
-            logger.debug("%s %s/%s: conflict, retrying: %s", spec.kind, *key, exc)
+            logger.debug("%s %s: conflict, retrying: %s", what, key, exc)
             queue.add_rate_limited(key)
         except Exception:
-            logger.exception("%s %s/%s: reconcile failed; retrying with back-off", spec.kind, *key)
+            logger.exception("%s %s: reconcile failed; retrying with back-off", what, key)
             queue.add_rate_limited(key)
         else:
             queue.forget(key)
