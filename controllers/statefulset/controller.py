@@ -1,6 +1,6 @@
 """The StatefulSet controller's async side: watch, queue, reconcile, apply.
 
-`run` hands `CONTROLLER` to the shared loop (controllers/base.py): it watches StatefulSets,
+`run` hands `controller_spec()` to the shared loop (controllers/base.py): it watches StatefulSets,
 Pods, PersistentVolumeClaims and ControllerRevisions and turns each event into the key
 `(namespace, set name)` of the set it concerns. `reconcile` reads everything afresh from the
 store (level-triggered: the event itself is never trusted), adopts/releases pods, syncs the
@@ -36,7 +36,7 @@ async def reconcile(store, key: Key, *, now: float | None = None) -> base.Requeu
     waiting on minReadySeconds. Raises ApiError for a retry with back-off."""
     namespace, name = key
     sts = store.try_get(KIND, namespace, name)
-    if sts is None:
+    if sts is None or base.is_being_deleted(sts):
         return None  # its pods/claims/revisions are the garbage collector's business
     try:
         selector = base.selector_for(sts)
@@ -46,6 +46,7 @@ async def reconcile(store, key: Key, *, now: float | None = None) -> base.Requeu
 
     owned = await _claim_pods(store, sts, selector)
 
+    await _adopt_orphan_revisions(store, sts, selector)
     revisions = revlib.owned_revisions(store, sts)
     revs = await revlib.sync_revisions(store, sts, revisions)
     claims = {c["metadata"]["name"]: c for c in store.list("PersistentVolumeClaim", namespace)}
@@ -90,6 +91,15 @@ async def _claim_pods(store, sts: dict, selector) -> list[dict]:
     for pod in claim.release:
         await base.release(store, sts, pod)
     return owned
+
+
+async def _adopt_orphan_revisions(store, sts: dict, selector) -> None:
+    """Revisions orphaned by `delete --cascade=orphan` go back to a new set of the same
+    selector (Kubernetes' AdoptOrphanRevisions), so its history and numbering carry on."""
+    matches = base.labels_match(selector)
+    namespace = sts["metadata"].get("namespace", "default")
+    for orphan in base.classify(sts, store.list(revlib.KIND, namespace), matches).adopt:
+        await base.adopt(store, sts, orphan, matches)
 
 
 async def apply(store, sts: dict, plan: planlib.Plan) -> None:

@@ -285,3 +285,24 @@ async def test_when_deleted_delete_removes_claims_with_the_set(tmp_path):
         await store.delete("StatefulSet", NS, "web", propagation="Foreground")
         await wait_for(lambda: store.try_get("StatefulSet", NS, "web") is None
                        and pod_names(store) == [] and claims(store) == {})
+
+
+async def test_orphaned_pods_claims_and_revisions_are_adopted_by_a_new_set(tmp_path):
+    async with cluster(tmp_path) as (store, kubelet):
+        await store.create(sts_manifest(replicas=2))
+        await wait_for(lambda: settled(store, 2))
+        uids = {p["metadata"]["name"]: p["metadata"]["uid"] for p in store.list("Pod", NS)}
+        revision = status(store)["currentRevision"]
+        await store.delete("StatefulSet", NS, "web", propagation="Orphan")
+        await wait_for(lambda: store.try_get("StatefulSet", NS, "web") is None
+                       and all(not p["metadata"].get("ownerReferences")
+                               for p in store.list("Pod", NS)))
+        new = await store.create(sts_manifest(replicas=2))
+        await wait_for(lambda: settled(store, 2))
+        assert {p["metadata"]["name"]: p["metadata"]["uid"] for p in store.list("Pod", NS)} == uids
+        assert all(p["metadata"]["ownerReferences"][0]["uid"] == new["metadata"]["uid"]
+                   for p in store.list("Pod", NS))
+        [rev] = store.list("ControllerRevision", NS)
+        assert rev["metadata"]["name"] == revision
+        assert rev["metadata"]["ownerReferences"][0]["uid"] == new["metadata"]["uid"]
+        assert kubelet.deleted == []
