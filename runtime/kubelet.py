@@ -1,0 +1,206 @@
+"""The kubelet: one pod worker per Pod uid, driven by the store's watch.
+
+`run` lists the Pods, registers a watch at the listed resourceVersion (so nothing is missed),
+re-adopts what a previous daemon left running (`restore`), and from then on routes every
+watch event to the worker of the pod's uid, starting a worker for a new uid. Workers write
+status themselves and remove the Pod from the store once its processes are gone.
+
+Besides supervision the kubelet keeps the /etc/hosts of pods that share a `spec.subdomain`
+in a namespace listing each other (a headless service's DNS, for StatefulSet peers): when a
+pod of such a group gets or gives back its address, the others' files are rewritten in
+place. It also serves the API server's `exec` and `logs`.
+
+Live restore: records under `<run_dir>/pods/` name the pause and container processes a
+previous daemon started. A record whose pod still exists resumes (the worker re-adopts a
+pause that is still the same process and reads exited containers' codes from the shims'
+exit files); a record, cgroup, veth or pod dir whose pod is gone is torn down.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from pathlib import Path
+from typing import Any
+
+import trio
+
+from runtime import records
+from runtime.backoff import DEFAULT_POLICY, BackoffPolicy
+from runtime.cgroups import CgroupDriver
+from runtime.hostsfile import HostEntry
+from runtime.podworker import NodeContext, PodWorker
+from runtime.probes import NetnsSockets
+from runtime.sandbox import SpawnError
+from tinykube.model.errors import BadRequest
+
+log = logging.getLogger("tinykube.runtime.kubelet")
+
+_LOG_NAME = re.compile(r"^(\d+)\.log$")
+
+
+class Kubelet:
+    def __init__(self, store: Any, root: Path, run_dir: Path, network: Any,
+                 cgroups: CgroupDriver, *, backoff_policy: BackoffPolicy = DEFAULT_POLICY
+                 ) -> None:
+        self.store = store
+        self.ctx = NodeContext(store=store, root=Path(root), run_dir=Path(run_dir),
+                               network=network, cgroups=cgroups, sockets=NetnsSockets(),
+                               backoff_policy=backoff_policy, hosts_peers=self._hosts_peers,
+                               address_changed=self._address_changed)
+        self.workers: dict[str, PodWorker] = {}
+        self._groups: dict[tuple[str, str], set[str]] = {}  # (namespace, subdomain) -> uids
+        self._nursery: trio.Nursery | None = None
+
+    # -- supervision --------------------------------------------------------------------------
+    async def run(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
+        (self.ctx.run_dir / "pods").mkdir(parents=True, exist_ok=True)
+        (self.ctx.root / "pods").mkdir(parents=True, exist_ok=True)
+        await self.ctx.network.ensure_bridge()
+        try:
+            async with trio.open_nursery() as nursery:
+                self._nursery = nursery
+                pods = self.store.list("Pod")
+                watch = self.store.watch("Pod", since=self.store.resource_version)
+                with watch:
+                    await self.restore(pods)
+                    for pod in pods:
+                        await self._observe(pod)
+                    task_status.started()
+                    async for event in watch:
+                        if event.type == "DELETED":
+                            worker = self.workers.get(event.object["metadata"]["uid"])
+                            if worker is not None:
+                                worker.forget()
+                        else:
+                            await self._observe(event.object)
+        finally:
+            self._nursery = None
+            self.ctx.sockets.close()
+
+    async def _observe(self, pod: dict[str, Any]) -> None:
+        meta = pod["metadata"]
+        worker = self.workers.get(meta["uid"])
+        if worker is not None:
+            worker.observe(pod)
+            return
+        # A late event for a pod whose worker already removed it must not start a new one.
+        current = self.store.try_get("Pod", meta.get("namespace") or "default", meta["name"])
+        if current is None or current["metadata"]["uid"] != meta["uid"]:
+            return
+        record = records.read_record(self.ctx.run_dir, meta["uid"])
+        worker = PodWorker(self.ctx, current, record)
+        self.workers[worker.uid] = worker
+        if worker.subdomain:
+            self._groups.setdefault((worker.namespace, worker.subdomain), set()).add(worker.uid)
+        assert self._nursery is not None
+        await self._nursery.start(self._run_worker, worker)
+
+    async def _run_worker(self, worker: PodWorker, *,
+                          task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
+        try:
+            await worker.run(task_status=task_status)
+        finally:
+            if self.workers.get(worker.uid) is worker:
+                del self.workers[worker.uid]
+            if worker.subdomain:
+                group = self._groups.get((worker.namespace, worker.subdomain), set())
+                group.discard(worker.uid)
+                if not group:
+                    self._groups.pop((worker.namespace, worker.subdomain), None)
+
+    # -- live restore -------------------------------------------------------------------------
+    async def restore(self, pods: list[dict[str, Any]]) -> None:
+        """Tear down what a previous daemon left for pods that no longer exist; pods that do
+        exist resume from their records when their workers start (see PodWorker)."""
+        live = {pod["metadata"]["uid"] for pod in pods}
+        orphans: dict[str, records.PodRecord | None] = {}
+        for record in records.list_records(self.ctx.run_dir):
+            if record.uid not in live:
+                orphans[record.uid] = record
+        try:
+            cgroup_uids = await trio.to_thread.run_sync(self.ctx.cgroups.pod_uids)
+        except OSError as e:
+            log.warning("listing pod cgroups: %s", e)
+            cgroup_uids = set()
+        for uid in cgroup_uids - live:
+            orphans.setdefault(uid, None)
+        pods_dir = self.ctx.root / "pods"
+        for entry in pods_dir.iterdir() if pods_dir.is_dir() else []:
+            if entry.is_dir() and entry.name not in live:
+                orphans.setdefault(entry.name, None)
+        for uid, record in orphans.items():
+            log.info("removing leftovers of pod %s: it no longer exists", uid)
+            await self.teardown_orphan(uid, record)
+        for line in await self.ctx.network.sweep(live):
+            log.info("%s", line)
+
+    async def teardown_orphan(self, uid: str, record: records.PodRecord | None) -> None:
+        record = record or records.PodRecord(uid, "default", uid)
+        stub = {"metadata": {"uid": uid, "name": record.name, "namespace": record.namespace},
+                "spec": {}}
+        try:
+            await PodWorker(self.ctx, stub, record).teardown()
+        except (OSError, ValueError) as e:
+            log.warning("removing leftovers of pod %s: %s", uid, e)
+
+    # -- subdomain peers' /etc/hosts ----------------------------------------------------------
+    def _hosts_peers(self, worker: PodWorker) -> list[HostEntry]:
+        if not worker.subdomain:
+            return []
+        peers = []
+        for uid in self._groups.get((worker.namespace, worker.subdomain), ()):
+            other = self.workers.get(uid)
+            if other is not None and other is not worker:
+                entry = other.hosts_entry()
+                if entry is not None:
+                    peers.append(entry)
+        return peers
+
+    def _address_changed(self, worker: PodWorker) -> None:
+        if not worker.subdomain:
+            return
+        for uid in list(self._groups.get((worker.namespace, worker.subdomain), ())):
+            other = self.workers.get(uid)
+            if other is not None and other is not worker:
+                try:
+                    other.write_hosts()
+                except OSError as e:
+                    log.warning("pod %s: rewriting /etc/hosts: %s", uid, e)
+
+    # -- for the API server ---------------------------------------------------------------------
+    async def exec_in_pod(self, namespace: str, name: str, container: str | None,
+                          argv: list[str]) -> trio.Process:
+        pod = self.store.get("Pod", namespace, name)
+        worker = self.workers.get(pod["metadata"]["uid"])
+        if worker is None:
+            raise BadRequest(f'pod "{name}" is not running on this node')
+        try:
+            return await worker.exec(container, argv)
+        except SpawnError as e:
+            raise BadRequest(f"unable to exec in pod {namespace}/{name}: {e}") from None
+
+    def log_path(self, pod: dict[str, Any], container: str, previous: bool = False
+                 ) -> Path | None:
+        """The container's current log (or the previous run's), None if there is none."""
+        uid = pod["metadata"].get("uid") or ""
+        if not uid or "/" in uid or "/" in container or container in ("", ".", ".."):
+            return None
+        directory = self.ctx.root / "pods" / uid / "logs" / container
+        try:
+            runs = sorted(int(m.group(1)) for m in
+                          (_LOG_NAME.match(p.name) for p in directory.iterdir()) if m)
+        except FileNotFoundError:
+            return None
+        current = None
+        for cs in (pod.get("status") or {}).get("containerStatuses") or []:
+            if cs.get("name") == container:
+                current = cs.get("restartCount")
+        if current not in runs:
+            current = runs[-1] if runs else None
+        if current is None:
+            return None
+        if not previous:
+            return directory / f"{current}.log"
+        older = [n for n in runs if n < current]
+        return directory / f"{older[-1]}.log" if older else None
