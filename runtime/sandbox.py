@@ -2,7 +2,8 @@
 
 ``start_sandbox`` forks ``catatonit -P`` (0.7 MB RSS; ``sleep infinity`` if catatonit is not
 installed) with a ``preexec_fn`` that, between fork and exec, writes ``b"0"`` to the pod
-cgroup's pre-opened ``cgroup.procs`` files, unshares net+uts+ipc and sets the hostname. So
+cgroup's pre-opened ``cgroup.procs`` files, unshares net+uts+ipc, sets the hostname and
+brings up ``lo`` (so the pod's containers talk over 127.0.0.1). So
 the pause is in its cgroup and namespaces before it runs a single instruction of its own,
 and containers later join its namespaces with ``setns`` on ``/proc/<pause>/ns/*``.
 
@@ -153,6 +154,7 @@ def _start_pause(uid: str, hostname: str, cgroups: CgroupDriver) -> Sandbox:
             os.write(fd, b"0")
         syscalls.unshare(flags)
         syscalls.sethostname(hostname)
+        syscalls.loopback_up()
 
     try:
         popen = popen_with_preexec(

@@ -23,6 +23,8 @@ _libc.mount.argtypes = [
 _libc.umount2.argtypes = [ctypes.c_char_p, ctypes.c_int]
 _libc.sethostname.argtypes = [ctypes.c_char_p, ctypes.c_size_t]
 _libc.syscall.restype = ctypes.c_long
+_libc.socket.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int]
+_libc.ioctl.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_void_p]
 
 # Namespace flags (linux/sched.h).
 CLONE_NEWNS = 0x00020000
@@ -105,6 +107,28 @@ def sethostname(name: str) -> None:
 def pivot_root(new_root: str | bytes, put_old: str | bytes) -> None:
     _check(_libc.syscall(_SYS_PIVOT_ROOT, _b(new_root), _b(put_old)),
            f"pivot_root({new_root!r}, {put_old!r})")
+
+
+_SIOCGIFFLAGS = 0x8913
+_SIOCSIFFLAGS = 0x8914
+_IFF_UP = 0x1
+_IFREQ_SIZE = 40  # struct ifreq: 16-byte name, then a union whose first short is the flags
+_LOOPBACK_REQ = ctypes.create_string_buffer(b"lo", _IFREQ_SIZE)  # built now, not after fork
+
+
+def loopback_up() -> None:
+    """Bring up ``lo`` of the current network namespace (a new netns starts with it down), so
+    the pod's containers can talk over 127.0.0.1. Two ioctls: safe between fork and exec."""
+    fd = _libc.socket(2, 2 | 0o2000000, 0)  # AF_INET, SOCK_DGRAM | SOCK_CLOEXEC
+    _check(fd, "socket(AF_INET, SOCK_DGRAM)")
+    try:
+        req = _LOOPBACK_REQ
+        _check(_libc.ioctl(fd, _SIOCGIFFLAGS, req), "ioctl(lo, SIOCGIFFLAGS)")
+        flags = int.from_bytes(req.raw[16:18], "little") | _IFF_UP
+        ctypes.memmove(ctypes.addressof(req) + 16, flags.to_bytes(2, "little"), 2)
+        _check(_libc.ioctl(fd, _SIOCSIFFLAGS, req), "ioctl(lo, SIOCSIFFLAGS, IFF_UP)")
+    finally:
+        os.close(fd)
 
 
 def pidfd_open(pid: int) -> int:
