@@ -114,9 +114,8 @@ def test_pids_limit_stops_forks(cgroups, pod):
 
 def test_memory_usage_is_reported(cgroups, pod):
     cgroups.create_container(pod, "app", Limits())
-    p = run_in(cgroups, pod, "app", [sys.executable, "-c",
-                                     "b = bytearray(30 << 20); print('ok', flush=True); "
-                                     "import time; time.sleep(30)"], stdout=subprocess.PIPE)
+    code = "b = bytearray(30 << 20); print('ok', flush=True); import time; time.sleep(30)"
+    p = run_in(cgroups, pod, "app", [sys.executable, "-c", code], stdout=subprocess.PIPE)
     try:
         assert p.stdout.readline() == b"ok\n"
         assert cgroups.memory_bytes(pod, "app") > 30 << 20

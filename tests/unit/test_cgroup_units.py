@@ -5,8 +5,15 @@ import signal
 
 import pytest
 
-from runtime.cgroups import CgroupError, CgroupV1, CgroupV2, Limits, detect
-from runtime.cgroups import parse_mountinfo, parse_proc_cgroup
+from runtime.cgroups import (
+    CgroupError,
+    CgroupV1,
+    CgroupV2,
+    Limits,
+    detect,
+    parse_mountinfo,
+    parse_proc_cgroup,
+)
 from runtime.cgroups.v1 import cfs_quota_us
 from runtime.cgroups.v2 import cpu_max
 
@@ -40,6 +47,10 @@ def read(path):
         return f.read()
 
 
+def files_of(tmp_path):
+    return {"mountinfo": str(tmp_path / "mountinfo"), "proc_cgroup": str(tmp_path / "cgroup")}
+
+
 @pytest.fixture
 def hybrid(tmp_path):
     root = str(tmp_path / "cg")
@@ -47,7 +58,7 @@ def hybrid(tmp_path):
     write(str(tmp_path / "cgroup"), HYBRID_PROC_CGROUP)
     for c in ("cpu", "cpuacct", "memory", "pids"):
         os.makedirs(f"{root}/{c}", exist_ok=True)
-    return root, dict(mountinfo=str(tmp_path / "mountinfo"), proc_cgroup=str(tmp_path / "cgroup"))
+    return root, files_of(tmp_path)
 
 
 @pytest.fixture
@@ -58,7 +69,7 @@ def unified(tmp_path):
     write(f"{parent}/cgroup.subtree_control", "")
     write(str(tmp_path / "mountinfo"), V2_MOUNTINFO.format(root=root))
     write(str(tmp_path / "cgroup"), V2_PROC_CGROUP)
-    return parent, dict(mountinfo=str(tmp_path / "mountinfo"), proc_cgroup=str(tmp_path / "cgroup"))
+    return parent, files_of(tmp_path)
 
 
 # -- parsing and detection ------------------------------------------------------------------
