@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import trio
 
-from controllers import gc, replicaset, statefulset
+from controllers import deployment, gc, replicaset, statefulset
 
 if TYPE_CHECKING:
     from tinykube.store import Store
@@ -24,6 +24,7 @@ Runner = Callable[..., Awaitable[None]]  # async run(store, *, task_status)
 CONTROLLERS: list[tuple[str, Runner]] = [
     ("replicaset", functools.partial(replicaset.run, kind="ReplicaSet")),
     ("replicationcontroller", functools.partial(replicaset.run, kind="ReplicationController")),
+    ("deployment", deployment.run),
     ("statefulset", statefulset.run),
     ("garbagecollector", gc.run),
 ]
