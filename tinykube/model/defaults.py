@@ -44,8 +44,8 @@ def apply_defaults(obj: Any) -> Any:
     if meta is not None and not meta.get("namespace"):
         meta["namespace"] = "default"
     kind = obj.get("kind")
-    spec = _child(obj, "spec", create=kind in _BY_KIND)
     handler = _BY_KIND.get(kind) if isinstance(kind, str) else None
+    spec = _child(obj, "spec", create=handler is not None)
     if handler is not None and spec is not None:
         handler(spec)
     return obj
