@@ -20,7 +20,8 @@ from __future__ import annotations
 import heapq
 import itertools
 from collections import deque
-from typing import Generic, Hashable, TypeVar
+from collections.abc import Hashable
+from typing import Generic, TypeVar
 
 import trio
 
