@@ -84,7 +84,7 @@ def _as_int(text: str | None) -> int | None:
 class Selector:
     """A conjunction of requirements (or `nothing`, matching no object)."""
 
-    __slots__ = ("requirements", "nothing")
+    __slots__ = ("nothing", "requirements")
 
     def __init__(self, requirements: list[Requirement] | tuple[Requirement, ...] = (),
                  *, nothing: bool = False) -> None:
@@ -278,7 +278,7 @@ def _checked(key: str, operator: str, values: list[str]) -> Requirement:
 def parse(text: str) -> Selector:
     """Parse the string form; `ValueError` with a Kubernetes-like message when invalid."""
     if not isinstance(text, str):
-        raise ValueError("a label selector must be a string")
+        raise ValueError("a label selector must be a string")  # noqa: TRY004 (contract: ValueError)
     if len(text) > _MAX_SELECTOR_LENGTH:
         raise ValueError(f"label selector is too long (more than {_MAX_SELECTOR_LENGTH} bytes)")
     return Selector(_Parser(text).parse())

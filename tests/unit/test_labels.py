@@ -128,20 +128,20 @@ def test_invalid_structured_selector_raises():
 
 @pytest.mark.parametrize("selector, errors", [
     ({"matchExpressions": [{"key": "a", "operator": "In", "values": []}]},
-     ["s.matchExpressions[0].values: Required value: must be specified when `operator` is "
-      "'In' or 'NotIn'"]),
+     [("s.matchExpressions[0].values: Required value: must be specified when `operator` is "
+      "'In' or 'NotIn'")]),
     ({"matchExpressions": [{"key": "a", "operator": "NotIn"}]},
-     ["s.matchExpressions[0].values: Required value: must be specified when `operator` is "
-      "'In' or 'NotIn'"]),
+     [("s.matchExpressions[0].values: Required value: must be specified when `operator` is "
+      "'In' or 'NotIn'")]),
     ({"matchExpressions": [{"key": "a", "operator": "Exists", "values": ["x"]}]},
-     ["s.matchExpressions[0].values: Forbidden: may not be specified when `operator` is "
-      "'Exists' or 'DoesNotExist'"]),
+     [("s.matchExpressions[0].values: Forbidden: may not be specified when `operator` is "
+      "'Exists' or 'DoesNotExist'")]),
     ({"matchExpressions": [{"key": "a", "operator": "DoesNotExist", "values": ["x"]}]},
-     ["s.matchExpressions[0].values: Forbidden: may not be specified when `operator` is "
-      "'Exists' or 'DoesNotExist'"]),
+     [("s.matchExpressions[0].values: Forbidden: may not be specified when `operator` is "
+      "'Exists' or 'DoesNotExist'")]),
     ({"matchExpressions": [{"key": "a", "operator": "Equals", "values": ["x"]}]},
-     ['s.matchExpressions[0].operator: Unsupported value: "Equals": supported values: "In", '
-      '"NotIn", "Exists", "DoesNotExist"']),
+     [('s.matchExpressions[0].operator: Unsupported value: "Equals": supported values: "In", '
+      '"NotIn", "Exists", "DoesNotExist"')]),
     ({"matchExpressions": [{"operator": "Exists"}]}, ["s.matchExpressions[0].key: Required value"]),
     ({"matchExpressions": [{"key": "a", "operator": "In", "values": ["-x"]}]},
      ['s.matchExpressions[0].values[0]: Invalid value: "-x": a valid label']),

@@ -70,7 +70,7 @@ def test_arbitrary_values(value):
     _check(value)
 
 
-@settings(max_examples=500, deadline=None)
+@settings(max_examples=300, deadline=None)
 @given(st.sampled_from(KINDS), st.data(), json_values)
 def test_grafted_into_valid_objects(kind, data, value):
     obj = copy.deepcopy(VALID)

@@ -47,11 +47,11 @@ def test_timestamps_stay_strings():
     ("just text\n", "bad.yaml: document 1: expected an object (a mapping), got a str"),
     ("kind: Pod\n", "bad.yaml: document 1: apiVersion not set"),
     ("metadata: {}\n", "bad.yaml: document 1: apiVersion not set, kind not set"),
-    ("apiVersion: v1\nkind: Foo\n", 'bad.yaml: document 1: no kind "Foo" is registered for '
-                                    'version "v1"'),
-    ("apiVersion: v1\nkind: Deployment\n", 'bad.yaml: document 1: no kind "Deployment" is '
+    ("apiVersion: v1\nkind: Foo\n", ('bad.yaml: document 1: no kind "Foo" is registered for '
+                                    'version "v1"')),
+    ("apiVersion: v1\nkind: Deployment\n", ('bad.yaml: document 1: no kind "Deployment" is '
                                            'registered for version "v1" (use apiVersion '
-                                           '"apps/v1")'),
+                                           '"apps/v1")')),
     ("apiVersion: v1\nkind: List\nitems:\n- {kind: Pod}\n",
      "bad.yaml: document 1: items[0]: apiVersion not set"),
     ("apiVersion: v1\nkind: List\nitems: 3\n", "bad.yaml: document 1: a List must have a list"),

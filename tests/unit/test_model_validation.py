@@ -289,33 +289,33 @@ def test_volumes_and_mounts():
     ({"httpGet": {"port": "http", "path": "/ready"}}, None),
     ({}, "spec.containers[0].livenessProbe: Required value: must specify a handler type"),
     ({"exec": {"command": ["x"]}, "tcpSocket": {"port": 1}},
-     "spec.containers[0].livenessProbe.tcpSocket: Forbidden: may not specify more than 1 "
-     "handler type"),
+     ("spec.containers[0].livenessProbe.tcpSocket: Forbidden: may not specify more than 1 "
+     "handler type")),
     ({"tcpSocket": {"port": 0}},
-     "spec.containers[0].livenessProbe.tcpSocket.port: Invalid value: 0: must be greater than "
-     "or equal to 1"),
+     ("spec.containers[0].livenessProbe.tcpSocket.port: Invalid value: 0: must be greater than "
+     "or equal to 1")),
     ({"tcpSocket": {"port": 65536}},
-     "spec.containers[0].livenessProbe.tcpSocket.port: Invalid value: 65536: must be less than "
-     "or equal to 65535"),
+     ("spec.containers[0].livenessProbe.tcpSocket.port: Invalid value: 65536: must be less than "
+     "or equal to 65535")),
     ({"httpGet": {"port": "metrics"}},
-     'spec.containers[0].livenessProbe.httpGet.port: Invalid value: "metrics": must be a port '
-     "number or the name of one of the container's ports"),
+     ('spec.containers[0].livenessProbe.httpGet.port: Invalid value: "metrics": must be a port '
+     "number or the name of one of the container's ports")),
     ({"httpGet": {"port": 80, "path": "ready"}},
-     'spec.containers[0].livenessProbe.httpGet.path: Invalid value: "ready": must start with '
-     "'/'"),
+     ('spec.containers[0].livenessProbe.httpGet.path: Invalid value: "ready": must start with '
+     "'/'")),
     ({"httpGet": {"port": 80, "scheme": "FTP"}},
-     'spec.containers[0].livenessProbe.httpGet.scheme: Unsupported value: "FTP": supported '
-     'values: "HTTP", "HTTPS"'),
+     ('spec.containers[0].livenessProbe.httpGet.scheme: Unsupported value: "FTP": supported '
+     'values: "HTTP", "HTTPS"')),
     ({"exec": {"command": []}},
      "spec.containers[0].livenessProbe.exec.command: Required value: must have at least 1 item"),
     ({"exec": {"command": ["x"]}, "periodSeconds": 0},
-     "spec.containers[0].livenessProbe.periodSeconds: Invalid value: 0: must be greater than "
-     "or equal to 1"),
+     ("spec.containers[0].livenessProbe.periodSeconds: Invalid value: 0: must be greater than "
+     "or equal to 1")),
     ({"exec": {"command": ["x"]}, "successThreshold": 2},
      "spec.containers[0].livenessProbe.successThreshold: Invalid value: 2: must be 1"),
     ({"grpc": {"port": 1}},
-     "spec.containers[0].livenessProbe.grpc: Forbidden: not supported by tinykube (use exec, "
-     "tcpSocket or httpGet)"),
+     ("spec.containers[0].livenessProbe.grpc: Forbidden: not supported by tinykube (use exec, "
+     "tcpSocket or httpGet)")),
 ])
 def test_probes(probe, expected):
     ports = [{"containerPort": 8080, "name": "http"}]
@@ -369,25 +369,25 @@ def test_security_context_and_env():
     ({"rollingUpdate": {"maxSurge": "50%", "maxUnavailable": "10%"}}, None),
     ({"type": "Recreate"}, None),
     ({"rollingUpdate": {"maxSurge": 0, "maxUnavailable": 0}},
-     "spec.strategy.rollingUpdate.maxUnavailable: Invalid value: 0: may not be 0 when "
-     "`maxSurge` is 0"),
+     ("spec.strategy.rollingUpdate.maxUnavailable: Invalid value: 0: may not be 0 when "
+     "`maxSurge` is 0")),
     ({"rollingUpdate": {"maxSurge": "0%", "maxUnavailable": "0%"}},
-     'spec.strategy.rollingUpdate.maxUnavailable: Invalid value: "0%": may not be 0 when '
-     "`maxSurge` is 0"),
+     ('spec.strategy.rollingUpdate.maxUnavailable: Invalid value: "0%": may not be 0 when '
+     "`maxSurge` is 0")),
     ({"rollingUpdate": {"maxUnavailable": "150%"}},
-     'spec.strategy.rollingUpdate.maxUnavailable: Invalid value: "150%": must not be greater '
-     "than 100%"),
+     ('spec.strategy.rollingUpdate.maxUnavailable: Invalid value: "150%": must not be greater '
+     "than 100%")),
     ({"rollingUpdate": {"maxSurge": "1.5"}},
      'spec.strategy.rollingUpdate.maxSurge: Invalid value: "1.5": a valid percent string'),
     ({"rollingUpdate": {"maxSurge": -1}},
-     "spec.strategy.rollingUpdate.maxSurge: Invalid value: -1: must be greater than or equal "
-     "to 0"),
+     ("spec.strategy.rollingUpdate.maxSurge: Invalid value: -1: must be greater than or equal "
+     "to 0")),
     ({"type": "Recreate", "rollingUpdate": {"maxSurge": 1}},
-     "spec.strategy.rollingUpdate: Forbidden: may not be specified when strategy `type` is "
-     "'Recreate'"),
+     ("spec.strategy.rollingUpdate: Forbidden: may not be specified when strategy `type` is "
+     "'Recreate'")),
     ({"type": "BlueGreen"},
-     'spec.strategy.type: Unsupported value: "BlueGreen": supported values: "RollingUpdate", '
-     '"Recreate"'),
+     ('spec.strategy.type: Unsupported value: "BlueGreen": supported values: "RollingUpdate", '
+     '"Recreate"')),
 ])
 def test_deployment_strategy(strategy, expected):
     found = messages(deployment(strategy=strategy))
@@ -456,8 +456,8 @@ def test_pvc():
     ({"apiVersion": "v1", "kind": "Foo"},
      'kind: Invalid value: "Foo": no kind "Foo" is registered for version "v1"'),
     ({"apiVersion": "v1", "kind": "Deployment"},
-     'apiVersion: Invalid value: "v1": no kind "Deployment" is registered for version "v1" '
-     '(use apiVersion "apps/v1")'),
+     ('apiVersion: Invalid value: "v1": no kind "Deployment" is registered for version "v1" '
+     '(use apiVersion "apps/v1")')),
     ({"apiVersion": "v1", "kind": "Event"},
      "kind: Forbidden: Event objects are written by tinykube itself"),
     ({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"}}, "spec: Required value"),

@@ -17,6 +17,17 @@ from tinykube.model.errors import (
 from tinykube.model.kinds import KINDS, KindInfo, by_kind, by_plural, lookup
 
 __all__ = [
-    "AlreadyExists", "ApiError", "BadRequest", "Conflict", "FieldError", "Gone", "Invalid",
-    "NotFound", "KINDS", "KindInfo", "by_kind", "by_plural", "lookup",
+    "KINDS",
+    "AlreadyExists",
+    "ApiError",
+    "BadRequest",
+    "Conflict",
+    "FieldError",
+    "Gone",
+    "Invalid",
+    "KindInfo",
+    "NotFound",
+    "by_kind",
+    "by_plural",
+    "lookup",
 ]

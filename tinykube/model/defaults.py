@@ -57,11 +57,9 @@ def default_pod_spec(spec: Any) -> None:
     _fill(spec, POD_DEFAULTS)
     for volume in _items(spec.get("volumes")):
         # A volume with no source is an emptyDir (SetDefaults_Volume).
-        if isinstance(volume, dict) and not any(
-                volume.get(s) is not None for s in ("emptyDir", "hostPath",
-                                                    "persistentVolumeClaim")):
-            if set(volume) <= {"name"}:
-                volume["emptyDir"] = {}
+        # Only a bare {name} qualifies: an unsupported source must stay visible to validation.
+        if isinstance(volume, dict) and set(volume) <= {"name"}:
+            volume["emptyDir"] = {}
     for container in _items(spec.get("containers")):
         if not isinstance(container, dict):
             continue

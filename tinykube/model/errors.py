@@ -23,32 +23,32 @@ class FieldError:
 
     # Constructors for Kubernetes' standard message shapes (field.ErrorType in apimachinery).
     @classmethod
-    def invalid(cls, path: str, value: Any, detail: str) -> "FieldError":
+    def invalid(cls, path: str, value: Any, detail: str) -> FieldError:
         return cls(path, f"Invalid value: {render_value(value)}: {detail}")
 
     @classmethod
-    def required(cls, path: str, detail: str = "") -> "FieldError":
+    def required(cls, path: str, detail: str = "") -> FieldError:
         return cls(path, "Required value" + (f": {detail}" if detail else ""))
 
     @classmethod
-    def unsupported(cls, path: str, value: Any, allowed: list[str]) -> "FieldError":
+    def unsupported(cls, path: str, value: Any, allowed: list[str]) -> FieldError:
         choices = ", ".join(f'"{a}"' for a in allowed)
         return cls(path, f"Unsupported value: {render_value(value)}: supported values: {choices}")
 
     @classmethod
-    def duplicate(cls, path: str, value: Any) -> "FieldError":
+    def duplicate(cls, path: str, value: Any) -> FieldError:
         return cls(path, f"Duplicate value: {render_value(value)}")
 
     @classmethod
-    def forbidden(cls, path: str, detail: str) -> "FieldError":
+    def forbidden(cls, path: str, detail: str) -> FieldError:
         return cls(path, f"Forbidden: {detail}")
 
     @classmethod
-    def too_long(cls, path: str, value: Any, limit: int) -> "FieldError":
+    def too_long(cls, path: str, value: Any, limit: int) -> FieldError:
         return cls(path, f"Too long: may not be more than {limit} bytes")
 
     @classmethod
-    def unknown_field(cls, path: str) -> "FieldError":
+    def unknown_field(cls, path: str) -> FieldError:
         return cls(path, "unknown field")
 
 
@@ -148,7 +148,7 @@ class NotFound(ApiError):
     reason = "NotFound"
 
     @classmethod
-    def for_object(cls, kind: str, name: str, group: str | None = None) -> "NotFound":
+    def for_object(cls, kind: str, name: str, group: str | None = None) -> NotFound:
         return cls(f'{_qualified(kind, group)} "{name}" not found',
                    details=_details(kind, name, group))
 
@@ -158,7 +158,7 @@ class AlreadyExists(ApiError):
     reason = "AlreadyExists"
 
     @classmethod
-    def for_object(cls, kind: str, name: str, group: str | None = None) -> "AlreadyExists":
+    def for_object(cls, kind: str, name: str, group: str | None = None) -> AlreadyExists:
         return cls(f'{_qualified(kind, group)} "{name}" already exists',
                    details=_details(kind, name, group))
 
@@ -170,7 +170,7 @@ class Conflict(ApiError):
     @classmethod
     def for_object(cls, kind: str, name: str, group: str | None = None,
                    why: str = "the object has been modified; please apply your changes "
-                              "to the latest version and try again") -> "Conflict":
+                              "to the latest version and try again") -> Conflict:
         return cls(f'Operation cannot be fulfilled on {_qualified(kind, group)} "{name}": {why}',
                    details=_details(kind, name, group))
 
@@ -218,7 +218,7 @@ class Invalid(ApiError):
 
 
     @classmethod
-    def for_object(cls, obj: Any, errors: list[FieldError]) -> "Invalid":
+    def for_object(cls, obj: Any, errors: list[FieldError]) -> Invalid:
         """Invalid about a (possibly malformed) object dict."""
         kind = obj.get("kind") if isinstance(obj, dict) else None
         meta = obj.get("metadata") if isinstance(obj, dict) else None

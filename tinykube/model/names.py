@@ -72,11 +72,11 @@ def qualified_name(value: str) -> list[str]:
         else:
             errors = ["prefix part " + msg for msg in dns1123_subdomain(prefix)]
     else:
-        return ["a qualified name must consist of alphanumeric characters, '-', '_' or '.', "
+        return [("a qualified name must consist of alphanumeric characters, '-', '_' or '.', "
                 "and must start and end with an alphanumeric character (e.g. 'MyName',  or "
                 "'my.name',  or '123-abc', regex used for validation is "
                 f"'{_QUALIFIED_FMT}') with an optional DNS subdomain prefix and '/' "
-                "(e.g. 'example.com/MyName')"]
+                "(e.g. 'example.com/MyName')")]
     if not name:
         errors.append("name part must be non-empty")
     elif len(name) > QUALIFIED_NAME_MAX:
@@ -106,10 +106,10 @@ def label_value(value: str) -> list[str]:
 def env_var_name(value: str) -> list[str]:
     """Environment variable names (Kubernetes' relaxed rule: no `=`, no leading digit)."""
     if not _ENV_VAR_RE.fullmatch(value):
-        return ["a valid environment variable name must consist of alphabetic characters, "
+        return [("a valid environment variable name must consist of alphabetic characters, "
                 "digits, '_', '-', or '.', and must not start with a digit (e.g. 'my.env-name',"
                 "  or 'MY_ENV.NAME',  or 'MyEnvName1', regex used for validation is "
-                f"'{_ENV_VAR_RE.pattern}')"]
+                f"'{_ENV_VAR_RE.pattern}')")]
     return []
 
 

@@ -97,9 +97,9 @@ def validate_update(old: dict[str, Any], new: Any) -> list[FieldError]:
         errors.append(FieldError.invalid("metadata.uid", new_meta["uid"], "field is immutable"))
     kind = new.get("kind")
     old_spec, new_spec = _d(old.get("spec")), _d(new.get("spec"))
-    if kind in ("ReplicaSet", "Deployment", "StatefulSet"):
-        if old_spec.get("selector") != new_spec.get("selector"):
-            errors.append(FieldError.invalid("spec.selector", new_spec.get("selector"),
+    if (kind in ("ReplicaSet", "Deployment", "StatefulSet")
+            and old_spec.get("selector") != new_spec.get("selector")):
+        errors.append(FieldError.invalid("spec.selector", new_spec.get("selector"),
                                              "field is immutable"))
     if kind == "StatefulSet":
         mutable = ("replicas", "template", "updateStrategy", "minReadySeconds",
@@ -116,10 +116,10 @@ def validate_update(old: dict[str, Any], new: Any) -> list[FieldError]:
                 "`spec.containers[*].image`, `spec.activeDeadlineSeconds`, `spec.tolerations` "
                 "(only additions to existing tolerations) and "
                 "`spec.terminationGracePeriodSeconds`"))
-    elif kind == "PersistentVolumeClaim":
-        if _without(old_spec, ("resources",)) != _without(new_spec, ("resources",)):
-            errors.append(FieldError.forbidden(
-                "spec", "spec is immutable after creation except resources.requests"))
+    elif (kind == "PersistentVolumeClaim"
+          and _without(old_spec, ("resources",)) != _without(new_spec, ("resources",))):
+        errors.append(FieldError.forbidden(
+            "spec", "spec is immutable after creation except resources.requests"))
     return errors
 
 
