@@ -11,9 +11,19 @@ Kubernetes' pkg/controller/deployment:
   rolling.py   maxSurge / maxUnavailable rollout      recreate.py  stop all, then start
   sync.py      proportional scaling                  progress.py  status and conditions
   util.py      arithmetic, hashes, annotations       controller.py  read/decide/apply + run
+
+This package's top stays free of trio and the store so the CLI can use `util` cheaply.
 """
 
-from controllers.deployment.controller import controller_spec, reconcile, run
-from controllers.deployment.decide import decide
+from __future__ import annotations
 
-__all__ = ["controller_spec", "decide", "reconcile", "run"]
+from typing import Any
+
+
+async def run(store: Any, *, task_status: Any = None) -> None:
+    """Run the Deployment controller until cancelled (see controller.py)."""
+    import trio
+
+    from controllers.deployment.controller import run as run_controller
+
+    await run_controller(store, task_status=task_status or trio.TASK_STATUS_IGNORED)

@@ -6,7 +6,8 @@ import copy
 
 import pytest
 
-from controllers.deployment import decide, util
+from controllers.deployment import util
+from controllers.deployment.decide import decide
 from controllers.deployment.util import RSState
 
 NOW = 1_000_000.0
@@ -227,10 +228,9 @@ class World:
             a = self.controller()
             b = self.rs_controller(stable)
             c = self.kubelet(stable)
-            if not (a or b or c):
-                # quiescent only if a fresh controller pass also changes nothing
-                if not self.controller():
-                    return
+            # quiescent only if a fresh controller pass also changes nothing
+            if not (a or b or c) and not self.controller():
+                return
         raise AssertionError("rollout did not settle")
 
 
