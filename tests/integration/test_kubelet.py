@@ -1,0 +1,281 @@
+"""The kubelet for real: a real Store (temp dir), real Kubelet, real namespaces, cgroups, veths.
+
+No API server: the tests write Pods to the store and read back their status, as the API
+server would. Host resources are test-only: bridge `tktkl0`, 10.202.50.0/24, cgroups under
+`/tktkl` in each hierarchy (not the daemon's `tinykube` subtree, so a test never sweeps
+another test's pods). Every test checks nothing leaked: no process, cgroup, veth, pod dir.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import trio
+
+from netns.podnet import PodNetwork
+from runtime.backoff import BackoffPolicy
+from runtime.cgroups import detect
+from runtime.kubelet import Kubelet
+from tinykube.store import Store
+
+pytestmark = [pytest.mark.root,
+              pytest.mark.skipif(os.geteuid() != 0, reason="needs root")]
+
+BRIDGE = "tktkl0"
+CIDR = "10.202.50.0/24"
+CGROUP_PARENT = "/tktkl"
+FAST_BACKOFF = BackoffPolicy(initial=0.2, cap=0.8, reset_after=600)
+
+
+class Node:
+    def __init__(self, tmp: Path, store: Store, kubelet: Kubelet, network: PodNetwork,
+                 cgroups: Any) -> None:
+        self.tmp, self.store, self.kubelet = tmp, store, kubelet
+        self.network, self.cgroups = network, cgroups
+
+    async def create(self, name: str, containers: list[dict], **spec: Any) -> dict:
+        pod = {"apiVersion": "v1", "kind": "Pod",
+               "metadata": {"name": name, "namespace": "default"},
+               "spec": {"containers": containers, **spec}}
+        return await self.store.create(pod)
+
+    async def wait_for(self, name: str, predicate: Callable[[dict | None], bool],
+                       timeout: float = 15, what: str = "") -> dict | None:
+        """Wait until predicate(pod or None) holds (polled: logs change without events)."""
+        with trio.move_on_after(timeout) as scope:
+            while True:
+                pod = self.store.try_get("Pod", "default", name)
+                if predicate(pod):
+                    return pod
+                await trio.sleep(0.05)
+        assert not scope.cancelled_caught, (
+            f"timed out waiting for {what or predicate} on pod {name}: "
+            f"{self.store.try_get('Pod', 'default', name)}")
+        return None
+
+    async def wait_phase(self, name: str, phase: str, timeout: float = 15) -> dict:
+        pod = await self.wait_for(name, lambda p: bool(p) and p.get("status", {}).get("phase")
+                                  == phase, timeout, f"phase {phase}")
+        assert pod is not None
+        return pod
+
+    async def delete_and_wait(self, name: str, timeout: float = 15, **kw: Any) -> float:
+        start = time.monotonic()
+        await self.store.delete("Pod", "default", name, **kw)
+        await self.wait_for(name, lambda p: p is None, timeout, "removal")
+        return time.monotonic() - start
+
+    def log(self, pod: dict, container: str, previous: bool = False) -> str:
+        path = self.kubelet.log_path(pod, container, previous)
+        return path.read_text() if path and path.exists() else ""
+
+    def events(self, name: str) -> list[tuple[str, str]]:
+        return [(e["reason"], e["message"]) for e in self.store.events("default")
+                if e["involvedObject"]["name"] == name]
+
+
+def container_status(pod: dict, name: str) -> dict:
+    return next(c for c in pod["status"]["containerStatuses"] if c["name"] == name)
+
+
+def condition(pod: dict, kind: str) -> str:
+    return next(c["status"] for c in pod["status"]["conditions"] if c["type"] == kind)
+
+
+def assert_pod_gone_from_host(node: Node, uid: str, pause_pid: int | None = None) -> None:
+    assert node.cgroups.pids(uid) == []
+    assert not any(os.path.exists(d) for d in node.cgroups.dirs(uid)), "pod cgroup left"
+    assert not os.path.exists(f"/sys/class/net/tkv{uid[:8]}"), "veth left"
+    assert not (node.tmp / "pods" / uid).exists(), "pod dir left"
+    assert not (node.tmp / "run" / "pods" / f"{uid}.json").exists(), "record left"
+    with open("/proc/self/mountinfo") as f:
+        assert uid not in f.read(), "mount left"
+    if pause_pid is not None:
+        assert not os.path.exists(f"/proc/{pause_pid}") or \
+            open(f"/proc/{pause_pid}/stat").read().split(") ")[1][0] == "Z"
+
+
+@pytest.fixture
+async def node(tmp_path: Path, nursery: trio.Nursery):
+    store = Store(tmp_path / "state.db")
+    network = PodNetwork(tmp_path / "network", bridge=BRIDGE, cidr=CIDR)
+    cgroups = detect(CGROUP_PARENT)
+    kubelet = Kubelet(store, tmp_path, tmp_path / "run", network, cgroups,
+                      backoff_policy=FAST_BACKOFF)
+    scope = trio.CancelScope()
+
+    async def run_kubelet(task_status=trio.TASK_STATUS_IGNORED):
+        with scope:
+            await kubelet.run(task_status=task_status)
+
+    await nursery.start(run_kubelet)
+    helper = Node(tmp_path, store, kubelet, network, cgroups)
+    try:
+        yield helper
+    finally:
+        # Force-delete what a test left; the workers tear it down; then check nothing leaked.
+        uids = [p["metadata"]["uid"] for p in store.list("Pod")]
+        for pod in store.list("Pod"):
+            await store.delete("Pod", "default", pod["metadata"]["name"], grace_period=0)
+        with trio.move_on_after(10):
+            while kubelet.workers:
+                await trio.sleep(0.05)
+        scope.cancel()
+        leftover = {uid for uid in uids if cgroups.pids(uid)}
+        cgroups.remove_all()
+        for directory in cgroups.roots.values():
+            try:
+                os.rmdir(directory)
+            except OSError:
+                pass
+        await network.teardown()
+        network.close()
+        store.close()
+        assert not leftover, f"processes left in pods {leftover}"
+
+
+def sh(script: str, name: str = "main", **extra: Any) -> dict:
+    return {"name": name, "command": ["sh", "-c", script], **extra}
+
+
+async def test_two_containers_share_localhost_emptydir_and_hostname(node: Node):
+    fetch = ("import time, urllib.request\n"
+             "for _ in range(100):\n"
+             "    try:\n"
+             "        print(urllib.request.urlopen('http://127.0.0.1:8080/hello').read().decode())\n"
+             "        break\n"
+             "    except OSError:\n"
+             "        time.sleep(0.1)\n")
+    pod = await node.create("duo", [
+        {"name": "web", "command": ["python3", "-m", "http.server", "8080", "--bind",
+                                    "127.0.0.1", "--directory", "/data"],
+         "volumeMounts": [{"name": "shared", "mountPath": "/data"}]},
+        sh("echo from-client > /out/hello; hostname; cat /etc/hostname; "
+           "echo ns=$MY_NS name=$MY_NAME ip=$MY_IP; python3 -c \"$FETCH\"; sleep 1000",
+           name="client", volumeMounts=[{"name": "shared", "mountPath": "/out"}],
+           env=[{"name": "FETCH", "value": fetch},
+                {"name": "MY_NS", "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}},
+                {"name": "MY_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
+                {"name": "MY_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}}]),
+    ], hostname="myhost", volumes=[{"name": "shared", "emptyDir": {}}])
+    pod = await node.wait_for("duo", lambda p: "from-client" in node.log(p, "client"), 15,
+                              "the client to fetch the file over localhost")
+    assert pod is not None
+    ip = pod["status"]["podIP"]
+    assert ip.startswith("10.202.50.") and pod["status"]["hostIP"] == "10.202.50.1"
+    log = node.log(pod, "client")
+    assert log.splitlines()[:3] == ["myhost", "myhost", f"ns=default name=duo ip={ip}"]
+    assert (node.tmp / "pods" / pod["metadata"]["uid"] / "volumes" / "shared" / "hello").exists()
+    pod = await node.wait_for("duo", lambda p: condition(p, "Ready") == "True", 5, "Ready")
+    assert pod["status"]["phase"] == "Running"
+    assert {r for r, _ in node.events("duo")} >= {"Created", "Started"}
+
+
+async def test_oom_killed_with_a_20mi_limit(node: Node):
+    pod = await node.create("oom", [{
+        "name": "hog", "command": ["python3", "-c", "x = bytearray(200 * 1024 * 1024)"],
+        "resources": {"limits": {"memory": "20Mi"}}}], restartPolicy="Never")
+    pod = await node.wait_phase("oom", "Failed")
+    term = container_status(pod, "hog")["state"]["terminated"]
+    assert term["reason"] == "OOMKilled" and term["exitCode"] == 137
+
+
+async def test_cpu_limit_holds_a_busy_loop(node: Node):
+    pod = await node.create("busy", [sh("while :; do :; done", "spin",
+                                        resources={"limits": {"cpu": "200m"}})])
+    pod = await node.wait_phase("busy", "Running")
+    uid = pod["metadata"]["uid"]
+    await trio.sleep(0.5)
+    before, t0 = node.cgroups.cpu_usage_ns(uid, "spin"), time.monotonic()
+    await trio.sleep(2)
+    used = (node.cgroups.cpu_usage_ns(uid, "spin") - before) / 1e9 / (time.monotonic() - t0)
+    print(f"busy loop under a 200m limit used {used:.3f} CPU")
+    assert 0.1 < used < 0.3
+
+
+@pytest.mark.parametrize("policy,code,phase,restarts", [
+    ("Never", 3, "Failed", False),
+    ("Never", 0, "Succeeded", False),
+    ("OnFailure", 0, "Succeeded", False),
+    ("OnFailure", 4, "Running", True),
+    ("Always", 0, "Running", True),
+])
+async def test_restart_policies(node: Node, policy: str, code: int, phase: str,
+                                restarts: bool):
+    await node.create("rp", [sh(f"echo run; exit {code}", "job")], restartPolicy=policy)
+    if not restarts:
+        pod = await node.wait_phase("rp", phase)
+        cs = container_status(pod, "job")
+        assert cs["restartCount"] == 0
+        assert cs["state"]["terminated"]["exitCode"] == code
+        assert cs["state"]["terminated"]["reason"] == ("Completed" if code == 0 else "Error")
+        assert condition(pod, "Ready") == "False"
+        return
+    pod = await node.wait_for("rp", lambda p: bool(p) and bool(p.get("status"))
+                              and container_status(p, "job")["restartCount"] >= 3, 15,
+                              "3 restarts")
+    cs = container_status(pod, "job")
+    assert pod["status"]["phase"] == phase
+    last = cs["lastState"]["terminated"]
+    assert last["exitCode"] == code and last["reason"] == ("Completed" if code == 0 else "Error")
+    await node.wait_for("rp", lambda p: "CrashLoopBackOff" in str(
+        container_status(p, "job")["state"]), 5, "CrashLoopBackOff")
+    assert "BackOff" in {r for r, _ in node.events("rp")}
+    # Each run logs to its own file; `previous` is the run before the current one.
+    pod = node.store.get("Pod", "default", "rp")
+    assert node.log(pod, "job", previous=True) == "run\n"
+
+
+async def test_graceful_delete_lets_a_trapping_process_exit(node: Node):
+    pod = await node.create("polite", [sh(
+        "trap 'echo got-term; exit 0' TERM; echo up; while :; do sleep 0.1; done")],
+        terminationGracePeriodSeconds=10)
+    pod = await node.wait_for("polite", lambda p: "up" in node.log(p, "main"), 10, "start")
+    uid, log_path = pod["metadata"]["uid"], node.kubelet.log_path(pod, "main")
+    assert log_path is not None
+    pause_pid = node.kubelet.workers[uid].sandbox.pause_pid
+    log_file = open(log_path)  # the pod dir goes with the pod: keep the log open to read it
+    took = await node.delete_and_wait("polite")
+    assert took < 3, f"a process that exits on SIGTERM took {took:.1f}s to stop"
+    assert "got-term" in log_file.read()
+    log_file.close()
+    assert_pod_gone_from_host(node, uid, pause_pid)
+
+
+async def test_graceful_delete_kills_a_process_that_ignores_sigterm(node: Node):
+    pod = await node.create("stubborn", [sh(
+        "trap '' TERM; echo up; while :; do sleep 0.1; done")],
+        terminationGracePeriodSeconds=2)
+    pod = await node.wait_for("stubborn", lambda p: "up" in node.log(p, "main"), 10, "start")
+    uid = pod["metadata"]["uid"]
+    pause_pid = node.kubelet.workers[uid].sandbox.pause_pid
+    took = await node.delete_and_wait("stubborn")
+    assert 2 <= took < 4.5, f"SIGKILL after a 2 s grace took {took:.1f}s"
+    assert_pod_gone_from_host(node, uid, pause_pid)
+
+
+async def test_subdomain_peers_see_each_other(node: Node):
+    for i in range(2):
+        await node.create(f"web-{i}", [sh("sleep 1000")], hostname=f"web-{i}", subdomain="svc")
+    pods = [await node.wait_phase(f"web-{i}", "Running") for i in range(2)]
+    hosts = [node.tmp / "pods" / p["metadata"]["uid"] / "etc-hosts" for p in pods]
+    ip1 = pods[1]["status"]["podIP"]
+    await node.wait_for("web-0", lambda p: ip1 in hosts[0].read_text(), 5, "peer in hosts")
+    assert f"{ip1}\tweb-1.svc.default.svc.cluster.local\tweb-1.svc\tweb-1" in \
+        hosts[0].read_text()
+    inode = hosts[0].stat().st_ino
+    await node.delete_and_wait("web-1")
+    await node.wait_for("web-0", lambda p: ip1 not in hosts[0].read_text(), 5, "peer removed")
+    assert hosts[0].stat().st_ino == inode, "hosts must be rewritten in place (bind mount)"
+
+
+async def test_host_port_is_free_while_probes_reach_the_pod(node: Node):
+    port = 18089
+    with socket.socket() as s:
+        assert s.connect_ex(("127.0.0.1", port)) != 0, "the host must have nothing on the port"
