@@ -64,7 +64,7 @@ def template(labels, grace=0):
 
 def replica_set(name, replicas, selector, labels, *, grace=0, min_ready=0, owners=None):
     obj = {"apiVersion": "apps/v1", "kind": "ReplicaSet",
-           "metadata": {"name": name, "namespace": NS},
+           "metadata": {"name": name, "namespace": NS, "labels": dict(labels)},
            "spec": {"replicas": replicas, "selector": selector, "minReadySeconds": min_ready,
                     "template": template(labels, grace)}}
     if owners:
@@ -269,7 +269,8 @@ async def test_cascade_foreground_waits_for_graceful_pods(store):
 
 async def test_cascade_foreground_through_a_deployment_chain(store):
     async with controllers(store):
-        # No Deployment controller runs here: the Deployment is just an owner.
+        # The RS carries the Deployment's labels, so the Deployment controller keeps it (as an
+        # old ReplicaSet) and makes its own; the chain is Deployment -> 2 RS -> pods.
         deploy = await store.create({
             "apiVersion": "apps/v1", "kind": "Deployment",
             "metadata": {"name": "web", "namespace": NS},
