@@ -551,8 +551,10 @@ def test_update_pod_spec():
         "spec: Forbidden: pod updates may not change fields other than")
 
 
-def test_update_reports_validation_errors_first():
+def test_update_does_not_repeat_validation():
     old = stored(deployment())
     new = copy.deepcopy(old)
     new["spec"]["replicas"] = -1
-    assert [e.path for e in validate_update(old, new)] == ["spec.replicas"]
+    assert validate_update(old, new) == []
+    assert [e.path for e in validate(new)] == ["spec.replicas"]
+    assert validate_update(old, "junk") == [] and validate_update(None, new) == []

@@ -12,7 +12,7 @@ enough to look at:
 Validation does not depend on defaults having been applied: a missing field is treated as
 its default. The API server may call `apply_defaults` before or after `validate`.
 
-`validate_update(old, new)` adds the immutability rules of updates.
+`validate_update(old, new)` checks the immutability rules of updates (call both on updates).
 """
 
 from __future__ import annotations
@@ -78,11 +78,12 @@ def validate(obj: Any) -> list[FieldError]:
     return _unique(errors)
 
 
-def validate_update(old: dict[str, Any], new: Any) -> list[FieldError]:
-    """`validate(new)` plus what an update may not change. Both objects are compared with
-    defaults applied, so omitting a defaulted field is not a change."""
-    errors = validate(new)
-    if errors or not isinstance(old, dict):
+def validate_update(old: Any, new: Any) -> list[FieldError]:
+    """What an update may not change (callers also run `validate(new)`; this does not repeat
+    it). Both objects are compared with defaults applied, so omitting a defaulted field is
+    not a change. Safe on malformed objects."""
+    errors: list[FieldError] = []
+    if not isinstance(old, dict) or not isinstance(new, dict):
         return errors
     old, new = apply_defaults(copy.deepcopy(old)), apply_defaults(copy.deepcopy(new))
     for field in ("apiVersion", "kind"):
