@@ -209,7 +209,8 @@ def run_mount_ops(ops: list[Op]) -> None:
 
 
 # -- spawn ---------------------------------------------------------------------------------------
-def _open_namespaces(pid: int, names: Iterable[tuple[str, int]]) -> list[tuple[int, int]]:
+def _open_namespaces(pid: int, names: Iterable[tuple[str, int]], what: str,
+                     who: str) -> list[tuple[int, int]]:
     fds: list[tuple[int, int]] = []
     try:
         for ns, flag in names:
@@ -217,7 +218,10 @@ def _open_namespaces(pid: int, names: Iterable[tuple[str, int]]) -> list[tuple[i
     except OSError as e:
         for fd, _ in fds:
             os.close(fd)
-        raise SpawnError(f"opening namespaces of pid {pid}: {e.strerror}") from None
+        if isinstance(e, FileNotFoundError):
+            raise SpawnError(f"{what}: {who} (pid {pid}) is gone") from None
+        raise SpawnError(f"{what}: opening namespaces of {who} (pid {pid}): {e.strerror}") \
+            from None
     return fds
 
 
@@ -250,13 +254,14 @@ def _spawn(sandbox: Sandbox, cgroups: CgroupDriver, pod_uid: str, name: str,
         shim_argv += ["-g", str(launch.gid)]
     shim_argv += [launch.exit_file, "--", *launch.argv]
 
-    ns_fds = _open_namespaces(sandbox.pause_pid, POD_NAMESPACES)
+    pause = "the pod's pause process"
+    ns_fds = _open_namespaces(sandbox.pause_pid, POD_NAMESPACES, what, pause)
     join_fds: list[int] = []
     log_fd = -1
     try:
         # After opening the ns files: if the pause is still the same process, they are its.
         if not syscalls.process_alive(sandbox.pause_pid, sandbox.start_time):
-            raise SpawnError(f"{what}: the pod's pause process {sandbox.pause_pid} is gone")
+            raise SpawnError(f"{what}: {pause} (pid {sandbox.pause_pid}) is gone")
         join_fds = cgroups.join_fds(pod_uid, name)
         log_fd = os.open(launch.log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC,
                          0o640)
@@ -326,7 +331,8 @@ async def exec_in_container(sandbox: Sandbox, proc: ContainerProcess, argv: list
         raise SpawnError(f"{what}: empty command")
     if not syscalls.process_alive(sandbox.pause_pid, sandbox.start_time):
         raise SpawnError(f"{what}: the pod's pause process is gone")
-    ns_fds = _open_namespaces(proc.pid, POD_NAMESPACES + (("mnt", syscalls.CLONE_NEWNS),))
+    ns_fds = _open_namespaces(proc.pid, (*POD_NAMESPACES, ("mnt", syscalls.CLONE_NEWNS)),
+                              what, "the container process")
     join_fds: list[int] = []
     try:
         if not syscalls.process_alive(proc.pid, proc.start_time):

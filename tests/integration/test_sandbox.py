@@ -1,0 +1,137 @@
+"""The pause sandbox against the real kernel: namespaces, cgroup, hostname, lifetime."""
+
+import os
+import statistics
+import subprocess
+import time
+import uuid
+
+import pytest
+import trio
+
+from runtime import sandbox as sandbox_module
+from runtime.cgroups import detect
+from runtime.sandbox import Sandbox, SpawnError, sandbox_alive, start_sandbox, stop_sandbox
+from runtime.syscalls import proc_start_time
+
+pytestmark = pytest.mark.root
+
+
+@pytest.fixture
+def cgroups():
+    return detect()
+
+
+@pytest.fixture
+async def pods(cgroups):
+    """Start sandboxes through ``pods.start(hostname)``; at the end every pause is gone and
+    every pod cgroup removed."""
+    started: list[Sandbox] = []
+
+    class Pods:
+        async def start(self, hostname="tk-pod"):
+            uid = "tk" + uuid.uuid4().hex[:12]
+            sb = await start_sandbox(uid, hostname, cgroups)
+            started.append(sb)
+            return sb
+
+    yield Pods()
+    for sb in started:
+        await stop_sandbox(sb)
+        cgroups.kill_all(sb.uid)
+        cgroups.remove(sb.uid)
+        assert not sandbox_alive(sb)
+        assert not os.path.exists(f"/proc/{sb.pause_pid}") or \
+            proc_start_time(sb.pause_pid) != sb.start_time
+        assert sb.uid not in cgroups.pod_uids()
+
+
+def ns_id(pid, ns):
+    return os.readlink(f"/proc/{pid}/ns/{ns}")
+
+
+def comm(pid):
+    with open(f"/proc/{pid}/comm") as f:
+        return f.read().strip()
+
+
+async def test_pause_in_new_namespaces_and_pod_cgroup(pods, cgroups):
+    sb = await pods.start("web-0")
+    assert sandbox_alive(sb)
+    assert comm(sb.pause_pid) == "catatonit"
+    for ns in ("net", "uts", "ipc"):
+        assert ns_id(sb.pause_pid, ns) != ns_id(os.getpid(), ns)
+    assert ns_id(sb.pause_pid, "mnt") == ns_id(os.getpid(), "mnt")
+    assert cgroups.pids(sb.uid) == [sb.pause_pid]
+    out = subprocess.run(["nsenter", "-t", str(sb.pause_pid), "-u", "-n", "sh", "-c",
+                          "hostname; cat /sys/class/net/lo/operstate"],
+                         capture_output=True, text=True, check=True).stdout.split()
+    assert out[0] == "web-0"
+    assert out[1] == "unknown"  # lo is up (loopback reports "unknown", down reports "down")
+    assert os.uname().nodename != "web-0"
+
+
+async def test_pause_has_its_own_session_and_is_tiny(pods):
+    sb = await pods.start()
+    assert os.getsid(sb.pause_pid) == sb.pause_pid  # survives the daemon's terminal/session
+    with open(f"/proc/{sb.pause_pid}/status") as f:
+        rss_kb = int(next(line for line in f if line.startswith("VmRSS")).split()[1])
+    print(f"\npause RSS: {rss_kb} kB")
+    assert rss_kb < 4096
+
+
+async def test_stop_is_idempotent(pods):
+    sb = await pods.start()
+    await stop_sandbox(sb)
+    assert not sandbox_alive(sb)
+    await stop_sandbox(sb)
+
+
+async def test_stop_does_not_kill_a_reused_pid(pods):
+    """A record whose start time does not match must not kill whatever now has the pid."""
+    p = subprocess.Popen(["sleep", "30"])
+    try:
+        stale = Sandbox(uid="tkstale", pause_pid=p.pid, start_time=proc_start_time(p.pid) - 1)
+        assert not sandbox_alive(stale)
+        await stop_sandbox(stale)
+        assert p.poll() is None
+    finally:
+        p.kill()
+        p.wait()
+
+
+async def test_stop_works_for_a_pause_we_did_not_spawn(pods):
+    """After a daemon restart the pause is not our child: kill + wait via pidfd still work."""
+    sb = await pods.start()
+    popen = sandbox_module._children.pop((sb.pause_pid, sb.start_time))
+    with trio.fail_after(5):
+        await stop_sandbox(sb)
+    assert popen.wait() == -9
+
+
+async def test_falls_back_to_sleep_without_catatonit(pods, monkeypatch):
+    monkeypatch.setattr(sandbox_module, "PAUSE_COMMANDS",
+                        (["tk-no-such-pause"], ["sleep", "infinity"]))
+    sb = await pods.start()
+    assert comm(sb.pause_pid) == "sleep"
+
+
+async def test_preexec_errors_carry_the_call_and_errno(cgroups):
+    uid = "tk" + uuid.uuid4().hex[:12]
+    try:
+        with pytest.raises(SpawnError, match=r"sethostname\('x{70}'\): Invalid argument"):
+            await start_sandbox(uid, "x" * 70, cgroups)
+        assert cgroups.pids(uid) == []
+    finally:
+        cgroups.remove(uid)
+
+
+async def test_start_latency(pods):
+    times = []
+    for _ in range(20):
+        t0 = time.perf_counter()
+        await pods.start()
+        times.append((time.perf_counter() - t0) * 1000)
+    print(f"\nstart_sandbox median {statistics.median(times):.1f} ms "
+          f"(min {min(times):.1f}, max {max(times):.1f}) over {len(times)}")
+    assert statistics.median(times) < 200
