@@ -50,6 +50,15 @@ def ns_id(pid, ns):
     return os.readlink(f"/proc/{pid}/ns/{ns}")
 
 
+def rss_of(pid):
+    with open(f"/proc/{pid}/status") as f:
+        return int(next(line for line in f if line.startswith("VmRSS")).split()[1])
+
+
+def sleeper():
+    return subprocess.Popen(["sleep", "30"])
+
+
 def comm(pid):
     with open(f"/proc/{pid}/comm") as f:
         return f.read().strip()
@@ -63,9 +72,10 @@ async def test_pause_in_new_namespaces_and_pod_cgroup(pods, cgroups):
         assert ns_id(sb.pause_pid, ns) != ns_id(os.getpid(), ns)
     assert ns_id(sb.pause_pid, "mnt") == ns_id(os.getpid(), "mnt")
     assert cgroups.pids(sb.uid) == [sb.pause_pid]
-    out = subprocess.run(["nsenter", "-t", str(sb.pause_pid), "-u", "-n", "sh", "-c",
-                          "hostname; cat /sys/class/net/lo/operstate"],
-                         capture_output=True, text=True, check=True).stdout.split()
+    result = await trio.run_process(["nsenter", "-t", str(sb.pause_pid), "-u", "-n", "sh", "-c",
+                                     "hostname; cat /sys/class/net/lo/operstate"],
+                                    capture_stdout=True)
+    out = result.stdout.decode().split()
     assert out[0] == "web-0"
     assert out[1] == "unknown"  # lo is up (loopback reports "unknown", down reports "down")
     assert os.uname().nodename != "web-0"
@@ -74,8 +84,7 @@ async def test_pause_in_new_namespaces_and_pod_cgroup(pods, cgroups):
 async def test_pause_has_its_own_session_and_is_tiny(pods):
     sb = await pods.start()
     assert os.getsid(sb.pause_pid) == sb.pause_pid  # survives the daemon's terminal/session
-    with open(f"/proc/{sb.pause_pid}/status") as f:
-        rss_kb = int(next(line for line in f if line.startswith("VmRSS")).split()[1])
+    rss_kb = rss_of(sb.pause_pid)
     print(f"\npause RSS: {rss_kb} kB")
     assert rss_kb < 4096
 
@@ -89,7 +98,7 @@ async def test_stop_is_idempotent(pods):
 
 async def test_stop_does_not_kill_a_reused_pid(pods):
     """A record whose start time does not match must not kill whatever now has the pid."""
-    p = subprocess.Popen(["sleep", "30"])
+    p = sleeper()
     try:
         stale = Sandbox(uid="tkstale", pause_pid=p.pid, start_time=proc_start_time(p.pid) - 1)
         assert not sandbox_alive(stale)

@@ -35,9 +35,9 @@ NOWHERE = "/tk-nonexistent-xyz"
 
 # -- mount plan (pure) ------------------------------------------------------------------------
 def fake_fs(existing, dirs):
-    return dict(lexists=lambda p: p in existing, isdir=lambda p: p in dirs,
-                realpath=lambda p: p, mode_of=lambda p: 0o755,
-                scan=lambda p: [("etc", "dir", ""), ("bin", "link", "usr/bin")])
+    return {"lexists": lambda p: p in existing, "isdir": lambda p: p in dirs,
+            "realpath": lambda p: p, "mode_of": lambda p: 0o755,
+            "scan": lambda p: [("etc", "dir", ""), ("bin", "link", "usr/bin")]}
 
 
 def test_plan_binds_existing_targets_directly():
@@ -182,7 +182,7 @@ except OSError as e:
 @pytest.mark.root
 async def test_containers_of_a_pod_share_localhost_other_pods_do_not(pods):
     pod = await pods.pod()
-    server, server_launch = await pod.run("server", [sys.executable, "-c", SERVER])
+    _, server_launch = await pod.run("server", [sys.executable, "-c", SERVER])
     await wait_for_log(server_launch.log_path, "listening")
 
     client, launch = await pod.run("client", [sys.executable, "-c", CLIENT])
@@ -228,14 +228,14 @@ async def test_deep_missing_target_under_existing_dir_leaves_host_alone(pods, tm
     html.mkdir()
     (html / "index.html").write_text("<h1>tk</h1>\n")
     before = sorted(os.listdir("/usr/share"))
-    proc, launch = await pod.run(
-        "nginx", ["sh", "-c", "cat /usr/share/nginx/html/index.html; ls /usr/share/doc | head -1"
-                  "; touch /usr/share/nginx/html/new"],
-        mounts=[Mount(str(html), "/usr/share/nginx/html")])
+    script = ("cat /usr/share/nginx/html/index.html; ls /usr/share/doc | head -1;"
+              " touch /usr/share/nginx/html/new")
+    proc, launch = await pod.run("nginx", ["sh", "-c", script],
+                                 mounts=[Mount(str(html), "/usr/share/nginx/html")])
     assert await wait_exit(proc) == 0
     out = read(launch.log_path).splitlines()
     assert out[0] == "<h1>tk</h1>"
-    assert out[1] == sorted(os.listdir("/usr/share/doc"))[0]  # siblings still the host's
+    assert out[1] == min(os.listdir("/usr/share/doc"))  # siblings still the host's
     assert (html / "new").exists()
     assert sorted(os.listdir("/usr/share")) == before
 
@@ -302,7 +302,7 @@ async def test_sigterm_is_forwarded_to_the_app(pods):
 async def test_wait_exit_for_a_process_the_daemon_did_not_spawn(pods):
     """After a restart the daemon can't reap the shim: the pidfd + exit file still work."""
     pod = await pods.pod()
-    proc, launch = await pod.run("adopted", ["sh", "-c", "sleep 0.3; exit 5"])
+    proc, _ = await pod.run("adopted", ["sh", "-c", "sleep 0.3; exit 5"])
     popen = sandbox_module._children.pop((proc.pid, proc.start_time))  # "forget" our child
     with trio.fail_after(5):
         assert await wait_exit(proc) == 5
@@ -323,8 +323,8 @@ async def test_exec_in_container_sees_its_hostname_mounts_and_cgroup(pods, cgrou
     vol.mkdir()
     (vol / "data.txt").write_text("inside")
     proc, _ = await pod.run("db", ["sleep", "30"], mounts=[Mount(str(vol), f"{NOWHERE}/v")])
-    p = await exec_in_container(pod.sandbox, proc, ["sh", "-c", f"hostname; cat {NOWHERE}/v/"
-                                "data.txt; echo; cat /proc/self/cgroup; read line; echo $line"],
+    script = f"hostname; cat {NOWHERE}/v/data.txt; echo; cat /proc/self/cgroup; read l; echo $l"
+    p = await exec_in_container(pod.sandbox, proc, ["sh", "-c", script],
                                 cgroups=cgroups, pod_uid=pod.uid, name="db")
     try:
         await p.stdin.send_all(b"streamed\n")
