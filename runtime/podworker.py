@@ -593,11 +593,13 @@ class PodWorker:
                     return -1, f"command timed out after {timeout:g}s"
                 return process.returncode, output.decode(errors="replace")
             finally:
-                if process.returncode is None:
-                    process.kill()
-                    with trio.CancelScope(shield=True):
+                with trio.CancelScope(shield=True):
+                    if process.returncode is None:
+                        process.kill()
                         await process.wait()
-                await process.aclose()
+                    for stream in (process.stdin, process.stdout, process.stderr):
+                        if stream is not None:
+                            await stream.aclose()
         return run_exec
 
     async def _exec(self, name: str, argv: list[str]) -> trio.Process:

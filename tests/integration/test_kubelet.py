@@ -84,8 +84,9 @@ def container_status(pod: dict, name: str) -> dict:
     return next(c for c in pod["status"]["containerStatuses"] if c["name"] == name)
 
 
-def condition(pod: dict, kind: str) -> str:
-    return next(c["status"] for c in pod["status"]["conditions"] if c["type"] == kind)
+def condition(pod: dict | None, kind: str) -> str | None:
+    conditions = ((pod or {}).get("status") or {}).get("conditions") or []
+    return next((c["status"] for c in conditions if c["type"] == kind), None)
 
 
 def assert_pod_gone_from_host(node: Node, uid: str, pause_pid: int | None = None) -> None:
@@ -97,8 +98,7 @@ def assert_pod_gone_from_host(node: Node, uid: str, pause_pid: int | None = None
     with open("/proc/self/mountinfo") as f:
         assert uid not in f.read(), "mount left"
     if pause_pid is not None:
-        assert not os.path.exists(f"/proc/{pause_pid}") or \
-            open(f"/proc/{pause_pid}/stat").read().split(") ")[1][0] == "Z"
+        assert not os.path.exists(f"/proc/{pause_pid}"), "pause process left (or a zombie)"
 
 
 @pytest.fixture
@@ -240,11 +240,11 @@ async def test_graceful_delete_lets_a_trapping_process_exit(node: Node):
     uid, log_path = pod["metadata"]["uid"], node.kubelet.log_path(pod, "main")
     assert log_path is not None
     pause_pid = node.kubelet.workers[uid].sandbox.pause_pid
-    log_file = open(log_path)  # the pod dir goes with the pod: keep the log open to read it
-    took = await node.delete_and_wait("polite")
-    assert took < 3, f"a process that exits on SIGTERM took {took:.1f}s to stop"
-    assert "got-term" in log_file.read()
-    log_file.close()
+    # The pod dir goes with the pod: keep the log open to read it afterwards.
+    async with await trio.open_file(log_path) as log_file:
+        took = await node.delete_and_wait("polite")
+        assert took < 3, f"a process that exits on SIGTERM took {took:.1f}s to stop"
+        assert "got-term" in await log_file.read()
     assert_pod_gone_from_host(node, uid, pause_pid)
 
 
