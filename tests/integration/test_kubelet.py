@@ -71,6 +71,23 @@ class Node:
         await self.wait_for(name, lambda p: p is None, timeout, "removal")
         return time.monotonic() - start
 
+    async def start_kubelet(self) -> None:
+        self.kubelet = Kubelet(self.store, self.tmp, self.tmp / "run", self.network,
+                               self.cgroups, backoff_policy=FAST_BACKOFF)
+        self.scope = trio.CancelScope()
+        kubelet, scope = self.kubelet, self.scope
+
+        async def run_kubelet(task_status=trio.TASK_STATUS_IGNORED):
+            with scope:
+                await kubelet.run(task_status=task_status)
+
+        await self.nursery.start(run_kubelet)
+
+    def stop_kubelet(self) -> None:
+        """Like stopping the daemon: supervision ends, the pods' processes keep running."""
+        self.scope.cancel()
+        self.kubelet = None  # type: ignore[assignment]
+
     def log(self, pod: dict, container: str, previous: bool = False) -> str:
         path = self.kubelet.log_path(pod, container, previous)
         return path.read_text() if path and path.exists() else ""
@@ -106,27 +123,22 @@ async def node(tmp_path: Path, nursery: trio.Nursery):
     store = Store(tmp_path / "state.db")
     network = PodNetwork(tmp_path / "network", bridge=BRIDGE, cidr=CIDR)
     cgroups = detect(CGROUP_PARENT)
-    kubelet = Kubelet(store, tmp_path, tmp_path / "run", network, cgroups,
-                      backoff_policy=FAST_BACKOFF)
-    scope = trio.CancelScope()
-
-    async def run_kubelet(task_status=trio.TASK_STATUS_IGNORED):
-        with scope:
-            await kubelet.run(task_status=task_status)
-
-    await nursery.start(run_kubelet)
-    helper = Node(tmp_path, store, kubelet, network, cgroups)
+    helper = Node(tmp_path, store, None, network, cgroups)  # type: ignore[arg-type]
+    helper.nursery = nursery
+    await helper.start_kubelet()
     try:
         yield helper
     finally:
+        if helper.kubelet is None:
+            await helper.start_kubelet()
         # Force-delete what a test left; the workers tear it down; then check nothing leaked.
         uids = [p["metadata"]["uid"] for p in store.list("Pod")]
         for pod in store.list("Pod"):
             await store.delete("Pod", "default", pod["metadata"]["name"], grace_period=0)
         with trio.move_on_after(10):
-            while kubelet.workers:
+            while helper.kubelet.workers:
                 await trio.sleep(0.05)
-        scope.cancel()
+        helper.stop_kubelet()
         leftover = {uid for uid in uids if cgroups.pids(uid)}
         cgroups.remove_all()
         for directory in cgroups.roots.values():
@@ -138,6 +150,11 @@ async def node(tmp_path: Path, nursery: trio.Nursery):
         network.close()
         store.close()
         assert not leftover, f"processes left in pods {leftover}"
+
+
+def first_child(pid: int) -> int:
+    with open(f"/proc/{pid}/task/{pid}/children") as f:
+        return int(f.read().split()[0])
 
 
 def sh(script: str, name: str = "main", **extra: Any) -> dict:
@@ -279,3 +296,53 @@ async def test_host_port_is_free_while_probes_reach_the_pod(node: Node):
     port = 18089
     with socket.socket() as s:
         assert s.connect_ex(("127.0.0.1", port)) != 0, "the host must have nothing on the port"
+
+
+async def test_pause_death_fails_the_pod(node: Node):
+    pod = await node.create("fragile", [sh("sleep 1000")])
+    pod = await node.wait_phase("fragile", "Running")
+    uid = pod["metadata"]["uid"]
+    os.kill(node.kubelet.workers[uid].sandbox.pause_pid, 9)
+    pod = await node.wait_phase("fragile", "Failed")
+    assert pod["status"]["reason"] == "SandboxDied"
+    assert node.cgroups.pids(uid) == []
+    assert not os.path.exists(f"/sys/class/net/tkv{uid[:8]}")
+    await node.delete_and_wait("fragile")
+    assert_pod_gone_from_host(node, uid)
+
+
+async def test_restart_readopts_running_pods_and_reads_exit_files(node: Node):
+    await node.create("keeper", [sh("echo up; sleep 1000", "app")])
+    await node.create("quitter", [sh("sleep 1; exit 7", "job")], restartPolicy="Never")
+    keeper = await node.wait_phase("keeper", "Running")
+    await node.wait_phase("quitter", "Running")
+    uid = keeper["metadata"]["uid"]
+    container_id = container_status(keeper, "app")["containerID"]
+    pause_pid = node.kubelet.workers[uid].sandbox.pause_pid
+    node.stop_kubelet()
+    await trio.sleep(1.5)  # "quitter" exits while no kubelet watches
+    await node.start_kubelet()
+    quitter = await node.wait_phase("quitter", "Failed")
+    assert container_status(quitter, "job")["state"]["terminated"]["exitCode"] == 7
+    keeper = node.store.get("Pod", "default", "keeper")
+    assert container_status(keeper, "app")["containerID"] == container_id
+    assert node.kubelet.workers[uid].sandbox.pause_pid == pause_pid
+    # The re-adopted container is supervised: killing its app restarts it.
+    shim = int(container_id.removeprefix("tinykube://"))
+    app = first_child(shim)
+    os.kill(app, 9)
+    keeper = await node.wait_for("keeper", lambda p: container_status(p, "app")["restartCount"]
+                                 == 1, 10, "a restart")
+    assert container_status(keeper, "app")["lastState"]["terminated"]["exitCode"] == 137
+    await node.delete_and_wait("keeper", grace_period=1)
+    assert_pod_gone_from_host(node, uid, pause_pid)
+
+
+async def test_restart_removes_pods_deleted_while_down(node: Node):
+    pod = await node.create("orphan", [sh("sleep 1000")])
+    pod = await node.wait_phase("orphan", "Running")
+    uid = pod["metadata"]["uid"]
+    node.stop_kubelet()
+    await node.store.delete("Pod", "default", "orphan", grace_period=0)
+    await node.start_kubelet()  # restore runs before start returns
+    assert_pod_gone_from_host(node, uid)
