@@ -279,7 +279,8 @@ def app_pid(shim_pid):
 @pytest.mark.root
 async def test_app_killed_by_sigkill_is_137(pods):
     pod = await pods.pod()
-    proc, launch = await pod.run("sleeper", ["sleep", "30"])
+    proc, launch = await pod.run("sleeper", ["sh", "-c", "echo ready; exec sleep 30"])
+    await wait_for_log(launch.log_path, "ready")
     os.kill(app_pid(proc.pid), signal.SIGKILL)
     assert await wait_exit(proc) == 137
     assert read(launch.exit_file) == "137\n"
