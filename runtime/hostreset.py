@@ -76,7 +76,8 @@ def kill_recorded_processes(run_dir: Path) -> None:
 
 
 async def reset_host(root: Path, run_dir: Path, bridge: str, cidr: str,
-                     cgroup_parent: str | None = None, purge: bool = False) -> list[str]:
+                     cgroup_parent: str | None = None, cgroup_subtree: str = "tinykube",
+                     purge: bool = False) -> list[str]:
     """Stop every pod and remove every host resource tinykube made; returns what was done."""
     from netns.podnet import PodNetwork
 
@@ -84,7 +85,7 @@ async def reset_host(root: Path, run_dir: Path, bridge: str, cidr: str,
     if stop_daemon(run_dir):
         done.append("stopped the daemon")
     kill_recorded_processes(run_dir)
-    cgroups = detect(cgroup_parent)
+    cgroups = detect(cgroup_parent, subtree=cgroup_subtree)
     uids = cgroups.pod_uids()
     cgroups.remove_all()
     if uids:

@@ -1,22 +1,25 @@
 """A small synchronous client for the API server's unix socket (what the CLI uses).
 
-httpx speaks HTTP over the unix socket; this module only knows Kubernetes' paths and turns
-`Status` answers back into the same `ApiError` classes the server raised.
+The standard library's http.client speaks HTTP/1.1 (chunked streams included) over the unix
+socket; it imports in a few milliseconds where httpx took ~0.4 s, which every CLI call paid.
+This module only knows Kubernetes' paths and turns `Status` answers back into the same
+`ApiError` classes the server raised.
 """
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
+import socket
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
+from urllib.parse import urlencode
 
-import httpx
-
+from tinykube.locations import DEFAULT_SOCKET
 from tinykube.model.errors import ApiError, from_status
 from tinykube.model.kinds import KindInfo, by_kind
-
-DEFAULT_SOCKET = Path("/run/tinykube/tinykube.sock")
 
 
 class StreamIdle(Exception):
@@ -47,17 +50,61 @@ def _info(kind: KindInfo | str) -> KindInfo:
     return kind if isinstance(kind, KindInfo) else by_kind(kind)
 
 
+class _UnixConnection(http.client.HTTPConnection):
+    def __init__(self, path: str, timeout: float | None) -> None:
+        super().__init__("tinykube", timeout=timeout)
+        self._path = path
+
+    def connect(self) -> None:
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.settimeout(self.timeout)
+        try:
+            sock.connect(self._path)
+        except OSError:
+            sock.close()
+            raise
+        self.sock = sock
+
+
 class Client:
     def __init__(self, socket_path: Path | str | None = None, timeout: float = 30.0) -> None:
         self.socket_path = Path(socket_path) if socket_path else default_socket()
-        transport = httpx.HTTPTransport(uds=str(self.socket_path))
-        self._http = httpx.Client(transport=transport, base_url="http://tinykube",
-                                  timeout=timeout)
+        self.timeout = timeout
+        self._conn: _UnixConnection | None = None
 
     def close(self) -> None:
-        self._http.close()
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
 
-    def __enter__(self) -> "Client":
+    def _send(self, method: str, path: str, params: dict[str, Any] | None, body: Any,
+              content_type: str | None, timeout: float | None,
+              fresh: bool) -> tuple[http.client.HTTPResponse, _UnixConnection]:
+        url = f"{path}?{urlencode(params)}" if params else path
+        content = json.dumps(body).encode() if body is not None else None
+        headers = {"content-type": content_type or "application/json"}
+        for attempt in (1, 2):
+            # Streams get a connection of their own; plain requests reuse one (keep-alive).
+            conn = _UnixConnection(str(self.socket_path), timeout) if fresh else self._shared()
+            try:
+                conn.request(method, url, body=content, headers=headers)
+                return conn.getresponse(), conn
+            except (ConnectionRefusedError, FileNotFoundError, PermissionError) as e:
+                conn.close()
+                raise DaemonUnreachable(self._unreachable(e)) from None
+            except (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError) as e:
+                conn.close()
+                self._conn = None
+                if attempt == 2:  # a kept-alive connection may have been closed by the server
+                    raise DaemonUnreachable(self._unreachable(e)) from None
+        raise AssertionError("unreachable")
+
+    def _shared(self) -> _UnixConnection:
+        if self._conn is None:
+            self._conn = _UnixConnection(str(self.socket_path), self.timeout)
+        return self._conn
+
+    def __enter__(self) -> Client:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -67,30 +114,24 @@ class Client:
 
     def request(self, method: str, path: str, *, body: Any = None,
                 params: dict[str, Any] | None = None, content_type: str | None = None) -> Any:
-        headers = {"content-type": content_type or "application/json"}
-        content = json.dumps(body).encode() if body is not None else None
-        try:
-            response = self._http.request(method, path, content=content, params=params,
-                                          headers=headers)
-        except (httpx.ConnectError, httpx.RemoteProtocolError, FileNotFoundError) as e:
-            raise DaemonUnreachable(self._unreachable(e)) from None
-        return self._decode(response)
+        response, _ = self._send(method, path, params, body, content_type, self.timeout,
+                                 fresh=False)
+        return self._decode(response.status, response.read())
 
     def _unreachable(self, error: Exception) -> str:
         return (f"cannot reach the tinykube daemon at {self.socket_path} ({error}); "
                 "is `tinykube daemon` running?")
 
     @staticmethod
-    def _decode(response: httpx.Response) -> Any:
+    def _decode(status: int, data: bytes) -> Any:
         try:
-            body = response.json()
+            body = json.loads(data) if data else None
         except ValueError:
             body = None
-        if response.status_code >= 400:
+        if status >= 400:
             if isinstance(body, dict) and body.get("kind") == "Status":
                 raise from_status(body)
-            raise ApiError(f"HTTP {response.status_code}: {response.text[:200]}",
-                           code=response.status_code)
+            raise ApiError(f"HTTP {status}: {data[:200].decode('utf-8', 'replace')}", code=status)
         return body
 
     def stream(self, method: str, path: str, *, params: dict[str, Any] | None = None,
@@ -98,18 +139,20 @@ class Client:
         """Yield the raw chunks of a streaming response (watch, logs -f, exec).
 
         `idle_timeout`: raise `StreamIdle` when nothing arrives for that long."""
-        content = json.dumps(body).encode() if body is not None else None
+        response, conn = self._send(method, path, params, body, None, idle_timeout, fresh=True)
         try:
-            with self._http.stream(method, path, params=params, content=content,
-                                   timeout=httpx.Timeout(idle_timeout, connect=10.0)) as response:
-                if response.status_code >= 400:
-                    response.read()
-                    self._decode(response)
-                yield from response.iter_bytes()
-        except httpx.ReadTimeout:
-            raise StreamIdle() from None
-        except (httpx.ConnectError, FileNotFoundError) as e:
-            raise DaemonUnreachable(self._unreachable(e)) from None
+            if response.status >= 400:
+                self._decode(response.status, response.read())
+            while True:
+                try:
+                    chunk = response.read1(65536)
+                except TimeoutError:
+                    raise StreamIdle() from None
+                if not chunk:
+                    return
+                yield chunk
+        finally:
+            conn.close()
 
     def stream_lines(self, method: str, path: str, **kwargs: Any) -> Iterator[dict]:
         buffer = b""

@@ -16,12 +16,11 @@ from pathlib import Path
 import trio
 
 from tinykube.apiserver import ApiServer, serve
+from tinykube.locations import DEFAULT_ROOT, DEFAULT_RUN_DIR
 from tinykube.store import Store
 
 log = logging.getLogger("tinykube.daemon")
 
-DEFAULT_ROOT = Path("/var/lib/tinykube")
-DEFAULT_RUN_DIR = Path("/run/tinykube")
 
 
 @dataclass
@@ -32,6 +31,7 @@ class DaemonConfig:
     bridge: str = "tk0"
     cidr: str = "10.88.0.0/16"
     cgroup_parent: str | None = None
+    cgroup_subtree: str = "tinykube"
 
     @property
     def socket_path(self) -> Path:
@@ -55,7 +55,7 @@ async def run(config: DaemonConfig, *, task_status=trio.TASK_STATUS_IGNORED) -> 
     store = Store(config.root / "state.db")
     network = network_for(config)
     await network.ensure_bridge()
-    cgroups = detect(config.cgroup_parent)
+    cgroups = detect(config.cgroup_parent, subtree=config.cgroup_subtree)
     kubelet = Kubelet(store, config.root, config.run_dir, network, cgroups)
     api = ApiServer(store, kubelet)
     write_pid_file(config.run_dir)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
-from .base import DEFAULT_PIDS_LIMIT, CgroupDriver, CgroupError, Limits
+from .base import DEFAULT_PIDS_LIMIT, SUBTREE, CgroupDriver, CgroupError, Limits
 from .v1 import CONTROLLERS as V1_CONTROLLERS
 from .v1 import CgroupV1
 from .v2 import CgroupV2
@@ -73,9 +73,11 @@ def _under(mount: CgroupMount, cgroup_path: str) -> str:
     return os.path.normpath(os.path.join(mount.mountpoint, rel.lstrip("/")))
 
 
-def detect(parent: str | None = None, *, mountinfo: str = "/proc/self/mountinfo",
+def detect(parent: str | None = None, *, subtree: str = SUBTREE,
+           mountinfo: str = "/proc/self/mountinfo",
            proc_cgroup: str = "/proc/self/cgroup") -> CgroupV1 | CgroupV2:
-    """The backend for this machine. ``mountinfo``/``proc_cgroup`` are only for tests."""
+    """The backend for this machine, with pods under ``<parent>/<subtree>/``.
+    ``mountinfo``/``proc_cgroup`` are only for tests."""
     with open(mountinfo) as f:
         mounts = parse_mountinfo(f.read())
     with open(proc_cgroup) as f:
@@ -86,10 +88,10 @@ def detect(parent: str | None = None, *, mountinfo: str = "/proc/self/mountinfo"
     if "memory" in v1:
         roots = {c: _under(m, parent if parent is not None else own.get(c, "/"))
                  for c, m in v1.items()}
-        return CgroupV1(roots)
+        return CgroupV1(roots, subtree)
 
     unified = [m for m in mounts if m.fstype == "cgroup2"]
     if not unified:
         raise CgroupError("no cgroup hierarchy found in " + mountinfo)
     mount = unified[0]
-    return CgroupV2(_under(mount, parent if parent is not None else own.get("", "/")))
+    return CgroupV2(_under(mount, parent if parent is not None else own.get("", "/")), subtree)

@@ -118,18 +118,22 @@ class CgroupBackend:
 
     version = 0
 
-    def __init__(self, roots: dict[str, str]) -> None:
+    def __init__(self, roots: dict[str, str], subtree: str = SUBTREE) -> None:
         if not roots:
             raise CgroupError("no cgroup hierarchies to use")
+        check_name("cgroup subtree", subtree)
         self.roots = roots
+        # One subtree per daemon instance: two daemons on a host (tests run many) must never
+        # see, sweep or reset each other's pods.
+        self.subtree = subtree
 
     # -- paths -------------------------------------------------------------------------
     def subtree_dirs(self) -> list[str]:
-        return [os.path.join(root, SUBTREE) for root in self.roots.values()]
+        return [os.path.join(root, self.subtree) for root in self.roots.values()]
 
     def dirs(self, uid: str, name: str | None = None) -> list[str]:
         check_name("pod uid", uid)
-        parts = [SUBTREE, POD_PREFIX + uid]
+        parts = [self.subtree, POD_PREFIX + uid]
         if name is not None:
             check_name("container name", name)
             parts.append(name)

@@ -15,7 +15,15 @@ import os
 
 from cgroupspy.controllers import CpuAcctController, CpuController, MemoryController
 
-from .base import CFS_PERIOD_US, DEFAULT_PIDS_LIMIT, CgroupBackend, CgroupError, Limits, write_file
+from .base import (
+    CFS_PERIOD_US,
+    DEFAULT_PIDS_LIMIT,
+    SUBTREE,
+    CgroupBackend,
+    CgroupError,
+    Limits,
+    write_file,
+)
 
 # The order matters: the first is the primary hierarchy used to read membership.
 CONTROLLERS = ("memory", "cpu", "cpuacct", "pids")
@@ -38,7 +46,7 @@ def cfs_quota_us(cpu_millis: int | None) -> int:
 class CgroupV1(CgroupBackend):
     version = 1
 
-    def __init__(self, controller_roots: dict[str, str]) -> None:
+    def __init__(self, controller_roots: dict[str, str], subtree: str = SUBTREE) -> None:
         """``controller_roots``: controller name -> directory that holds ``tinykube/``.
         Co-mounted controllers (``cpu,cpuacct``) share a directory; it is used once."""
         missing = [c for c in CONTROLLERS if c not in controller_roots]
@@ -49,7 +57,7 @@ class CgroupV1(CgroupBackend):
         for controller, root in self.controller_roots.items():
             if root not in unique.values():
                 unique[controller] = root
-        super().__init__(unique)
+        super().__init__(unique, subtree)
 
     def _dir(self, controller: str, uid: str, name: str) -> str:
         root = self.controller_roots[controller]

@@ -43,8 +43,8 @@ def cpu_max(cpu_millis: int | None) -> str:
 class CgroupV2(CgroupBackend):
     version = 2
 
-    def __init__(self, parent_dir: str) -> None:
-        super().__init__({"unified": parent_dir})
+    def __init__(self, parent_dir: str, subtree: str = SUBTREE) -> None:
+        super().__init__({"unified": parent_dir}, subtree)
         self.parent_dir = parent_dir
         self._subtree_ready = False
         self.controllers = self._available(parent_dir)
@@ -79,7 +79,7 @@ class CgroupV2(CgroupBackend):
         if self._subtree_ready:
             return
         self._enable(self.parent_dir)
-        subtree = os.path.join(self.parent_dir, SUBTREE)
+        subtree = os.path.join(self.parent_dir, self.subtree)
         self.mkdir(subtree)
         self._enable(subtree)
         self._subtree_ready = True

@@ -43,6 +43,7 @@ class Daemon:
         self.run_dir = base / "run"
         self.socket = self.run_dir / "tinykube.sock"
         self.bridge = f"tkd{tag}"
+        self.cgroup_subtree = f"tinykube-test-{tag}"
         self.cidr = f"10.{random.randrange(100, 200)}.{random.randrange(256)}.0/24"
         self.log_path = base / "daemon.log"
         self.process: subprocess.Popen | None = None
@@ -53,7 +54,7 @@ class Daemon:
     def args(self) -> list[str]:
         return ["--socket", str(self.socket), "daemon", "--root", str(self.root),
                 "--run-dir", str(self.run_dir), "--bridge", self.bridge,
-                "--pod-cidr", self.cidr]
+                "--pod-cidr", self.cidr, "--cgroup-subtree", self.cgroup_subtree]
 
     def start(self) -> "Daemon":
         log = open(self.log_path, "ab")
@@ -97,7 +98,7 @@ class Daemon:
         self.client.close()
         reset = self.cli("reset", "--purge", "--root", str(self.root), "--run-dir",
                          str(self.run_dir), "--bridge", self.bridge, "--pod-cidr", self.cidr,
-                         check=False)
+                         "--cgroup-subtree", self.cgroup_subtree, check=False)
         assert reset.returncode == 0, reset.stderr + reset.stdout
         assert_no_leaks(self.bridge, uids, self.root)
 

@@ -9,7 +9,7 @@ import pytest
 import trio
 
 from tinykube.apiserver import ApiServer, merge_patch, serve
-from tinykube.client import Client
+from tinykube.client import Client, _UnixConnection
 from tinykube.model.errors import AlreadyExists, ApiError, Conflict, NotFound
 from tinykube.store import Store
 
@@ -153,13 +153,21 @@ async def test_bad_bodies_are_rejected(api, body, code):
     rv = store.resource_version
 
     def post():
-        response = client._http.post("/apis/apps/v1/namespaces/default/deployments",
-                                     content=body)
-        return response.status_code, response.json()
+        conn = _UnixConnection(str(socket), 10)
+        try:
+            conn.request("POST", "/apis/apps/v1/namespaces/default/deployments", body=body)
+            response = conn.getresponse()
+            return response.status, json.loads(response.read())
+        except (BrokenPipeError, ConnectionResetError):
+            # An oversized body may be refused before the client finished sending it.
+            return 413, {"kind": "Status"}
+        finally:
+            conn.close()
 
     status, answer = await call(post)
     assert status == code and answer["kind"] == "Status", answer
     assert store.resource_version == rv
+    assert (await call(client.list, "Deployment")) == []  # and the server still serves
 
 
 async def test_unknown_paths_are_404(api):

@@ -9,7 +9,7 @@ from tinykube.client import Client
 
 
 def register(commands: argparse._SubParsersAction) -> None:
-    from tinykube.daemon import DEFAULT_ROOT, DEFAULT_RUN_DIR
+    from tinykube.locations import DEFAULT_ROOT, DEFAULT_RUN_DIR
 
     p = commands.add_parser("daemon", help="run the tinykube daemon (as root)")
     p.add_argument("--root", type=Path, default=DEFAULT_ROOT,
@@ -20,6 +20,8 @@ def register(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--pod-cidr", default="10.88.0.0/16", help="pod address range")
     p.add_argument("--cgroup-parent", default=None,
                    help="cgroup to nest pods under (default: the daemon's own cgroup)")
+    p.add_argument("--cgroup-subtree", default="tinykube",
+                   help="name of tinykube's cgroup below the parent (one per daemon on a host)")
     p.set_defaults(handler=daemon)
 
 
@@ -29,4 +31,5 @@ def daemon(args: argparse.Namespace, client: Client) -> int:
     return main(DaemonConfig(root=args.root, run_dir=args.run_dir,
                              socket=Path(args.socket) if args.socket else None,
                              bridge=args.bridge, cidr=args.pod_cidr,
-                             cgroup_parent=args.cgroup_parent))
+                             cgroup_parent=args.cgroup_parent,
+                             cgroup_subtree=args.cgroup_subtree))

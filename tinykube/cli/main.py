@@ -37,7 +37,17 @@ def add_namespace(parser: argparse.ArgumentParser) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    # Everything after `--` is the command of `exec` (argparse mixes it up with options).
+    trailing: list[str] = []
+    if "--" in argv:
+        split = argv.index("--")
+        argv, trailing = argv[:split], argv[split + 1:]
     args = parser.parse_args(argv)
+    if trailing:
+        if not hasattr(args, "command_argv"):
+            parser.error("`--` is only used by exec")
+        args.command_argv = trailing
     handler: Callable[[argparse.Namespace, Client], int] = args.handler
     client = Client(args.socket or default_socket())
     try:

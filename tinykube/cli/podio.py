@@ -24,7 +24,8 @@ def register(commands: argparse._SubParsersAction) -> None:
     p = commands.add_parser("exec", help="run a command in a container")
     p.add_argument("pod")
     p.add_argument("-c", "--container")
-    p.add_argument("command", nargs=argparse.REMAINDER, help="-- COMMAND [ARGS...]")
+    p.set_defaults(command_argv=[])
+    p.epilog = "usage: tinykube exec POD [-c CONTAINER] -- COMMAND [ARGS...]"
     add_namespace(p)
     p.set_defaults(handler=exec_)
 
@@ -55,7 +56,7 @@ def logs(args: argparse.Namespace, client: Client) -> int:
 def exec_(args: argparse.Namespace, client: Client) -> int:
     from tinykube.cli.main import UsageError
 
-    command = args.command[1:] if args.command[:1] == ["--"] else args.command
+    command = args.command_argv
     if not command:
         raise UsageError("you must specify at least one command for the container (after --)")
     body: dict = {"command": command}

@@ -101,6 +101,12 @@ def _revision_row(obj: dict) -> list[str]:
     return [owner, str(obj.get("revision", 0))]
 
 
+def _event_row(obj: dict) -> list[str]:
+    inv = obj.get("involvedObject", {})
+    return [age(obj.get("lastTimestamp")), obj.get("type", ""), obj.get("reason", ""),
+            f"{inv.get('kind', '').lower()}/{inv.get('name', '')}", obj.get("message", "")]
+
+
 Columns = tuple[list[str], Callable[[dict], list[str]]]
 
 COLUMNS: dict[str, Columns] = {
@@ -111,6 +117,7 @@ COLUMNS: dict[str, Columns] = {
     "StatefulSet": (["READY"], _sts_row),
     "PersistentVolumeClaim": (["STATUS", "VOLUME", "CAPACITY", "ACCESS MODES"], _pvc_row),
     "ControllerRevision": (["CONTROLLER", "REVISION"], _revision_row),
+    "Event": (["LAST SEEN", "TYPE", "REASON", "OBJECT", "MESSAGE"], _event_row),
 }
 
 
@@ -134,6 +141,9 @@ def render_table(objects: list[dict], *, wide: bool = False, with_kind: bool = F
     kind = objects[0]["kind"]
     headers, row_of = COLUMNS.get(kind, ([], lambda o: []))
     extra_headers = _wide(objects[0])[0] if wide else []
+    if kind == "Event":  # kubectl shows events without NAME and AGE
+        return table(headers, [_event_row(o) for o in
+                               sorted(objects, key=lambda o: o.get("lastTimestamp", ""))])
     head = (["NAMESPACE"] if all_namespaces else []) + ["NAME"] + headers + ["AGE"] + extra_headers
     rows = []
     for obj in objects:

@@ -9,7 +9,7 @@ from tinykube.client import Client
 
 
 def register(commands: argparse._SubParsersAction) -> None:
-    from tinykube.daemon import DEFAULT_ROOT, DEFAULT_RUN_DIR
+    from tinykube.locations import DEFAULT_ROOT, DEFAULT_RUN_DIR
 
     p = commands.add_parser("reset", help="stop all pods and remove tinykube's host resources")
     p.add_argument("--root", type=Path, default=DEFAULT_ROOT)
@@ -17,6 +17,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--bridge", default="tk0")
     p.add_argument("--pod-cidr", default="10.88.0.0/16")
     p.add_argument("--cgroup-parent", default=None)
+    p.add_argument("--cgroup-subtree", default="tinykube")
     p.add_argument("--purge", action="store_true",
                    help="also delete the store and persistent volumes")
     p.set_defaults(handler=reset)
@@ -28,7 +29,7 @@ def reset(args: argparse.Namespace, client: Client) -> int:
     from runtime.hostreset import reset_host
 
     done = trio.run(reset_host, args.root, args.run_dir, args.bridge, args.pod_cidr,
-                    args.cgroup_parent, args.purge)
+                    args.cgroup_parent, args.cgroup_subtree, args.purge)
     for line in done:
         print(line)
     print("tinykube reset complete" + ("" if args.purge else
