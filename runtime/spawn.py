@@ -12,17 +12,24 @@ the host's filesystem must never change. The choice here, "mirror the deepest ex
 ancestor": a tmpfs is mounted over that ancestor and each of its entries is bound back from
 the host (``/proc/self/fd/<O_PATH fd of the ancestor>/<entry>``, recursive binds, symlinks
 recreated), then the missing path is created on the tmpfs. Only one directory level is
-re-created, everything else is the host's, writes go to the host as for any process. When
+re-created; everything else is the host's and writes below it reach the host as for any
+process (only new entries created directly in the mirrored directory stay on the tmpfs). When
 the ancestor is ``/`` itself the tmpfs cannot simply cover ``/``: it is built at a staging
 directory (the container's log directory, invisible afterwards), then moved onto ``/`` and
 ``chroot``-ed into (``MS_MOVE`` + ``chroot``, which ``setns`` for exec also lands on).
-Measured on this machine (see tests/integration/test_spawn.py): a spawn with an existing
-target costs ~4 ms, with a new top-level target (the ``/`` mirror) ~6-7 ms. A full tmpfs root
-+ ``pivot_root`` measured ~12 ms and still needs the same trick for deep targets; an overlay
-of ``/`` would hide the container's writes from the host and is undefined when the host
-changes underneath it.
+Measured on this machine (2 loaded cores): the mount step itself costs ~0.2 ms for file
+binds over existing targets (``/etc/hosts``, ``/etc/hostname``, ``/etc/resolv.conf``),
+~1.5 ms with a new top-level target (the ``/`` mirror, ~25 entries) and ~4.5 ms for
+``/usr/share/nginx/html`` (~100 entries re-bound); a whole spawn is ~11-15 ms when the
+machine is quiet. The cost that dominates is not the mounts but joining the cgroup: a v1
+``cgroup.procs`` write takes the threadgroup rwsem and waits an RCU grace period (1-17 ms,
+more under load); v2's ``CLONE_INTO_CGROUP`` would avoid it. Alternatives measured in
+PLATFORM.md: a full tmpfs root + ``pivot_root`` (~12 ms, and still needs this trick for deep
+targets); an overlay of ``/`` (hides the container's writes from the host and is undefined
+when the host changes underneath it).
 
-Why a fork with ``preexec_fn`` and not ``nsenter``-like helpers: it is ~3 ms, and the preexec
+Why a fork with ``preexec_fn`` and not ``nsenter``-like helpers: it is cheapest (PLATFORM.md:
+~3 ms against 24 ms for a Python helper), and the preexec
 code is only ctypes calls and ``os.*`` on pre-opened fds (see ``sandbox.py``). uid/gid are
 dropped by tk-shim for the app (not by Popen: Popen would drop them before preexec, and the
 shim must stay root to write the exit file anywhere).

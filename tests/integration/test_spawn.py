@@ -140,6 +140,10 @@ class Tracker:
             self.cgroups.remove(pod.uid)
             assert pod.uid not in self.cgroups.pod_uids()
         assert not os.path.exists(NOWHERE)
+        # The containers' mounts lived in their own mount namespaces: none reached the host.
+        points = [line.split()[4] for line in read("/proc/self/mountinfo").splitlines()]
+        assert not [p for p in points if p.startswith((str(self.tmp_path), NOWHERE, "/usr/share"))
+                    or p in ("/etc/hosts", "/etc/hostname", "/etc/resolv.conf", "/data")]
 
 
 @pytest.fixture
