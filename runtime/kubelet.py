@@ -100,6 +100,9 @@ class Kubelet:
                           task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
         try:
             await worker.run(task_status=task_status)
+        except Exception:
+            # The next event for the pod starts a fresh worker, which resumes from the record.
+            log.exception("pod %s/%s: worker failed", worker.namespace, worker.name)
         finally:
             if self.workers.get(worker.uid) is worker:
                 del self.workers[worker.uid]

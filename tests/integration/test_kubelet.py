@@ -346,3 +346,18 @@ async def test_restart_removes_pods_deleted_while_down(node: Node):
     await node.store.delete("Pod", "default", "orphan", grace_period=0)
     await node.start_kubelet()  # restore runs before start returns
     assert_pod_gone_from_host(node, uid)
+
+
+async def test_claim_volume_outlives_the_pod_and_run_as_user(node: Node):
+    await node.create("claimer", [sh("id -u; id -g; echo kept > /data/file", "app",
+                                     volumeMounts=[{"name": "d", "mountPath": "/data"}],
+                                     securityContext={"runAsUser": 0})],
+                      restartPolicy="Never", securityContext={"runAsUser": 1000,
+                                                              "runAsGroup": 1000},
+                      volumes=[{"name": "d", "persistentVolumeClaim": {"claimName": "data-0"}}])
+    pod = await node.wait_phase("claimer", "Succeeded")
+    assert node.log(pod, "app").split()[:2] == ["0", "1000"]  # container overrides the pod
+    uid = pod["metadata"]["uid"]
+    await node.delete_and_wait("claimer")
+    assert (node.tmp / "volumes" / "default" / "data-0" / "file").read_text() == "kept\n"
+    assert_pod_gone_from_host(node, uid)
