@@ -7,6 +7,7 @@ The mount planner's pure logic is tested first (no root needed)."""
 import os
 import signal
 import statistics
+import subprocess
 import sys
 import time
 import uuid
@@ -17,6 +18,7 @@ import trio
 from runtime import sandbox as sandbox_module
 from runtime.cgroups import Limits, detect
 from runtime.sandbox import SpawnError, start_sandbox, stop_sandbox
+from runtime.shim import build_shim
 from runtime.spawn import (
     EXIT_CODE_UNKNOWN,
     ContainerLaunch,
@@ -398,3 +400,20 @@ async def test_spawn_latency(pods, tmp_path):
             pods.cgroups.remove(pod.uid, name)
         report.append(f"{label}: median {statistics.median(times):.1f} ms")
     print("\nspawn_container " + "; ".join(report))
+
+
+def test_shim_builds_and_records_exit_codes(tmp_path):
+    """tk-shim on its own (no root needed): build from source, exit code, 127, usage."""
+    shim = str(build_shim(tmp_path / "tk-shim"))
+    exit_file = tmp_path / "exit"
+
+    def shim_run(*argv):
+        return subprocess.run([shim, *argv], check=False, capture_output=True, text=True)
+
+    assert shim_run(str(exit_file), "--", "sh", "-c", "exit 3").returncode == 3
+    assert exit_file.read_text() == "3\n"
+    done = shim_run(str(exit_file), "--", "tk-no-such-command")
+    assert done.returncode == 127 and "tk-no-such-command" in done.stderr
+    assert exit_file.read_text() == "127\n"
+    assert shim_run(str(exit_file)).returncode == 125  # usage error
+    assert [p.name for p in tmp_path.iterdir() if ".tmp." in p.name] == []
