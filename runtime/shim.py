@@ -1,7 +1,7 @@
 """Find (or build) ``tk-shim``, the small C monitor every container runs under.
 
 Lookup order: ``$TINYKUBE_SHIM``; ``tk-shim`` next to ``sys.executable`` (the set-up installs
-it into the venv's ``bin`` with :func:`build_shim`); a cached build under
+it into the venv's ``bin``) unless it is older than the source; a cached build under
 ``<run_dir>/shim/`` keyed by the source's hash; else compile ``runtime/shim/tk-shim.c`` with
 ``cc -O2`` into that cache. A missing compiler is a clear error naming what to install.
 """
@@ -42,6 +42,14 @@ def build_shim(dest: str | os.PathLike[str]) -> Path:
     return dest
 
 
+def _older_than_source(binary: Path) -> bool:
+    """A binary built before the source last changed is stale (the set-up rebuilds it)."""
+    try:
+        return binary.stat().st_mtime < SOURCE.stat().st_mtime
+    except FileNotFoundError:
+        return False
+
+
 def shim_path(run_dir: str | os.PathLike[str] = DEFAULT_RUN_DIR) -> str:
     override = os.environ.get("TINYKUBE_SHIM")
     if override:
@@ -49,7 +57,7 @@ def shim_path(run_dir: str | os.PathLike[str] = DEFAULT_RUN_DIR) -> str:
             raise ShimError(f"TINYKUBE_SHIM={override} is not an executable file")
         return override
     beside_python = Path(sys.executable).with_name("tk-shim")
-    if os.access(beside_python, os.X_OK):
+    if os.access(beside_python, os.X_OK) and not _older_than_source(beside_python):
         return str(beside_python)
     digest = hashlib.sha256(SOURCE.read_bytes()).hexdigest()[:12]
     cached = Path(run_dir) / "shim" / f"tk-shim-{digest}"

@@ -50,16 +50,19 @@ int main(int argc, char **argv) {
     const char *exit_file = argv[i];
     char **command = &argv[i + 2];
 
-    sigset_t waitset, oldset;
+    sigset_t waitset;
     sigemptyset(&waitset);
     for (size_t k = 0; k < NFORWARDED; k++) sigaddset(&waitset, forwarded[k]);
     sigaddset(&waitset, SIGCHLD);
-    sigprocmask(SIG_BLOCK, &waitset, &oldset);
+    sigprocmask(SIG_BLOCK, &waitset, NULL);
 
     pid_t child = fork();
     if (child < 0) { perror("tk-shim: fork"); return 125; }
     if (child == 0) {
-        sigprocmask(SIG_SETMASK, &oldset, NULL);
+        /* The app starts with no signal blocked, whatever the spawning thread had blocked. */
+        sigset_t none;
+        sigemptyset(&none);
+        sigprocmask(SIG_SETMASK, &none, NULL);
         if (gid >= 0) {
             gid_t g = (gid_t)gid;
             if (setgroups(1, &g) != 0 || setgid(g) != 0) {
