@@ -20,7 +20,13 @@ from controllers import base
 from controllers.statefulset import claims as claimlib
 from controllers.statefulset import plan as planlib
 from controllers.statefulset import revisions as revlib
-from controllers.statefulset.identity import is_member, parent_and_ordinal
+from controllers.statefulset.identity import (
+    POD_NAME_LABEL,
+    claim_templates,
+    is_member,
+    ordinal_of,
+    parent_and_ordinal,
+)
 from tinykube.model.errors import AlreadyExists, ApiError, Conflict, NotFound
 
 log = logging.getLogger("tinykube.controllers.statefulset")
@@ -49,7 +55,7 @@ async def reconcile(store, key: Key, *, now: float | None = None) -> base.Requeu
     await _adopt_orphan_revisions(store, sts, selector)
     revisions = revlib.owned_revisions(store, sts)
     revs = await revlib.sync_revisions(store, sts, revisions)
-    claims = {c["metadata"]["name"]: c for c in store.list("PersistentVolumeClaim", namespace)}
+    claims = _claims(store, sts, owned)
     plan = planlib.decide(
         sts, owned, claims,
         planlib.Revision(revs.current["metadata"]["name"], revlib.template_of(revs.current)),
@@ -82,7 +88,16 @@ async def _claim_pods(store, sts: dict, selector) -> list[dict]:
         return is_member(sts, pod) and selector.matches(pod["metadata"].get("labels") or {})
 
     namespace = sts["metadata"].get("namespace", "default")
-    claim = base.classify(sts, store.list("Pod", namespace), matches)
+    set_prefix = sts["metadata"]["name"] + "-"
+
+    def candidate(pod_labels: dict) -> bool:
+        # Filter before the store copies anything: a reconcile per pod event must not copy
+        # every pod of the namespace. Our pods keep their pod-name label even when relabelled
+        # out of the selector, so they are still seen (and released).
+        return (pod_labels.get(POD_NAME_LABEL, "").startswith(set_prefix)
+                or selector.matches(pod_labels))
+
+    claim = base.classify(sts, store.list("Pod", namespace, selector=candidate), matches)
     owned = list(claim.owned)
     for orphan in claim.adopt:
         adopted = await base.adopt(store, sts, orphan, matches)
@@ -91,6 +106,33 @@ async def _claim_pods(store, sts: dict, selector) -> list[dict]:
     for pod in claim.release:
         await base.release(store, sts, pod)
     return owned
+
+
+def _claims(store, sts: dict, pods: list[dict]) -> dict[str, dict]:
+    """The set's claims by name: the ones its ordinals need (looked up by name, so a claim
+    made beforehand by hand is found too) and, for whenScaled=Delete, every claim labelled
+    as the set's, so those of removed ordinals are found."""
+    namespace = sts["metadata"].get("namespace", "default")
+    set_name = sts["metadata"]["name"]
+    replicas = planlib.Settings.of(sts).replicas
+    highest = max([replicas - 1, *(ordinal_of(p) for p in pods)])
+    found: dict[str, dict] = {}
+    for template in claim_templates(sts):
+        for ordinal in range(highest + 1):
+            name = claimlib.claim_name(template["metadata"]["name"], set_name, ordinal)
+            claim = store.try_get("PersistentVolumeClaim", namespace, name)
+            if claim is not None:
+                found[name] = claim
+    if claimlib.RetentionPolicy.of(sts).when_scaled == claimlib.DELETE:
+        wanted = claimlib.claim_selector_labels(sts)
+
+        def ours(claim_labels: dict) -> bool:
+            return all(claim_labels.get(k) == v for k, v in wanted.items())
+
+        for claim in store.list("PersistentVolumeClaim", namespace, selector=ours):
+            if claimlib.parse_claim(sts, claim["metadata"]["name"]) is not None:
+                found.setdefault(claim["metadata"]["name"], claim)
+    return found
 
 
 async def _adopt_orphan_revisions(store, sts: dict, selector) -> None:

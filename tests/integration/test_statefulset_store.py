@@ -32,11 +32,7 @@ class FakeKubelet:
         self.deleted: list[str] = []
         self.ready_when_created: dict[str, set[str]] = {}
         self.hold_ready: set[str] = set()  # pod names left un-Ready
-
-    def ready_pods(self) -> set[str]:
-        return {p["metadata"]["name"] for p in self.store.list("Pod", NS)
-                if (p.get("status") or {}).get("phase") == "Running"
-                and not p["metadata"].get("deletionTimestamp")}
+        self.ready: set[str] = set()  # pods this kubelet made Ready and not asked to stop
 
     async def run(self, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
         with self.store.watch("Pod", NS, since=self.store.resource_version) as watch:
@@ -46,11 +42,12 @@ class FakeKubelet:
                 name = pod["metadata"]["name"]
                 if event.type == "ADDED":
                     self.created.append(name)
-                    self.ready_when_created[name] = self.ready_pods()
+                    self.ready_when_created[name] = set(self.ready)
                     if name not in self.hold_ready:
                         await self.mark_ready(name)
                 elif event.type == "MODIFIED" and pod["metadata"].get("deletionTimestamp"):
                     self.deleted.append(name)
+                    self.ready.discard(name)
                     await trio.sleep(0.01)  # a short "grace period"
                     await self.store.delete("Pod", NS, name, grace_period=0)
 
@@ -61,6 +58,7 @@ class FakeKubelet:
         pod["status"] = {"phase": "Running", "podIP": "10.88.0.9", "conditions": [
             {"type": "Ready", "status": "True", "lastTransitionTime": now_iso()}]}
         await self.store.update_status(pod)
+        self.ready.add(name)
 
 
 @asynccontextmanager
