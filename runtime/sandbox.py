@@ -3,9 +3,9 @@
 ``start_sandbox`` forks ``catatonit -P`` (0.7 MB RSS; ``sleep infinity`` if catatonit is not
 installed) with a ``preexec_fn`` that, between fork and exec, writes ``b"0"`` to the pod
 cgroup's pre-opened ``cgroup.procs`` files, unshares net+uts+ipc, sets the hostname and
-brings up ``lo`` (so the pod's containers talk over 127.0.0.1). So
-the pause is in its cgroup and namespaces before it runs a single instruction of its own,
-and containers later join its namespaces with ``setns`` on ``/proc/<pause>/ns/*``.
+brings up ``lo`` (so the pod's containers talk over 127.0.0.1). So the pause is in its
+cgroup and namespaces before it runs a single instruction of its own, and containers later
+join its namespaces with ``setns`` on ``/proc/<pause>/ns/*``.
 
 The preexec code is only ctypes calls and ``os.*`` on pre-opened fds: no imports, locks or
 logging between fork and exec. Its errors are written to a pipe so the caller gets a real
