@@ -10,10 +10,11 @@ Pure: plain dicts in, a `Plan` (ordered actions + the status to report) out. The
    in place. Under OrderedReady ("monotonic") the pass stops at the first ordinal that is
    missing, terminating, or not Running+Ready(+available): so ordinal i is created only after
    0..i-1 are healthy. Under Parallel nothing waits.
-2. Condemned pods (ordinal >= n), highest first. OrderedReady deletes one and stops, and does
-   not delete at all while a pod is terminating or a healthy-looking order is not established
-   (a condemned pod that is not Ready may still go if it is the first unhealthy pod, else the
-   scale-down could wait forever on a crash-looping pod). Parallel deletes them all.
+2. Condemned pods (ordinal >= n), highest first (reached under OrderedReady only when every
+   kept ordinal is healthy). OrderedReady deletes one per pass and waits while it terminates;
+   a condemned pod that is not Ready is deleted only if it is the first (lowest) unhealthy pod,
+   so one crash-looping pod alone cannot stall the scale-down; otherwise the pass waits.
+   Parallel deletes them all at once.
 3. Updates. OnDelete: nothing (deleted pods come back at the update revision through step 1).
    RollingUpdate: when every replica is healthy, delete the highest ordinal >= partition whose
    revision is not the update revision; its replacement (step 1 of a later pass) must be Ready
