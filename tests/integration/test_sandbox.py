@@ -3,6 +3,7 @@
 import os
 import statistics
 import subprocess
+import sys
 import time
 import uuid
 
@@ -144,3 +145,36 @@ async def test_start_latency(pods):
     print(f"\nstart_sandbox median {statistics.median(times):.1f} ms "
           f"(min {min(times):.1f}, max {max(times):.1f}) over {len(times)}")
     assert statistics.median(times) < 200
+
+
+DAEMON = """
+import sys, trio
+from runtime.cgroups import detect
+from runtime.sandbox import start_sandbox
+
+async def main():
+    sb = await start_sandbox(sys.argv[1], "survivor", detect())
+    print(sb.pause_pid, sb.start_time, flush=True)
+
+trio.run(main)
+"""
+
+
+async def test_pause_survives_the_daemons_death(cgroups):
+    """A short-lived 'daemon' starts a sandbox and exits; the pause lives on and a new
+    daemon can stop it from the record (pid, start time) alone."""
+    uid = "tk" + uuid.uuid4().hex[:12]
+    result = await trio.run_process([sys.executable, "-c", DAEMON, uid], capture_stdout=True,
+                                    cwd=os.path.dirname(os.path.dirname(os.path.dirname(
+                                        os.path.abspath(__file__)))))
+    pid, start_time = map(int, result.stdout.split())
+    sb = Sandbox(uid=uid, pause_pid=pid, start_time=start_time)
+    try:
+        await trio.sleep(0.1)
+        assert sandbox_alive(sb)
+        assert cgroups.pids(uid) == [pid]
+    finally:
+        with trio.fail_after(5):
+            await stop_sandbox(sb)
+        cgroups.remove(uid)
+    assert not sandbox_alive(sb)
