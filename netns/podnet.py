@@ -26,6 +26,7 @@ from functools import partial
 from pathlib import Path
 
 from pyroute2 import IPRoute
+from pyroute2.netlink.exceptions import NetlinkError
 
 from netns import links
 from netns.errors import NetworkConfigError
@@ -57,6 +58,9 @@ class PodNetwork:
         self._host: SerialThread[IPRoute] = SerialThread(
             name=f"tk-netlink-{bridge}", open_resource=IPRoute, close_resource=IPRoute.close
         )
+        # The bridge's index, looked up once (a netlink get costs ~1 ms); touched only on
+        # the host thread, and looked up again when a request with it fails.
+        self._bridge_index: int | None = None
 
     @property
     def cidr(self) -> str:
@@ -81,14 +85,13 @@ class PodNetwork:
     async def ensure_bridge(self) -> None:
         """Create the bridge with the gateway address, up (idempotent). NetworkConfigError if
         the CIDR overlaps a host route other than our bridge's, or the bridge disagrees."""
-        await self._host.run(
-            partial(
-                links.ensure_bridge,
-                name=self.bridge,
-                gateway=self.gateway,
-                network=self._ipam.network,
+
+        def ensure(ipr: IPRoute) -> None:
+            self._bridge_index = links.ensure_bridge(
+                ipr, self.bridge, self.gateway, self._ipam.network
             )
-        )
+
+        await self._host.run(ensure)
 
     async def attach(self, pod_uid: str, pause_pid: int) -> Attachment:
         """Give the pod whose pause process is `pause_pid` its eth0 and address (idempotent;
@@ -99,12 +102,12 @@ class PodNetwork:
             recreate = False
             mismatch: PeerMismatch | None = None
             for _ in range(2):
-                ip, host_index = await self._host.run(
+                ip, expected_peer = await self._host.run(
                     partial(self._attach_host_side, pod_uid, host_veth, netns_fd, recreate)
                 )
                 try:
                     await run_on_fresh_thread(
-                        partial(configure_pod_side, netns_fd, host_index, ip, self.prefixlen),
+                        partial(configure_pod_side, netns_fd, ip, self.prefixlen, expected_peer),
                         name=f"tk-podnet-{pod_uid[:8]}",
                     )
                 except PeerMismatch as exc:
@@ -146,23 +149,28 @@ class PodNetwork:
 
     def _attach_host_side(
         self, pod_uid: str, host_veth: str, netns_fd: int, recreate: bool, ipr: IPRoute
-    ) -> tuple[str, int]:
+    ) -> tuple[str, int | None]:
+        """Record the address, then make the pair. Returns (ip, index of a pre-existing host
+        veth whose peer the pod side must verify, or None for a pair created just now)."""
         if self._prefix_taken_by_other(pod_uid):
             raise NetworkConfigError(
                 f"pod {pod_uid}: veth name {host_veth} is taken by another pod whose uid "
                 "starts with the same 8 characters"
             )
-        bridge = links.get_link(ipr, self.bridge)
-        if bridge is None:
-            raise NetworkConfigError(f"bridge {self.bridge}: missing; call ensure_bridge() first")
+        bridge_index = self._lookup_bridge(ipr, cached=True)
         ip = self._ipam.allocate(pod_uid)  # record first, then create links
         if recreate:
             links.delete_link(ipr, host_veth)
-        created = links.create_pod_veth(ipr, host_veth, bridge.index, netns_fd)
+        try:
+            created = links.create_pod_veth(ipr, host_veth, bridge_index, netns_fd)
+        except NetlinkError:
+            # Perhaps the bridge was recreated under another index: look it up, try again.
+            bridge_index = self._lookup_bridge(ipr, cached=False)
+            created = links.create_pod_veth(ipr, host_veth, bridge_index, netns_fd)
+        if created:
+            return ip, None
         link = links.get_link(ipr, host_veth)
         if link is None:
-            if created:
-                raise NetworkConfigError(f"pod {pod_uid}: {host_veth} vanished right after creation")
             raise NetworkConfigError(
                 f"pod {pod_uid}: its netns already has an {links.POD_IFNAME} that tinykube did "
                 "not create"
@@ -172,9 +180,18 @@ class PodNetwork:
                 f"pod {pod_uid}: {host_veth} exists but is a {link.kind or 'unknown'} link, "
                 "not a veth"
             )
-        if not created:
-            links.ensure_port(ipr, link, bridge.index)
+        links.ensure_port(ipr, link, bridge_index)
         return ip, link.index
+
+    def _lookup_bridge(self, ipr: IPRoute, cached: bool) -> int:
+        if cached and self._bridge_index is not None:
+            return self._bridge_index
+        bridge = links.get_link(ipr, self.bridge)
+        if bridge is None or bridge.kind != "bridge":
+            self._bridge_index = None
+            raise NetworkConfigError(f"bridge {self.bridge}: missing; call ensure_bridge() first")
+        self._bridge_index = bridge.index
+        return bridge.index
 
     def _sweep_host_side(self, live_uids: set[str], ipr: IPRoute) -> list[str]:
         lines = []
@@ -196,6 +213,7 @@ class PodNetwork:
         bridge = links.get_link(ipr, self.bridge)
         if bridge is not None and bridge.kind == "bridge":
             links.delete_link(ipr, self.bridge)
+        self._bridge_index = None
         self._ipam.remove_file()
 
     def _own_veths(self, ipr: IPRoute, allocated: dict[str, str]) -> list[links.Link]:
