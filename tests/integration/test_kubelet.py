@@ -305,8 +305,9 @@ async def test_pause_death_fails_the_pod(node: Node):
     os.kill(node.kubelet.workers[uid].sandbox.pause_pid, 9)
     pod = await node.wait_phase("fragile", "Failed")
     assert pod["status"]["reason"] == "SandboxDied"
-    assert node.cgroups.pids(uid) == []
-    assert not os.path.exists(f"/sys/class/net/tkv{uid[:8]}")
+    # The status comes first; the pod's processes and veth go right after.
+    await node.wait_for("fragile", lambda p: not node.cgroups.pids(uid)
+                        and not os.path.exists(f"/sys/class/net/tkv{uid[:8]}"), 5, "release")
     await node.delete_and_wait("fragile")
     assert_pod_gone_from_host(node, uid)
 
