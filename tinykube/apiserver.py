@@ -219,21 +219,27 @@ class ApiServer:
     async def apply(self, route: Route, manifest: dict) -> tuple[int, dict]:
         """Create-or-update with a manifest, as `kubectl apply` means it.
 
-        The manifest's labels, annotations and spec (after defaults) replace the stored ones;
-        status and system fields stay. 201 created, 200 configured; an unchanged object keeps
+        The manifest's spec (after defaults) replaces the stored one; its labels and
+        annotations are set, and those a previous apply set but this manifest dropped are
+        removed (kubectl's last-applied-configuration), while keys that controllers added stay.
+        Status and system fields stay. 201 created, 200 configured; an unchanged object keeps
         its resourceVersion, which is how the client tells "unchanged" apart.
         """
         name = manifest["metadata"].get("name", "")
+        manifest["metadata"].setdefault("annotations", {})[LAST_APPLIED] = json.dumps(
+            _without_last_applied(manifest), sort_keys=True, separators=(",", ":"))
         current = self.store.try_get(route.info.kind, _ns(route), name)
         if current is None:
             return 201, await self.store.create(_admit_new(manifest), durable=True)
+        previous = _last_applied(current)
         desired = defaults.apply_defaults(copy.deepcopy(manifest))
         new = copy.deepcopy(current)
         for key in ("labels", "annotations"):
-            if key in desired["metadata"]:
-                new["metadata"][key] = desired["metadata"][key]
-            else:
-                new["metadata"].pop(key, None)
+            merged = dict(new["metadata"].get(key) or {})
+            for dropped in set(previous.get(key) or {}) - set(desired["metadata"].get(key) or {}):
+                merged.pop(dropped, None)
+            merged.update(desired["metadata"].get(key) or {})
+            new["metadata"][key] = merged
         new["spec"] = desired.get("spec", {})
         _raise_if_invalid(new, validation.validate(new) + validation.validate_update(current, new))
         return 200, await self.store.update(new, durable=True)
@@ -381,6 +387,29 @@ class ApiServer:
 
 
 # ---- helpers ------------------------------------------------------------------------------
+
+
+LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
+
+
+def _without_last_applied(manifest: dict) -> dict:
+    clean = copy.deepcopy(manifest)
+    annotations = clean["metadata"].get("annotations") or {}
+    annotations.pop(LAST_APPLIED, None)
+    if not annotations:
+        clean["metadata"].pop("annotations", None)
+    return clean
+
+
+def _last_applied(obj: dict) -> dict:
+    """The metadata of the manifest last applied to obj ({} if none or unreadable)."""
+    text = (obj["metadata"].get("annotations") or {}).get(LAST_APPLIED)
+    try:
+        applied = json.loads(text) if text else {}
+    except ValueError:
+        return {}
+    meta = applied.get("metadata") if isinstance(applied, dict) else None
+    return meta if isinstance(meta, dict) else {}
 
 
 def merge_patch(target: Any, patch: Any) -> Any:

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from tinykube.client import Client
+from tinykube.model.errors import NotFound
 
 CONTROLLER_KINDS = ("Deployment", "StatefulSet", "ReplicaSet", "ReplicationController")
 
@@ -86,11 +87,9 @@ class Daemon:
                 uids = {p["metadata"]["uid"] for p in self.client.list("Pod", "*")}
                 for kind in CONTROLLER_KINDS:
                     for obj in self.client.list(kind, "*"):
-                        self.client.delete(kind, obj["metadata"]["name"],
-                                           obj["metadata"]["namespace"])
+                        self._delete(kind, obj)
                 for pod in self.client.list("Pod", "*"):
-                    self.client.delete("Pod", pod["metadata"]["name"],
-                                       pod["metadata"]["namespace"], grace_period=1)
+                    self._delete("Pod", pod, grace_period=1)
                 wait_for(lambda: not self.client.list("Pod", "*"), timeout=60,
                          what="all pods gone")
             finally:
@@ -101,6 +100,13 @@ class Daemon:
                          "--cgroup-subtree", self.cgroup_subtree, check=False)
         assert reset.returncode == 0, reset.stderr + reset.stdout
         assert_no_leaks(self.bridge, uids, self.root)
+
+    def _delete(self, kind: str, obj: dict, **options: Any) -> None:
+        try:  # the garbage collector may get there first
+            self.client.delete(kind, obj["metadata"]["name"], obj["metadata"]["namespace"],
+                               **options)
+        except NotFound:
+            pass
 
     # ---- driving ----------------------------------------------------------------------------
 

@@ -177,21 +177,26 @@ def replica_sets(store):
     return {rs["metadata"]["name"]: rs for rs in store.list("ReplicaSet", NS)}
 
 
-async def test_rolling_update_never_breaks_the_fences(store):
-    async with cluster(store) as nursery:
-        await store.create(deployment(6))
+@pytest.mark.parametrize("surge, unavailable, grace", [
+    ("25%", "25%", 0), (0, 1, 0), (1, 0, 30), ("50%", "50%", 30)])
+async def test_rolling_update_never_breaks_the_fences(store, surge, unavailable, grace):
+    strategy = {"type": "RollingUpdate",
+                "rollingUpdate": {"maxSurge": surge, "maxUnavailable": unavailable}}
+    max_surge, max_unavailable = util.resolve_fenceposts(surge, unavailable, 6)
+    async with cluster(store, stop_delay=0.02) as nursery:
+        await store.create(deployment(6, template(1, grace=grace), strategy=strategy))
         await eventually(rolled_out(store, 1), what="first rollout")
         sampler = Sampler()
         await nursery.start(sampler.run, store)
-        await edit(store, template=template(2))
+        await edit(store, template=template(2, grace=grace))
         d = await eventually(rolled_out(store, 2), what="second rollout")
         await settled(store)
-    assert sampler.max_active <= 6 + 2, sampler.samples
-    assert sampler.min_available >= 6 - 1, sampler.samples
+    assert sampler.max_active <= 6 + max_surge, sampler.samples
+    assert sampler.min_available >= 6 - max_unavailable, sampler.samples
     assert len(sampler.samples) >= 18  # 6 pods created, made ready, and old 6 deleted
     rss = replica_sets(store)
     assert len(rss) == 2
-    new_name = f"web-{util.template_hash(template(2))}"
+    new_name = f"web-{util.template_hash(template(2, grace=grace))}"
     assert rss[new_name]["spec"]["replicas"] == 6
     assert [rs["spec"]["replicas"] for n, rs in rss.items() if n != new_name] == [0]
     assert rss[new_name]["metadata"]["annotations"][util.REVISION] == "2"
@@ -199,7 +204,6 @@ async def test_rolling_update_never_breaks_the_fences(store):
     assert util.get_condition(d["status"], "Progressing")["reason"] == "NewReplicaSetAvailable"
     assert util.get_condition(d["status"], "Available")["status"] == "True"
     messages = [e["message"] for e in store.events(involved_uid=d["metadata"]["uid"])]
-    assert f"Scaled up replica set {new_name} to 2" in messages
     assert f"Scaled up replica set {new_name} to 6" in messages
     # Level-triggered and idempotent: another reconcile writes nothing.
     before = store.resource_version

@@ -4,6 +4,7 @@ a one-line message and an exit code."""
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from typing import Callable
 
@@ -54,6 +55,9 @@ def main(argv: list[str] | None = None) -> int:
         return handler(args, client) or 0
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:  # `tinykube get pods | head`: the reader left, which is fine
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except DaemonUnreachable as e:
         print(f"error: {e}", file=sys.stderr)
         return 1

@@ -138,12 +138,8 @@ def apply(args: argparse.Namespace, client: Client) -> int:
             print(f"Error from server ({e.reason}): {e.message}", file=sys.stderr)
             failed += 1
             continue
-        print(f"{_kind_name(info)}/{doc['metadata']['name']} {outcome}")
+        print(f"{printing.qualified_kind(info.kind)}/{doc['metadata']['name']} {outcome}")
     return 1 if failed else 0
-
-
-def _kind_name(info: KindInfo) -> str:
-    return f"{info.kind.lower()}.{info.group}" if info.group else info.kind.lower()
 
 
 # ---- get ----------------------------------------------------------------------------------
@@ -328,13 +324,13 @@ def delete(args: argparse.Namespace, client: Client) -> int:
             print(f"Error from server (NotFound): {e.message}", file=sys.stderr)
             failed += 1
             continue
-        print(f'{_kind_name(info)} "{name}" deleted')
+        print(f'{printing.qualified_kind(info.kind)} "{name}" deleted')
         deleted.append((info, namespace, name, obj["metadata"]["uid"]))
     if args.wait == "true":
         deadline = _deadline(args.timeout)
         for info, namespace, name, uid in deleted:
             if not _wait_gone(client, info, namespace, name, uid, deadline):
-                print(f"error: timed out waiting for {_kind_name(info)}/{name} to be deleted",
+                print(f"error: timed out waiting for {printing.qualified_kind(info.kind)}/{name} to be deleted",
                       file=sys.stderr)
                 return 1
     return 1 if failed else 0
@@ -386,7 +382,7 @@ def scale(args: argparse.Namespace, client: Client) -> int:
         raise UsageError("give KIND/NAME or KIND NAME")
     info = lookup(kind)
     client.scale(info, name, args.namespace, args.replicas)
-    print(f"{_kind_name(info)}/{name} scaled")
+    print(f"{printing.qualified_kind(info.kind)}/{name} scaled")
     return 0
 
 
@@ -401,7 +397,7 @@ def wait(args: argparse.Namespace, client: Client) -> int:
         raise UsageError("wait needs KIND/NAME")
     info = lookup(kind)
     deadline = time.monotonic() + parse_duration(args.timeout)
-    label = f"{_kind_name(info)}/{name}"
+    label = f"{printing.qualified_kind(info.kind)}/{name}"
     if args.condition == "delete":
         try:
             obj = client.get(info, name, args.namespace)

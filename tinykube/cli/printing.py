@@ -8,6 +8,8 @@ from typing import Any, Callable, Iterable
 
 import yaml
 
+from tinykube.model.kinds import find
+
 
 def age(timestamp: str | None, now: datetime | None = None) -> str:
     """kubectl's short human duration: 5s, 3m12s, 4h, 2d."""
@@ -148,9 +150,7 @@ def render_table(objects: list[dict], *, wide: bool = False, with_kind: bool = F
     rows = []
     for obj in objects:
         meta = obj["metadata"]
-        name = f"{kind.lower()}/{meta['name']}" if with_kind else meta["name"]
-        if with_kind and kind in ("ReplicaSet", "Deployment", "StatefulSet"):
-            name = f"{kind.lower()}.apps/{meta['name']}"
+        name = f"{qualified_kind(kind)}/{meta['name']}" if with_kind else meta["name"]
         row = ([meta.get("namespace", "")] if all_namespaces else []) + [name] + row_of(obj)
         row.append(age(meta.get("creationTimestamp")))
         if wide:
@@ -171,9 +171,15 @@ def render(objects: list[dict], output: str | None, *, single: bool = False,
         return yaml.safe_dump({"apiVersion": "v1", "kind": "List", "items": objects},
                               sort_keys=False).rstrip()
     if output == "name":
-        return "\n".join(f"{o['kind'].lower()}/{o['metadata']['name']}" for o in objects)
+        return "\n".join(f"{qualified_kind(o['kind'])}/{o['metadata']['name']}" for o in objects)
     return render_table(objects, wide=output == "wide", with_kind=with_kind,
                         all_namespaces=all_namespaces)
+
+
+def qualified_kind(kind: str) -> str:
+    """`pod`, `deployment.apps`: how kubectl names a kind in `kind/name` output."""
+    info = find(kind)
+    return f"{kind.lower()}.{info.group}" if info and info.group else kind.lower()
 
 
 def dump_yaml(value: Any) -> str:
