@@ -159,7 +159,7 @@ def rolled_out(store, revision=None):
     def check():
         d = store.get("Deployment", NS, "web")
         try:
-            message, done = rollout.deployment_status(d)
+            _message, done = rollout.deployment_status(d)
         except rollout.RolloutError:
             return False
         return done and (revision is None or util.revision(d) == revision) and d
