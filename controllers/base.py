@@ -40,6 +40,13 @@ Key = tuple[str, str]  # (namespace, name)
 
 log = logging.getLogger("tinykube.controllers")
 
+# Watch events reach the queue after this short wait, so a burst of them is one reconcile.
+COALESCE_SECONDS = 0.05
+# A key whose reconcile took d seconds waits PACE_FACTOR * d before its next event-driven
+# pass: an expensive reconcile then uses at most ~1/(1 + PACE_FACTOR) of the daemon's thread.
+PACE_FACTOR = 4.0
+MAX_PACE_SECONDS = 0.5  # wall time includes awaited writes: never hold a key back longer
+
 
 # ---- outcomes and the run loop ------------------------------------------------------------
 
@@ -116,7 +123,7 @@ def _enqueue(queue: WorkQueue[Key], mapper: KeyMapper, store: Store, event_type:
              obj: dict, logger: logging.Logger) -> None:
     try:
         for key in mapper(store, event_type, obj):
-            queue.add(key)
+            queue.add_coalesced(key, COALESCE_SECONDS)
     except Exception:  # a bad object must not stop the watch of its whole kind
         logger.exception("mapping %s event of %s/%s failed", event_type, obj.get("kind"),
                          obj.get("metadata", {}).get("name"))
@@ -138,6 +145,7 @@ async def work(store: Store, queue: WorkQueue[Any], reconcile: Callable[[Store, 
     """One worker: take a key, reconcile it, map the outcome to a queue action, repeat."""
     while True:
         key = await queue.get()
+        started = trio.current_time()
         try:
             outcome = await reconcile(store, key)
         except Conflict as exc:
@@ -151,6 +159,8 @@ async def work(store: Store, queue: WorkQueue[Any], reconcile: Callable[[Store, 
             if outcome is not None:
                 queue.add_after(key, outcome.after)
         finally:
+            pace = min(PACE_FACTOR * (trio.current_time() - started), MAX_PACE_SECONDS)
+            queue.pace(key, pace if pace > COALESCE_SECONDS else 0.0)
             queue.done(key)
 
 

@@ -141,19 +141,13 @@ async def reconcile(store: Store, key: Key, *, kind: str) -> Requeue | None:
     if owner is None:
         return None  # deleted: the garbage collector handles its pods
     plan = plan_replicas(owner, store.list("Pod", namespace), base.now())
-    if plan.changes_pods:
-        if not await _apply_pod_changes(store, owner, plan):
-            return Requeue(0)  # an adoption lost a race: decide again on fresh state
-        # Status from the state we just made, not the one we started from.
-        owner = store.try_get(kind, namespace, name)
-        if owner is None:
-            return None
-        plan = plan_replicas(owner, store.list("Pod", namespace), base.now())
+    # Status describes the pods as found, as in Kubernetes: the events of the pods changed
+    # here bring the key back, and that pass (which has to list the pods anyway) updates it.
+    if plan.changes_pods and not await _apply_pod_changes(store, owner, plan):
+        return Requeue(0)  # an adoption lost a race: decide again on fresh state
     if plan.status is not None:
         owner["status"] = plan.status
         await store.update_status(owner)
-    if plan.changes_pods:
-        return Requeue(0)  # someone changed pods while we worked: go again
     if plan.requeue_after is not None:
         return Requeue(plan.requeue_after)
     return None

@@ -9,7 +9,8 @@ one pending key. The rules, as in client-go:
   in the queue, so the change that arrived during the reconcile is not lost.
 - `add_rate_limited(key)` re-adds after a per-key exponential delay (base * 2**failures, capped)
   for reconciles that failed; `forget(key)` resets the count after a success.
-- `add_after(key, seconds)` re-adds later, e.g. to re-check minReadySeconds.
+- `add_after(key, seconds)` re-adds later, e.g. to re-check minReadySeconds;
+  `add_coalesced(key, window)` is the watch path: one short wait absorbs a burst of events.
 
 Delayed keys wait in a heap; `get()` sleeps until the earliest one is due or a key arrives,
 so an idle queue costs no CPU. Time is trio's clock, so tests can use a mock clock.
@@ -43,6 +44,7 @@ class WorkQueue(Generic[K]):
         self._delayed_due: dict[K, float] = {}  # earliest due time per delayed key
         self._tiebreak = itertools.count()
         self._failures: dict[K, int] = {}
+        self._pace: dict[K, float] = {}
         self._wakeup = trio.Event()
         self._shut_down = False
 
@@ -68,6 +70,26 @@ class WorkQueue(Generic[K]):
         self._delayed_due[key] = due
         heapq.heappush(self._delayed, (due, next(self._tiebreak), key))
         self._wake()
+
+    def add_coalesced(self, key: K, window: float) -> None:
+        """Add `key` after `window` seconds unless it is already waiting to be processed.
+
+        Watch events use this: a burst of events about one object (hundreds of pods reporting
+        in) then costs one reconcile, and the short wait lets the watch task drain its backlog
+        instead of alternating one event with one (possibly long) reconcile."""
+        if key in self._dirty or key in self._delayed_due:
+            return
+        self.add_after(key, max(window, self._pace.get(key, 0.0)))
+
+    def pace(self, key: K, seconds: float) -> None:
+        """Make `add_coalesced` wait at least `seconds` for `key` (0 clears it). Workers set
+        this from how long the key's last reconcile took, so one expensive key (a ReplicaSet
+        of hundreds of pods, re-listed on every pod event) cannot monopolise the one thread
+        that the whole daemon shares."""
+        if seconds > 0:
+            self._pace[key] = seconds
+        else:
+            self._pace.pop(key, None)
 
     def add_rate_limited(self, key: K) -> None:
         self.add_after(key, self.next_delay(key))

@@ -139,3 +139,34 @@ async def test_shutdown_wakes_waiting_workers():
         q.shutdown()
     q.add("ignored")
     assert len(q) == 0
+
+
+async def test_add_coalesced_waits_a_window_and_absorbs_a_burst(autojump_clock):
+    q: WorkQueue[str] = WorkQueue()
+    start = trio.current_time()
+    for _ in range(100):
+        q.add_coalesced("k", 0.01)
+    assert len(q) == 0 and q.delayed == 1
+    assert await q.get() == "k"
+    assert trio.current_time() - start == pytest.approx(0.01)
+    q.add_coalesced("k", 0.01)  # while processing: one more pass after done
+    q.done("k")
+    assert await q.get() == "k"
+    q.done("k")
+    q.add("k")
+    q.add_coalesced("k", 0.01)  # already queued: nothing more
+    assert q.delayed == 0 and len(q) == 1
+
+
+async def test_pace_stretches_the_coalescing_window_of_an_expensive_key(autojump_clock):
+    q: WorkQueue[str] = WorkQueue()
+    q.pace("big", 0.3)
+    start = trio.current_time()
+    q.add_coalesced("big", 0.01)
+    assert await q.get() == "big"
+    assert trio.current_time() - start == pytest.approx(0.3)
+    q.done("big")
+    q.pace("big", 0)
+    q.add("big")  # explicit adds are never paced
+    assert await q.get() == "big"
+    assert trio.current_time() - start == pytest.approx(0.3)
