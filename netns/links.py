@@ -149,9 +149,28 @@ def ensure_bridge(ipr: IPRoute, name: str, gateway: str, network: ipaddress.IPv4
         )
     if not addrs:
         ipr.addr("add", index=link.index, address=gateway, prefixlen=network.prefixlen)
+    keep_pod_traffic_local(name)
     if not link.up:
         ipr.link("set", index=link.index, state="up")
     return link.index
+
+
+def keep_pod_traffic_local(bridge: str) -> None:
+    """Never route what arrives on the bridge, even on a host with forwarding enabled.
+
+    Pods have no default route, but a pod running as root could add one via the gateway;
+    IPv4 forwarding is decided per input interface, so turning it off on the bridge keeps
+    such packets on the machine. IPv6 is switched off on the bridge (the host takes no part
+    in it there); pods still reach each other over IPv6 link-local through the bridge."""
+    for path in (
+        f"/proc/sys/net/ipv4/conf/{bridge}/forwarding",
+        f"/proc/sys/net/ipv6/conf/{bridge}/disable_ipv6",
+    ):
+        want = "0" if "ipv4" in path else "1"
+        with open(path, "r+") as f:  # this thread's netns: the host's
+            if f.read().strip() != want:
+                f.seek(0)
+                f.write(want)
 
 
 def create_pod_veth(ipr: IPRoute, host_name: str, bridge_index: int, netns_fd: int) -> bool:

@@ -26,6 +26,7 @@ import trio
 from pyroute2 import IPRoute
 
 from netns.errors import NetworkConfigError
+from netns.ipam import Ipam
 from netns.podnet import PodNetwork
 
 pytestmark = pytest.mark.root
@@ -192,6 +193,10 @@ async def test_pod_side_has_address_and_no_default_route(env: Env, net: PodNetwo
     main = [r for r in routes if r.get("table", "main") == "main"]
     assert [(r["dst"], r["dev"]) for r in main] == [(env.cidr, "eth0")]
 
+    # Even a host that forwards would not route what pods send to the bridge.
+    assert Path(f"/proc/sys/net/ipv4/conf/{env.bridge}/forwarding").read_text() == "0\n"
+    assert Path(f"/proc/sys/net/ipv6/conf/{env.bridge}/disable_ipv6").read_text() == "1\n"
+
     with IPRoute() as ipr:
         (host_veth,) = ipr.link("get", ifname=att.host_veth)
         (bridge,) = ipr.link("get", ifname=env.bridge)
@@ -294,9 +299,12 @@ async def test_sweep_removes_orphan_veth_and_allocation(env: Env, net: PodNetwor
     live_uid, orphan_uid = env.uid(), env.uid()
     live = await net.attach(live_uid, env.pause())
     orphan = await net.attach(orphan_uid, env.pause())
-    lonely_uid = env.uid()  # recorded, then crashed before any link was made
-    net._ipam.allocate(lonely_uid)
+    net.close()
+    # A daemon that recorded an address and died before making any link:
+    lonely_uid = env.uid()
+    Ipam(env.state_dir, env.cidr).allocate(lonely_uid)
 
+    net = env.network()  # the restarted daemon sweeps what no live pod owns
     lines = await net.sweep({live_uid})
     assert any(orphan.host_veth in line for line in lines), lines
     assert any(orphan_uid in line for line in lines), lines
