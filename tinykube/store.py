@@ -19,9 +19,9 @@ thread makes the ordering of resourceVersions and watch events trivially consist
 from __future__ import annotations
 
 import collections
-import copy
 import json
 import math
+import pickle
 import sqlite3
 import uuid
 from dataclasses import dataclass
@@ -39,6 +39,12 @@ EVENT_LIMIT = 5_000  # Kubernetes Events kept (they are short-lived there too)
 ADDED, MODIFIED, DELETED = "ADDED", "MODIFIED", "DELETED"
 
 Key = tuple[str, str, str]  # (kind, namespace, name)
+
+
+def clone(obj: dict) -> dict:
+    """A deep copy; a pickle round trip is ~5x faster than copy.deepcopy on pod-sized dicts,
+    and every read hands out a copy."""
+    return pickle.loads(pickle.dumps(obj, pickle.HIGHEST_PROTOCOL))
 
 
 def now_iso() -> str:
@@ -94,7 +100,17 @@ class Watch:
         except trio.EndOfChannel:
             raise StopAsyncIteration from None
         # Copy on the way out: watchers may mutate what they get.
-        return WatchEvent(event.type, copy.deepcopy(event.object), event.resource_version)
+        return WatchEvent(event.type, clone(event.object), event.resource_version)
+
+    def drain_nowait(self) -> list[WatchEvent]:
+        """Every event already buffered, without waiting (to handle a burst in one pass)."""
+        events = []
+        while True:
+            try:
+                event = self._receive.receive_nowait()
+            except (trio.WouldBlock, trio.EndOfChannel):
+                return events
+            events.append(WatchEvent(event.type, clone(event.object), event.resource_version))
 
 
 class Store:
@@ -136,11 +152,11 @@ class Store:
         obj = self._objects.get((kind, namespace, name))
         if obj is None:
             raise NotFound.for_object(kind, name)
-        return copy.deepcopy(obj)
+        return clone(obj)
 
     def try_get(self, kind: str, namespace: str, name: str) -> dict | None:
         obj = self._objects.get((kind, namespace, name))
-        return copy.deepcopy(obj) if obj is not None else None
+        return clone(obj) if obj is not None else None
 
     def list(
         self,
@@ -154,7 +170,7 @@ class Store:
                 continue
             if selector is not None and not selector(obj["metadata"].get("labels") or {}):
                 continue
-            found.append(copy.deepcopy(obj))
+            found.append(clone(obj))
         found.sort(key=lambda o: (o["metadata"].get("namespace", ""), o["metadata"]["name"]))
         return found
 
@@ -164,7 +180,7 @@ class Store:
     # ---- writes ------------------------------------------------------------------------
 
     async def create(self, obj: dict, *, durable: bool = False) -> dict:
-        obj = copy.deepcopy(obj)
+        obj = clone(obj)
         meta = obj.setdefault("metadata", {})
         meta.setdefault("namespace", "default")
         key = object_key(obj)
@@ -181,18 +197,18 @@ class Store:
         """Replace metadata and spec; status stays as stored (Kubernetes' main resource)."""
         key = object_key(obj)
         current = self._current_for_write(key, obj)
-        new = copy.deepcopy(obj)
+        new = clone(obj)
         new["metadata"] = _keep_system_fields(current["metadata"], new.get("metadata", {}))
         if "status" in current:
-            new["status"] = copy.deepcopy(current["status"])
+            new["status"] = clone(current["status"])
         else:
             new.pop("status", None)
         if new.get("spec") != current.get("spec"):
             new["metadata"]["generation"] = current["metadata"].get("generation", 1) + 1
         if new == current:
-            return copy.deepcopy(current)
-        if new["metadata"].get("deletionTimestamp") and not new["metadata"].get("finalizers"):
-            return self._remove(key, new, durable)
+            return clone(current)
+        if _deletion_complete(new) and current["metadata"].get("finalizers"):
+            return self._remove(key, new, durable)  # the last finalizer just went
         return self._commit(MODIFIED, key, new, durable)
 
     async def update_status(self, obj: dict, *, durable: bool = False) -> dict:
@@ -200,9 +216,9 @@ class Store:
         key = object_key(obj)
         current = self._current_for_write(key, obj)
         if obj.get("status") == current.get("status"):
-            return copy.deepcopy(current)
-        new = copy.deepcopy(current)
-        new["status"] = copy.deepcopy(obj.get("status") or {})
+            return clone(current)
+        new = clone(current)
+        new["status"] = clone(obj.get("status") or {})
         return self._commit(MODIFIED, key, new, durable)
 
     async def delete(
@@ -220,7 +236,7 @@ class Store:
         current = self._objects.get(key)
         if current is None or (uid is not None and current["metadata"]["uid"] != uid):
             raise NotFound.for_object(kind, name)
-        new = copy.deepcopy(current)
+        new = clone(current)
         meta = new["metadata"]
         finalizers = list(meta.get("finalizers") or [])
         if propagation == "Foreground" and "foregroundDeletion" not in finalizers:
@@ -247,7 +263,7 @@ class Store:
                 meta["deletionGracePeriodSeconds"] = grace
                 changed = True
         if not changed:
-            return copy.deepcopy(current)
+            return clone(current)
         return self._commit(MODIFIED, key, new, durable)
 
     # ---- events (Kubernetes Events, kept in memory) ------------------------------------
@@ -297,7 +313,7 @@ class Store:
                 continue
             if involved_kind is not None and inv.get("kind") != involved_kind:
                 continue
-            found.append(copy.deepcopy(event))
+            found.append(clone(event))
         return found
 
     # ---- watch -------------------------------------------------------------------------
@@ -340,7 +356,7 @@ class Store:
         ], rv)
         self._objects[key] = obj
         self._publish(type, key, obj, rv)
-        return copy.deepcopy(obj)
+        return clone(obj)
 
     def _remove(self, key: Key, obj: dict, durable: bool) -> dict:
         rv = self._next_rv()
@@ -350,7 +366,7 @@ class Store:
         ], rv)
         self._objects.pop(key, None)
         self._publish(DELETED, key, obj, rv)
-        return copy.deepcopy(obj)
+        return clone(obj)
 
     def _write_sql(self, durable: bool, statements: Iterable[tuple[str, tuple]], rv: int) -> None:
         db = self._db
@@ -372,11 +388,20 @@ class Store:
         self._rv = rv
 
     def _publish(self, type: str, key: Key, obj: dict, rv: int) -> None:
-        event = WatchEvent(type, copy.deepcopy(obj), rv)
+        event = WatchEvent(type, clone(obj), rv)
         self._history.append((rv, key[0], key[1], event))
         for watch in list(self._watches):
             if watch.wants(key[0], key[1]):
                 watch.deliver(event)
+
+
+def _deletion_complete(obj: dict) -> bool:
+    """Being deleted, with nothing left to wait for: no finalizer, and for a pod its processes
+    gone (grace period 0, which only the runtime or a forced delete sets)."""
+    meta = obj["metadata"]
+    if not meta.get("deletionTimestamp") or meta.get("finalizers"):
+        return False
+    return obj["kind"] != "Pod" or meta.get("deletionGracePeriodSeconds") == 0
 
 
 def _pod_grace(pod: dict, grace_period: int | None) -> int:
@@ -391,10 +416,10 @@ _SYSTEM_FIELDS = ("uid", "creationTimestamp", "generation", "deletionTimestamp",
 
 
 def _keep_system_fields(current: dict, incoming: dict) -> dict:
-    merged = copy.deepcopy(incoming)
+    merged = clone(incoming)
     for field in _SYSTEM_FIELDS:
         if field in current:
-            merged[field] = copy.deepcopy(current[field])
+            merged[field] = clone(current[field])
         else:
             merged.pop(field, None)
     for empty in ("labels", "annotations", "finalizers", "ownerReferences"):

@@ -64,9 +64,11 @@ async def test_concurrent_writers_one_wins_each_round(store):
     await store.create(rs())
     results = {"ok": 0, "conflict": 0}
 
+    copies = [store.get("ReplicaSet", "default", "web") for _ in range(10)]  # all read first
+
     async def writer(n):
-        obj = store.get("ReplicaSet", "default", "web")
-        await trio.sleep(0)  # let the other writers read the same version
+        obj = copies[n]
+        await trio.sleep(0)
         obj["spec"]["replicas"] = n
         try:
             await store.update(obj)
@@ -167,3 +169,32 @@ async def test_events_are_aggregated(store):
     await store.record_event(obj, "Normal", "SuccessfulCreate", "create Pod x")
     events = store.events(involved_uid=obj["metadata"]["uid"])
     assert len(events) == 1 and events[0]["count"] == 2
+
+
+async def test_updating_a_terminating_pod_keeps_it_until_the_runtime_is_done(store):
+    await store.create(pod())
+    terminating = await store.delete("Pod", "default", "p")
+    terminating["metadata"]["labels"] = {"released": "yes"}
+    updated = await store.update(terminating)
+    assert updated["metadata"]["labels"] == {"released": "yes"}
+    assert store.try_get("Pod", "default", "p") is not None
+
+
+async def test_pod_with_finalizer_goes_when_processes_and_finalizers_are_gone(store):
+    held = pod()
+    held["metadata"]["finalizers"] = ["example.com/hold"]
+    await store.create(held)
+    await store.delete("Pod", "default", "p")
+    after_runtime = await store.delete("Pod", "default", "p", grace_period=0)
+    assert after_runtime["metadata"]["deletionGracePeriodSeconds"] == 0
+    after_runtime["metadata"]["finalizers"] = []
+    await store.update(after_runtime)
+    assert store.try_get("Pod", "default", "p") is None
+
+
+async def test_drain_returns_a_burst_at_once(store):
+    with store.watch("ReplicaSet") as w:
+        for n in range(5):
+            await store.create(rs(f"b{n}"))
+        assert len(w.drain_nowait()) == 5
+        assert w.drain_nowait() == []
