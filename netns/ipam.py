@@ -117,9 +117,7 @@ class Ipam:
             candidate = first + (start - first + step) % size
             if candidate not in taken:
                 return str(ipaddress.IPv4Address(candidate))
-        raise AddressPoolExhausted(
-            f"cidr {self.network}: all {size} pod addresses are allocated"
-        )
+        raise AddressPoolExhausted(f"cidr {self.network}: all {size} pod addresses are allocated")
 
     def _load(self) -> None:
         try:

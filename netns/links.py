@@ -43,8 +43,7 @@ def host_veth_name(pod_uid: str) -> str:
     prefix = pod_uid[:8]
     if len(prefix) < 8 or not all(c.isalnum() or c in "-_." for c in prefix):
         raise ValueError(
-            f"pod_uid {pod_uid!r}: needs 8 leading letters, digits, '-', '_' or '.' "
-            "to name a veth"
+            f"pod_uid {pod_uid!r}: needs 8 leading letters, digits, '-', '_' or '.' to name a veth"
         )
     return VETH_PREFIX + prefix
 

@@ -198,9 +198,9 @@ class PodNetwork:
         allocated = self._ipam.allocations()
         live_prefixes = {uid[:8] for uid in live_uids}
         for link in self._own_veths(ipr, allocated):
-            if link.name[len(links.VETH_PREFIX) :] not in live_prefixes:
-                if links.delete_link(ipr, link.name):
-                    lines.append(f"removed veth {link.name}: no live pod owns it")
+            owned = link.name[len(links.VETH_PREFIX) :] in live_prefixes
+            if not owned and links.delete_link(ipr, link.name):
+                lines.append(f"removed veth {link.name}: no live pod owns it")
         for uid, ip in allocated.items():
             if uid not in live_uids:
                 self._ipam.release(uid)

@@ -51,7 +51,7 @@ async def _await_delivery(start: Callable[[Callable[[_Outcome], None]], None]) -
 def _capture(fn: Callable[..., Any], *args: Any) -> _Outcome:
     try:
         return True, fn(*args)
-    except BaseException as exc:  # handed to the awaiting task, which re-raises it
+    except BaseException as exc:  # noqa: BLE001 -- the awaiting task re-raises it
         return False, exc
 
 

@@ -8,6 +8,7 @@ Traffic goes only between network namespaces the test made.
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import json
 import os
@@ -24,6 +25,7 @@ from pathlib import Path
 import pytest
 import trio
 from pyroute2 import IPRoute
+from pyroute2.netlink.exceptions import NetlinkError
 
 from netns.errors import NetworkConfigError
 from netns.ipam import Ipam
@@ -60,7 +62,11 @@ def _free_test_cidr(prefix: str = "10.201") -> str:
 def _in_pod(pid: int, *argv: str, **kwargs) -> subprocess.CompletedProcess:
     return subprocess.run(
         ["nsenter", "-t", str(pid), "-n", *argv],
-        capture_output=True, text=True, check=True, timeout=10, **kwargs,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=10,
+        **kwargs,
     )
 
 
@@ -127,10 +133,8 @@ def env(tmp_path: Path) -> Iterator[Env]:
     if leftovers:
         with IPRoute() as ipr:
             for name in leftovers:
-                try:
+                with contextlib.suppress(NetlinkError):  # gone with its peer or bridge
                     ipr.link("del", ifname=name)
-                except Exception:  # already gone with its peer or bridge
-                    pass
     assert not leftovers, f"links left behind: {sorted(leftovers)}"
 
 
@@ -158,24 +162,29 @@ async def test_two_pods_get_distinct_ips_and_talk_over_tcp(env: Env, net: PodNet
         "print('ready', flush=True); c, peer = s.accept(); c.sendall(peer[0].encode());"
         "c.close()"
     )
-    server = subprocess.Popen(
+    server = await trio.lowlevel.open_process(
         ["nsenter", "-t", str(pid_b), "-n", sys.executable, "-c", server_code],
-        stdout=subprocess.PIPE, text=True,
+        stdout=subprocess.PIPE,
     )
     try:
-        assert await trio.to_thread.run_sync(server.stdout.readline) == "ready\n"
+        with trio.fail_after(10):
+            said = b""
+            while not said.endswith(b"\n"):
+                said += await server.stdout.receive_some()
+        assert said == b"ready\n"
         client_code = (
             f"import socket; s = socket.create_connection(('{b.ip}', 8080), timeout=5);"
             "print(s.recv(100).decode())"
         )
-        got = await trio.to_thread.run_sync(
-            lambda: _in_pod(pid_a, sys.executable, "-c", client_code).stdout
+        client = await trio.run_process(
+            ["nsenter", "-t", str(pid_a), "-n", sys.executable, "-c", client_code],
+            capture_stdout=True,
         )
-        assert got.strip() == a.ip  # B saw A's address: traffic went pod to pod
+        assert client.stdout.decode().strip() == a.ip  # B saw A's address: pod to pod
     finally:
         server.kill()
-        server.wait()
-        server.stdout.close()
+        await server.wait()
+        await server.stdout.aclose()
 
 
 async def test_pod_side_has_address_and_no_default_route(env: Env, net: PodNetwork):
