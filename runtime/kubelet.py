@@ -28,6 +28,7 @@ import trio
 from runtime import records
 from runtime.backoff import DEFAULT_POLICY, BackoffPolicy
 from runtime.cgroups import CgroupDriver
+from runtime.claims import ClaimDirectories
 from runtime.hostsfile import HostEntry
 from runtime.podworker import NodeContext, PodWorker
 from runtime.probes import NetnsSockets
@@ -60,6 +61,8 @@ class Kubelet:
         try:
             async with trio.open_nursery() as nursery:
                 self._nursery = nursery
+                # Claim directories go with their PersistentVolumeClaims (runtime/claims.py).
+                await nursery.start(ClaimDirectories(self.store, self.ctx.root).run)
                 pods = self.store.list("Pod")
                 watch = self.store.watch("Pod", since=self.store.resource_version)
                 with watch:
