@@ -77,8 +77,10 @@ class WorkQueue(Generic[K]):
         Watch events use this: a burst of events about one object (hundreds of pods reporting
         in) then costs one reconcile, and the short wait lets the watch task drain its backlog
         instead of alternating one event with one (possibly long) reconcile."""
-        if key in self._dirty or key in self._delayed_due:
+        if key in self._dirty:
             return
+        # A key with a long delay pending (a progress-deadline check in 10 minutes) must still
+        # come sooner for this event; add_after keeps whichever due time is earliest.
         self.add_after(key, max(window, self._pace.get(key, 0.0)))
 
     def pace(self, key: K, seconds: float) -> None:

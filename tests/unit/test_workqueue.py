@@ -170,3 +170,14 @@ async def test_pace_stretches_the_coalescing_window_of_an_expensive_key(autojump
     q.add("big")  # explicit adds are never paced
     assert await q.get() == "big"
     assert trio.current_time() - start == pytest.approx(0.3)
+
+
+async def test_an_event_comes_before_a_long_pending_delay(autojump_clock):
+    from controllers.workqueue import WorkQueue
+
+    queue = WorkQueue()
+    queue.add_after("k", 600)  # e.g. a progress-deadline check
+    queue.add_coalesced("k", 0.05)
+    start = trio.current_time()
+    assert await queue.get() == "k"
+    assert trio.current_time() - start < 1
