@@ -1,0 +1,119 @@
+"""runtime/claims.py against a real Store and real directories (no processes needed): a claim's
+directory goes when the claim object is deleted, waits for pods that mount it, survives while
+the claim exists or was never a claim's, and a restart finishes what a crash left."""
+
+from __future__ import annotations
+
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import trio
+
+from runtime.claims import ClaimDirectories
+from tinykube.store import Store
+
+
+def claim(name: str, namespace: str = "default") -> dict:
+    return {"apiVersion": "v1", "kind": "PersistentVolumeClaim",
+            "metadata": {"name": name, "namespace": namespace},
+            "spec": {"accessModes": ["ReadWriteOnce"]}, "status": {"phase": "Bound"}}
+
+
+def pod(name: str, claim_name: str, grace: int = 30) -> dict:
+    return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "namespace": "default"},
+            "spec": {"terminationGracePeriodSeconds": grace,
+                     "containers": [{"name": "c", "command": ["true"]}],
+                     "volumes": [{"name": "d", "persistentVolumeClaim": {"claimName": claim_name}}]}}
+
+
+def make_dir(root: Path, name: str, namespace: str = "default") -> Path:
+    path = root / "volumes" / namespace / name
+    path.mkdir(parents=True)
+    (path / "data").write_text("x")
+    (path / "escape").symlink_to(root / "outside")  # rmtree must not follow it
+    return path
+
+
+@asynccontextmanager
+async def running(store: Store, root: Path):
+    async with trio.open_nursery() as nursery:
+        await nursery.start(ClaimDirectories(store, root).run)
+        yield
+        nursery.cancel_scope.cancel()
+
+
+async def until(predicate, timeout: float = 5.0) -> None:
+    with trio.fail_after(timeout):
+        while not predicate():
+            await trio.sleep(0.01)
+
+
+async def test_deleting_a_claim_removes_its_directory_only(tmp_path):
+    (tmp_path / "outside").mkdir()
+    store = Store(tmp_path / "state.db")
+    try:
+        async with running(store, tmp_path):
+            await store.create(claim("a"))
+            await store.create(claim("b"))
+            a, b = make_dir(tmp_path, "a"), make_dir(tmp_path, "b")
+            stray = make_dir(tmp_path, "never-a-claim")
+            await store.delete("PersistentVolumeClaim", "default", "a")
+            await until(lambda: not a.exists())
+            await until(lambda: not any((tmp_path / "volumes" / ".trash").iterdir()))
+            assert b.exists() and stray.exists() and (tmp_path / "outside").is_dir()
+            assert (tmp_path / "volumes" / ".claims").read_text() == "default/b\n"
+    finally:
+        store.close()
+
+
+async def test_directory_waits_for_the_pods_that_mount_it(tmp_path):
+    (tmp_path / "outside").mkdir()
+    store = Store(tmp_path / "state.db")
+    try:
+        async with running(store, tmp_path):
+            await store.create(claim("a"))
+            await store.create(pod("p", "a"))
+            a = make_dir(tmp_path, "a")
+            await store.delete("Pod", "default", "p")  # graceful: still in the store
+            await store.delete("PersistentVolumeClaim", "default", "a")
+            await trio.sleep(0.2)
+            assert (a / "data").exists(), "removed while a terminating pod mounts it"
+            await store.delete("Pod", "default", "p", grace_period=0)
+            await until(lambda: not a.exists())
+    finally:
+        store.close()
+
+
+async def test_recreated_claim_keeps_the_directory(tmp_path):
+    (tmp_path / "outside").mkdir()
+    store = Store(tmp_path / "state.db")
+    try:
+        async with running(store, tmp_path):
+            await store.create(claim("a"))
+            await store.create(pod("p", "a"))
+            a = make_dir(tmp_path, "a")
+            await store.delete("PersistentVolumeClaim", "default", "a")
+            await store.create(claim("a"))
+            await store.delete("Pod", "default", "p", grace_period=0)
+            await trio.sleep(0.2)
+            assert (a / "data").exists()
+    finally:
+        store.close()
+
+
+async def test_a_restart_removes_what_a_deleted_claim_left(tmp_path):
+    """The watcher was down when the claim went (a crash): the ledger remembers it."""
+    (tmp_path / "outside").mkdir()
+    store = Store(tmp_path / "state.db")
+    try:
+        async with running(store, tmp_path):
+            await store.create(claim("a"))
+            await trio.sleep(0.05)
+        a = make_dir(tmp_path, "a")
+        await store.delete("PersistentVolumeClaim", "default", "a")
+        leftover = tmp_path / "volumes" / ".trash" / "default.old.1234"
+        leftover.mkdir(parents=True)
+        async with running(store, tmp_path):
+            await until(lambda: not a.exists() and not leftover.exists())
+    finally:
+        store.close()
