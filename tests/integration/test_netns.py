@@ -14,7 +14,6 @@ import json
 import os
 import secrets
 import signal
-import statistics
 import subprocess
 import sys
 import time
@@ -344,16 +343,3 @@ async def test_teardown_removes_everything(env: Env):
     names = _link_names()
     assert env.bridge not in names and att.host_veth not in names
     assert not (env.state_dir / "ipam.json").exists()
-
-
-async def test_attach_time(env: Env, net: PodNetwork):
-    """Attach latency, printed (run with -s); the bound only catches gross regressions."""
-    pods = [(env.uid(), env.pause()) for _ in range(30)]
-    times = []
-    for uid, pid in pods:
-        start = time.perf_counter()
-        await net.attach(uid, pid)
-        times.append((time.perf_counter() - start) * 1000)
-    median = statistics.median(times)
-    print(f"\nattach ms: median {median:.1f}, min {min(times):.1f}, max {max(times):.1f}")
-    assert median < 100

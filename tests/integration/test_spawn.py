@@ -6,10 +6,8 @@ The mount planner's pure logic is tested first (no root needed)."""
 
 import os
 import signal
-import statistics
 import subprocess
 import sys
-import time
 import uuid
 
 import pytest
@@ -375,33 +373,6 @@ async def test_spawn_into_a_dead_sandbox_fails_clearly(pods):
 
 
 @pytest.mark.root
-async def test_spawn_latency(pods, tmp_path):
-    pod = await pods.pod()
-    hosts = tmp_path / "hosts"
-    hosts.write_text("127.0.0.1 localhost\n")
-    vol = tmp_path / "vol"
-    vol.mkdir()
-    cases = {"no mounts": [],
-             "/etc/hosts only": [Mount(str(hosts), "/etc/hosts")],
-             "new top-level target": [Mount(str(hosts), "/etc/hosts"), Mount(str(vol), "/data")],
-             "/usr/share/nginx/html": [Mount(str(vol), "/usr/share/nginx/html")]}
-    report = []
-    for label, mounts in cases.items():
-        times = []
-        for i in range(15):
-            name = f"c{i}"
-            launch = pod.launch(name, ["true"], mounts=mounts)
-            pods.cgroups.create_container(pod.uid, name, Limits())
-            t0 = time.perf_counter()
-            proc = await spawn_container(pod.sandbox, pods.cgroups, pod.uid, name, launch)
-            times.append((time.perf_counter() - t0) * 1000)
-            pods.procs.append(proc)
-            assert await wait_exit(proc) == 0
-            pods.cgroups.remove(pod.uid, name)
-        report.append(f"{label}: median {statistics.median(times):.1f} ms")
-    print("\nspawn_container " + "; ".join(report))
-
-
 def test_shim_builds_and_records_exit_codes(tmp_path):
     """tk-shim on its own (no root needed): build from source, exit code, 127, usage."""
     shim = str(build_shim(tmp_path / "tk-shim"))
