@@ -1,0 +1,115 @@
+"""`scripts/bench`: run the measurements, print the table, optionally write JSON / markdown.
+
+    scripts/bench [--quick] [--json FILE] [--markdown FILE] [--only NAME,...]
+                  [--pods 100,500] [--repeat N] [--no-podman]
+
+Measurements (in this order): start, profile, recovery, rollout, restart, scale. Each starts
+its own daemon on a fresh root and purges it; the run ends with a reset of the benchmark's
+names and a leak check (no `tkbench` bridge or veth of its pods, no cgroup of its subtree,
+no process it started), whose findings are printed and make the exit status 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+import traceback
+from pathlib import Path
+
+from . import host, podstart, profile, recovery, restart, rollout, scaleout
+from .context import Context
+from .daemon import reset_everything
+from .report import Section, machine, machine_line, markdown, to_json
+
+MEASUREMENTS = {
+    "start": podstart.run,
+    "profile": profile.run,
+    "recovery": recovery.run,
+    "rollout": rollout.run,
+    "restart": restart.run,
+    "scale": scaleout.run,
+}
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="scripts/bench", description=__doc__.split("\n\n")[0])
+    p.add_argument("--quick", action="store_true",
+                   help="small N, no 500 pods, no Podman: a few minutes")
+    p.add_argument("--json", type=Path, help="also write the results as JSON to this file")
+    p.add_argument("--markdown", type=Path, help="also write the table as markdown here")
+    p.add_argument("--only", default="", help=f"comma-separated subset of {','.join(MEASUREMENTS)}")
+    p.add_argument("--pods", default=None, help="scale-out sizes (default 100,500; quick: 50)")
+    p.add_argument("--repeat", type=int, default=None, help="samples per figure (default 15; "
+                   "quick: 5)")
+    p.add_argument("--restart-pods", type=int, default=None,
+                   help="pods re-adopted by the daemon restart (default 100; quick: 20)")
+    p.add_argument("--no-podman", action="store_true", help="skip the Podman column")
+    args = p.parse_args(argv)
+    only = [n for n in args.only.split(",") if n]
+    unknown = [n for n in only if n not in MEASUREMENTS]
+    if unknown:
+        p.error(f"--only: unknown measurement(s) {', '.join(unknown)}; "
+                f"choose from {', '.join(MEASUREMENTS)}")
+    args.only = only or list(MEASUREMENTS)
+    try:
+        pods = args.pods or ("50" if args.quick else "100,500")
+        args.pods = [int(n) for n in pods.split(",") if n]
+    except ValueError:
+        p.error(f"--pods: expected comma-separated numbers, got {args.pods!r}")
+    if any(n < 1 or n > 1000 for n in args.pods):
+        p.error("--pods: each size must be within 1..1000 (the pod CIDR holds 1022)")
+    args.repeat = args.repeat or (5 if args.quick else 15)
+    if args.repeat < 1:
+        p.error("--repeat: must be at least 1")
+    args.restart_pods = args.restart_pods or (20 if args.quick else 100)
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    if os.geteuid() != 0:
+        print("scripts/bench needs root (it runs a tinykube daemon)", file=sys.stderr)
+        return 2
+    ctx = Context(repeat=args.repeat, quick=args.quick, pod_counts=args.pods,
+                  podman=not (args.quick or args.no_podman),
+                  idle_seconds=10.0 if args.quick else 30.0, restart_pods=args.restart_pods)
+    info = machine()
+    print(f"machine: {machine_line(info)}", flush=True)
+    reset_everything()  # a crashed earlier run may have left the benchmark's names behind
+    sections: list[Section] = []
+    failed = []
+    began = time.monotonic()
+    for name in args.only:
+        print(f"== {name} ...", flush=True)
+        started = time.monotonic()
+        try:
+            result = MEASUREMENTS[name](ctx)
+        except Exception:  # noqa: BLE001 - one broken measurement must not hide the others
+            traceback.print_exc()
+            failed.append(name)
+            result = Section(name, notes=["failed: " + traceback.format_exc(limit=1)
+                                          .strip().splitlines()[-1]])
+        result.seconds = time.monotonic() - started
+        sections.append(result)
+        print(markdown([result]), flush=True)
+    reset_everything()
+    leaks = host.leak_report(ctx.pids, ctx.pod_uids)
+    cleanup = Section("Clean-up")
+    cleanup.notes.append("leak check after `reset --purge`: " +
+                         ("nothing left" if not leaks else "LEFT BEHIND: " + "; ".join(leaks)))
+    sections.append(cleanup)
+    table = markdown(sections)
+    print("\n" + table)
+    print(f"total {time.monotonic() - began:.0f} s", flush=True)
+    argv_used = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}
+    if args.json:
+        args.json.write_text(to_json(sections, info, argv_used) + "\n")
+    if args.markdown:
+        args.markdown.write_text(f"Machine: {machine_line(info)}\n\n{table}")
+    return 1 if (leaks or failed) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,112 @@
+"""A tinykube daemon of the benchmark's own: its root, run dir, bridge, CIDR, cgroup subtree.
+
+Names never collide with a user's daemon (`tk0`, 10.88/16, `tinykube`) or the test suite's
+(`tkd*`, 10.100-199.x/24, `tinykube-test-*`): bridge `tkbench`, 10.234.0.0/22 (1022
+addresses, enough for 500 pods and their replacements), subtree `tinykube-bench`. Each
+measurement that needs a clean slate starts a fresh daemon on a fresh root, and `purge()`
+runs `tinykube reset --purge` so nothing is left behind.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from tinykube.client import Client
+
+BRIDGE = "tkbench"
+CIDR = "10.234.0.0/22"
+SUBTREE = "tinykube-bench"
+
+
+class BenchDaemon:
+    def __init__(self, base: Path | None = None, *, profile_file: Path | None = None) -> None:
+        self.base = Path(base or tempfile.mkdtemp(prefix="tkbench-"))
+        self.root = self.base / "root"
+        self.run_dir = self.base / "run"
+        self.socket = self.run_dir / "tinykube.sock"
+        self.log_path = self.base / "daemon.log"
+        self.profile_file = profile_file
+        self.process: subprocess.Popen[bytes] | None = None
+        self.client = Client(self.socket, timeout=120)
+        self.started_at = 0.0  # time.monotonic() when the process was spawned
+
+    def host_args(self) -> list[str]:
+        return ["--root", str(self.root), "--run-dir", str(self.run_dir), "--bridge", BRIDGE,
+                "--pod-cidr", CIDR, "--cgroup-subtree", SUBTREE]
+
+    def command(self) -> list[str]:
+        if self.profile_file is not None:
+            entry = ["-m", "scripts.benchmark.profiled_daemon", str(self.profile_file)]
+        else:
+            entry = ["-m", "tinykube.cli.main"]
+        return [sys.executable, *entry, "--socket", str(self.socket), "daemon",
+                *self.host_args()]
+
+    @property
+    def pid(self) -> int:
+        assert self.process is not None
+        return self.process.pid
+
+    def start(self, timeout: float = 60) -> float:
+        """Start and wait until the API answers; returns seconds from spawn to answering."""
+        log = open(self.log_path, "ab")
+        env = {**os.environ, "TINYKUBE_LOG": os.environ.get("TINYKUBE_LOG", "WARNING")}
+        self.started_at = time.monotonic()
+        self.process = subprocess.Popen(self.command(), stdout=log, stderr=subprocess.STDOUT,
+                                        env=env, cwd=Path(__file__).resolve().parents[2])
+        log.close()
+        deadline = self.started_at + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"daemon exited with {self.process.returncode}: "
+                                   + self.log_path.read_text()[-2000:])
+            if self.socket.exists() and self.client.healthy():
+                return time.monotonic() - self.started_at
+            time.sleep(0.005)  # the daemon's start-up, not a pod status: nothing to watch yet
+        raise RuntimeError(f"daemon did not answer on {self.socket} within {timeout}s")
+
+    def stop(self) -> None:
+        """SIGTERM: the daemon stops supervising; pods keep running (re-adopted on start)."""
+        self.client.close()
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self.process = None
+
+    def purge(self) -> None:
+        """Stop the daemon and remove everything it made (`tinykube reset --purge`)."""
+        self.stop()
+        subprocess.run([sys.executable, "-m", "tinykube.cli.main", "reset", "--purge",
+                        *self.host_args()], capture_output=True, text=True, check=True,
+                       cwd=Path(__file__).resolve().parents[2])
+        shutil.rmtree(self.base, ignore_errors=True)
+
+    def cli(self, *args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "tinykube.cli.main", "--socket",
+                               str(self.socket), *args], capture_output=True, text=True,
+                              timeout=timeout, cwd=Path(__file__).resolve().parents[2])
+
+
+def reset_everything() -> str:
+    """`tinykube reset --purge` for the benchmark's names, whatever root a crashed run used."""
+    scratch = Path(tempfile.mkdtemp(prefix="tkbench-reset-"))
+    try:
+        result = subprocess.run([sys.executable, "-m", "tinykube.cli.main", "reset", "--purge",
+                                 "--root", str(scratch / "root"), "--run-dir",
+                                 str(scratch / "run"), "--bridge", BRIDGE, "--pod-cidr", CIDR,
+                                 "--cgroup-subtree", SUBTREE], capture_output=True, text=True,
+                                cwd=Path(__file__).resolve().parents[2])
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    return result.stdout + result.stderr

@@ -1,0 +1,149 @@
+"""The tinykube daemon with timers around the steps of a pod's start, for the profile.
+
+Product code is not edited: this entry point wraps the functions the pod worker calls
+(module attributes and methods, looked up at call time) before running the ordinary
+`tinykube daemon`. Each call appends one JSON line `{"uid", "phase", "start", "end"}` to the
+spans file, with `time.monotonic()` stamps: CLOCK_MONOTONIC is system-wide, so they line up
+with the benchmark's own stamps (create sent, Running seen on the watch).
+
+Wrapped functions that run on worker threads are timed on that thread; the hop to and from
+the thread shows up as time between spans ("unaccounted" in the profile table).
+
+    python -m scripts.benchmark.profiled_daemon SPANS_FILE --socket S daemon --root R ...
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import json
+import os
+import sys
+import time
+from collections.abc import Callable
+from typing import Any
+
+_fd = -1
+
+
+def _emit(uid: str | None, phase: str, start: float, end: float) -> None:
+    if uid is None:
+        return
+    line = json.dumps({"uid": uid, "phase": phase, "start": start, "end": end}) + "\n"
+    os.write(_fd, line.encode())  # O_APPEND: one write per line, safe across threads
+
+
+def timed(phase: str | Callable[..., str], uid_of: Callable[..., str | None]
+          ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Wrap a sync or async function; `uid_of(*args, **kwargs)` names the pod."""
+    def name_of(args: tuple, kwargs: dict) -> str:
+        return phase(*args, **kwargs) if callable(phase) else phase
+
+    def wrap(fn: Callable[..., Any]) -> Callable[..., Any]:
+        if inspect.iscoroutinefunction(fn):
+            @functools.wraps(fn)
+            async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
+                start = time.monotonic()
+                try:
+                    return await fn(*args, **kwargs)
+                finally:
+                    _emit(_safe(uid_of, args, kwargs), name_of(args, kwargs), start,
+                          time.monotonic())
+            return async_wrapper
+
+        @functools.wraps(fn)
+        def sync_wrapper(*args: Any, **kwargs: Any) -> Any:
+            start = time.monotonic()
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                _emit(_safe(uid_of, args, kwargs), name_of(args, kwargs), start,
+                      time.monotonic())
+        return sync_wrapper
+    return wrap
+
+
+def _safe(uid_of: Callable[..., str | None], args: tuple, kwargs: dict) -> str | None:
+    try:
+        return uid_of(*args, **kwargs)
+    except Exception:  # noqa: BLE001 - a span without a pod is dropped, never an error
+        return None
+
+
+def _patch(owner: Any, attribute: str, wrapper: Callable[[Callable[..., Any]], Any]) -> None:
+    setattr(owner, attribute, wrapper(getattr(owner, attribute)))
+
+
+def install() -> None:
+    import netns.ipam
+    import netns.links
+    import netns.podnet
+    import runtime.cgroups
+    import runtime.hostsfile
+    import runtime.kubelet
+    import runtime.podworker
+    import runtime.records
+    import runtime.spawn
+    import runtime.volumes
+    import tinykube.store
+
+    def obj_uid(*a: Any, **k: Any) -> str:
+        return a[3]["metadata"]["uid"]  # Store._commit(self, type, key, obj, durable)
+
+    def commit_phase(*a: Any, **k: Any) -> str:
+        return f"store write {a[3].get('kind', '?')} {a[1]}{' (fsync)' if a[4] else ''}"
+
+    _patch(tinykube.store.Store, "_commit", timed(commit_phase, obj_uid))
+    _patch(tinykube.store.Store, "record_event",
+           timed("event", lambda *a, **k: a[1]["metadata"]["uid"]))
+    _patch(runtime.kubelet.Kubelet, "_observe",
+           timed("kubelet observe", lambda *a, **k: a[1]["metadata"]["uid"]))
+    _patch(runtime.records, "write_record", timed("record write", lambda *a, **k: a[1].uid))
+    _patch(runtime.podworker, "start_sandbox", timed("sandbox (pause)", lambda *a, **k: a[0]))
+    _patch(netns.podnet.PodNetwork, "attach", timed("netns attach", lambda *a, **k: a[1]))
+    _patch(netns.ipam.Ipam, "allocate", timed("  ipam allocate", lambda *a, **k: a[1]))
+    _patch(netns.links, "create_pod_veth",
+           timed("  veth create", lambda *a, **k: a[1][3:]))  # host name: tkv<uid[:8]>
+    _patch(netns.podnet, "configure_pod_side",
+           timed("  pod-side config", lambda *a, **k: _current_attach.get("uid")))
+    _patch(runtime.hostsfile, "write_pod_files",
+           timed("pod files", lambda *a, **k: os.path.basename(str(a[0]))))
+    _patch(runtime.volumes, "prepare_volumes",
+           timed("volumes", lambda *a, **k: a[0]["metadata"]["uid"]))
+    _patch(runtime.spawn, "spawn_container", timed("spawn container", lambda *a, **k: a[2]))
+    _patch(runtime.podworker.PodWorker, "_write_status",
+           timed("status publish", lambda *a, **k: a[0].uid))
+
+    detect = runtime.cgroups.detect
+
+    def timed_detect(*args: Any, **kwargs: Any) -> Any:
+        driver = detect(*args, **kwargs)
+        driver.create_pod = timed("cgroup pod", lambda *a, **k: a[0])(driver.create_pod)
+        driver.create_container = timed("cgroup container",
+                                        lambda *a, **k: a[0])(driver.create_container)
+        return driver
+    runtime.cgroups.detect = timed_detect
+
+    # configure_pod_side gets only the netns fd; remember which pod attach is running.
+    attach = netns.podnet.PodNetwork.attach
+
+    async def attach_with_uid(self: Any, pod_uid: str, pause_pid: int) -> Any:
+        _current_attach["uid"] = pod_uid
+        return await attach(self, pod_uid, pause_pid)
+    netns.podnet.PodNetwork.attach = attach_with_uid
+
+
+_current_attach: dict[str, str] = {}
+
+
+def main() -> int:
+    global _fd
+    spans_file, *argv = sys.argv[1:]
+    _fd = os.open(spans_file, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o600)
+    install()
+    from tinykube.cli.main import main as tinykube_main
+    return tinykube_main(argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
