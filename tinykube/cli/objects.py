@@ -347,8 +347,19 @@ def _wait_gone(client: Client, info: KindInfo, namespace: str, name: str, uid: s
         remaining = None if deadline is None else deadline - time.monotonic()
         if remaining is not None and remaining <= 0:
             return False
+        # Read first and watch from what was read: an object removed at once (no finalizer,
+        # not a pod) sends no event on a watch started after it went, which waited forever.
         try:
-            for type_, obj in client.watch(info, namespace, name=name, idle_timeout=remaining):
+            current = client.get(info, name, namespace)
+        except ApiError as e:
+            if e.code == 404:
+                return True
+            raise
+        if uid and current["metadata"]["uid"] != uid:
+            return True
+        try:
+            for type_, obj in client.watch(info, namespace, name=name, idle_timeout=remaining,
+                                           resource_version=current["metadata"]["resourceVersion"]):
                 if type_ == "DELETED" or (uid and obj["metadata"]["uid"] != uid):
                     return True
                 if deadline is not None and time.monotonic() > deadline:
