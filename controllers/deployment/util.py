@@ -448,10 +448,12 @@ def ready_sum(rss: list[RSState | None]) -> int:
 
 
 def pods_sum(rss: list[RSState | None]) -> int:
-    """Pods that exist or are promised: per RS the larger of spec and active pods. An old RS
-    scaled down still has its pods until the RS controller deletes them; counting them keeps
-    a scale-up from overshooting replicas + maxSurge in that window."""
-    return sum(max(rs.replicas, rs.actual) for rs in rss if rs is not None)
+    """Pods that exist or are promised: per RS the larger of spec and active pods, plus its
+    terminating pods. An old RS scaled down still has its pods until the RS controller
+    deletes them, and a deleted pod's processes run until its grace period ends; counting
+    both keeps a scale-up from overshooting replicas + maxSurge running pods in that window
+    (stricter than Kubernetes, which lets terminating pods exceed the surge)."""
+    return sum(max(rs.replicas, rs.actual) + rs.terminating for rs in rss if rs is not None)
 
 
 def active(rss: list[RSState]) -> list[RSState]:
