@@ -169,9 +169,11 @@ def assert_no_leaks(bridge: str, uids: set[str], root: Path) -> None:
     leftover = [line for line in links.splitlines()
                 if f": {bridge}" in line or any(f"tkv{u[:8]}" in line for u in uids)]
     assert not leftover, f"links left behind: {leftover}"
+    names = {f"pod-{uid}" for uid in uids}
     cgroups = []
-    for uid in uids:
-        cgroups += [str(p) for p in Path("/sys/fs/cgroup").glob(f"*/**/pod-{uid}")]
+    # os.walk, not Path.glob: other tests' cgroups vanish mid-walk, which glob raises on.
+    for dirpath, dirnames, _ in os.walk("/sys/fs/cgroup"):
+        cgroups += [os.path.join(dirpath, d) for d in dirnames if d in names]
     assert not cgroups, f"cgroups left behind: {cgroups}"
     mounts = Path("/proc/self/mountinfo").read_text()
     assert str(root) not in mounts, "mounts under the test root left behind"
