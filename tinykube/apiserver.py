@@ -219,9 +219,11 @@ class ApiServer:
     async def apply(self, route: Route, manifest: dict) -> tuple[int, dict]:
         """Create-or-update with a manifest, as `kubectl apply` means it.
 
-        The manifest's spec (after defaults) replaces the stored one; its labels and
-        annotations are set, and those a previous apply set but this manifest dropped are
-        removed (kubectl's last-applied-configuration), while keys that controllers added stay.
+        The manifest's spec (after defaults) replaces the stored one, except top-level spec
+        fields that neither it nor the previous apply set (e.g. `rollout pause`): those stay.
+        Its labels and annotations are set, and those a previous apply set but this manifest
+        dropped are removed (kubectl's last-applied-configuration), while keys that
+        controllers added stay.
         Status and system fields stay. 201 created, 200 configured; an unchanged object keeps
         its resourceVersion, which is how the client tells "unchanged" apart.
         """
@@ -232,7 +234,14 @@ class ApiServer:
         if current is None:
             return 201, await self.store.create(_admit_new(manifest), durable=True)
         previous = _last_applied(current)
-        desired = defaults.apply_defaults(copy.deepcopy(manifest))
+        # Top-level spec fields that neither this manifest nor the last one set were set by
+        # someone else (`rollout pause`, `scale`): keep them, as kubectl's 3-way merge does.
+        desired = copy.deepcopy(manifest)
+        applied_spec = _last_applied(current, "spec")
+        for key, value in (current.get("spec") or {}).items():
+            if key not in (desired.get("spec") or {}) and key not in applied_spec:
+                desired.setdefault("spec", {})[key] = value
+        desired = defaults.apply_defaults(desired)
         new = copy.deepcopy(current)
         for key in ("labels", "annotations"):
             merged = dict(new["metadata"].get(key) or {})
@@ -401,15 +410,15 @@ def _without_last_applied(manifest: dict) -> dict:
     return clean
 
 
-def _last_applied(obj: dict) -> dict:
-    """The metadata of the manifest last applied to obj ({} if none or unreadable)."""
+def _last_applied(obj: dict, part: str = "metadata") -> dict:
+    """`part` of the manifest last applied to obj ({} if none or unreadable)."""
     text = (obj["metadata"].get("annotations") or {}).get(LAST_APPLIED)
     try:
         applied = json.loads(text) if text else {}
     except ValueError:
         return {}
-    meta = applied.get("metadata") if isinstance(applied, dict) else None
-    return meta if isinstance(meta, dict) else {}
+    found = applied.get(part) if isinstance(applied, dict) else None
+    return found if isinstance(found, dict) else {}
 
 
 def merge_patch(target: Any, patch: Any) -> Any:
