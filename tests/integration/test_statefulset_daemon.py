@@ -263,19 +263,18 @@ def test_rolling_update_with_partition_and_rollout_cli(daemon):
     history = daemon.cli("rollout", "history", "statefulset/web").stdout
     assert [line.split()[0] for line in history.splitlines()[2:] if line.strip()] == ["1", "2"]
     daemon.cli("rollout", "undo", "statefulset/web")
-    wait_for(lambda: all(revision_of(daemon.pod(n)) == revision1 and is_ready(daemon.pod(n))
-                         for n in ("web-1", "web-2")) if _all_exist(daemon) else False,
-             timeout=90, what="web-1 and web-2 back at revision 1")
+    def rolled_back() -> bool:
+        pods = {p["metadata"]["name"]: p for p in daemon.client.list("Pod", "default")}
+        return sorted(pods) == ["web-0", "web-1", "web-2"] and all(
+            revision_of(p) == revision1 and is_ready(p)
+            and not p["metadata"].get("deletionTimestamp") for p in pods.values())
+    wait_for(rolled_back, timeout=90, what="every pod back at revision 1")
     assert daemon.pod("web-0")["metadata"]["uid"] == before["web-0"]
+    assert daemon.client.get("StatefulSet", "web")["status"]["updateRevision"] == revision1
 
 
 def revision_of(pod: dict) -> str:
     return pod["metadata"]["labels"]["controller-revision-hash"]
-
-
-def _all_exist(daemon: Daemon) -> bool:
-    return {p["metadata"]["name"] for p in daemon.client.list("Pod", "default")} == {
-        "web-0", "web-1", "web-2"}
 
 
 def test_delete_policies_remove_claims_and_their_directories(daemon):
