@@ -11,9 +11,10 @@ by the garbage collector under `whenDeleted: Delete`), and only then:
   made for a pod whose claim never existed, or anything a user put under `volumes/`, is never
   touched. Names are DNS-1123, so the dot-files here cannot clash with a namespace.
 - Protection. A directory goes only when no claim of that name exists *and* no pod in the store
-  mounts it, like Kubernetes' pvc-protection finalizer: under `whenDeleted: Delete` the claims
-  are deleted while their pods are still terminating, and the directory waits for the pods
-  (each Pod DELETED event re-checks the claims it mounted).
+  that has not finished (Succeeded/Failed) mounts it, like Kubernetes' pvc-protection
+  finalizer: under `whenDeleted: Delete` the claims are deleted while their pods are still
+  terminating, and the directory waits for the pods (a pod's DELETED event, or its turn to
+  Succeeded/Failed, re-checks the claims it mounted).
 - Atomic with the check. The directory is renamed into `<root>/volumes/.trash/` in the same
   synchronous step as the check: the store changes only on this trio thread, and a pod is in
   the store before its worker creates the directory, so no pod can start using it in between.
@@ -101,7 +102,7 @@ class ClaimDirectories:
 
     async def _follow_pods(self, events: Any) -> None:
         async for event in events:
-            if event.type == "DELETED" and self.pending:
+            if self.pending and (event.type == "DELETED" or _finished(event.object)):
                 waiting = claims_mounted(event.object) & self.pending
                 if waiting:
                     self.sweep(waiting)
@@ -140,7 +141,10 @@ class ClaimDirectories:
         used: set[ClaimKey] = set()
         for namespace in namespaces:
             for pod in self.store.list("Pod", namespace):
-                used |= claims_mounted(pod)
+                # A pod that has finished runs no process that could hold the directory (as
+                # Kubernetes' pvc-protection ignores Succeeded/Failed pods).
+                if not _finished(pod):
+                    used |= claims_mounted(pod)
         return used
 
     def _move_to_trash(self, key: ClaimKey) -> bool:
@@ -198,3 +202,7 @@ class ClaimDirectories:
 def _key(claim: dict[str, Any]) -> ClaimKey:
     meta = claim["metadata"]
     return meta.get("namespace") or "default", meta["name"]
+
+
+def _finished(pod: dict[str, Any]) -> bool:
+    return (pod.get("status") or {}).get("phase") in ("Succeeded", "Failed")

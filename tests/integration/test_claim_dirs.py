@@ -84,6 +84,21 @@ async def test_directory_waits_for_the_pods_that_mount_it(tmp_path):
         store.close()
 
 
+async def test_a_finished_pod_does_not_hold_the_directory(tmp_path):
+    (tmp_path / "outside").mkdir()
+    store = Store(tmp_path / "state.db")
+    try:
+        async with running(store, tmp_path):
+            await store.create(claim("a"))
+            done = await store.create(pod("p", "a"))
+            await store.update_status(dict(done, status={"phase": "Failed"}))
+            a = make_dir(tmp_path, "a")
+            await store.delete("PersistentVolumeClaim", "default", "a")
+            await until(lambda: not a.exists())
+    finally:
+        store.close()
+
+
 async def test_recreated_claim_keeps_the_directory(tmp_path):
     (tmp_path / "outside").mkdir()
     store = Store(tmp_path / "state.db")
