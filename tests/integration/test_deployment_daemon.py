@@ -246,6 +246,11 @@ def test_rolling_update_keeps_fences_completes_and_undo_reuses_the_old_replica_s
 
 # ---- a broken template stalls -----------------------------------------------------------------
 
+def stall_point(daemon: Daemon, old_name: str) -> bool:
+    d = daemon.client.get("Deployment", "web")
+    old = replica_sets(daemon)[old_name]
+    return d["status"].get("updatedReplicas") == 3 and old["spec"]["replicas"] == 5
+
 NEVER_READY = {"probe_port": PORT + 1}  # the server listens on 8080, the probe knocks on 8081
 EXITS = {"command": ["sh", "-c", "exit 3"]}  # crash-loops: never ready
 
@@ -261,6 +266,10 @@ def test_broken_template_stalls_with_old_pods_serving(daemon, broken):
 
         mark = sampler.mark_settled(6)
         daemon.apply(deployment("2", **deadline, **broken))
+        # R=6, surge 2, unavailable 1: new grows to 2, old shrinks to 5, new grows to 3, and
+        # there it stalls (5 old available = minAvailable, 8 pods = the surge bound).
+        wait_for(lambda: stall_point(daemon, old["metadata"]["name"]), timeout=60,
+                 what="the rollout to stall at old=5, new=3")
         short = rollout_status(daemon, "3s")
         assert short.returncode != 0, short.stdout
         assert "timed out waiting for the condition" in short.stderr, short.stderr
@@ -272,6 +281,7 @@ def test_broken_template_stalls_with_old_pods_serving(daemon, broken):
         assert_fences(sampler.since(mark), MAX_PODS, MIN_AVAILABLE)
 
     # The stall holds: old pods serve (at least minAvailable, all Ready), new ones are not.
+    assert stall_point(daemon, old["metadata"]["name"])
     pods = pods_by_hash(daemon)
     serving = [p for p in pods[old_hash] if is_ready(p)
                and not p["metadata"].get("deletionTimestamp")]
@@ -288,10 +298,11 @@ def test_undo_of_a_stalled_rollout_recovers(daemon):
     with Sampler(daemon) as sampler:
         daemon.apply(deployment("1", **ROLLING))
         assert_rolled_out(daemon)
+        old = rs_of_revision(daemon, 1)
         mark = sampler.mark_settled(6)
         daemon.apply(deployment("2", **ROLLING, **NEVER_READY))
-        wait_for(lambda: daemon.client.get("Deployment", "web")["status"].get(
-            "updatedReplicas", 0) >= 3, timeout=60, what="the broken set to reach 3 pods")
+        wait_for(lambda: stall_point(daemon, old["metadata"]["name"]), timeout=60,
+                 what="the rollout to stall at old=5, new=3")
         daemon.cli("rollout", "undo", "deployment/web")
         assert_rolled_out(daemon)
         assert_fences(sampler.since(mark), MAX_PODS, MIN_AVAILABLE)
