@@ -37,6 +37,7 @@ import shutil
 import signal
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -258,6 +259,8 @@ class PodWorker:
         self.finished = trio.Event()  # the worker has torn everything down
         self._stop = trio.Event()  # wakes back-off sleeps when stopping
         self._deletion = trio.Event()
+        if meta.get("deletionTimestamp"):  # e.g. a delete the previous daemon did not finish
+            self._deletion.set()
         self._gone = False  # the Pod is no longer in the store
         self._dirty = trio.Event()
         self._containers_done = trio.Event()
@@ -265,6 +268,8 @@ class PodWorker:
         self.volume_paths: dict[str, Path] = {}
         self.pod_files: dict[str, Path] = {}
         self._last_status: dict[str, Any] | None = pod.get("status") or None
+        if self.resumed:
+            self._seed_adopted_statuses()
 
     # -- inputs from the kubelet -----------------------------------------------------------
     def observe(self, pod: dict[str, Any]) -> None:
@@ -432,6 +437,9 @@ class PodWorker:
                     await self._event("Warning", "Failed", f"Error: {e}")
             else:
                 run.probes = container_probes(spec, where)
+                if st.started:  # it passed its startup probe under the previous daemon
+                    run.probes.pop(ProbeKind.STARTUP, None)
+            probe_clock = self._adopted_probe_clock(st) if adopted is not None else None
             adopted = None
             if not signalled:
                 task_status.started()
@@ -439,7 +447,7 @@ class PodWorker:
             if proc is not None and self.stopping:
                 _signal_process(proc, signal.SIGTERM)  # started just as the stop began
             if proc is not None:
-                exit_code = await self._run_until_exit(name, run, st, proc)
+                exit_code = await self._run_until_exit(name, run, st, proc, probe_clock)
                 if self.stopping or not status.should_restart(self.restart_policy, exit_code):
                     return
             elif self.restart_policy is RestartPolicy.NEVER:
@@ -462,6 +470,39 @@ class PodWorker:
             if exit_code is not None:
                 st.restart_count += 1
 
+    def _seed_adopted_statuses(self) -> None:
+        """Carry over what the last status said of containers a previous daemon started, so
+        a restart that finds them as they were writes nothing: no Ready blip, no restarted
+        clock. As the kubelet does after its own restart, a container with a readiness probe
+        is unready until that probe passes again; one without stays ready."""
+        previous = {cs.get("name"): cs for cs in
+                    (self._last_status or {}).get("containerStatuses") or []}
+        specs = {c["name"]: c for c in (self.pod.get("spec") or {}).get("containers") or []}
+        for name, entry in self.record.containers.items():
+            st, last = self.statuses.get(name), previous.get(name)
+            if st is None or last is None or entry.process is None:
+                continue
+            if last.get("containerID") != f"tinykube://{entry.process.pid}" or \
+                    "running" not in (last.get("state") or {}):
+                continue
+            st.state = last["state"]
+            st.last_state = last.get("lastState") or {}
+            st.container_id = last["containerID"]
+            st.restart_count = entry.restart_count
+            st.started = bool(last.get("started"))
+            st.ready = bool(last.get("ready")) and "readinessProbe" not in specs[name]
+
+    @staticmethod
+    def _adopted_probe_clock(st: ContainerStatus) -> float:
+        """The trio time an adopted container started, so probes' initialDelaySeconds count
+        from its real start, not from the daemon's restart (as the kubelet's prober does)."""
+        started_at = st.state.get("running", {}).get("startedAt")
+        try:
+            age = (datetime.now(UTC) - datetime.fromisoformat(started_at)).total_seconds()
+        except (TypeError, ValueError):
+            age = 0.0
+        return trio.current_time() - max(0.0, age)
+
     def _adopt_container(self, name: str, run: ContainerRun,
                          st: ContainerStatus) -> spawn.ContainerProcess | None:
         """Hook for live restore: the container process a previous daemon started, if it is
@@ -476,7 +517,8 @@ class PodWorker:
         # (or "unknown" if the shim itself was killed), and the restart policy applies.
         proc = spawn.ContainerProcess(entry.process.pid, entry.process.start_time,
                                       entry.exit_file)
-        st.mark_running(proc.pid, entry.started_at or now_iso())
+        if st.container_id != f"tinykube://{proc.pid}" or not st.running:  # not seeded
+            st.mark_running(proc.pid, entry.started_at or now_iso())
         return proc
 
     async def _start_container(self, spec: dict[str, Any], where: str,
@@ -516,11 +558,13 @@ class PodWorker:
         return proc
 
     async def _run_until_exit(self, name: str, run: ContainerRun, st: ContainerStatus,
-                              proc: spawn.ContainerProcess) -> int:
+                              proc: spawn.ContainerProcess, started: float | None = None
+                              ) -> int:
+        """`started`: the trio time the container started (now, unless it was adopted)."""
         run.proc = proc
         run.backoff.started()
         self._mark_dirty()
-        started = trio.current_time()
+        started = trio.current_time() if started is None else started
         async with trio.open_nursery() as nursery:
             nursery.start_soon(run_container_probes, run.probes, started,
                                self._probe_hooks(name, run, st), name)
