@@ -35,6 +35,7 @@ import h11
 import trio
 
 from runtime import syscalls
+from runtime.sandbox import SpawnError
 
 
 class ProbeError(ValueError):
@@ -292,7 +293,7 @@ async def check(spec: ProbeSpec, target: ProbeTarget) -> tuple[bool, str]:
             return False, "exec probe: container is not running"
         try:
             code, output = await target.exec_command(list(spec.command), spec.timeout)
-        except OSError as e:
+        except (OSError, SpawnError) as e:  # e.g. the container exited as the probe began
             return False, f"exec probe failed: {e}"
         if code == 0:
             return True, ""
