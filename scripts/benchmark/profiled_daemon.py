@@ -18,6 +18,7 @@ import functools
 import inspect
 import json
 import os
+import re
 import sys
 import time
 from collections.abc import Callable
@@ -100,17 +101,32 @@ def install() -> None:
            timed("kubelet observe", lambda *a, **k: a[1]["metadata"]["uid"]))
     _patch(runtime.records, "write_record", timed("record write", lambda *a, **k: a[1].uid))
     _patch(runtime.podworker, "start_sandbox", timed("sandbox (pause)", lambda *a, **k: a[0]))
+    _patch(runtime.podworker, "start_sandbox", _remember("sandbox", lambda *a, **k: a[0]))
     _patch(netns.podnet.PodNetwork, "attach", timed("netns attach", lambda *a, **k: a[1]))
     _patch(netns.ipam.Ipam, "allocate", timed("  ipam allocate", lambda *a, **k: a[1]))
     _patch(netns.links, "create_pod_veth",
            timed("  veth create", lambda *a, **k: a[1][3:]))  # host name: tkv<uid[:8]>
     _patch(netns.podnet, "configure_pod_side",
            timed("  pod-side config", lambda *a, **k: _current_attach.get("uid")))
+    import runtime.sandbox
+    _patch(runtime.sandbox, "popen_with_preexec",
+           timed("  fork + exec pause", lambda *a, **k: _uid_in(a[2])))
+    _patch(runtime.sandbox, "pause_command",
+           timed("  find pause program", lambda *a, **k: _current_attach.get("sandbox")))
+    _patch(runtime.spawn, "popen_with_preexec",
+           timed("  fork + exec tk-shim", lambda *a, **k: _uid_in(a[2])))
+    _patch(runtime.spawn, "_open_namespaces",
+           timed("  open pause namespaces", lambda *a, **k: _uid_in(a[2])))
+    _patch(runtime.spawn, "plan_mounts",
+           timed("  plan mounts", lambda *a, **k: _uid_in(a[1])))
+    _patch(runtime.spawn, "shim_path",
+           timed("  find tk-shim", lambda *a, **k: _current_attach.get("spawn")))
     _patch(runtime.hostsfile, "write_pod_files",
            timed("pod files", lambda *a, **k: os.path.basename(str(a[0]))))
     _patch(runtime.volumes, "prepare_volumes",
            timed("volumes", lambda *a, **k: a[0]["metadata"]["uid"]))
     _patch(runtime.spawn, "spawn_container", timed("spawn container", lambda *a, **k: a[2]))
+    _patch(runtime.spawn, "spawn_container", _remember("spawn", lambda *a, **k: a[2]))
     _patch(runtime.podworker.PodWorker, "_write_status",
            timed("status publish", lambda *a, **k: a[0].uid))
 
@@ -133,7 +149,25 @@ def install() -> None:
     netns.podnet.PodNetwork.attach = attach_with_uid
 
 
-_current_attach: dict[str, str] = {}
+_current_attach: dict[str, str] = {}  # step -> the pod it runs for (pods start one by one)
+_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+
+
+def _uid_in(text: str) -> str | None:
+    """The pod uid in a message such as "starting container 'app' of pod <uid>"."""
+    match = _UUID.search(str(text))
+    return match.group(0) if match else None
+
+
+def _remember(step: str, uid_of: Callable[..., str]) -> Callable[..., Any]:
+    """For helpers called without the pod's uid: note which pod the enclosing step is for."""
+    def wrap(fn: Callable[..., Any]) -> Callable[..., Any]:
+        @functools.wraps(fn)
+        async def wrapper(*args: Any, **kwargs: Any) -> Any:
+            _current_attach[step] = uid_of(*args, **kwargs)
+            return await fn(*args, **kwargs)
+        return wrapper
+    return wrap
 
 
 def main() -> int:

@@ -18,6 +18,7 @@ from typing import Any
 from tinykube.client import Client, StreamIdle
 
 Objects = dict[str, dict[str, Any]]  # name -> latest object
+IDLE = 2.0  # s without an event before the stream is reopened (and the stop flag checked)
 
 
 class Expectation:
@@ -27,12 +28,28 @@ class Expectation:
         self.at: float | None = None
         self.done = threading.Event()
 
+        self.error: BaseException | None = None  # the watch failed, or the predicate raised
+
     def wait(self, timeout: float) -> float:
         """The monotonic time the condition first held; raises TimeoutError after `timeout`."""
         if not self.done.wait(timeout):
             raise TimeoutError(f"timed out after {timeout:g}s waiting for {self.what}")
+        if self.error is not None:
+            raise RuntimeError(f"waiting for {self.what}: {self.error!r}") from self.error
         assert self.at is not None
         return self.at
+
+    def check(self, objects: Objects, at: float) -> bool:
+        """Evaluate on the watch thread; True once settled (held, or raised)."""
+        try:
+            held = self.predicate(objects)
+        except Exception as e:  # noqa: BLE001 - handed to the waiting thread
+            self.error = e
+            held = True
+        if held:
+            self.at = at
+            self.done.set()
+        return held
 
 
 class Watcher:
@@ -71,10 +88,7 @@ class Watcher:
         with self._lock:
             if self._error is not None:
                 raise RuntimeError(f"watch of {self.kind} failed: {self._error}")
-            if predicate(self.objects):
-                expectation.at = time.monotonic()
-                expectation.done.set()
-            else:
+            if not expectation.check(self.objects, time.monotonic()):
                 self._pending.append(expectation)
         return expectation
 
@@ -90,20 +104,25 @@ class Watcher:
                 try:
                     stream = client.watch(self.kind, self.namespace,
                                           label_selector=self.label_selector,
-                                          resource_version=resource_version, idle_timeout=0.5)
+                                          resource_version=resource_version, idle_timeout=IDLE)
                     for event_type, obj in stream:
                         self._synced.set()
                         self._apply(time.monotonic(), event_type, obj)
                         resource_version = obj["metadata"].get("resourceVersion")
                         if self._stop.is_set():
                             return
-                except StreamIdle:
-                    self._synced.set()  # the stream is open and has nothing (more) to say
+                except (StreamIdle, TimeoutError):
+                    # Quiet stream, or a daemon too busy to answer the request in time.
+                    self._synced.set()
                     # Reopen from the last version seen, so nothing is missed or repeated.
                     resource_version = resource_version or self._latest_version()
         except BaseException as e:  # noqa: BLE001 - surfaced to the waiting thread
             with self._lock:
                 self._error = e
+                for expectation in self._pending:
+                    expectation.error = e
+                    expectation.done.set()
+                self._pending = []
             self._synced.set()
         finally:
             client.close()
@@ -122,14 +141,7 @@ class Watcher:
             else:
                 self.objects[name] = obj
                 self.uids.add(obj["metadata"]["uid"])
-            still = []
-            for expectation in self._pending:
-                if expectation.predicate(self.objects):
-                    expectation.at = at
-                    expectation.done.set()
-                else:
-                    still.append(expectation)
-            self._pending = still
+            self._pending = [e for e in self._pending if not e.check(self.objects, at)]
 
 
 # -- predicates on pods ---------------------------------------------------------------------------
