@@ -14,12 +14,14 @@ from __future__ import annotations
 import json
 import os
 import signal
+import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.integration.daemon import Daemon, container_pid, is_ready, wait_for
+from controllers.base import parse_time
 from tinykube.model.errors import NotFound
 
 pytestmark = pytest.mark.root
@@ -109,6 +111,10 @@ def wait_owned_running(daemon: Daemon, kind: str, name: str, count: int,
             return mine
         return None
     return wait_for(check, timeout=timeout, what=f"{count} running pods of {kind} {name}")
+
+
+def pods_labelled(daemon: Daemon, selector: str) -> list[dict]:
+    return daemon.client.list("Pod", "default", label_selector=selector)
 
 
 def names(objs: list[dict]) -> set[str]:
@@ -233,3 +239,168 @@ def test_rs_and_rc_keep_their_own_counts_through_kills_and_deletes(daemon: Daemo
     assert "SuccessfulCreate" in described
     # 3 creates: two at first, one for the failed pod (deleted by the RS as terminal).
     assert len(event_messages(daemon, "ReplicaSet", "web", "SuccessfulCreate")) == 3
+
+
+def ready_time(pod: dict) -> float:
+    for condition in pod["status"]["conditions"]:
+        if condition["type"] == "Ready" and condition["status"] == "True":
+            return parse_time(condition["lastTransitionTime"])
+    raise AssertionError(f"pod {pod['metadata']['name']} is not ready")
+
+
+def after_second_of(stamp: float) -> None:
+    """Wait until the wall clock is past the second `stamp` is in: the API's times have
+    one-second resolution, and the victim order is about readiness times being different."""
+    wait_for(lambda: time.time() >= stamp + 1.05, timeout=5, interval=0.05, what="next second")
+
+
+def scale(daemon: Daemon, name: str, replicas: int) -> None:
+    out = daemon.cli("scale", f"rs/{name}", "--replicas", str(replicas)).stdout
+    assert "scaled" in out
+
+
+def test_scale_up_and_down_picks_victims_in_kubernetes_order(daemon: Daemon) -> None:
+    labels = {"app": "scale"}
+    daemon.apply(replicaset("scale", 3, {"matchLabels": labels}, labels))
+    first = sorted(wait_owned_running(daemon, "ReplicaSet", "scale", 3),
+                   key=lambda p: p["metadata"]["name"])
+    a, b, c = (p["metadata"]["name"] for p in first)
+    make_ready(daemon, first[0])
+    make_ready(daemon, first[1])
+    after_second_of(max(ready_time(daemon.pod(a)), ready_time(daemon.pod(b))))
+    make_ready(daemon, first[2])  # C: ready for less time than A and B
+
+    scale(daemon, "scale", 10)
+    ten = wait_owned_running(daemon, "ReplicaSet", "scale", 10)
+    wait_status(daemon, "ReplicaSet", "scale", replicas=10, readyReplicas=3)
+    new = sorted((p for p in ten if p["metadata"]["name"] not in {a, b, c}),
+                 key=lambda p: p["metadata"]["name"])
+    after_second_of(ready_time(daemon.pod(c)))
+    make_ready(daemon, new[0])
+    make_ready(daemon, new[1])  # D, E: ready for the least time
+    ready_ones = {a, b, c, new[0]["metadata"]["name"], new[1]["metadata"]["name"]}
+    unready = [p for p in new if p["metadata"]["name"] not in ready_ones]
+
+    # F: the unready pod that "newer first" alone would delete last; one restart puts it first.
+    f = max(unready, key=lambda p: (-parse_time(p["metadata"]["creationTimestamp"]),
+                                    p["metadata"]["name"]))
+    f_name = f["metadata"]["name"]
+    os.kill(app_pid(f), signal.SIGKILL)
+    daemon.wait_pod(f_name, lambda p: p["status"]["containerStatuses"][0]["restartCount"] >= 1
+                    and running(p), timeout=30, what=f"{f_name} restarted")
+    wait_status(daemon, "ReplicaSet", "scale", replicas=10, readyReplicas=5)
+
+    scale(daemon, "scale", 9)
+    nine = wait_owned_running(daemon, "ReplicaSet", "scale", 9)
+    assert f_name not in names(nine), "the unready pod with the most restarts goes first"
+    assert event_messages(daemon, "ReplicaSet", "scale", "SuccessfulDelete") == \
+        [f"Deleted pod: {f_name}"]
+
+    # 9 -> 2: the 4 unready pods, then D and E, then C (ready for less time than A and B).
+    pauses = {p["metadata"]["name"]: pause_pid(daemon, p) for p in nine}
+    scale(daemon, "scale", 2)
+    two = wait_owned_running(daemon, "ReplicaSet", "scale", 2)
+    assert names(two) == {a, b}
+    status = wait_status(daemon, "ReplicaSet", "scale", replicas=2, readyReplicas=2,
+                         availableReplicas=2, fullyLabeledReplicas=2)
+    assert status["observedGeneration"] == 4  # created, then scaled to 10, 9 and 2
+    deleted = {m.removeprefix("Deleted pod: ")
+               for m in event_messages(daemon, "ReplicaSet", "scale", "SuccessfulDelete")}
+    assert deleted == names(nine) - {a, b} | {f_name}
+    wait_for(lambda: not any(alive(pid) for n, pid in pauses.items() if n not in {a, b}),
+             timeout=20, what="processes of the deleted pods gone")
+    assert len(pods(daemon)) == 2
+
+
+def owner_refs(pod: dict) -> list[dict]:
+    return pod["metadata"].get("ownerReferences") or []
+
+
+def test_adopt_release_orphan_and_cascades(daemon: Daemon) -> None:
+    selector = {"matchLabels": {"app": "cache"}}
+    template_labels = {"app": "cache", "release": "v1"}
+
+    # Adoption: a bare pod that matches counts towards the set, which creates one pod only.
+    daemon.apply(bare_pod("stray", {"app": "cache"}))
+    stray = daemon.wait_running("stray")
+    daemon.apply(replicaset("cache", 2, selector, template_labels, minReadySeconds=4))
+    two = wait_owned_running(daemon, "ReplicaSet", "cache", 2)
+    assert "stray" in names(two)
+    rs = daemon.client.get("ReplicaSet", "cache", "default")
+    assert owner_refs(daemon.pod("stray")) == [{
+        "apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "cache",
+        "uid": rs["metadata"]["uid"], "controller": True, "blockOwnerDeletion": True}]
+    assert len(event_messages(daemon, "ReplicaSet", "cache", "SuccessfulCreate")) == 1
+    # The stray lacks the template's `release` label: not fully labeled.
+    wait_status(daemon, "ReplicaSet", "cache", replicas=2, fullyLabeledReplicas=1,
+                readyReplicas=0, availableReplicas=0)
+
+    # minReadySeconds: ready pods become available only after being ready that long.
+    for pod in two:
+        make_ready(daemon, pod)
+    became_ready = max(ready_time(daemon.pod(n)) for n in names(two))
+    status = wait_status(daemon, "ReplicaSet", "cache", replicas=2, readyReplicas=2)
+    if time.time() < became_ready + 3:  # only meaningful if we looked in time
+        assert status["availableReplicas"] < 2, status
+    wait_status(daemon, "ReplicaSet", "cache", replicas=2, readyReplicas=2, availableReplicas=2)
+    assert time.time() >= became_ready + 4 - 1  # API times have one-second resolution
+
+    # Release: relabelled so it no longer matches, the stray loses its owner reference,
+    # keeps running (same processes) and is replaced.
+    stray_pause = pause_pid(daemon, stray)
+    daemon.client.patch("Pod", "stray", "default", {"metadata": {"labels": {"app": "other"}}})
+    wait_for(lambda: not owner_refs(daemon.pod("stray")), timeout=10, what="stray released")
+    replaced = wait_owned_running(daemon, "ReplicaSet", "cache", 2)
+    assert "stray" not in names(replaced)
+    for pod in replaced:
+        if not is_ready(pod):
+            make_ready(daemon, pod)
+    assert daemon.pod("stray")["metadata"]["uid"] == stray["metadata"]["uid"]
+    assert running(daemon.pod("stray")) and alive(stray_pause)
+
+    # Orphan: the set goes, its pods stay running with no owner references ...
+    kept = {p["metadata"]["uid"]: pause_pid(daemon, p) for p in replaced}
+    daemon.cli("delete", "rs", "cache", "--cascade=orphan")
+    with pytest.raises(NotFound):
+        daemon.client.get("ReplicaSet", "cache", "default")
+    cache_pods = pods_labelled(daemon, "app=cache")
+    assert {p["metadata"]["uid"] for p in cache_pods} == set(kept)
+    assert all(not owner_refs(p) and running(p) for p in cache_pods)
+    assert all(alive(pid) for pid in kept.values())
+
+    # ... and a new set with the same selector adopts them without creating any.
+    daemon.apply(replicaset("cache2", 2, selector, template_labels))
+    adopted = wait_owned_running(daemon, "ReplicaSet", "cache2", 2)
+    assert {p["metadata"]["uid"] for p in adopted} == set(kept)
+    wait_status(daemon, "ReplicaSet", "cache2", replicas=2, readyReplicas=2)
+    assert event_messages(daemon, "ReplicaSet", "cache2", "SuccessfulCreate") == []
+
+    # Background cascade: the set goes at once, then its pods and their processes.
+    daemon.cli("delete", "rs", "cache2")
+    wait_for(lambda: not pods_labelled(daemon, "app=cache"), timeout=30,
+             what="pods of cache2 gone")
+    wait_for(lambda: not any(alive(pid) for pid in kept.values()), timeout=10,
+             what="processes of cache2's pods gone")
+
+    # Foreground cascade: the set stays (with its finalizer) until its pods are gone.
+    daemon.apply(replicaset("cache3", 2, selector, template_labels))
+    fg_pods = wait_owned_running(daemon, "ReplicaSet", "cache3", 2)
+    fg_pauses = [pause_pid(daemon, p) for p in fg_pods]
+    daemon.cli("delete", "rs", "cache3", "--cascade=foreground", "--wait=false")
+    deleting = daemon.client.get("ReplicaSet", "cache3", "default")
+    assert deleting["metadata"].get("deletionTimestamp")
+    assert "foregroundDeletion" in deleting["metadata"].get("finalizers", [])
+
+    def rs_gone() -> bool:
+        try:
+            daemon.client.get("ReplicaSet", "cache3", "default")
+        except NotFound:
+            return True
+        return False
+    wait_for(rs_gone, timeout=30, what="cache3 gone")
+    assert not pods_labelled(daemon, "app=cache"), "foreground: pods go before their owner"
+    assert not any(alive(pid) for pid in fg_pauses)
+
+    # The released pod was never touched by any of it.
+    assert running(daemon.pod("stray")) and alive(stray_pause)
+    assert not owner_refs(daemon.pod("stray"))
