@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import copy
 import logging
-import secrets
 import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -29,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 import trio
 
+from controllers.hashing import random_suffix
 from controllers.workqueue import WorkQueue
 from tinykube import labels
 from tinykube.model.errors import AlreadyExists, Conflict, Gone, NotFound
@@ -326,14 +326,12 @@ async def release(store: Store, owner: dict, obj: dict) -> dict | None:
 
 # ---- pods from templates ------------------------------------------------------------------
 
-# Kubernetes' utilrand alphabet: no vowels (no accidental words), no confusable 0/1/3.
-_NAME_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
 _MAX_NAME_PREFIX = 58  # 63 - 5 random characters, as Kubernetes' SimpleNameGenerator
 
 
 def generated_name(base: str) -> str:
     prefix = f"{base}-"[:_MAX_NAME_PREFIX]
-    return prefix + "".join(secrets.choice(_NAME_ALPHABET) for _ in range(5))
+    return prefix + random_suffix(5)
 
 
 def pod_from_template(owner: dict, template: dict, *, name: str | None = None) -> dict:

@@ -14,11 +14,12 @@ ReplicaSet statuses have caught up.
 from __future__ import annotations
 
 import copy
-import json
 import math
 import struct
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+
+from controllers.hashing import canonical_json, hash_string
 
 HASH_LABEL = "pod-template-hash"
 REVISION = "deployment.kubernetes.io/revision"
@@ -169,17 +170,6 @@ def max_unavailable(d: dict) -> int:
 
 # ---- the pod-template hash ----------------------------------------------------------------
 
-_SAFE_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"  # rand.SafeEncodeString: no vowels, no 0/1/3
-
-
-def fnv32a(data: bytes) -> int:
-    h = 0x811C9DC5
-    for byte in data:
-        h ^= byte
-        h = (h * 0x01000193) & 0xFFFFFFFF
-    return h
-
-
 def template_hash(template: dict, collision_count: int | None = None) -> str:
     """Stable hash of a pod template (without its own hash label), as the RS name suffix.
 
@@ -187,10 +177,10 @@ def template_hash(template: dict, collision_count: int | None = None) -> str:
     bytes when set (as ComputeHash does), encoded digit by digit in a vowel-free alphabet.
     """
     template = strip_hash_label(template)
-    data = json.dumps(template, sort_keys=True, separators=(",", ":")).encode()
+    data = canonical_json(template)
     if collision_count is not None:
         data += struct.pack("<I", int(collision_count) & 0xFFFFFFFF)
-    return "".join(_SAFE_ALPHABET[ord(c) % len(_SAFE_ALPHABET)] for c in str(fnv32a(data)))
+    return hash_string(data)
 
 
 def strip_hash_label(template: dict) -> dict:

@@ -21,31 +21,20 @@ As in Kubernetes (pkg/controller/history, getStatefulSetRevisions):
 from __future__ import annotations
 
 import copy
-import json
 from dataclasses import dataclass
 
+from controllers.hashing import canonical_json, hash_string
 from controllers.statefulset.identity import owner_reference, pod_revision
 from tinykube.model.errors import AlreadyExists, NotFound
 
 KIND = "ControllerRevision"
 HASH_LABEL = "controller.kubernetes.io/hash"
 DEFAULT_HISTORY_LIMIT = 10
-_SAFE_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"  # Kubernetes' rand.SafeEncodeString: no vowels
-
-
-def fnv32a(data: bytes) -> int:
-    h = 0x811C9DC5
-    for byte in data:
-        h ^= byte
-        h = (h * 0x01000193) & 0xFFFFFFFF
-    return h
-
-
 def template_hash(template: dict, collision_count: int) -> str:
-    raw = json.dumps(template, sort_keys=True, separators=(",", ":")).encode()
+    raw = canonical_json(template)
     if collision_count:
         raw += str(collision_count).encode()
-    return "".join(_SAFE_ALPHABET[ord(c) % len(_SAFE_ALPHABET)] for c in str(fnv32a(raw)))
+    return hash_string(raw)
 
 
 def revision_name(set_name: str, hash_: str) -> str:
