@@ -56,12 +56,12 @@ class BenchDaemon:
 
     def start(self, timeout: float = 60) -> float:
         """Start and wait until the API answers; returns seconds from spawn to answering."""
-        log = open(self.log_path, "ab")
         env = {**os.environ, "TINYKUBE_LOG": os.environ.get("TINYKUBE_LOG", "WARNING")}
-        self.started_at = time.monotonic()
-        self.process = subprocess.Popen(self.command(), stdout=log, stderr=subprocess.STDOUT,
-                                        env=env, cwd=Path(__file__).resolve().parents[2])
-        log.close()
+        with open(self.log_path, "ab") as log:
+            self.started_at = time.monotonic()
+            self.process = subprocess.Popen(self.command(), stdout=log,
+                                            stderr=subprocess.STDOUT, env=env,
+                                            cwd=Path(__file__).resolve().parents[2])
         deadline = self.started_at + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
@@ -95,7 +95,7 @@ class BenchDaemon:
     def cli(self, *args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
         return subprocess.run([sys.executable, "-m", "tinykube.cli.main", "--socket",
                                str(self.socket), *args], capture_output=True, text=True,
-                              timeout=timeout, cwd=Path(__file__).resolve().parents[2])
+                              timeout=timeout, check=False, cwd=Path(__file__).resolve().parents[2])
 
 
 def reset_everything() -> str:
@@ -106,7 +106,7 @@ def reset_everything() -> str:
                                  "--root", str(scratch / "root"), "--run-dir",
                                  str(scratch / "run"), "--bridge", BRIDGE, "--pod-cidr", CIDR,
                                  "--cgroup-subtree", SUBTREE], capture_output=True, text=True,
-                                cwd=Path(__file__).resolve().parents[2])
+                                check=False, cwd=Path(__file__).resolve().parents[2])
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     return result.stdout + result.stderr

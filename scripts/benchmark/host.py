@@ -99,7 +99,8 @@ def subtree_cgroups() -> list[str]:
 
 
 def link_names() -> list[str]:
-    out = subprocess.run(["ip", "-o", "link", "show"], capture_output=True, text=True).stdout
+    out = subprocess.run(["ip", "-o", "link", "show"], capture_output=True, text=True,
+                         check=True).stdout
     return [line.split(":", 2)[1].strip().split("@")[0] for line in out.splitlines()]
 
 

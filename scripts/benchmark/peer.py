@@ -39,7 +39,8 @@ def missing() -> str | None:
 def _static(path: Path) -> bool:
     if not path.exists():
         return False
-    out = subprocess.run(["file", "-L", str(path)], capture_output=True, text=True).stdout \
+    out = subprocess.run(["file", "-L", str(path)], capture_output=True, text=True,
+                         check=False).stdout \
         if shutil.which("file") else "statically linked"
     return "statically linked" in out or "static-pie" in out
 
@@ -85,7 +86,8 @@ class Podman:
             self.podman("system", "reset", "--force")
         except subprocess.CalledProcessError:
             pass
-        subprocess.run(["umount", "-R", str(self.base / "storage")], capture_output=True)
+        subprocess.run(["umount", "-R", str(self.base / "storage")], capture_output=True,
+                       check=False)  # usually nothing is mounted any more
         shutil.rmtree(self.base, ignore_errors=True)
         if self.made_cgroups:
             for top in Path("/sys/fs/cgroup").glob("*/libpod_parent"):

@@ -77,8 +77,8 @@ def pause_replacements(ctx: Context, d) -> list[float]:
             if len(pause) != 1:
                 raise RuntimeError(f"pod {victim['metadata']['name']}: expected the pause "
                                    f"alone in the pod cgroup, found {pause}")
-            replaced = watch.expect(lambda p: whole(p) and any(
-                running(o) for n, o in p.items() if n not in before), "replacement running")
+            replaced = watch.expect(lambda p, old=before: whole(p) and any(
+                running(o) for n, o in p.items() if n not in old), "replacement running")
             killed = time.monotonic()
             os.kill(pause[0], signal.SIGKILL)
             samples.append(replaced.wait(120) - killed)

@@ -54,7 +54,7 @@ def rollouts(ctx: Context, d, name: str, count: int, **shape) -> tuple[list[floa
             status = subprocess.run(
                 [sys.executable, "-m", "tinykube.cli.main", "--socket", str(d.socket),
                  "rollout", "status", f"deployment/{name}", "--timeout", "300s"],
-                capture_output=True, text=True, cwd=Path(__file__).resolve().parents[2])
+                capture_output=True, text=True, check=False, cwd=Path(__file__).resolve().parents[2])
             cli_done = time.monotonic()
             if status.returncode != 0:
                 raise RuntimeError(f"rollout status {name}: {status.stdout}{status.stderr}")

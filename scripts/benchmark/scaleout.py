@@ -22,7 +22,6 @@ from pathlib import Path
 from . import host, manifests
 from .context import Context
 from .report import Section, Target
-from .stats import Summary
 
 RS = "scale"
 MB = 1024 * 1024
@@ -42,7 +41,8 @@ def pod_processes(subtree: Path, uids: list[str]) -> tuple[list[int], list[int]]
         pauses += host.procs(pod)
         for pid in host.procs(pod / "app"):
             try:
-                if Path(f"/proc/{pid}/comm").read_text().startswith("tk-shim"):  # or tk-shim-<digest>
+                # "tk-shim", or "tk-shim-<digest>" when built into the run dir
+                if Path(f"/proc/{pid}/comm").read_text().startswith("tk-shim"):
                     shims.append(pid)
             except OSError:
                 pass

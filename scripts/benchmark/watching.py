@@ -13,7 +13,7 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 from tinykube.client import Client, StreamIdle
 
@@ -70,7 +70,7 @@ class Watcher:
         self._error: BaseException | None = None
         self._thread = threading.Thread(target=self._run, name=f"watch-{kind}", daemon=True)
 
-    def __enter__(self) -> Watcher:
+    def __enter__(self) -> Self:
         self._thread.start()
         # The watch starts with ADDED for current objects; wait until the stream is open.
         if not self._synced.wait(30):
