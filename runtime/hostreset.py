@@ -15,7 +15,7 @@ import signal
 import time
 from pathlib import Path
 
-from runtime.cgroups import detect
+from runtime.cgroups import detect_pinned
 from runtime.records import list_records
 from runtime.syscalls import MNT_DETACH, proc_start_time, umount2
 
@@ -85,7 +85,7 @@ async def reset_host(root: Path, run_dir: Path, bridge: str, cidr: str,
     if stop_daemon(run_dir):
         done.append("stopped the daemon")
     kill_recorded_processes(run_dir)
-    cgroups = detect(cgroup_parent, subtree=cgroup_subtree)
+    cgroups = detect_pinned(run_dir, cgroup_parent, subtree=cgroup_subtree)
     uids = cgroups.pod_uids()
     cgroups.remove_all()
     if uids:

@@ -46,7 +46,7 @@ def network_for(config: DaemonConfig):  # -> netns.podnet.PodNetwork
 
 async def run(config: DaemonConfig, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
     from controllers.manager import run_all
-    from runtime.cgroups import detect
+    from runtime.cgroups import detect_pinned
     from runtime.hostreset import remove_pid_file, write_pid_file
     from runtime.kubelet import Kubelet
 
@@ -55,7 +55,7 @@ async def run(config: DaemonConfig, *, task_status=trio.TASK_STATUS_IGNORED) -> 
     store = Store(config.root / "state.db")
     network = network_for(config)
     await network.ensure_bridge()
-    cgroups = detect(config.cgroup_parent, subtree=config.cgroup_subtree)
+    cgroups = detect_pinned(config.run_dir, config.cgroup_parent, subtree=config.cgroup_subtree)
     kubelet = Kubelet(store, config.root, config.run_dir, network, cgroups)
     api = ApiServer(store, kubelet)
     write_pid_file(config.run_dir)

@@ -8,6 +8,7 @@ in (per hierarchy) or under ``parent`` (a path relative to each hierarchy's root
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass
 
@@ -24,6 +25,7 @@ __all__ = [
     "CgroupV2",
     "Limits",
     "detect",
+    "detect_pinned",
 ]
 
 
@@ -95,3 +97,38 @@ def detect(parent: str | None = None, *, subtree: str = SUBTREE,
         raise CgroupError("no cgroup hierarchy found in " + mountinfo)
     mount = unified[0]
     return CgroupV2(_under(mount, parent if parent is not None else own.get("", "/")), subtree)
+
+
+PLACEMENT_FILE = "cgroups.json"
+
+
+def detect_pinned(run_dir: str | os.PathLike[str], parent: str | None = None, *,
+                  subtree: str = SUBTREE) -> CgroupV1 | CgroupV2:
+    """`detect`, pinned to where this host's pods already are.
+
+    Each login session (and each CI step) may sit in a cgroup of its own, so "the cgroup the
+    daemon runs in" differs between the daemon that started the pods and a later daemon or
+    `tinykube reset` run from another shell. The first start records the directories it chose
+    in the runtime dir (which, like cgroups, is gone after a reboot) and later starts reuse
+    them; an explicit `parent` always wins and is recorded.
+    """
+    path = os.path.join(os.fspath(run_dir), PLACEMENT_FILE)
+    if parent is None:
+        try:
+            with open(path) as f:
+                saved = json.load(f)
+            if saved.get("subtree") == subtree:
+                if saved["version"] == 1:
+                    return CgroupV1(saved["roots"], subtree)
+                return CgroupV2(saved["roots"]["unified"], subtree)
+        except (FileNotFoundError, ValueError, KeyError, TypeError):
+            pass
+    driver = detect(parent, subtree=subtree)
+    roots = driver.controller_roots if isinstance(driver, CgroupV1) else {
+        "unified": driver.parent_dir}
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    tmp = f"{path}.tmp"
+    with open(tmp, "w") as f:
+        json.dump({"version": driver.version, "subtree": subtree, "roots": roots}, f)
+    os.replace(tmp, path)
+    return driver
