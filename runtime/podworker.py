@@ -79,6 +79,18 @@ from tinykube.model.errors import ApiError, NotFound
 log = logging.getLogger("tinykube.runtime.podworker")
 
 DEFAULT_GRACE_SECONDS = 30
+
+# Test-only fault injection: TINYKUBE_CRASH_AT=<step> makes the daemon die at once (as a
+# SIGKILL would, no cleanup) right after that step of a pod's set-up, so tests can prove that
+# the next start leaves no orphan whatever the crash interrupted. Read once, at start-up.
+CRASH_STEPS = ("record", "cgroup", "sandbox", "veth", "spawn")
+_CRASH_AT = os.environ.get("TINYKUBE_CRASH_AT") or None
+
+
+def crash_point(step: str) -> None:
+    if step == _CRASH_AT:
+        log.critical("TINYKUBE_CRASH_AT=%s: crashing the daemon on purpose", step)
+        os._exit(137)
 PIDS_RESOURCE = "tinykube.io/pids"
 
 
@@ -377,20 +389,25 @@ class PodWorker:
     async def _set_up(self) -> None:
         self.released = False
         records.write_record(self.ctx.run_dir, self.record)
+        crash_point("record")
         await trio.to_thread.run_sync(self.ctx.cgroups.create_pod, self.uid)
+        crash_point("cgroup")
         pause = self.record.pause
         if pause and sandbox_alive(Sandbox(self.uid, pause.pid, pause.start_time)):
             self.sandbox = Sandbox(self.uid, pause.pid, pause.start_time)  # re-adopted
         elif pause and self.resumed:
             raise SandboxGone(f"pause process {pause.pid} exited while no daemon ran")
         else:
+            await self._kill_unrecorded(None)
             self.sandbox = await start_sandbox(self.uid, self.hostname, self.ctx.cgroups)
+            crash_point("sandbox")
             self.record.pause = records.ProcessRecord(self.sandbox.pause_pid,
                                                       self.sandbox.start_time)
             records.write_record(self.ctx.run_dir, self.record)
         self.netns_fd = os.open(f"/proc/{self.sandbox.pause_pid}/ns/net",
                                 os.O_RDONLY | os.O_CLOEXEC)
         attachment = await self.ctx.network.attach(self.uid, self.sandbox.pause_pid)
+        crash_point("veth")
         self.pod_ip = attachment.ip
         self.host_ip = attachment.gateway
         self.record.pod_ip = self.pod_ip
@@ -541,6 +558,7 @@ class PodWorker:
                                        log_path=str(log_path), exit_file=str(exit_file))
         cgroups = self.ctx.cgroups
         await trio.to_thread.run_sync(cgroups.create_container, self.uid, name, limits)
+        await self._kill_unrecorded(name)
         self._oom_before[name] = cgroups.oom_kills(self.uid, name)
         entry = self.record.containers.setdefault(name, records.ContainerRecord(name))
         entry.restart_count = st.restart_count
@@ -550,12 +568,26 @@ class PodWorker:
         if st.restart_count == 0:
             await self._event("Normal", "Created", f"Created container {name}")
         proc = await spawn.spawn_container(self.sandbox, cgroups, self.uid, name, launch)
+        crash_point("spawn")
         entry.process = records.ProcessRecord(proc.pid, proc.start_time)
         entry.started_at = now_iso()
         records.write_record(self.ctx.run_dir, self.record)
         st.mark_running(proc.pid, entry.started_at)
         await self._event("Normal", "Started", f"Started container {name}")
         return proc
+
+    async def _kill_unrecorded(self, name: str | None) -> None:
+        """Kill what is in the pod's cgroup (name=None, before a new pause) or a container's
+        (before a new start) although no record names it: a crash between a spawn and its
+        record leaves such a process, and a (re)start must not run beside it. This also ends
+        what an exited container's app left behind, as Kubernetes does before a restart."""
+        cgroups = self.ctx.cgroups
+        pids = await trio.to_thread.run_sync(cgroups.pids, self.uid, name)
+        if pids:
+            log.info("pod %s/%s: killing %s left in %s's cgroup that no record names",
+                     self.namespace, self.name, sorted(pids),
+                     f"container {name}" if name else "the pod")
+            await trio.to_thread.run_sync(cgroups.kill_all, self.uid, name, signal.SIGKILL)
 
     async def _run_until_exit(self, name: str, run: ContainerRun, st: ContainerStatus,
                               proc: spawn.ContainerProcess, started: float | None = None

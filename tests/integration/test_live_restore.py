@@ -168,9 +168,10 @@ def test_kill_9_with_20_pods_readopts_and_reads_the_real_exit_code(daemon: Daemo
     for name, (uid, pid, start, restarts) in untouched.items():
         assert after.get(name) == (uid, pid, start, restarts), (
             f"pod {name} changed across the restart: {before[name]} -> {after.get(name)}")
-    rs = wait_for(lambda: (lambda r: r if r.get("status", {}).get("readyReplicas") == RS_REPLICAS
-                           else None)(daemon.client.get("ReplicaSet", "keep", "default")),
-                  timeout=30, what="the ReplicaSet's status")
+    def rs_ready() -> dict | None:
+        rs = daemon.client.get("ReplicaSet", "keep", "default")
+        return rs if rs.get("status", {}).get("readyReplicas") == RS_REPLICAS else None
+    rs = wait_for(rs_ready, timeout=30, what="the ReplicaSet's status")
     assert rs["status"]["replicas"] == RS_REPLICAS
     rs_pods = daemon.client.list("Pod", "default", label_selector="app=keep")
     assert len(rs_pods) == RS_REPLICAS and all(
