@@ -74,7 +74,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     ctx = Context(repeat=args.repeat, quick=args.quick, pod_counts=args.pods,
                   podman=not (args.quick or args.no_podman),
-                  idle_seconds=10.0 if args.quick else 30.0, restart_pods=args.restart_pods)
+                  idle_seconds=5.0 if args.quick else 30.0, restart_pods=args.restart_pods)
     info = machine()
     print(f"machine: {machine_line(info)}", flush=True)
     reset_everything()  # a crashed earlier run may have left the benchmark's names behind

@@ -89,6 +89,8 @@ def markdown(sections: list[Section]) -> str:
     lines = ["| measurement | n | min | median | p95 | max | unit | target | verdict |",
              "|---|---:|---:|---:|---:|---:|---|---|---|"]
     for section in sections:
+        if not section.rows:
+            continue  # notes only (a skipped or failed measurement, the clean-up)
         lines.append(f"| **{section.title}** | | | | | | | | |")
         for row in section.rows:
             s = row.summary
