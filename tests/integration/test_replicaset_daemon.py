@@ -207,6 +207,9 @@ def test_rs_and_rc_keep_their_own_counts_through_kills_and_deletes(daemon: Daemo
     # The pause dies: the pod fails and the ReplicaSet replaces it with a new pod.
     pause = pause_pid(daemon, victim)
     os.kill(pause, signal.SIGKILL)
+    wait_for(lambda: victim["metadata"]["uid"] not in {
+        p["metadata"]["uid"] for p in pods(daemon) if running(p)}, timeout=20,
+        what="pod with the dead pause no longer running")
     after_kill = wait_owned_running(daemon, "ReplicaSet", "web", 2)
     assert victim["metadata"]["name"] not in names(after_kill)
     assert not alive(pause)
@@ -307,6 +310,8 @@ def test_scale_up_and_down_picks_victims_in_kubernetes_order(daemon: Daemon) -> 
     deleted = {m.removeprefix("Deleted pod: ")
                for m in event_messages(daemon, "ReplicaSet", "scale", "SuccessfulDelete")}
     assert deleted == names(nine) - {a, b} | {f_name}
+    described = daemon.cli("describe", "rs", "scale").stdout
+    assert "SuccessfulDelete" in described and f"Deleted pod: {c}" in described
     wait_for(lambda: not any(alive(pid) for n, pid in pauses.items() if n not in {a, b}),
              timeout=20, what="processes of the deleted pods gone")
     assert len(pods(daemon)) == 2
