@@ -350,10 +350,10 @@ def test_adopt_release_orphan_and_cascades(daemon: Daemon) -> None:
     wait_status(daemon, "ReplicaSet", "cache", replicas=2, readyReplicas=2, availableReplicas=2)
     assert time.time() >= became_ready + 4 - 1  # API times have one-second resolution
 
-    # Release: relabelled so it no longer matches, the stray loses its owner reference,
+    # Release: relabelled by apply so it no longer matches, the stray loses its owner ref,
     # keeps running (same processes) and is replaced.
     stray_pause = pause_pid(daemon, stray)
-    daemon.client.patch("Pod", "stray", "default", {"metadata": {"labels": {"app": "other"}}})
+    assert daemon.apply(bare_pod("stray", {"app": "other"})).strip() == "pod/stray configured"
     wait_for(lambda: not owner_refs(daemon.pod("stray")), timeout=10, what="stray released")
     replaced = wait_owned_running(daemon, "ReplicaSet", "cache", 2)
     assert "stray" not in names(replaced)
