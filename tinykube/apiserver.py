@@ -160,8 +160,11 @@ class ApiServer:
 
     async def list(self, route: Route, request: Request) -> tuple[int, dict]:
         selector = _selector(request)
+        field_name = _field_name(request)  # refuses unsupported field selectors
         items = self.store.list(route.info.kind, route.namespace,
                                 selector.matches if selector else None)
+        if field_name is not None:
+            items = [obj for obj in items if obj["metadata"].get("name") == field_name]
         return 200, {
             "apiVersion": route.info.api_version,
             "kind": f"{route.info.kind}List",
@@ -227,6 +230,7 @@ class ApiServer:
         Status and system fields stay. 201 created, 200 configured; an unchanged object keeps
         its resourceVersion, which is how the client tells "unchanged" apart.
         """
+        _admit_new(manifest)  # the manifest as a whole must be valid, not just the merged parts
         name = manifest["metadata"].get("name", "")
         manifest["metadata"].setdefault("annotations", {})[LAST_APPLIED] = json.dumps(
             _without_last_applied(manifest), sort_keys=True, separators=(",", ":"))
@@ -318,6 +322,8 @@ class ApiServer:
     async def _set_replicas(self, route: Route, scale: Any) -> tuple[int, dict]:
         replicas = scale.get("spec", {}).get("replicas") if isinstance(scale, dict) else None
         obj = self.store.get(route.info.kind, _ns(route), route.name or "")
+        if replicas is None:  # validation allows an absent spec.replicas; a scale does not
+            raise Invalid.for_object(obj, [FieldError("spec.replicas", "Required value")])
         obj["spec"]["replicas"] = replicas
         _raise_if_invalid(obj, validation.validate(obj))
         return 200, _scale_of(await self.store.update(obj, durable=True))
