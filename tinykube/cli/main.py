@@ -72,4 +72,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # Run through the imported module: under `python -m` this file is also `__main__`, and the
+    # command modules raise `tinykube.cli.main.UsageError`, which `__main__`'s would not catch.
+    from tinykube.cli.main import main as _main
+
+    sys.exit(_main())

@@ -127,7 +127,11 @@ def check_locally(documents: list[dict]) -> None:
 
 
 def apply(args: argparse.Namespace, client: Client) -> int:
+    from tinykube.cli.main import UsageError
+
     documents = read_manifests(args.filename, args.namespace)
+    if not documents:
+        raise UsageError("no objects passed to apply")
     check_locally(documents)
     failed = 0
     for doc in documents:
