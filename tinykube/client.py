@@ -116,7 +116,12 @@ class Client:
                 params: dict[str, Any] | None = None, content_type: str | None = None) -> Any:
         response, _ = self._send(method, path, params, body, content_type, self.timeout,
                                  fresh=False)
-        return self._decode(response.status, response.read())
+        try:
+            data = response.read()
+        except (http.client.IncompleteRead, ConnectionResetError) as e:  # the daemon died
+            self.close()
+            raise DaemonUnreachable(self._unreachable(e)) from None
+        return self._decode(response.status, data)
 
     def _unreachable(self, error: Exception) -> str:
         return (f"cannot reach the tinykube daemon at {self.socket_path} ({error}); "
