@@ -17,7 +17,7 @@ from pathlib import Path
 
 from runtime.cgroups import detect_pinned
 from runtime.records import list_records
-from runtime.syscalls import MNT_DETACH, proc_start_time, umount2
+from runtime.syscalls import MNT_DETACH, proc_start_time, process_alive, umount2
 
 log = logging.getLogger("tinykube.reset")
 
@@ -56,10 +56,9 @@ def stop_daemon(run_dir: Path, timeout: float = 20.0) -> bool:
 
 
 def _same_process(pid: int, start: int) -> bool:
-    try:
-        return proc_start_time(pid) == start
-    except ProcessLookupError:
-        return False
+    # A zombie counts as gone: it has stopped, and only its parent (which may be the one
+    # waiting for this reset, e.g. a test harness) can reap it.
+    return process_alive(pid, start)
 
 
 def kill_recorded_processes(run_dir: Path) -> None:
