@@ -36,6 +36,7 @@ from runtime.sandbox import SpawnError
 from tinykube.model.errors import BadRequest
 
 log = logging.getLogger("tinykube.runtime.kubelet")
+WORKER_RETRY_SECONDS = 1.0  # before a failed pod worker is started again
 
 _LOG_NAME = re.compile(r"^(\d+)\.log$")
 
@@ -101,10 +102,11 @@ class Kubelet:
 
     async def _run_worker(self, worker: PodWorker, *,
                           task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
+        failed = False
         try:
             await worker.run(task_status=task_status)
         except Exception:
-            # The next event for the pod starts a fresh worker, which resumes from the record.
+            failed = True
             log.exception("pod %s/%s: worker failed", worker.namespace, worker.name)
         finally:
             if self.workers.get(worker.uid) is worker:
@@ -114,6 +116,13 @@ class Kubelet:
                 group.discard(worker.uid)
                 if not group:
                     self._groups.pop((worker.namespace, worker.subdomain), None)
+        if failed:
+            # Supervise the supervisor: a fresh worker resumes from the record. Waiting for the
+            # pod's next event is not enough, since a pod being deleted may never get one.
+            await trio.sleep(WORKER_RETRY_SECONDS)
+            pod = self.store.try_get("Pod", worker.namespace, worker.name)
+            if pod is not None and pod["metadata"]["uid"] == worker.uid:
+                await self._observe(pod)
 
     # -- live restore -------------------------------------------------------------------------
     async def restore(self, pods: list[dict[str, Any]]) -> None:
