@@ -148,8 +148,10 @@ async def work(store: Store, queue: WorkQueue[Any], reconcile: Callable[[Store, 
         started = trio.current_time()
         try:
             outcome = await reconcile(store, key)
-        except Conflict as exc:
-            logger.debug("%s %s: conflict, retrying: %s", what, key, exc)
+        except (Conflict, NotFound) as exc:
+            # Lost a race with another writer, or the object (or one it writes) was deleted
+            # meanwhile: normal under concurrent clients; the retry sees the new state.
+            logger.debug("%s %s: %s, retrying", what, key, exc)
             queue.add_rate_limited(key)
         except Exception:
             logger.exception("%s %s: reconcile failed; retrying with back-off", what, key)
