@@ -1,7 +1,8 @@
-"""Kubernetes' crash-loop back-off for one container: 10 s, 20 s, 40 s ... capped at 300 s.
+"""Kubernetes' crash-loop back-off for one container: at once, then 10 s, 20 s ... up to 300 s.
 
-The kubelet waits before each restart of a container that exited, doubling the wait each
-time, and forgets the history once the container has run for 10 minutes without exiting
+The kubelet restarts a container's first crash at once (its back-off entry does not exist
+yet), then waits before each further restart, 10 s doubling each time, and forgets the history
+once the container has run for 10 minutes without exiting
 ("Once a container has executed for 10 minutes without any problems, the kubelet resets the
 restart backoff timer"). While the wait runs the container shows `CrashLoopBackOff`.
 
@@ -43,7 +44,7 @@ class CrashBackoff:
                  clock: Callable[[], float] = time.monotonic) -> None:
         self.policy = policy
         self._clock = clock
-        self._next_delay = policy.initial
+        self._next_delay = 0.0
         self._started_at: float | None = None
         self.restart_at: float | None = None
 
@@ -55,9 +56,9 @@ class CrashBackoff:
         """The wait before the next start; doubles per crash, resets after a long clean run."""
         now = self._clock()
         if self._started_at is not None and now - self._started_at >= self.policy.reset_after:
-            self._next_delay = self.policy.initial
+            self._next_delay = 0.0
         delay = self._next_delay
-        self._next_delay = min(delay * 2, self.policy.cap)
+        self._next_delay = min(delay * 2, self.policy.cap) if delay else self.policy.initial
         self._started_at = None
         self.restart_at = now + delay
         return delay
@@ -69,5 +70,5 @@ class CrashBackoff:
         return max(0.0, self.restart_at - self._clock())
 
     def reset(self) -> None:
-        self._next_delay = self.policy.initial
+        self._next_delay = 0.0
         self.restart_at = None

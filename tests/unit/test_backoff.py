@@ -1,4 +1,5 @@
-"""Crash back-off: 10 s doubling to 300 s, reset after 10 minutes of clean running."""
+"""Crash back-off: the first restart at once, then 10 s doubling to 300 s, reset after 10
+minutes of clean running (the kubelet's doBackOff)."""
 
 from runtime.backoff import BackoffPolicy, CrashBackoff
 
@@ -21,13 +22,15 @@ def test_doubles_and_caps():
     clock = FakeClock()
     backoff = CrashBackoff(clock=clock)
     delays = [crash_after(backoff, clock, 1) for _ in range(8)]
-    assert delays == [10, 20, 40, 80, 160, 300, 300, 300]
+    assert delays == [0, 10, 20, 40, 80, 160, 300, 300]
 
 
 def test_remaining_counts_down():
     clock = FakeClock()
     backoff = CrashBackoff(clock=clock)
     assert backoff.remaining() == 0
+    crash_after(backoff, clock, 1)
+    assert backoff.remaining() == 0  # the first crash restarts at once
     crash_after(backoff, clock, 1)
     assert backoff.remaining() == 10
     clock.now += 4
@@ -41,14 +44,14 @@ def test_remaining_counts_down():
 def test_resets_after_ten_minutes_up():
     clock = FakeClock()
     backoff = CrashBackoff(clock=clock)
-    for _ in range(4):
+    for _ in range(5):
         crash_after(backoff, clock, 1)
     assert crash_after(backoff, clock, 599) == 160
-    assert crash_after(backoff, clock, 600) == 10
-    assert crash_after(backoff, clock, 1) == 20
+    assert crash_after(backoff, clock, 600) == 0
+    assert crash_after(backoff, clock, 1) == 10
 
 
 def test_policy_is_injectable():
     clock = FakeClock()
     backoff = CrashBackoff(BackoffPolicy(initial=0.1, cap=0.4, reset_after=5), clock=clock)
-    assert [crash_after(backoff, clock, 0) for _ in range(4)] == [0.1, 0.2, 0.4, 0.4]
+    assert [crash_after(backoff, clock, 0) for _ in range(5)] == [0, 0.1, 0.2, 0.4, 0.4]
