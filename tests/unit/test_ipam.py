@@ -161,3 +161,10 @@ def test_model_matches_dict(tmp_path_factory, ops):
         assert ipaddress.IPv4Address(ip) in net
         assert ip not in {"10.201.3.0", "10.201.3.1", "10.201.3.15"}
     assert Ipam(state_dir, "10.201.3.0/28").allocations() == model
+
+
+def test_an_empty_file_left_by_a_power_cut_reads_as_nothing_allocated(tmp_path):
+    (tmp_path / "ipam.json").write_text("")
+    ipam = Ipam(tmp_path, "10.77.0.0/24")
+    assert ipam.allocations() == {}
+    assert ipam.allocate("a") == "10.77.0.2"
