@@ -79,6 +79,7 @@ from tinykube.model.errors import ApiError, NotFound
 log = logging.getLogger("tinykube.runtime.podworker")
 
 DEFAULT_GRACE_SECONDS = 30
+PIDS_RESOURCE = "tinykube.io/pids"
 
 # Test-only fault injection: TINYKUBE_CRASH_AT=<step> makes the daemon die at once (as a
 # SIGKILL would, no cleanup) right after that step of a pod's set-up, so tests can prove that
@@ -91,7 +92,6 @@ def crash_point(step: str) -> None:
     if step == _CRASH_AT:
         log.critical("TINYKUBE_CRASH_AT=%s: crashing the daemon on purpose", step)
         os._exit(137)
-PIDS_RESOURCE = "tinykube.io/pids"
 
 
 class SandboxGone(Exception):
