@@ -1,11 +1,12 @@
 """Start a container process inside a pod sandbox, wait for it, and exec into it.
 
-``spawn_container`` forks (in a worker thread) and, between fork and exec (``preexec``),
-joins the container cgroup (``b"0"`` to pre-opened ``cgroup.procs`` fds), ``setns`` into the
-pause's net/uts/ipc namespaces via pre-opened ``/proc/<pause>/ns/*`` fds, unshares a mount
-namespace, makes ``/`` rprivate and binds the mounts; then it execs ``tk-shim`` which runs
-the app (as the container's uid/gid), forwards signals and records its exit code in
-``exit_file``. stdout+stderr go to ``log_path`` (appended), stdin is /dev/null.
+``spawn_container`` plans in Python and lets ``tk-shim`` (C) act: the shim, spawned by vfork
+from a worker thread, joins the container cgroup (``b"0"`` to pre-opened ``cgroup.procs``
+fds), ``setns`` into the pause's net/uts/ipc namespaces via pre-opened ``/proc/<pause>/ns/*``
+fds, unshares a mount namespace, makes ``/`` rprivate and executes the mount plan (passed in
+a memfd, see ``encode_plan``); then it runs the app (as the container's uid/gid), forwards
+signals and records its exit code in ``exit_file``. stdout+stderr go to ``log_path``
+(appended), stdin is /dev/null.
 
 Mount targets that do not exist (``/data``, ``/usr/share/nginx/html``) need a mount point, and
 the host's filesystem must never change. The choice here, "mirror the deepest existing
@@ -28,11 +29,10 @@ PLATFORM.md: a full tmpfs root + ``pivot_root`` (~12 ms, and still needs this tr
 targets); an overlay of ``/`` (hides the container's writes from the host and is undefined
 when the host changes underneath it).
 
-Why a fork with ``preexec_fn`` and not ``nsenter``-like helpers: it is cheapest (PLATFORM.md:
-~3 ms against 24 ms for a Python helper), and the preexec
-code is only ctypes calls and ``os.*`` on pre-opened fds (see ``sandbox.py``). uid/gid are
-dropped by tk-shim for the app (not by Popen: Popen would drop them before preexec, and the
-shim must stay root to write the exit file anywhere).
+Why the shim and not a Python ``preexec_fn`` (the first version): a preexec_fn forces a full
+fork() of the daemon (11 ms at its size, growing with it) where a plain spawn uses vfork
+(1.3 ms); the set-up steps are a handful of syscalls that C does without ceremony. uid/gid are
+dropped by tk-shim for the app only (the shim must stay root to write the exit file).
 
 ``wait_exit`` waits on a pidfd (no polling) and works for processes of an earlier daemon
 too: it cannot reap those, so it reads the exit file tk-shim wrote.
@@ -53,12 +53,11 @@ from .sandbox import (
     PreexecErrors,
     Sandbox,
     SpawnError,
-    popen_with_preexec,
     reap,
     register_child,
+    shim_spawn,
     wait_pid_exit,
 )
-from .shim import shim_path
 
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 EXIT_CODE_UNKNOWN = -1  # no exit file and not our child: the shim itself was killed
@@ -94,7 +93,7 @@ class ContainerProcess:
     exit_file: str = ""
 
 
-# -- mount plan: computed in the parent, executed between fork and exec ------------------------
+# -- mount plan: computed here, executed by tk-shim before it runs the app -----------------------
 # Ops are plain tuples so the child only walks a list:
 #   ("reroot", staging, mode, entries)  tmpfs at staging, host "/" entries bound in, moved to /
 #   ("mirror", path, mode, entries)     tmpfs over path, its host entries bound back
@@ -166,53 +165,32 @@ def plan_mounts(mounts: Iterable[Mount], staging: str, *,
     return reroot + ops
 
 
-def _populate(dest: str, source_fd: int, entries: list[Entry], stray: str | None) -> None:
-    """Recreate ``entries`` on the tmpfs at ``dest``, each bound from the host through fd."""
-    for name, kind, link in entries:
-        path = f"{dest}/{name}"
-        if kind == "link":
-            os.symlink(link, path)
-            continue
-        if kind == "dir":
-            os.mkdir(path)
-        else:
-            os.close(os.open(path, os.O_CREAT | os.O_WRONLY | os.O_CLOEXEC, 0o644))
-        syscalls.mount(f"/proc/self/fd/{source_fd}/{name}", path, None,
-                       syscalls.MS_BIND | syscalls.MS_REC)
-        if stray is not None and stray.startswith(path + "/"):
-            # The recursive bind copied the staging tmpfs itself too: drop that copy.
-            syscalls.umount2(stray, syscalls.MNT_DETACH)
-            stray = None
-
-
-def run_mount_ops(ops: list[Op]) -> None:
-    """Execute a plan (in the child, after unshare(CLONE_NEWNS)). Only os.* and ctypes."""
+def encode_plan(ops: list[Op]) -> bytes:
+    """The plan as tk-shim reads it: NUL-separated tokens (see run_plan in tk-shim.c)."""
+    tokens: list[str] = []
     for op in ops:
         kind = op[0]
         if kind == "bind":
             _, source, target, readonly = op
-            syscalls.mount(source, target, None, syscalls.MS_BIND | syscalls.MS_REC)
-            if readonly:
-                syscalls.mount(None, target, None,
-                               syscalls.MS_BIND | syscalls.MS_REMOUNT | syscalls.MS_RDONLY)
-        elif kind == "mkdir":
-            os.mkdir(op[1], 0o755)
-        elif kind == "touch":
-            os.close(os.open(op[1], os.O_CREAT | os.O_WRONLY | os.O_CLOEXEC, 0o644))
+            tokens += ["bind", source, target, "1" if readonly else "0"]
+        elif kind in ("mkdir", "touch"):
+            tokens += [kind, op[1]]
         elif kind in ("mirror", "reroot"):
             _, path, mode, entries = op
-            source = "/" if kind == "reroot" else path
-            fd = os.open(source, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
-            try:
-                syscalls.mount("tmpfs", path, "tmpfs", 0, f"mode={mode:o}")
-                _populate(path, fd, entries, path + path if kind == "reroot" else None)
-            finally:
-                os.close(fd)
+            tokens += [kind, path, f"{mode:o}"]
+            # A recursive bind of the host entry that holds the staging directory brings a
+            # copy of our staging tmpfs along: drop that copy right after.
+            stray = path + path if kind == "reroot" else None
+            for name, entry_kind, link in entries:
+                tokens += ["entry", name, entry_kind[0], link]
+                if stray is not None and stray.startswith(f"{path}/{name}/"):
+                    tokens += ["umount", stray]
+                    stray = None
             if kind == "reroot":
-                os.chdir(path)
-                syscalls.mount(path, "/", None, syscalls.MS_MOVE)
-                os.chroot(".")
-                os.chdir("/")
+                tokens += ["finish", path]
+        else:
+            raise ValueError(f"unknown mount op {kind!r}")
+    return b"".join(t.encode() + b"\0" for t in tokens)
 
 
 # -- spawn ---------------------------------------------------------------------------------------
@@ -243,7 +221,6 @@ def _spawn(sandbox: Sandbox, cgroups: CgroupDriver, pod_uid: str, name: str,
         raise SpawnError(f"{what}: empty command")
     if not launch.log_path or not launch.exit_file:
         raise SpawnError(f"{what}: log_path and exit_file are required")
-    shim = shim_path()
     os.makedirs(os.path.dirname(launch.log_path), exist_ok=True)
     os.makedirs(os.path.dirname(launch.exit_file), exist_ok=True)
     try:
@@ -254,17 +231,17 @@ def _spawn(sandbox: Sandbox, cgroups: CgroupDriver, pod_uid: str, name: str,
     ops = plan_mounts(launch.mounts, staging)
     cwd = launch.cwd or "/"
 
-    shim_argv = [shim]
+    tail = []
     if launch.uid is not None:
-        shim_argv += ["-u", str(launch.uid)]
+        tail += ["-u", str(launch.uid)]
     if launch.gid is not None:
-        shim_argv += ["-g", str(launch.gid)]
-    shim_argv += [launch.exit_file, "--", *launch.argv]
+        tail += ["-g", str(launch.gid)]
+    tail += [launch.exit_file, "--", *launch.argv]
 
     pause = "the pod's pause process"
     ns_fds = _open_namespaces(sandbox.pause_pid, POD_NAMESPACES, what, pause)
     join_fds: list[int] = []
-    log_fd = -1
+    log_fd = plan_fd = -1
     try:
         # After opening the ns files: if the pause is still the same process, they are its.
         if not syscalls.process_alive(sandbox.pause_pid, sandbox.start_time):
@@ -272,27 +249,19 @@ def _spawn(sandbox: Sandbox, cgroups: CgroupDriver, pod_uid: str, name: str,
         join_fds = cgroups.join_fds(pod_uid, name)
         log_fd = os.open(launch.log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC,
                          0o640)
-
-        def preexec() -> None:
-            for fd in join_fds:
-                os.write(fd, b"0")
-            for fd, flag in ns_fds:
-                syscalls.setns(fd, flag)
-            syscalls.unshare(syscalls.CLONE_NEWNS)
-            syscalls.mount(None, "/", None, syscalls.MS_REC | syscalls.MS_PRIVATE)
-            run_mount_ops(ops)
-            os.chdir(cwd)
-
-        popen = popen_with_preexec(
-            shim_argv, preexec, what, stdin=subprocess.DEVNULL, stdout=log_fd, stderr=log_fd,
+        plan_fd = os.memfd_create("tk-mount-plan")
+        os.write(plan_fd, encode_plan(ops))
+        setup = [arg for fd in join_fds for arg in ("-c", str(fd))]
+        setup += [arg for fd, _ in ns_fds for arg in ("-n", str(fd))]
+        setup += ["-m", str(plan_fd), "-w", cwd]
+        popen = shim_spawn(
+            setup, tail, what, [*join_fds, *(fd for fd, _ in ns_fds), plan_fd],
+            stdin=subprocess.DEVNULL, stdout=log_fd, stderr=log_fd,
             env=_environment(launch.env), start_new_session=True, close_fds=True)
     finally:
-        for fd, _ in ns_fds:
-            os.close(fd)
-        for fd in join_fds:
-            os.close(fd)
-        if log_fd >= 0:
-            os.close(log_fd)
+        for fd in [*(fd for fd, _ in ns_fds), *join_fds, log_fd, plan_fd]:
+            if fd >= 0:
+                os.close(fd)
     return ContainerProcess(pid=popen.pid, start_time=register_child(popen),
                             exit_file=launch.exit_file)
 

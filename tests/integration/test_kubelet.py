@@ -122,7 +122,8 @@ def assert_pod_gone_from_host(node: Node, uid: str, pause_pid: int | None = None
 async def node(tmp_path: Path, nursery: trio.Nursery):
     store = Store(tmp_path / "state.db")
     network = PodNetwork(tmp_path / "network", bridge=BRIDGE, cidr=CIDR)
-    cgroups = detect(CGROUP_PARENT)
+    # A subtree of our own: a concurrent run (another checkout, CI) must not sweep our pods.
+    cgroups = detect(CGROUP_PARENT, subtree=f"tinykube-kl{os.getpid()}")
     helper = Node(tmp_path, store, None, network, cgroups)  # type: ignore[arg-type]
     helper.nursery = nursery
     await helper.start_kubelet()

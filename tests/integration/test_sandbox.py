@@ -124,10 +124,10 @@ async def test_falls_back_to_sleep_without_catatonit(pods, monkeypatch):
     assert comm(sb.pause_pid) == "sleep"
 
 
-async def test_preexec_errors_carry_the_call_and_errno(cgroups):
+async def test_setup_errors_carry_the_call_and_errno(cgroups):
     uid = "tk" + uuid.uuid4().hex[:12]
     try:
-        with pytest.raises(SpawnError, match=r"sethostname\('x{70}'\): Invalid argument"):
+        with pytest.raises(SpawnError, match=r"sethostname\(x{70}\): Invalid argument"):
             await start_sandbox(uid, "x" * 70, cgroups)
         assert cgroups.pids(uid) == []
     finally:
