@@ -109,18 +109,17 @@ def install() -> None:
     _patch(netns.podnet, "configure_pod_side",
            timed("  pod-side config", lambda *a, **k: _current_attach.get("uid")))
     import runtime.sandbox
-    _patch(runtime.sandbox, "popen_with_preexec",
-           timed("  fork + exec pause", lambda *a, **k: _uid_in(a[2])))
+    # shim_spawn lives in runtime.sandbox; spawn.py imported its own name for it.
+    _patch(runtime.sandbox, "shim_spawn",
+           timed("  spawn pause (tk-shim -E)", lambda *a, **k: _uid_in(a[2])))
     _patch(runtime.sandbox, "pause_command",
            timed("  find pause program", lambda *a, **k: _current_attach.get("sandbox")))
-    _patch(runtime.spawn, "popen_with_preexec",
-           timed("  fork + exec tk-shim", lambda *a, **k: _uid_in(a[2])))
+    _patch(runtime.spawn, "shim_spawn",
+           timed("  spawn tk-shim + set-up", lambda *a, **k: _uid_in(a[2])))
     _patch(runtime.spawn, "_open_namespaces",
            timed("  open pause namespaces", lambda *a, **k: _uid_in(a[2])))
     _patch(runtime.spawn, "plan_mounts",
            timed("  plan mounts", lambda *a, **k: _uid_in(a[1])))
-    _patch(runtime.spawn, "shim_path",
-           timed("  find tk-shim", lambda *a, **k: _current_attach.get("spawn")))
     _patch(runtime.hostsfile, "write_pod_files",
            timed("pod files", lambda *a, **k: os.path.basename(str(a[0]))))
     _patch(runtime.volumes, "prepare_volumes",
