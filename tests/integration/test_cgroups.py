@@ -20,11 +20,6 @@ pytestmark = pytest.mark.root
 
 
 @pytest.fixture
-def cgroups():
-    return detect()
-
-
-@pytest.fixture
 def pod(cgroups):
     """A fresh pod uid; at the end every process in its cgroups is gone and they are removed."""
     uid = "tk" + uuid.uuid4().hex[:12]
@@ -65,7 +60,7 @@ def test_process_joins_every_hierarchy(cgroups, pod):
             lines = f.read()
         for controller in ("memory", "cpu", "cpuacct", "pids"):
             line = next(x for x in lines.splitlines() if f":{controller}:" in x)
-            assert line.endswith(f"/tinykube/pod-{pod}/app")
+            assert line.endswith(f"/{cgroups.subtree}/pod-{pod}/app")
         assert cgroups.pids(pod, "app") == [p.pid]
         assert cgroups.pids(pod) == [p.pid]
     finally:

@@ -9,16 +9,10 @@ import pytest
 import trio
 
 from runtime import sandbox as sandbox_module
-from runtime.cgroups import detect
 from runtime.sandbox import Sandbox, SpawnError, sandbox_alive, start_sandbox, stop_sandbox
 from runtime.syscalls import proc_start_time
 
 pytestmark = pytest.mark.root
-
-
-@pytest.fixture
-def cgroups():
-    return detect()
 
 
 @pytest.fixture
@@ -140,7 +134,7 @@ from runtime.cgroups import detect
 from runtime.sandbox import start_sandbox
 
 async def main():
-    sb = await start_sandbox(sys.argv[1], "survivor", detect())
+    sb = await start_sandbox(sys.argv[1], "survivor", detect(subtree=sys.argv[2]))
     print(sb.pause_pid, sb.start_time, flush=True)
 
 trio.run(main)
@@ -151,7 +145,8 @@ async def test_pause_survives_the_daemons_death(cgroups):
     """A short-lived 'daemon' starts a sandbox and exits; the pause lives on and a new
     daemon can stop it from the record (pid, start time) alone."""
     uid = "tk" + uuid.uuid4().hex[:12]
-    result = await trio.run_process([sys.executable, "-c", DAEMON, uid], capture_stdout=True,
+    result = await trio.run_process([sys.executable, "-c", DAEMON, uid, cgroups.subtree],
+                                    capture_stdout=True,
                                     cwd=os.path.dirname(os.path.dirname(os.path.dirname(
                                         os.path.abspath(__file__)))))
     pid, start_time = map(int, result.stdout.split())

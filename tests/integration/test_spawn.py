@@ -14,7 +14,7 @@ import pytest
 import trio
 
 from runtime import sandbox as sandbox_module
-from runtime.cgroups import Limits, detect
+from runtime.cgroups import Limits
 from runtime.sandbox import SpawnError, start_sandbox, stop_sandbox
 from runtime.shim import build_shim
 from runtime.spawn import (
@@ -84,11 +84,6 @@ def test_plan_rejects_relative_targets_and_root():
 
 
 # -- real containers -----------------------------------------------------------------------------
-@pytest.fixture
-def cgroups():
-    return detect()
-
-
 class Pod:
     def __init__(self, tracker, sandbox, root):
         self.tracker, self.sandbox, self.root = tracker, sandbox, root
@@ -346,7 +341,7 @@ async def test_exec_in_container_sees_its_hostname_mounts_and_cgroup(pods, cgrou
     lines = out.decode().splitlines()
     assert lines[0] == "db-1"
     assert lines[1] == "inside"
-    assert any(line.endswith(f"/tinykube/pod-{pod.uid}/db") and ":memory:" in line
+    assert any(line.endswith(f"/{cgroups.subtree}/pod-{pod.uid}/db") and ":memory:" in line
                for line in lines)
     assert lines[-1] == "streamed"
     assert not os.path.exists(NOWHERE)
