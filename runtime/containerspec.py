@@ -1,0 +1,130 @@
+"""From a container's spec to what is launched: environment, argv, limits, user, grace.
+
+Pure functions over the Pod dict (no I/O), so they are unit-testable and the pod worker
+reads as lifecycle only. Errors are `ContainerConfigError` (Kubernetes'
+CreateContainerConfigError) naming the field.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from runtime import spawn
+from runtime.cgroups import Limits
+from tinykube.model import quantity
+
+DEFAULT_GRACE_SECONDS = 30
+PIDS_RESOURCE = "tinykube.io/pids"
+
+
+class ContainerConfigError(ValueError):
+    """The container spec cannot be turned into a launch (CreateContainerConfigError)."""
+
+
+_VAR_REF = re.compile(r"\$\$|\$\(([A-Za-z_][A-Za-z0-9_.-]*)\)")
+
+
+def expand(text: str, env: dict[str, str]) -> str:
+    """Kubernetes' `$(VAR)` expansion: defined names are replaced, `$$` is a literal `$`,
+    references to undefined names stay as written."""
+    def replace(match: re.Match[str]) -> str:
+        if match.group(0) == "$$":
+            return "$"
+        return env.get(match.group(1), match.group(0))
+    return _VAR_REF.sub(replace, text)
+
+
+def field_ref(pod: dict[str, Any], path: str, pod_ip: str | None, host_ip: str | None) -> str:
+    meta = pod["metadata"]
+    simple = {
+        "metadata.name": meta.get("name"),
+        "metadata.namespace": meta.get("namespace") or "default",
+        "metadata.uid": meta.get("uid"),
+        "spec.nodeName": (pod.get("spec") or {}).get("nodeName") or "localhost",
+        "spec.serviceAccountName": (pod.get("spec") or {}).get("serviceAccountName") or "default",
+        "status.podIP": pod_ip,
+        "status.podIPs": pod_ip,
+        "status.hostIP": host_ip,
+        "status.hostIPs": host_ip,
+    }
+    if path in simple:
+        return simple[path] or ""
+    match = re.fullmatch(r"metadata\.(labels|annotations)\['([^']*)'\]", path)
+    if match:
+        return str((meta.get(match.group(1)) or {}).get(match.group(2), ""))
+    raise ContainerConfigError(f"fieldRef.fieldPath: unsupported field {path!r}")
+
+
+def container_env(pod: dict[str, Any], container: dict[str, Any], hostname: str,
+                  pod_ip: str | None, host_ip: str | None, where: str) -> dict[str, str]:
+    env: dict[str, str] = {"HOSTNAME": hostname, "PATH": spawn.DEFAULT_PATH, "HOME": "/root"}
+    for i, var in enumerate(container.get("env") or []):
+        name = var.get("name")
+        if not name:
+            raise ContainerConfigError(f"{where}.env[{i}].name: required")
+        if "value" in var and var["value"] is not None:
+            env[name] = expand(str(var["value"]), env)
+            continue
+        source = var.get("valueFrom") or {}
+        if "fieldRef" in source:
+            env[name] = field_ref(pod, source["fieldRef"].get("fieldPath", ""), pod_ip, host_ip)
+        elif "resourceFieldRef" in source:
+            env[name] = _resource_field(container, source["resourceFieldRef"], f"{where}.env[{i}]")
+        elif source:
+            raise ContainerConfigError(f"{where}.env[{i}].valueFrom: only fieldRef and "
+                                       "resourceFieldRef are supported")
+        else:
+            env[name] = ""
+    return env
+
+
+def _resource_field(container: dict[str, Any], ref: dict[str, Any], where: str) -> str:
+    resource = ref.get("resource", "")
+    kind, _, name = resource.partition(".")
+    amount = ((container.get("resources") or {}).get(kind) or {}).get(name)
+    if amount is None:
+        return "0"
+    if name == "cpu":
+        return str(max(1, -(-quantity.cpu_millis(amount) // 1000)))
+    if name == "memory":
+        return str(quantity.memory_bytes(amount))
+    raise ContainerConfigError(f"{where}.valueFrom.resourceFieldRef.resource: "
+                               f"unsupported {resource!r}")
+
+
+def container_argv(container: dict[str, Any], env: dict[str, str], where: str) -> list[str]:
+    argv = list(container.get("command") or []) + list(container.get("args") or [])
+    if not argv:
+        raise ContainerConfigError(f"{where}.command: required (tinykube has no images, so "
+                                   "there is no image entrypoint to fall back to)")
+    return [expand(str(a), env) for a in argv]
+
+
+def container_limits(container: dict[str, Any], where: str) -> Limits:
+    limits = (container.get("resources") or {}).get("limits") or {}
+    try:
+        cpu = quantity.cpu_millis(limits["cpu"]) if "cpu" in limits else None
+        memory = quantity.memory_bytes(limits["memory"]) if "memory" in limits else None
+        pids = quantity.whole_number(limits[PIDS_RESOURCE]) if PIDS_RESOURCE in limits else None
+    except quantity.QuantityError as e:
+        raise ContainerConfigError(f"{where}.resources.limits: {e}") from None
+    return Limits(cpu_millis=cpu, memory_bytes=memory, pids=pids)
+
+
+def run_as(pod: dict[str, Any], container: dict[str, Any]) -> tuple[int | None, int | None]:
+    """runAsUser/runAsGroup: the container's securityContext overrides the pod's."""
+    pod_ctx = (pod.get("spec") or {}).get("securityContext") or {}
+    ctx = container.get("securityContext") or {}
+    user = ctx.get("runAsUser", pod_ctx.get("runAsUser"))
+    group = ctx.get("runAsGroup", pod_ctx.get("runAsGroup"))
+    return (int(user) if user is not None else None, int(group) if group is not None else None)
+
+
+def grace_seconds(pod: dict[str, Any]) -> float:
+    meta = pod.get("metadata") or {}
+    for value in (meta.get("deletionGracePeriodSeconds"),
+                  (pod.get("spec") or {}).get("terminationGracePeriodSeconds")):
+        if value is not None:
+            return max(0.0, float(value))
+    return DEFAULT_GRACE_SECONDS
