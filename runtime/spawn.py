@@ -50,7 +50,6 @@ import trio
 from . import syscalls
 from .cgroups import CgroupDriver
 from .sandbox import (
-    PreexecErrors,
     Sandbox,
     SpawnError,
     reap,
@@ -58,6 +57,7 @@ from .sandbox import (
     shim_spawn,
     wait_pid_exit,
 )
+from .shim import shim_path
 
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 EXIT_CODE_UNKNOWN = -1  # no exit file and not our child: the shim itself was killed
@@ -315,28 +315,35 @@ async def exec_in_container(sandbox: Sandbox, proc: ContainerProcess, argv: list
             raise SpawnError(f"{what}: the container is not running")
         join_fds = cgroups.join_fds(pod_uid, name)
 
-        def preexec() -> None:
-            for fd in join_fds:
-                os.write(fd, b"0")
-            for fd, flag in ns_fds:
-                syscalls.setns(fd, flag)
-            os.chdir(cwd)
-            if gid is not None:
-                os.setgroups([gid])
-                os.setgid(gid)
-            if uid is not None:
-                os.setuid(uid)
-
-        with PreexecErrors() as errors:
-            try:
-                return await trio.lowlevel.open_process(
-                    argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                    env=_environment(env or {}), preexec_fn=errors.wrap(preexec),
-                    close_fds=True)
-            except subprocess.SubprocessError as e:
-                raise SpawnError(f"{what}: {errors.message(str(e))}") from None
-            except OSError as e:
-                raise SpawnError(f"{what}: {e.strerror}") from None
+        setup = [arg for fd in join_fds for arg in ("-c", str(fd))]
+        setup += [arg for fd, _ in ns_fds for arg in ("-n", str(fd))]
+        setup += ["-w", cwd]
+        if uid is not None:
+            setup += ["-u", str(uid)]
+        if gid is not None:
+            setup += ["-g", str(gid)]
+        read_fd, write_fd = os.pipe2(os.O_CLOEXEC)
+        try:
+            process = await trio.lowlevel.open_process(
+                [shim_path(), *setup, "-s", str(write_fd), "-E", "--", *argv],
+                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                env=_environment(env or {}), close_fds=True,
+                pass_fds=[*join_fds, *(fd for fd, _ in ns_fds), write_fd])
+        except OSError as e:
+            os.close(read_fd)
+            raise SpawnError(f"{what}: {e.strerror}") from None
+        finally:
+            os.close(write_fd)
+        # The shim closes the status pipe when it execs the command, or says what failed.
+        async with trio.lowlevel.FdStream(read_fd) as status:
+            failure = b""
+            while chunk := await status.receive_some(4096):
+                failure += chunk
+        if failure:
+            with trio.CancelScope(shield=True):
+                await process.wait()
+            raise SpawnError(f"{what}: {failure.decode(errors='replace')}")
+        return process
     finally:
         for fd, _ in ns_fds:
             os.close(fd)

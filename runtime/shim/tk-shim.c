@@ -1,7 +1,8 @@
 /* tk-shim: enters a pod and monitors a container, in the spirit of Podman's conmon.
  *
  *   tk-shim [SETUP...] [-u UID] [-g GID] EXIT_FILE -- COMMAND [ARG...]   monitor mode
- *   tk-shim [SETUP...] -E -- COMMAND [ARG...]                            exec mode (pause)
+ *   tk-shim [SETUP...] [-u UID] [-g GID] -E -- COMMAND [ARG...]          exec mode (pause,
+ *                                                                          kubectl exec)
  *
  * SETUP, done in this order, all on file descriptors the daemon opened and passed down:
  *   -c FD     join a cgroup: write "0" to FD (an open cgroup.procs), repeatable
@@ -245,6 +246,12 @@ int main(int argc, char **argv) {
     if (workdir && chdir(workdir) != 0) fail("chdir(%s): %s", workdir, strerror(errno));
 
     if (exec_mode) {  /* status_fd is close-on-exec: a successful exec reports success */
+        if (gid >= 0) {
+            gid_t g = (gid_t)gid;
+            if (setgroups(1, &g) != 0 || setgid(g) != 0)
+                fail("setgid %ld: %s", gid, strerror(errno));
+        }
+        if (uid >= 0 && setuid((uid_t)uid) != 0) fail("setuid %ld: %s", uid, strerror(errno));
         execvp(command[0], command);
         fail("exec %s: %s", command[0], strerror(errno));
     }
