@@ -277,7 +277,8 @@ class PodWorker:
 
     async def _set_up(self) -> None:
         self.released = False
-        records.write_record(self.ctx.run_dir, self.record)
+        if not self.resumed:  # a re-adopted pod's record is already on disk
+            records.write_record(self.ctx.run_dir, self.record)
         crash_point("record")
         await trio.to_thread.run_sync(self.ctx.cgroups.create_pod, self.uid)
         crash_point("cgroup")

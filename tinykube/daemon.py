@@ -62,9 +62,10 @@ async def run(config: DaemonConfig, *, task_status=trio.TASK_STATUS_IGNORED) -> 
     try:
         async with trio.open_nursery() as nursery:
             nursery.start_soon(_stop_on_signal, nursery.cancel_scope)
+            # The API first: clients need not wait while the node re-adopts hundreds of pods.
+            await nursery.start(serve, api, config.socket_path)
             await nursery.start(kubelet.run)
             await nursery.start(run_all, store)
-            await nursery.start(serve, api, config.socket_path)
             log.info("tinykube is serving on %s (root %s)", config.socket_path, config.root)
             task_status.started()
     finally:
