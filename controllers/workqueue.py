@@ -45,6 +45,7 @@ class WorkQueue(Generic[K]):
         self._tiebreak = itertools.count()
         self._failures: dict[K, int] = {}
         self._pace: dict[K, float] = {}
+        self._last_done: dict[K, float] = {}  # when each key's last reconcile finished
         self._wakeup = trio.Event()
         self._shut_down = False
 
@@ -79,9 +80,17 @@ class WorkQueue(Generic[K]):
         instead of alternating one event with one (possibly long) reconcile."""
         if key in self._dirty:
             return
+        pace = self._pace.get(key, 0.0)
+        last = self._last_done.get(key)
+        if (not pace and key not in self._processing
+                and (last is None or trio.current_time() - last >= window)):
+            # Leading edge: the first event after a quiet spell goes at once (a pod that died
+            # is replaced without waiting out the window); the rest of a burst coalesces.
+            self.add(key)
+            return
         # A key with a long delay pending (a progress-deadline check in 10 minutes) must still
         # come sooner for this event; add_after keeps whichever due time is earliest.
-        self.add_after(key, max(window, self._pace.get(key, 0.0)))
+        self.add_after(key, max(window, pace))
 
     def pace(self, key: K, seconds: float) -> None:
         """Make `add_coalesced` wait at least `seconds` for `key` (0 clears it). Workers set
@@ -131,6 +140,7 @@ class WorkQueue(Generic[K]):
 
     def done(self, key: K) -> None:
         self._processing.discard(key)
+        self._last_done[key] = trio.current_time()
         if key in self._dirty:
             self._queue.append(key)
             self._wake()

@@ -141,21 +141,26 @@ async def test_shutdown_wakes_waiting_workers():
     assert len(q) == 0
 
 
-async def test_add_coalesced_waits_a_window_and_absorbs_a_burst(autojump_clock):
+async def test_add_coalesced_sends_the_first_event_at_once_and_absorbs_the_burst(
+        autojump_clock):
     q: WorkQueue[str] = WorkQueue()
     start = trio.current_time()
     for _ in range(100):
         q.add_coalesced("k", 0.01)
-    assert len(q) == 0 and q.delayed == 1
+    assert len(q) == 1 and q.delayed == 0  # leading edge: at once, the rest deduplicated
+    assert await q.get() == "k"
+    assert trio.current_time() == start
+    for _ in range(100):
+        q.add_coalesced("k", 0.01)  # while processing: one more pass, after the window
+    q.done("k")
     assert await q.get() == "k"
     assert trio.current_time() - start == pytest.approx(0.01)
-    q.add_coalesced("k", 0.01)  # while processing: one more pass after done
     q.done("k")
-    assert await q.get() == "k"
-    q.done("k")
+    q.add_coalesced("k", 0.01)  # right after a reconcile: waits out the window
+    assert len(q) == 0 and q.delayed == 1
     q.add("k")
     q.add_coalesced("k", 0.01)  # already queued: nothing more
-    assert q.delayed == 0 and len(q) == 1
+    assert len(q) == 1
 
 
 async def test_pace_stretches_the_coalescing_window_of_an_expensive_key(autojump_clock):
