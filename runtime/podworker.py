@@ -641,6 +641,9 @@ class PodWorker:
         self._stop.set()
         self.status_reason = "SandboxDied"
         self.status_message = "The pod's sandbox (pause process) exited"
+        # Report Failed now, so a ReplicaSet starts the replacement while this pod's remains
+        # are cleaned up (the container states follow as the processes go).
+        self._mark_dirty()
         await self._event("Warning", "SandboxChanged", "Pod sandbox died, the pod is failed")
         await trio.to_thread.run_sync(self.ctx.cgroups.kill_all, self.uid, None, signal.SIGKILL)
 
