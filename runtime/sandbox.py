@@ -26,9 +26,8 @@ import os
 import shutil
 import signal
 import subprocess
-from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Self
+from typing import Any
 
 import trio
 
@@ -85,56 +84,6 @@ async def wait_pid_exit(pid: int, start_time: int) -> None:
         pass
     finally:
         os.close(pidfd)
-
-
-# -- fork + exec with a preexec whose errors come back as text ---------------------------------
-class PreexecErrors:
-    """A close-on-exec pipe through which a failing preexec sends its error text.
-
-    ``wrap(fn)`` gives the preexec_fn; after the spawn raised ``SubprocessError``,
-    ``message()`` returns what the child wrote. Use as a context manager (closes the pipe)."""
-
-    def __init__(self) -> None:
-        self.read_fd, self.write_fd = os.pipe2(os.O_CLOEXEC)
-
-    def wrap(self, preexec: Callable[[], None]) -> Callable[[], None]:
-        write_fd = self.write_fd
-
-        def child() -> None:
-            try:
-                preexec()
-            except BaseException as e:
-                os.write(write_fd, f"{type(e).__name__}: {e}".encode())
-                raise
-        return child
-
-    def message(self, fallback: str) -> str:
-        os.close(self.write_fd)  # the child's copy is gone: read until EOF cannot block
-        self.write_fd = -1
-        return os.read(self.read_fd, 4096).decode(errors="replace") or fallback
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        os.close(self.read_fd)
-        if self.write_fd >= 0:
-            os.close(self.write_fd)
-
-
-def popen_with_preexec(argv: list[str], preexec: Callable[[], None], what: str,
-                       **kwargs: Any) -> subprocess.Popen[bytes]:
-    """``subprocess.Popen`` whose ``preexec`` failures are raised as ``SpawnError`` with the
-    message of the exception raised in the child (e.g. a ``SyscallError`` with errno).
-    The child is registered for reaping (``register_child``) by the caller."""
-    with PreexecErrors() as errors:
-        try:
-            # preexec only makes ctypes calls and os.* on fds: safe beside threads (see top).
-            return subprocess.Popen(argv, preexec_fn=errors.wrap(preexec), **kwargs)  # noqa: PLW1509
-        except subprocess.SubprocessError as e:
-            raise SpawnError(f"{what}: {errors.message(str(e))}") from None
-        except OSError as e:
-            raise SpawnError(f"{what}: exec {argv[0]}: {e.strerror}") from None
 
 
 def shim_spawn(setup: list[str], tail: list[str], what: str, pass_fds: list[int],

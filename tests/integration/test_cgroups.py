@@ -14,7 +14,7 @@ import uuid
 import pytest
 
 from runtime.cgroups import CgroupV1, Limits, detect
-from runtime.sandbox import popen_with_preexec
+from runtime.sandbox import shim_spawn
 
 pytestmark = pytest.mark.root
 
@@ -31,14 +31,12 @@ def pod(cgroups):
 
 
 def run_in(cgroups, uid, name, argv, **kwargs):
-    """Start argv already inside the container cgroup (joined before exec)."""
+    """Start argv already inside the container cgroup (tk-shim joins it before exec)."""
     fds = cgroups.join_fds(uid, name)
-
-    def join():
-        for fd in fds:
-            os.write(fd, b"0")
+    setup = [arg for fd in fds for arg in ("-c", str(fd))]
     try:
-        return popen_with_preexec(argv, join, f"test process in {uid}/{name}", **kwargs)
+        return shim_spawn(setup, ["-E", "--", *argv], f"test process in {uid}/{name}", fds,
+                          **kwargs)
     finally:
         for fd in fds:
             os.close(fd)
