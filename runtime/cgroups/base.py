@@ -169,7 +169,7 @@ class CgroupBackend:
     def join_fds(self, uid: str, name: str | None = None) -> list[int]:
         """Open ``cgroup.procs`` of the pod (name=None, for the pause) or a container cgroup.
 
-        The child writes ``b"0"`` to each in preexec, so it is in the cgroup before exec.
+        tk-shim writes ``b"0"`` to each (``-c FD``), so the process is in the cgroup before exec.
         The caller closes the fds after the spawn. Missing cgroups are an error.
         """
         fds: list[int] = []
