@@ -69,7 +69,7 @@ async def test_concurrent_writers_one_wins_each_round(store):
     async def writer(n):
         obj = copies[n]
         await trio.sleep(0)
-        obj["spec"]["replicas"] = n
+        obj["spec"]["replicas"] = n + 2  # every write changes something (no-ops keep the version)
         try:
             await store.update(obj)
             results["ok"] += 1
