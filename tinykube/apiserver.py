@@ -230,13 +230,14 @@ class ApiServer:
         Status and system fields stay. 201 created, 200 configured; an unchanged object keeps
         its resourceVersion, which is how the client tells "unchanged" apart.
         """
-        _admit_new(manifest)  # the manifest as a whole must be valid, not just the merged parts
         name = manifest["metadata"].get("name", "")
         manifest["metadata"].setdefault("annotations", {})[LAST_APPLIED] = json.dumps(
             _without_last_applied(manifest), sort_keys=True, separators=(",", ":"))
+        # The manifest as a whole must be valid, not just the parts merged below.
+        admitted = _admit_new(manifest)
         current = self.store.try_get(route.info.kind, _ns(route), name)
         if current is None:
-            return 201, await self.store.create(_admit_new(manifest), durable=True)
+            return 201, await self.store.create(admitted, durable=True)
         previous = _last_applied(current)
         # Top-level spec fields that neither this manifest nor the last one set were set by
         # someone else (`rollout pause`, `scale`): keep them, as kubectl's 3-way merge does.
