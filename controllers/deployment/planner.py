@@ -12,6 +12,7 @@ from __future__ import annotations
 import copy
 from dataclasses import dataclass, field
 
+from controllers.base import owner_ref
 from controllers.deployment import util
 from controllers.deployment.util import RSState
 
@@ -117,7 +118,7 @@ class Plan:
                 "name": f"{meta['name']}-{hash_}",
                 "namespace": meta.get("namespace", "default"),
                 "labels": dict(template["metadata"]["labels"]),
-                "ownerReferences": [util.owner_reference(d)],
+                "ownerReferences": [owner_ref(d)],
             },
             "spec": {"replicas": 0, "minReadySeconds": util.min_ready_seconds(d),
                      "selector": selector, "template": template},

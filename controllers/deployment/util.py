@@ -484,7 +484,3 @@ def deployment_timed_out(d: dict, status: dict, now: float) -> bool:
     since = parse_time(cond.get("lastUpdateTime"))
     return since is not None and since + deadline < now
 
-
-def owner_reference(d: dict) -> dict:
-    return {"apiVersion": "apps/v1", "kind": "Deployment", "name": d["metadata"]["name"],
-            "uid": d["metadata"]["uid"], "controller": True, "blockOwnerDeletion": True}

@@ -20,6 +20,8 @@ import copy
 from dataclasses import dataclass
 from typing import Any
 
+from controllers.base import owner_ref
+
 RETAIN, DELETE = "Retain", "Delete"
 
 
@@ -40,13 +42,9 @@ class RetentionPolicy:
 
 def set_owner_reference(sts: dict) -> dict:
     """The claim's reference to the set: not a controller ref (a claim has no controller)."""
-    return {
-        "apiVersion": "apps/v1",
-        "kind": "StatefulSet",
-        "name": sts["metadata"]["name"],
-        "uid": sts["metadata"]["uid"],
-        "blockOwnerDeletion": True,
-    }
+    ref = owner_ref(sts)
+    del ref["controller"]
+    return ref
 
 
 def claim_selector_labels(sts: dict) -> dict[str, str]:

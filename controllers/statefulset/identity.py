@@ -14,6 +14,7 @@ import copy
 import re
 from typing import Any
 
+from controllers.base import owner_ref
 from controllers.statefulset.claims import claim_name
 
 POD_NAME_LABEL = "statefulset.kubernetes.io/pod-name"
@@ -47,17 +48,6 @@ def is_member(sts: dict, pod: dict) -> bool:
 
 def pod_revision(pod: dict) -> str:
     return (pod["metadata"].get("labels") or {}).get(REVISION_LABEL, "")
-
-
-def owner_reference(sts: dict) -> dict:
-    return {
-        "apiVersion": "apps/v1",
-        "kind": "StatefulSet",
-        "name": sts["metadata"]["name"],
-        "uid": sts["metadata"]["uid"],
-        "controller": True,
-        "blockOwnerDeletion": True,
-    }
 
 
 def claim_templates(sts: dict) -> list[dict]:
@@ -126,7 +116,7 @@ def new_pod(sts: dict, template: dict, revision_name: str, ordinal: int) -> dict
         "name": name,
         "namespace": set_meta.get("namespace", "default"),
         "labels": labels,
-        "ownerReferences": [owner_reference(sts)],
+        "ownerReferences": [owner_ref(sts)],
     }
     if tmeta.get("annotations"):
         metadata["annotations"] = dict(tmeta["annotations"])

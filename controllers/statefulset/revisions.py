@@ -23,8 +23,9 @@ from __future__ import annotations
 import copy
 from dataclasses import dataclass
 
+from controllers.base import owner_ref
 from controllers.hashing import canonical_json, hash_string
-from controllers.statefulset.identity import owner_reference, pod_revision
+from controllers.statefulset.identity import pod_revision
 from tinykube.model.errors import AlreadyExists, NotFound
 
 KIND = "ControllerRevision"
@@ -62,7 +63,7 @@ def new_revision(sts: dict, number: int, collision_count: int) -> dict:
             "name": revision_name(sts["metadata"]["name"], hash_),
             "namespace": sts["metadata"].get("namespace", "default"),
             "labels": labels,
-            "ownerReferences": [owner_reference(sts)],
+            "ownerReferences": [owner_ref(sts)],
         },
         "data": template,
         "revision": number,

@@ -18,6 +18,7 @@ import trio
 from controllers import replicaset
 from controllers.deployment import controller as deployment_controller
 from controllers.deployment import util
+from tests.integration.storewait import eventually, settled
 from tinykube.cli import rollout
 from tinykube.model.errors import Conflict, NotFound
 from tinykube.store import Store, now_iso
@@ -121,23 +122,6 @@ async def cluster(store, *, stop_delay=0.0):
         await nursery.start(deployment_controller.run, store)
         yield nursery
         nursery.cancel_scope.cancel()
-
-
-async def eventually(check, timeout=10.0, what="condition"):
-    with trio.move_on_after(timeout):
-        while True:
-            result = check()
-            if result:
-                return result
-            await trio.sleep(0.01)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
-async def settled(store, seconds=0.3):
-    last = -1
-    while store.resource_version != last:
-        last = store.resource_version
-        await trio.sleep(seconds)
 
 
 def template(version, *, broken=False, grace=0):

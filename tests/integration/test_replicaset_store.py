@@ -18,6 +18,7 @@ import trio
 from controllers import replicaset
 from controllers.base import controller_ref
 from controllers.manager import run_all
+from tests.integration.storewait import eventually, settled
 from tinykube.store import Store
 
 NS = "default"
@@ -36,24 +37,6 @@ async def controllers(store):
         await nursery.start(run_all, store)
         yield
         nursery.cancel_scope.cancel()
-
-
-async def eventually(check, timeout=5.0, what="condition"):
-    with trio.move_on_after(timeout):
-        while True:
-            result = check()
-            if result:
-                return result
-            await trio.sleep(0.01)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
-async def settled(store, seconds=0.3):
-    """Wait until the store has seen no write for `seconds` (controllers are idle)."""
-    last = -1
-    while store.resource_version != last:
-        last = store.resource_version
-        await trio.sleep(seconds)
 
 
 def template(labels, grace=0):

@@ -1,0 +1,22 @@
+"""Waiting helpers for controller tests that run against a real Store (no daemon)."""
+
+import trio
+
+
+async def eventually(check, timeout=10.0, what="condition"):
+    """Poll `check` on the trio clock until it returns something truthy; return that."""
+    with trio.move_on_after(timeout):
+        while True:
+            result = check()
+            if result:
+                return result
+            await trio.sleep(0.01)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+async def settled(store, seconds=0.3):
+    """Wait until the store has seen no write for `seconds` (controllers are idle)."""
+    last = -1
+    while store.resource_version != last:
+        last = store.resource_version
+        await trio.sleep(seconds)
