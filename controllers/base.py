@@ -200,14 +200,6 @@ def is_being_deleted(obj: dict) -> bool:
     return bool(obj.get("metadata", {}).get("deletionTimestamp"))
 
 
-def safe_to_update(obj: dict) -> bool:
-    """False for an object in graceful deletion without finalizers: the store treats any
-    update of such an object as "last finalizer removed" and removes it at once, which would
-    cut a pod's grace period short."""
-    meta = obj.get("metadata", {})
-    return not meta.get("deletionTimestamp") or bool(meta.get("finalizers"))
-
-
 def selector_for(owner: dict) -> labels.Selector:
     """The owner's pod selector. ReplicationController's defaults to its template labels.
     An empty selector matches nothing here: adopting every pod of the namespace is never
@@ -247,7 +239,7 @@ def classify(owner: dict, candidates: Iterable[dict], matches: Callable[[dict], 
                 continue
             if matches(obj):
                 owned.append(obj)
-            elif not owner_deleting and safe_to_update(obj):
+            elif not owner_deleting:
                 release.append(obj)
             continue
         if owner_deleting or is_being_deleted(obj) or not matches(obj):
@@ -263,61 +255,64 @@ def labels_match(selector: labels.Selector) -> Callable[[dict], bool]:
 _RETRIES = 5
 
 
-async def adopt(store: Store, owner: dict, obj: dict,
-                matches: Callable[[dict], bool]) -> dict | None:
-    """Add `owner`'s controller ref to the orphan `obj`. Returns the updated object, or None
-    if on a fresh read it no longer qualifies (gone, owned, deleting, not matching) or the owner
-    is being deleted (Kubernetes re-checks the owner with a live read before adopting too)."""
+async def update_fresh(store: Store, obj: dict, change: Callable[[dict], bool],
+                       what: str) -> dict | None:
+    """Apply `change` to a fresh read of `obj` and write it, again on each Conflict.
+    `change` returns False when the fresh object no longer qualifies; returns the updated
+    object, or None if it is gone (or replaced) or did not qualify."""
     kind, (namespace, name) = obj["kind"], key_of(obj)
     uid = obj["metadata"]["uid"]
     for _ in range(_RETRIES):
         fresh = store.try_get(kind, namespace, name)
-        if fresh is None or fresh["metadata"]["uid"] != uid:
+        if fresh is None or fresh["metadata"]["uid"] != uid or not change(fresh):
             return None
-        if controller_ref(fresh) is not None or is_being_deleted(fresh) or not matches(fresh):
-            return None
-        current_owner = store.try_get(owner["kind"], *key_of(owner))
-        if (current_owner is None or current_owner["metadata"]["uid"] != owner["metadata"]["uid"]
-                or is_being_deleted(current_owner)):
-            return None
-        refs = [r for r in owner_refs(fresh) if r.get("uid") != owner["metadata"]["uid"]]
-        fresh["metadata"]["ownerReferences"] = refs + [owner_ref(owner)]
         try:
             return await store.update(fresh)
         except Conflict:
             continue
         except NotFound:
             return None
-    raise Conflict.for_object(kind, name, why=f"could not adopt it after {_RETRIES} conflicts")
+    raise Conflict.for_object(kind, name, why=f"could not {what} after {_RETRIES} conflicts")
+
+
+async def adopt(store: Store, owner: dict, obj: dict,
+                matches: Callable[[dict], bool]) -> dict | None:
+    """Add `owner`'s controller ref to the orphan `obj`. Returns the updated object, or None
+    if on a fresh read it no longer qualifies (gone, owned, deleting, not matching) or the owner
+    is being deleted (Kubernetes re-checks the owner with a live read before adopting too)."""
+    owner_uid = owner["metadata"]["uid"]
+
+    def add_ref(fresh: dict) -> bool:
+        if controller_ref(fresh) is not None or is_being_deleted(fresh) or not matches(fresh):
+            return False
+        current_owner = store.try_get(owner["kind"], *key_of(owner))
+        if (current_owner is None or current_owner["metadata"]["uid"] != owner_uid
+                or is_being_deleted(current_owner)):
+            return False
+        refs = [r for r in owner_refs(fresh) if r.get("uid") != owner_uid]
+        fresh["metadata"]["ownerReferences"] = refs + [owner_ref(owner)]
+        return True
+
+    return await update_fresh(store, obj, add_ref, "adopt it")
 
 
 async def remove_owner_refs(store: Store, obj: dict, owner_uids: set[str],
                             *, only_if_controller: bool = False) -> dict | None:
     """Remove the references to `owner_uids` from `obj` (fresh read, conflict retries).
     Returns the updated object, or None if it is gone or had none of those references."""
-    kind, (namespace, name) = obj["kind"], key_of(obj)
-    uid = obj["metadata"]["uid"]
-    for _ in range(_RETRIES):
-        fresh = store.try_get(kind, namespace, name)
-        if fresh is None or fresh["metadata"]["uid"] != uid or not safe_to_update(fresh):
-            return None
+    def drop_refs(fresh: dict) -> bool:
         refs = owner_refs(fresh)
         if only_if_controller:
             ref = controller_ref(fresh)
             if ref is None or ref.get("uid") not in owner_uids:
-                return None
+                return False
         kept = [r for r in refs if r.get("uid") not in owner_uids]
         if len(kept) == len(refs):
-            return None
+            return False
         fresh["metadata"]["ownerReferences"] = kept
-        try:
-            return await store.update(fresh)
-        except Conflict:
-            continue
-        except NotFound:
-            return None
-    raise Conflict.for_object(kind, name, why=f"could not update its ownerReferences after "
-                                              f"{_RETRIES} conflicts")
+        return True
+
+    return await update_fresh(store, obj, drop_refs, "update its ownerReferences")
 
 
 async def release(store: Store, owner: dict, obj: dict) -> dict | None:

@@ -35,7 +35,7 @@ import trio
 from controllers import base
 from controllers.base import Requeue
 from controllers.workqueue import WorkQueue
-from tinykube.model.errors import Conflict, NotFound
+from tinykube.model.errors import NotFound
 from tinykube.model.kinds import KINDS, find
 
 if TYPE_CHECKING:
@@ -144,7 +144,7 @@ def plan(objects: Iterable[dict], focus: Iterable[str] | None = None) -> list[Ac
             finalizers = _finalizers(obj)
             if ORPHAN in finalizers:
                 actions += [RemoveOwnerRefs(ObjectRef.of(d), frozenset({uid}))
-                            for d in dependents.get(uid, []) if base.safe_to_update(d)]
+                            for d in dependents.get(uid, [])]
                 actions.append(RemoveFinalizer(ref_self, ORPHAN))
             elif FOREGROUND in finalizers:
                 still_blocking = False
@@ -152,10 +152,9 @@ def plan(objects: Iterable[dict], focus: Iterable[str] | None = None) -> list[Ac
                     states = {r.get("uid"): owner_state(r) for r in _refs(dep)}
                     if any(s == "solid" for u, s in states.items() if u != uid):
                         # Another owner keeps it alive: just let go of it.
-                        if base.safe_to_update(dep):
-                            gone = {u for u, s in states.items() if s != "solid"}
-                            actions.append(RemoveOwnerRefs(ObjectRef.of(dep), frozenset(gone)))
-                            continue
+                        gone = {u for u, s in states.items() if s != "solid"}
+                        actions.append(RemoveOwnerRefs(ObjectRef.of(dep), frozenset(gone)))
+                        continue
                     elif not base.is_being_deleted(dep):
                         actions.append(delete_waiting(dep, f"owner {ref_self} is deleted in the "
                                                    "foreground"))
@@ -340,28 +339,20 @@ class GarbageCollector:
         remaining = self._scan_dependents(obj)
         if finalizer == ORPHAN:
             for dep in remaining:
-                if base.safe_to_update(dep):
-                    await base.remove_owner_refs(self.store, dep, {uid})
+                await base.remove_owner_refs(self.store, dep, {uid})
         elif any(any(r.get("uid") == uid and r.get("blockOwnerDeletion") for r in _refs(d))
                  for d in remaining):
             return False
-        ref = ObjectRef.of(obj)
-        for _ in range(5):
-            current = self._fresh(ref)
-            if current is None or finalizer not in _finalizers(current):
-                return True
-            current["metadata"]["finalizers"] = [f for f in _finalizers(current)
-                                                 if f != finalizer]
-            try:
-                await self.store.update(current)
-            except NotFound:
-                return True
-            except Conflict:
-                continue
-            log.info("removed finalizer %s from %s", finalizer, ref)
+        def drop(current: dict) -> bool:
+            if finalizer not in _finalizers(current):
+                return False
+            current["metadata"]["finalizers"] = [f for f in _finalizers(current) if f != finalizer]
             return True
-        raise Conflict.for_object(ref.kind, ref.name, why=f"could not remove finalizer "
-                                                          f"{finalizer} after 5 conflicts")
+
+        # The last finalizer's removal also removes the object, so "gone" counts as done.
+        if await base.update_fresh(self.store, obj, drop, f"remove finalizer {finalizer}"):
+            log.info("removed finalizer %s from %s", finalizer, ObjectRef.of(obj))
+        return True
 
     def _scan_dependents(self, owner: dict) -> list[dict]:
         uid = owner["metadata"]["uid"]
