@@ -122,7 +122,6 @@ def pause_command() -> list[str]:
 
 
 def _start_pause(uid: str, hostname: str, cgroups: CgroupDriver) -> Sandbox:
-    cgroups.create_pod(uid)
     argv = pause_command()
     join_fds = cgroups.join_fds(uid)
     flags = syscalls.CLONE_NEWNET | syscalls.CLONE_NEWUTS | syscalls.CLONE_NEWIPC
@@ -140,7 +139,8 @@ def _start_pause(uid: str, hostname: str, cgroups: CgroupDriver) -> Sandbox:
 
 
 async def start_sandbox(uid: str, hostname: str, cgroups: CgroupDriver) -> Sandbox:
-    """Create the pod cgroup and start the pause process in new net+uts+ipc namespaces."""
+    """Start the pause process in new net+uts+ipc namespaces, in the pod cgroup (which the
+    caller created: the pod worker records each step before the next)."""
     return await trio.to_thread.run_sync(_start_pause, uid, hostname, cgroups)
 
 

@@ -24,6 +24,7 @@ async def pods(cgroups):
     class Pods:
         async def start(self, hostname="tk-pod"):
             uid = "tk" + uuid.uuid4().hex[:12]
+            cgroups.create_pod(uid)
             sb = await start_sandbox(uid, hostname, cgroups)
             started.append(sb)
             return sb
@@ -120,6 +121,7 @@ async def test_falls_back_to_sleep_without_catatonit(pods, monkeypatch):
 
 async def test_setup_errors_carry_the_call_and_errno(cgroups):
     uid = "tk" + uuid.uuid4().hex[:12]
+    cgroups.create_pod(uid)
     try:
         with pytest.raises(SpawnError, match=r"sethostname\(x{70}\): Invalid argument"):
             await start_sandbox(uid, "x" * 70, cgroups)
@@ -134,7 +136,9 @@ from runtime.cgroups import detect
 from runtime.sandbox import start_sandbox
 
 async def main():
-    sb = await start_sandbox(sys.argv[1], "survivor", detect(subtree=sys.argv[2]))
+    cgroups = detect(subtree=sys.argv[2])
+    cgroups.create_pod(sys.argv[1])
+    sb = await start_sandbox(sys.argv[1], "survivor", cgroups)
     print(sb.pause_pid, sb.start_time, flush=True)
 
 trio.run(main)

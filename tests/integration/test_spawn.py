@@ -116,6 +116,7 @@ class Tracker:
         uid = "tk" + uuid.uuid4().hex[:12]
         root = self.tmp_path / uid
         root.mkdir()
+        self.cgroups.create_pod(uid)
         pod = Pod(self, await start_sandbox(uid, hostname, self.cgroups), str(root))
         self.pods.append(pod)
         return pod
