@@ -14,11 +14,13 @@ import random
 import signal
 import subprocess
 import sys
+import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
-from tinykube.client import Client
+from tinykube.client import Client, StreamIdle
 from tinykube.model.errors import NotFound
 
 CONTROLLER_KINDS = ("Deployment", "StatefulSet", "ReplicaSet", "ReplicationController")
@@ -57,7 +59,7 @@ class Daemon:
                 "--run-dir", str(self.run_dir), "--bridge", self.bridge,
                 "--pod-cidr", self.cidr, "--cgroup-subtree", self.cgroup_subtree]
 
-    def start(self) -> "Daemon":
+    def start(self) -> Daemon:
         log = open(self.log_path, "ab")
         self.process = subprocess.Popen([sys.executable, "-m", "tinykube.cli.main", *self.args()],
                                         stdout=log, stderr=subprocess.STDOUT)
@@ -177,3 +179,47 @@ def assert_no_leaks(bridge: str, uids: set[str], root: Path) -> None:
     assert not cgroups, f"cgroups left behind: {cgroups}"
     mounts = Path("/proc/self/mountinfo").read_text()
     assert str(root) not in mounts, "mounts under the test root left behind"
+
+
+class PodWatch:
+    """Watches pods in a background thread and hands every event to `record(type, pod)`
+    (under `self.lock`); resumes from the last resourceVersion when the stream idles.
+    A failure in the thread is kept in `error` for the test thread to report."""
+
+    def __init__(self, daemon: Daemon, label_selector: str | None = None) -> None:
+        self.client = Client(daemon.socket)
+        self.label_selector = label_selector
+        self.error: BaseException | None = None
+        self.lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def record(self, type_: str, pod: dict) -> None:
+        raise NotImplementedError
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+        self.client.close()
+
+    def _run(self) -> None:
+        rv = None
+        try:
+            while not self._stop.is_set():
+                try:
+                    for type_, pod in self.client.watch(
+                            "Pod", "default", label_selector=self.label_selector,
+                            resource_version=rv, idle_timeout=0.5):
+                        rv = pod["metadata"]["resourceVersion"]
+                        with self.lock:
+                            self.record(type_, pod)
+                        if self._stop.is_set():
+                            return
+                except StreamIdle:
+                    continue
+        except Exception as e:  # noqa: BLE001 - reported by the test thread
+            self.error = e

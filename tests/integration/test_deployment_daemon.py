@@ -14,15 +14,13 @@ a tcpSocket readiness probe every second; a template change is an env var change
 from __future__ import annotations
 
 import json
-import threading
 from dataclasses import dataclass
-from typing import Any, Self
+from typing import Any
 
 import pytest
 
 from controllers.deployment import util
-from tests.integration.daemon import Daemon, is_ready, wait_for
-from tinykube.client import Client, StreamIdle
+from tests.integration.daemon import Daemon, PodWatch, is_ready, wait_for
 
 pytestmark = pytest.mark.root
 
@@ -65,51 +63,21 @@ class Sample:
     hashes: frozenset[str]  # templates with an existing pod (terminating included)
 
 
-class Sampler:
+class Sampler(PodWatch):
     """Watches the deployment's pods in a thread; `samples` gets one `Sample` per event."""
 
     def __init__(self, daemon: Daemon) -> None:
-        self.client = Client(daemon.socket)
+        super().__init__(daemon, SELECTOR)
         self.pods: dict[str, dict] = {}
         self.samples: list[Sample] = []
-        self.error: BaseException | None = None
-        self._lock = threading.Lock()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
 
-    def __enter__(self) -> Self:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join(timeout=10)
-        self.client.close()
-
-    def _run(self) -> None:
-        rv = None
-        try:
-            while not self._stop.is_set():
-                try:
-                    for type_, pod in self.client.watch("Pod", "default", label_selector=SELECTOR,
-                                                        resource_version=rv, idle_timeout=0.5):
-                        rv = pod["metadata"]["resourceVersion"]
-                        self._record(type_, pod)
-                        if self._stop.is_set():
-                            return
-                except StreamIdle:
-                    continue
-        except Exception as e:  # noqa: BLE001 - reported by `since` in the test thread
-            self.error = e
-
-    def _record(self, type_: str, pod: dict) -> None:
+    def record(self, type_: str, pod: dict) -> None:
         uid = pod["metadata"]["uid"]
-        with self._lock:
-            if type_ == "DELETED":
-                self.pods.pop(uid, None)
-            else:
-                self.pods[uid] = pod
-            self.samples.append(self._sample())
+        if type_ == "DELETED":
+            self.pods.pop(uid, None)
+        else:
+            self.pods[uid] = pod
+        self.samples.append(self._sample())
 
     def _sample(self) -> Sample:
         pods = self.pods.values()
@@ -118,7 +86,7 @@ class Sampler:
                       frozenset(p["metadata"]["labels"].get(util.HASH_LABEL, "") for p in pods))
 
     def current(self) -> Sample | None:
-        with self._lock:
+        with self.lock:
             return self.samples[-1] if self.samples else None
 
     def mark_settled(self, replicas: int, timeout: float = 30) -> int:
@@ -130,12 +98,12 @@ class Sampler:
                 len(s.hashes) == 1
         wait_for(settled, timeout=timeout, what=f"sampler to see {replicas} settled pods "
                                                 f"(last {self.current()})")
-        with self._lock:
+        with self.lock:
             return len(self.samples)
 
     def since(self, mark: int) -> list[Sample]:
         assert self.error is None, f"pod watch failed: {self.error!r}"
-        with self._lock:
+        with self.lock:
             return self.samples[mark:]
 
 

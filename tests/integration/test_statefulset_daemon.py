@@ -10,14 +10,12 @@ target the pod IP, as in Kubernetes) with a tcpSocket readiness probe every seco
 from __future__ import annotations
 
 import json
-import threading
 from pathlib import Path
-from typing import Any, Self
+from typing import Any
 
 import pytest
 
-from tests.integration.daemon import Daemon, is_ready, wait_for
-from tinykube.client import Client, StreamIdle
+from tests.integration.daemon import Daemon, PodWatch, is_ready, wait_for
 from tinykube.model.errors import NotFound
 
 pytestmark = pytest.mark.root
@@ -56,41 +54,16 @@ def manifest(replicas: int = 3, version: str = "1", **spec: Any) -> str:
     return json.dumps(statefulset(replicas, version, **spec))  # JSON is YAML
 
 
-class PodLog:
+class PodLog(PodWatch):
     """A watch of the namespace's pods in a thread; `events` is [(what, pod name, uid)] with
     `what` in added / ready / terminating / deleted, each at most once per uid, in order."""
 
     def __init__(self, daemon: Daemon) -> None:
-        self.client = Client(daemon.socket)
+        super().__init__(daemon)
         self.events: list[tuple[str, str, str]] = []
         self._seen: set[tuple[str, str]] = set()
-        self._stop = threading.Event()
-        self._lock = threading.Lock()
-        self._thread = threading.Thread(target=self._run, daemon=True)
 
-    def __enter__(self) -> Self:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join(timeout=10)
-        self.client.close()
-
-    def _run(self) -> None:
-        rv = None
-        while not self._stop.is_set():
-            try:
-                for type_, pod in self.client.watch("Pod", "default", resource_version=rv,
-                                                    idle_timeout=0.5):
-                    rv = pod["metadata"]["resourceVersion"]
-                    self._record(type_, pod)
-                    if self._stop.is_set():
-                        return
-            except StreamIdle:
-                continue
-
-    def _record(self, type_: str, pod: dict) -> None:
+    def record(self, type_: str, pod: dict) -> None:
         meta = pod["metadata"]
         marks = ["added"]
         if is_ready(pod):
@@ -99,24 +72,23 @@ class PodLog:
             marks.append("terminating")
         if type_ == "DELETED":
             marks.append("deleted")
-        with self._lock:
-            for what in marks:
-                if (what, meta["uid"]) not in self._seen:
-                    self._seen.add((what, meta["uid"]))
-                    self.events.append((what, meta["name"], meta["uid"]))
+        for what in marks:  # called under self.lock
+            if (what, meta["uid"]) not in self._seen:
+                self._seen.add((what, meta["uid"]))
+                self.events.append((what, meta["name"], meta["uid"]))
 
     def mark(self) -> int:
         """A position in `events`: pass it as `since` to look only at what came after."""
-        with self._lock:
+        with self.lock:
             return len(self.events)
 
     def names(self, what: str, since: int = 0) -> list[str]:
-        with self._lock:
+        with self.lock:
             return [name for w, name, _ in self.events[since:] if w == what]
 
     def index(self, what: str, name: str, since: int = 0) -> int:
         """Position of the first `what` of pod `name` at or after `since`."""
-        with self._lock:
+        with self.lock:
             return next(i for i, (w, n, _) in enumerate(self.events)
                         if i >= since and w == what and n == name)
 
