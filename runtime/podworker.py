@@ -300,9 +300,6 @@ class PodWorker:
         crash_point("veth")
         self.pod_ip = attachment.ip
         self.host_ip = attachment.gateway
-        # Saved with the next record write (the first container's): the address is also
-        # recoverable from IPAM by uid, so it needs no write of its own on the start path.
-        self.record.pod_ip = self.pod_ip
         self.start_time = self.start_time or now_iso()
         self.pod_dir.mkdir(parents=True, exist_ok=True)
         self.write_hosts()

@@ -39,7 +39,6 @@ class PodRecord:
     namespace: str
     name: str
     pause: ProcessRecord | None = None
-    pod_ip: str | None = None
     containers: dict[str, ContainerRecord] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
@@ -56,8 +55,7 @@ class PodRecord:
                 process=ProcessRecord(**proc) if proc else None,
                 exit_file=c.get("exit_file"), started_at=c.get("started_at"))
         return cls(uid=data["uid"], namespace=data["namespace"], name=data["name"],
-                   pause=ProcessRecord(**pause) if pause else None,
-                   pod_ip=data.get("pod_ip"), containers=containers)
+                   pause=ProcessRecord(**pause) if pause else None, containers=containers)
 
 
 def record_path(run_dir: Path, uid: str) -> Path:
