@@ -226,7 +226,6 @@ class PodWorker:
             nursery.start_soon(self._watch_pause)
             nursery.start_soon(self._watch_deletion)
             async with trio.open_nursery() as containers:
-                self._containers_scope = containers.cancel_scope
                 for spec in (self.pod.get("spec") or {}).get("containers") or []:
                     await containers.start(self._supervise, spec)
             # Every container is done for good (or the pod is stopping); the deletion

@@ -49,7 +49,6 @@ FOUND_NEW_RS = "FoundNewReplicaSet"
 NEW_RS_AVAILABLE = "NewReplicaSetAvailable"
 TIMED_OUT = "ProgressDeadlineExceeded"
 PAUSED, RESUMED = "DeploymentPaused", "DeploymentResumed"
-RS_CREATE_ERROR = "ReplicaSetCreateError"
 
 
 # ---- time ---------------------------------------------------------------------------------
@@ -317,12 +316,6 @@ def pod_ready_since(pod: dict) -> float | None:
                 return None
             return parse_time(cond.get("lastTransitionTime")) or 0.0
     return None
-
-
-def pod_active(pod: dict) -> bool:
-    """Counts toward a ReplicaSet's replicas: not terminating, not finished."""
-    return (not pod["metadata"].get("deletionTimestamp")
-            and (pod.get("status") or {}).get("phase") not in ("Succeeded", "Failed"))
 
 
 def pod_terminal(pod: dict) -> bool:

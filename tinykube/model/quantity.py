@@ -90,10 +90,3 @@ def whole_number(value: object) -> int:
     return int(amount)
 
 
-# Names used in CONTRACTS-era drafts; kept as aliases so callers can pick either.
-def parse_cpu(value: object) -> int:
-    return cpu_millis(value)
-
-
-def parse_memory(value: object) -> int:
-    return memory_bytes(value)
