@@ -138,7 +138,10 @@ class Daemon:
                 pod = self.pod(name)
             except Exception:
                 return None
-            return pod if predicate(pod) else None
+            try:
+                return pod if predicate(pod) else None
+            except (KeyError, IndexError):
+                return None  # a field the predicate reads is not reported yet: not yet
         return wait_for(check, timeout=timeout, what=what or f"pod {name}")
 
     def wait_running(self, name: str, timeout: float = 30) -> dict:
