@@ -28,8 +28,8 @@ from typing import TYPE_CHECKING, Any
 
 import trio
 
-from controllers.hashing import random_suffix
-from controllers.workqueue import WorkQueue
+from .hashing import random_suffix
+from .workqueue import WorkQueue
 from tinykube import labels
 from tinykube.model.errors import AlreadyExists, Conflict, Gone, NotFound
 

@@ -32,9 +32,9 @@ from typing import TYPE_CHECKING, Any
 
 import trio
 
-from controllers import base
-from controllers.base import Requeue
-from controllers.workqueue import WorkQueue
+from . import base
+from .base import Requeue
+from .workqueue import WorkQueue
 from tinykube.model.errors import NotFound
 from tinykube.model.kinds import KINDS, find
 

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import trio
 
-from controllers import deployment, gc, replicaset, statefulset
+from . import deployment, gc, replicaset, statefulset
 
 if TYPE_CHECKING:
     from tinykube.store import Store

@@ -27,8 +27,8 @@ from typing import TYPE_CHECKING, Any
 
 import trio
 
-from controllers import base
-from controllers.base import ControllerSpec, Key, Requeue
+from . import base
+from .base import ControllerSpec, Key, Requeue
 from tinykube.model.errors import NotFound
 
 if TYPE_CHECKING:

@@ -27,7 +27,7 @@ import os
 import threading
 from pathlib import Path
 
-from netns.errors import AddressPoolExhausted, NetworkConfigError
+from .errors import AddressPoolExhausted, NetworkConfigError
 
 DEFAULT_CIDR = "10.88.0.0/16"
 FILE_NAME = "ipam.json"

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pyroute2 import IPRoute
 from pyroute2.netlink.exceptions import NetlinkError
 
-from netns.errors import NetworkConfigError
+from .errors import NetworkConfigError
 
 VETH_PREFIX = "tkv"
 POD_IFNAME = "eth0"

@@ -28,11 +28,11 @@ from pathlib import Path
 from pyroute2 import IPRoute
 from pyroute2.netlink.exceptions import NetlinkError
 
-from netns import links
-from netns.errors import NetworkConfigError
-from netns.ipam import DEFAULT_CIDR, Ipam
-from netns.podside import PeerMismatch, configure_pod_side
-from netns.threads import SerialThread, run_on_fresh_thread
+from . import links
+from .errors import NetworkConfigError
+from .ipam import DEFAULT_CIDR, Ipam
+from .podside import PeerMismatch, configure_pod_side
+from .threads import SerialThread, run_on_fresh_thread
 
 
 @dataclass(frozen=True)

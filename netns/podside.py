@@ -18,8 +18,8 @@ import socket
 from pyroute2 import IPRoute
 from pyroute2.netlink.exceptions import NetlinkError
 
-from netns._setns import CLONE_NEWNET, setns
-from netns.links import IFF_UP, POD_IFNAME
+from ._setns import CLONE_NEWNET, setns
+from .links import IFF_UP, POD_IFNAME
 
 LOOPBACK_INDEX = 1  # the kernel gives lo index 1 in every network namespace
 

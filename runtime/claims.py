@@ -39,7 +39,7 @@ from typing import Any
 
 import trio
 
-from runtime.volumes import VolumeError, claim_dir
+from .volumes import VolumeError, claim_dir
 
 log = logging.getLogger("tinykube.runtime.claims")
 

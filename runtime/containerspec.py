@@ -10,8 +10,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from runtime import spawn
-from runtime.cgroups import Limits
+from . import spawn
+from .cgroups import Limits
 from tinykube.model import quantity
 
 DEFAULT_GRACE_SECONDS = 30

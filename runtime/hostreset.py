@@ -15,9 +15,9 @@ import signal
 import time
 from pathlib import Path
 
-from runtime.cgroups import detect_pinned
-from runtime.records import list_records
-from runtime.syscalls import MNT_DETACH, proc_start_time, process_alive, umount2
+from .cgroups import detect_pinned
+from .records import list_records
+from .syscalls import MNT_DETACH, proc_start_time, process_alive, umount2
 
 log = logging.getLogger("tinykube.reset")
 
@@ -78,7 +78,7 @@ async def reset_host(root: Path, run_dir: Path, bridge: str, cidr: str,
                      cgroup_parent: str | None = None, cgroup_subtree: str = "tinykube",
                      purge: bool = False) -> list[str]:
     """Stop every pod and remove every host resource tinykube made; returns what was done."""
-    from netns.podnet import PodNetwork
+    from tinykube.netns.podnet import PodNetwork
 
     done: list[str] = []
     if stop_daemon(run_dir):

@@ -25,14 +25,14 @@ from typing import Any
 
 import trio
 
-from runtime import records
-from runtime.backoff import DEFAULT_POLICY, BackoffPolicy
-from runtime.cgroups import CgroupDriver
-from runtime.claims import ClaimDirectories
-from runtime.hostsfile import HostEntry
-from runtime.podworker import NodeContext, PodWorker
-from runtime.probes import NetnsSockets
-from runtime.sandbox import SpawnError
+from . import records
+from .backoff import DEFAULT_POLICY, BackoffPolicy
+from .cgroups import CgroupDriver
+from .claims import ClaimDirectories
+from .hostsfile import HostEntry
+from .podworker import NodeContext, PodWorker
+from .probes import NetnsSockets
+from .sandbox import SpawnError
 from tinykube.model.errors import BadRequest
 
 log = logging.getLogger("tinykube.runtime.kubelet")

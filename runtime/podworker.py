@@ -42,10 +42,10 @@ from typing import Any
 
 import trio
 
-from runtime import hostsfile, records, spawn, status, syscalls, volumes
-from runtime.backoff import DEFAULT_POLICY, BackoffPolicy, CrashBackoff
-from runtime.cgroups import CgroupDriver
-from runtime.containerspec import (
+from . import hostsfile, records, spawn, status, syscalls, volumes
+from .backoff import DEFAULT_POLICY, BackoffPolicy, CrashBackoff
+from .cgroups import CgroupDriver
+from .containerspec import (
     ContainerConfigError,
     container_argv,
     container_env,
@@ -53,7 +53,7 @@ from runtime.containerspec import (
     grace_seconds,
     run_as,
 )
-from runtime.probes import (
+from .probes import (
     NetnsSockets,
     ProbeError,
     ProbeHooks,
@@ -64,7 +64,7 @@ from runtime.probes import (
     container_probes,
     run_container_probes,
 )
-from runtime.sandbox import (
+from .sandbox import (
     Sandbox,
     SpawnError,
     sandbox_alive,
@@ -72,7 +72,7 @@ from runtime.sandbox import (
     stop_sandbox,
     wait_pid_exit,
 )
-from runtime.status import (
+from .status import (
     ContainerStatus,
     PodPhase,
     RestartPolicy,

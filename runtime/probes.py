@@ -34,8 +34,8 @@ from typing import Any
 import h11
 import trio
 
-from runtime import syscalls
-from runtime.sandbox import SpawnError
+from . import syscalls
+from .sandbox import SpawnError
 
 
 class ProbeError(ValueError):

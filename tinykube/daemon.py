@@ -39,16 +39,16 @@ class DaemonConfig:
 
 
 def network_for(config: DaemonConfig):  # -> netns.podnet.PodNetwork
-    from netns.podnet import PodNetwork
+    from tinykube.netns.podnet import PodNetwork
 
     return PodNetwork(config.root / "network", bridge=config.bridge, cidr=config.cidr)
 
 
 async def run(config: DaemonConfig, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
-    from controllers.manager import run_all
-    from runtime.cgroups import detect_pinned
-    from runtime.hostreset import remove_pid_file, write_pid_file
-    from runtime.kubelet import Kubelet
+    from tinykube.controllers.manager import run_all
+    from tinykube.runtime.cgroups import detect_pinned
+    from tinykube.runtime.hostreset import remove_pid_file, write_pid_file
+    from tinykube.runtime.kubelet import Kubelet
 
     for directory in (config.root, config.run_dir):
         directory.mkdir(parents=True, exist_ok=True, mode=0o700)

@@ -24,6 +24,6 @@ async def run(store: Any, *, task_status: Any = None) -> None:
     """Run the Deployment controller until cancelled (see controller.py)."""
     import trio
 
-    from controllers.deployment.controller import run as run_controller
+    from .controller import run as run_controller
 
     await run_controller(store, task_status=task_status or trio.TASK_STATUS_IGNORED)

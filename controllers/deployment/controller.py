@@ -21,11 +21,11 @@ from typing import TYPE_CHECKING, Any
 
 import trio
 
-from controllers import base
-from controllers.base import ControllerSpec, Key, Requeue
-from controllers.deployment import util
-from controllers.deployment.decide import decide
-from controllers.deployment.planner import Plan
+from .. import base
+from ..base import ControllerSpec, Key, Requeue
+from . import util
+from .decide import decide
+from .planner import Plan
 from tinykube.model.errors import AlreadyExists, NotFound
 
 if TYPE_CHECKING:

@@ -8,9 +8,9 @@ Edits made while paused create no replica set, so the resume starts exactly one 
 
 from __future__ import annotations
 
-from controllers.deployment import progress, recreate, rolling, sync, util
-from controllers.deployment.planner import Plan
-from controllers.deployment.util import RSState
+from . import progress, recreate, rolling, sync, util
+from .planner import Plan
+from .util import RSState
 
 
 def decide(deployment: dict, rss: list[RSState], now: float) -> Plan:

@@ -12,9 +12,9 @@ from __future__ import annotations
 import copy
 from dataclasses import dataclass, field
 
-from controllers.base import owner_ref
-from controllers.deployment import util
-from controllers.deployment.util import RSState
+from ..base import owner_ref
+from . import util
+from .util import RSState
 
 
 @dataclass

@@ -13,9 +13,9 @@ Status is written only when it differs from what is stored.
 
 from __future__ import annotations
 
-from controllers.deployment import util
-from controllers.deployment.planner import Plan
-from controllers.deployment.util import RSState
+from . import util
+from .planner import Plan
+from .util import RSState
 
 
 def calculate_status(plan: Plan, all_rss: list[RSState], new: RSState | None) -> dict:

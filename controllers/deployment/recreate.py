@@ -7,9 +7,9 @@ side, e.g. for an app that holds an exclusive lock or a volume.
 
 from __future__ import annotations
 
-from controllers.deployment import progress, util
-from controllers.deployment.planner import Plan
-from controllers.deployment.util import RSState
+from . import progress, util
+from .planner import Plan
+from .util import RSState
 
 
 def rollout_recreate(plan: Plan) -> None:

@@ -18,9 +18,9 @@ Worked example, R=6, 25%/25% -> S=2 (1.5 up), U=1 (1.5 down), old set at 6 all a
 
 from __future__ import annotations
 
-from controllers.deployment import progress, util
-from controllers.deployment.planner import Plan, new_rs_replicas
-from controllers.deployment.util import RSState
+from . import progress, util
+from .planner import Plan, new_rs_replicas
+from .util import RSState
 
 
 def rollout_rolling(plan: Plan) -> None:

@@ -12,9 +12,9 @@ the middle of a rollout neither hastens nor rolls back the rollout):
 
 from __future__ import annotations
 
-from controllers.deployment import progress, util
-from controllers.deployment.planner import Plan
-from controllers.deployment.util import RSState
+from . import progress, util
+from .planner import Plan
+from .util import RSState
 
 
 def sync(plan: Plan) -> None:

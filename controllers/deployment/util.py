@@ -19,7 +19,7 @@ import struct
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from controllers.hashing import canonical_json, hash_string
+from ..hashing import canonical_json, hash_string
 
 HASH_LABEL = "pod-template-hash"
 REVISION = "deployment.kubernetes.io/revision"

@@ -5,6 +5,6 @@ Modules: `identity` (pod names, ordinals, identity/storage checks, building pods
 `plan` (the pure decision), `controller` (watch, queue, reconcile, apply).
 """
 
-from controllers.statefulset.controller import reconcile, run
+from .controller import reconcile, run
 
 __all__ = ["reconcile", "run"]

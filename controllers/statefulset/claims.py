@@ -20,7 +20,7 @@ import copy
 from dataclasses import dataclass
 from typing import Any
 
-from controllers.base import owner_ref
+from ..base import owner_ref
 
 RETAIN, DELETE = "Retain", "Delete"
 

@@ -16,11 +16,11 @@ from collections.abc import Iterable
 
 import trio
 
-from controllers import base
-from controllers.statefulset import claims as claimlib
-from controllers.statefulset import plan as planlib
-from controllers.statefulset import revisions as revlib
-from controllers.statefulset.identity import (
+from .. import base
+from . import claims as claimlib
+from . import plan as planlib
+from . import revisions as revlib
+from .identity import (
     POD_NAME_LABEL,
     claim_templates,
     is_member,

@@ -14,8 +14,8 @@ import copy
 import re
 from typing import Any
 
-from controllers.base import owner_ref
-from controllers.statefulset.claims import claim_name
+from ..base import owner_ref
+from .claims import claim_name
 
 POD_NAME_LABEL = "statefulset.kubernetes.io/pod-name"
 POD_INDEX_LABEL = "apps.kubernetes.io/pod-index"

@@ -31,8 +31,8 @@ import copy
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from controllers.statefulset import claims as claimlib
-from controllers.statefulset import identity as ident
+from . import claims as claimlib
+from . import identity as ident
 
 ORDERED_READY, PARALLEL = "OrderedReady", "Parallel"
 ROLLING_UPDATE, ON_DELETE = "RollingUpdate", "OnDelete"

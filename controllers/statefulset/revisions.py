@@ -23,9 +23,9 @@ from __future__ import annotations
 import copy
 from dataclasses import dataclass
 
-from controllers.base import owner_ref
-from controllers.hashing import canonical_json, hash_string
-from controllers.statefulset.identity import pod_revision
+from ..base import owner_ref
+from ..hashing import canonical_json, hash_string
+from .identity import pod_revision
 from tinykube.model.errors import AlreadyExists, NotFound
 
 KIND = "ControllerRevision"

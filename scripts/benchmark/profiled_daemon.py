@@ -76,16 +76,16 @@ def _patch(owner: Any, attribute: str, wrapper: Callable[[Callable[..., Any]], A
 
 
 def install() -> None:
-    import netns.ipam
-    import netns.links
-    import netns.podnet
-    import runtime.cgroups
-    import runtime.hostsfile
-    import runtime.kubelet
-    import runtime.podworker
-    import runtime.records
-    import runtime.spawn
-    import runtime.volumes
+    import tinykube.netns.ipam
+    import tinykube.netns.links
+    import tinykube.netns.podnet
+    import tinykube.runtime.cgroups
+    import tinykube.runtime.hostsfile
+    import tinykube.runtime.kubelet
+    import tinykube.runtime.podworker
+    import tinykube.runtime.records
+    import tinykube.runtime.spawn
+    import tinykube.runtime.volumes
     import tinykube.store
 
     def obj_uid(*a: Any, **k: Any) -> str:
@@ -97,39 +97,39 @@ def install() -> None:
     _patch(tinykube.store.Store, "_commit", timed(commit_phase, obj_uid))
     _patch(tinykube.store.Store, "record_event",
            timed("event", lambda *a, **k: a[1]["metadata"]["uid"]))
-    _patch(runtime.kubelet.Kubelet, "_observe",
+    _patch(tinykube.runtime.kubelet.Kubelet, "_observe",
            timed("kubelet observe", lambda *a, **k: a[1]["metadata"]["uid"]))
-    _patch(runtime.records, "write_record", timed("record write", lambda *a, **k: a[1].uid))
-    _patch(runtime.podworker, "start_sandbox", timed("sandbox (pause)", lambda *a, **k: a[0]))
-    _patch(runtime.podworker, "start_sandbox", _remember("sandbox", lambda *a, **k: a[0]))
-    _patch(netns.podnet.PodNetwork, "attach", timed("netns attach", lambda *a, **k: a[1]))
-    _patch(netns.ipam.Ipam, "allocate", timed("  ipam allocate", lambda *a, **k: a[1]))
-    _patch(netns.links, "create_pod_veth",
+    _patch(tinykube.runtime.records, "write_record", timed("record write", lambda *a, **k: a[1].uid))
+    _patch(tinykube.runtime.podworker, "start_sandbox", timed("sandbox (pause)", lambda *a, **k: a[0]))
+    _patch(tinykube.runtime.podworker, "start_sandbox", _remember("sandbox", lambda *a, **k: a[0]))
+    _patch(tinykube.netns.podnet.PodNetwork, "attach", timed("netns attach", lambda *a, **k: a[1]))
+    _patch(tinykube.netns.ipam.Ipam, "allocate", timed("  ipam allocate", lambda *a, **k: a[1]))
+    _patch(tinykube.netns.links, "create_pod_veth",
            timed("  veth create", lambda *a, **k: a[1][3:]))  # host name: tkv<uid[:8]>
-    _patch(netns.podnet, "configure_pod_side",
+    _patch(tinykube.netns.podnet, "configure_pod_side",
            timed("  pod-side config", lambda *a, **k: _current_attach.get("uid")))
-    import runtime.sandbox
-    # shim_spawn lives in runtime.sandbox; spawn.py imported its own name for it.
-    _patch(runtime.sandbox, "shim_spawn",
+    import tinykube.runtime.sandbox
+    # shim_spawn lives in tinykube.runtime.sandbox; spawn.py imported its own name for it.
+    _patch(tinykube.runtime.sandbox, "shim_spawn",
            timed("  spawn pause (tk-shim -E)", lambda *a, **k: _uid_in(a[2])))
-    _patch(runtime.sandbox, "pause_command",
+    _patch(tinykube.runtime.sandbox, "pause_command",
            timed("  find pause program", lambda *a, **k: _current_attach.get("sandbox")))
-    _patch(runtime.spawn, "shim_spawn",
+    _patch(tinykube.runtime.spawn, "shim_spawn",
            timed("  spawn tk-shim + set-up", lambda *a, **k: _uid_in(a[2])))
-    _patch(runtime.spawn, "_open_namespaces",
+    _patch(tinykube.runtime.spawn, "_open_namespaces",
            timed("  open pause namespaces", lambda *a, **k: _uid_in(a[2])))
-    _patch(runtime.spawn, "plan_mounts",
+    _patch(tinykube.runtime.spawn, "plan_mounts",
            timed("  plan mounts", lambda *a, **k: _uid_in(a[1])))
-    _patch(runtime.hostsfile, "write_pod_files",
+    _patch(tinykube.runtime.hostsfile, "write_pod_files",
            timed("pod files", lambda *a, **k: os.path.basename(str(a[0]))))
-    _patch(runtime.volumes, "prepare_volumes",
+    _patch(tinykube.runtime.volumes, "prepare_volumes",
            timed("volumes", lambda *a, **k: a[0]["metadata"]["uid"]))
-    _patch(runtime.spawn, "spawn_container", timed("spawn container", lambda *a, **k: a[2]))
-    _patch(runtime.spawn, "spawn_container", _remember("spawn", lambda *a, **k: a[2]))
-    _patch(runtime.podworker.PodWorker, "_write_status",
+    _patch(tinykube.runtime.spawn, "spawn_container", timed("spawn container", lambda *a, **k: a[2]))
+    _patch(tinykube.runtime.spawn, "spawn_container", _remember("spawn", lambda *a, **k: a[2]))
+    _patch(tinykube.runtime.podworker.PodWorker, "_write_status",
            timed("status publish", lambda *a, **k: a[0].uid))
 
-    detect = runtime.cgroups.detect
+    detect = tinykube.runtime.cgroups.detect
 
     def timed_detect(*args: Any, **kwargs: Any) -> Any:
         driver = detect(*args, **kwargs)
@@ -137,15 +137,15 @@ def install() -> None:
         driver.create_container = timed("cgroup container",
                                         lambda *a, **k: a[0])(driver.create_container)
         return driver
-    runtime.cgroups.detect = timed_detect
+    tinykube.runtime.cgroups.detect = timed_detect
 
     # configure_pod_side gets only the netns fd; remember which pod attach is running.
-    attach = netns.podnet.PodNetwork.attach
+    attach = tinykube.netns.podnet.PodNetwork.attach
 
     async def attach_with_uid(self: Any, pod_uid: str, pause_pid: int) -> Any:
         _current_attach["uid"] = pod_uid
         return await attach(self, pod_uid, pause_pid)
-    netns.podnet.PodNetwork.attach = attach_with_uid
+    tinykube.netns.podnet.PodNetwork.attach = attach_with_uid
 
 
 _current_attach: dict[str, str] = {}  # step -> the pod it runs for (pods start one by one)

@@ -15,7 +15,7 @@ import signal
 import time
 from pathlib import Path
 
-from runtime.backoff import DEFAULT_POLICY
+from tinykube.runtime.backoff import DEFAULT_POLICY
 
 from . import host, manifests
 from .context import Context

@@ -11,7 +11,7 @@ def cgroups():
     it) afterwards: tests never touch a daemon's `tinykube` subtree, nor leave one behind."""
     if os.geteuid() != 0:
         pytest.skip("needs root")
-    from runtime.cgroups import detect
+    from tinykube.runtime.cgroups import detect
 
     driver = detect(subtree=f"tinykube-t{os.getpid()}")
     yield driver

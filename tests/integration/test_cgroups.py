@@ -13,8 +13,8 @@ import uuid
 
 import pytest
 
-from runtime.cgroups import CgroupV1, Limits, detect
-from runtime.sandbox import shim_spawn
+from tinykube.runtime.cgroups import CgroupV1, Limits, detect
+from tinykube.runtime.sandbox import shim_spawn
 
 pytestmark = pytest.mark.root
 

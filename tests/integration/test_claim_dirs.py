@@ -9,7 +9,7 @@ from pathlib import Path
 
 import trio
 
-from runtime.claims import ClaimDirectories
+from tinykube.runtime.claims import ClaimDirectories
 from tinykube.store import Store
 
 

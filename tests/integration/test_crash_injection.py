@@ -23,9 +23,9 @@ from pathlib import Path
 import pytest
 import trio
 
-from runtime.cgroups import detect
-from runtime.podworker import CRASH_STEPS
-from runtime.syscalls import proc_start_time
+from tinykube.runtime.cgroups import detect
+from tinykube.runtime.podworker import CRASH_STEPS
+from tinykube.runtime.syscalls import proc_start_time
 from tests.integration.daemon import Daemon, wait_for
 from tinykube.model import defaults, validation
 from tinykube.model.manifests import load_manifests

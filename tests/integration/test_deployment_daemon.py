@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from controllers.deployment import util
+from tinykube.controllers.deployment import util
 from tests.integration.daemon import Daemon, PodWatch, is_ready, wait_for
 
 pytestmark = pytest.mark.root

@@ -15,9 +15,9 @@ from contextlib import asynccontextmanager
 import pytest
 import trio
 
-from controllers import replicaset
-from controllers.deployment import controller as deployment_controller
-from controllers.deployment import util
+from tinykube.controllers import replicaset
+from tinykube.controllers.deployment import controller as deployment_controller
+from tinykube.controllers.deployment import util
 from tests.integration.storewait import eventually, settled
 from tinykube.cli import rollout
 from tinykube.model.errors import Conflict, NotFound

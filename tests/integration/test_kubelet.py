@@ -18,10 +18,10 @@ from typing import Any
 import pytest
 import trio
 
-from netns.podnet import PodNetwork
-from runtime.backoff import BackoffPolicy
-from runtime.cgroups import detect
-from runtime.kubelet import Kubelet
+from tinykube.netns.podnet import PodNetwork
+from tinykube.runtime.backoff import BackoffPolicy
+from tinykube.runtime.cgroups import detect
+from tinykube.runtime.kubelet import Kubelet
 from tinykube.store import Store
 
 pytestmark = [pytest.mark.root,

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from runtime.syscalls import proc_start_time
+from tinykube.runtime.syscalls import proc_start_time
 from tests.integration.daemon import Daemon, container_pid, wait_for
 
 pytestmark = pytest.mark.root

@@ -26,9 +26,9 @@ import trio
 from pyroute2 import IPRoute
 from pyroute2.netlink.exceptions import NetlinkError
 
-from netns.errors import NetworkConfigError
-from netns.ipam import Ipam
-from netns.podnet import PodNetwork
+from tinykube.netns.errors import NetworkConfigError
+from tinykube.netns.ipam import Ipam
+from tinykube.netns.podnet import PodNetwork
 
 pytestmark = pytest.mark.root
 

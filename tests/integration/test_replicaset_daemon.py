@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from controllers.base import parse_time
+from tinykube.controllers.base import parse_time
 from tests.integration.daemon import Daemon, container_pid, is_ready, wait_for
 from tinykube.model.errors import NotFound
 

@@ -15,9 +15,9 @@ from datetime import UTC, datetime
 import pytest
 import trio
 
-from controllers import replicaset
-from controllers.base import controller_ref
-from controllers.manager import run_all
+from tinykube.controllers import replicaset
+from tinykube.controllers.base import controller_ref
+from tinykube.controllers.manager import run_all
 from tests.integration.storewait import eventually, settled
 from tinykube.store import Store
 

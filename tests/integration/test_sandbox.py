@@ -8,9 +8,9 @@ import uuid
 import pytest
 import trio
 
-from runtime import sandbox as sandbox_module
-from runtime.sandbox import Sandbox, SpawnError, sandbox_alive, start_sandbox, stop_sandbox
-from runtime.syscalls import proc_start_time
+from tinykube.runtime import sandbox as sandbox_module
+from tinykube.runtime.sandbox import Sandbox, SpawnError, sandbox_alive, start_sandbox, stop_sandbox
+from tinykube.runtime.syscalls import proc_start_time
 
 pytestmark = pytest.mark.root
 
@@ -132,8 +132,8 @@ async def test_setup_errors_carry_the_call_and_errno(cgroups):
 
 DAEMON = """
 import sys, trio
-from runtime.cgroups import detect
-from runtime.sandbox import start_sandbox
+from tinykube.runtime.cgroups import detect
+from tinykube.runtime.sandbox import start_sandbox
 
 async def main():
     cgroups = detect(subtree=sys.argv[2])

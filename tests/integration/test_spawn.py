@@ -13,11 +13,11 @@ import uuid
 import pytest
 import trio
 
-from runtime import sandbox as sandbox_module
-from runtime.cgroups import Limits
-from runtime.sandbox import SpawnError, start_sandbox, stop_sandbox
-from runtime.shim import build_shim
-from runtime.spawn import (
+from tinykube.runtime import sandbox as sandbox_module
+from tinykube.runtime.cgroups import Limits
+from tinykube.runtime.sandbox import SpawnError, start_sandbox, stop_sandbox
+from tinykube.runtime.shim import build_shim
+from tinykube.runtime.spawn import (
     EXIT_CODE_UNKNOWN,
     ContainerLaunch,
     ContainerProcess,
@@ -28,7 +28,7 @@ from runtime.spawn import (
     spawn_container,
     wait_exit,
 )
-from runtime.syscalls import process_alive
+from tinykube.runtime.syscalls import process_alive
 
 NOWHERE = "/tk-nonexistent-xyz"
 

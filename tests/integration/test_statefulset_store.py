@@ -11,8 +11,8 @@ from datetime import UTC, datetime
 
 import trio
 
-from controllers import gc, statefulset
-from controllers.statefulset.identity import REVISION_LABEL
+from tinykube.controllers import gc, statefulset
+from tinykube.controllers.statefulset.identity import REVISION_LABEL
 from tinykube.store import Store
 
 NS = "default"

@@ -1,7 +1,7 @@
 """Crash back-off: the first restart at once, then 10 s doubling to 300 s, reset after 10
 minutes of clean running (the kubelet's doBackOff)."""
 
-from runtime.backoff import BackoffPolicy, CrashBackoff
+from tinykube.runtime.backoff import BackoffPolicy, CrashBackoff
 
 
 class FakeClock:

@@ -3,7 +3,7 @@ started from another session's cgroup."""
 
 import json
 
-from runtime.cgroups import PLACEMENT_FILE, detect_pinned
+from tinykube.runtime.cgroups import PLACEMENT_FILE, detect_pinned
 
 
 def test_first_start_records_and_later_starts_reuse_it(tmp_path):

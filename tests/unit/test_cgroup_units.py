@@ -5,7 +5,7 @@ import signal
 
 import pytest
 
-from runtime.cgroups import (
+from tinykube.runtime.cgroups import (
     CgroupError,
     CgroupV1,
     CgroupV2,
@@ -14,8 +14,8 @@ from runtime.cgroups import (
     parse_mountinfo,
     parse_proc_cgroup,
 )
-from runtime.cgroups.v1 import cfs_quota_us
-from runtime.cgroups.v2 import cpu_max
+from tinykube.runtime.cgroups.v1 import cfs_quota_us
+from tinykube.runtime.cgroups.v2 import cpu_max
 
 HYBRID_MOUNTINFO = """\
 31 23 0:28 / {root} rw,relatime - tmpfs tmpfs rw,mode=755

@@ -2,7 +2,7 @@
 
 import pytest
 
-from runtime.containerspec import (
+from tinykube.runtime.containerspec import (
     ContainerConfigError,
     container_argv,
     container_env,

@@ -6,9 +6,9 @@ import copy
 
 import pytest
 
-from controllers.deployment import util
-from controllers.deployment.decide import decide
-from controllers.deployment.util import RSState
+from tinykube.controllers.deployment import util
+from tinykube.controllers.deployment.decide import decide
+from tinykube.controllers.deployment.util import RSState
 
 NOW = 1_000_000.0
 T1 = {"metadata": {"labels": {"app": "web"}},

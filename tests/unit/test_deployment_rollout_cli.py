@@ -6,7 +6,7 @@ import copy
 
 import pytest
 
-from controllers.deployment import util
+from tinykube.controllers.deployment import util
 from tinykube.cli import rollout
 from tinykube.cli.main import build_parser
 from tinykube.model.errors import NotFound

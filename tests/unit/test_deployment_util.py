@@ -3,7 +3,7 @@ revision annotations, conditions."""
 
 import pytest
 
-from controllers.deployment import util
+from tinykube.controllers.deployment import util
 
 
 @pytest.mark.parametrize("surge, unavailable, desired, expected", [

@@ -1,6 +1,6 @@
 """The pure garbage-collection decision and the event -> affected-uids graph."""
 
-from controllers.gc import (
+from tinykube.controllers.gc import (
     FOREGROUND,
     ORPHAN,
     Delete,

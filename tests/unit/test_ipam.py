@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from netns.errors import AddressPoolExhausted, NetworkConfigError
-from netns.ipam import FILE_NAME, Ipam
+from tinykube.netns.errors import AddressPoolExhausted, NetworkConfigError
+from tinykube.netns.ipam import FILE_NAME, Ipam
 
 
 def test_gateway_and_first_allocation(tmp_path):
@@ -85,7 +85,7 @@ def test_failed_write_does_not_allocate(tmp_path, monkeypatch):
     def broken_replace(*args):
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr("netns.ipam.os.replace", broken_replace)
+    monkeypatch.setattr("tinykube.netns.ipam.os.replace", broken_replace)
     with pytest.raises(OSError):
         ipam.allocate("a")
     assert ipam.allocations() == {}

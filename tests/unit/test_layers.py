@@ -17,11 +17,13 @@ ALLOWED = {
     "tinykube.model": {"tinykube.labels"},
     "tinykube.labels": {"tinykube.model"},
     "tinykube.store": {"tinykube.model"},
-    "netns": set(),
-    "controllers": {"tinykube.model", "tinykube.labels", "tinykube.store"},
-    "runtime": {"tinykube.model", "tinykube.labels", "tinykube.store", "netns"},
+    "tinykube.netns": set(),
+    "tinykube.controllers": {"tinykube.model", "tinykube.labels", "tinykube.store"},
+    "tinykube.runtime": {"tinykube.model", "tinykube.labels", "tinykube.store", "tinykube.netns"},
 }
-OURS = ("tinykube", "controllers", "runtime", "netns")
+# folder at the repo root -> the package it installs as (pyproject's package-dir)
+PACKAGE_OF_FOLDER = {"tinykube": "tinykube", "controllers": "tinykube.controllers",
+                     "runtime": "tinykube.runtime", "netns": "tinykube.netns"}
 
 
 def _layer_of(module: str) -> str | None:
@@ -33,10 +35,10 @@ def _layer_of(module: str) -> str | None:
 
 def _modules() -> list[tuple[str, Path]]:
     found = []
-    for package in ("tinykube", "controllers", "runtime", "netns"):
-        for path in (REPO / package).rglob("*.py"):
-            parts = path.relative_to(REPO).with_suffix("").parts
-            name = ".".join(p for p in parts if p != "__init__")
+    for folder, package in PACKAGE_OF_FOLDER.items():
+        for path in (REPO / folder).rglob("*.py"):
+            parts = path.relative_to(REPO / folder).with_suffix("").parts
+            name = ".".join([package, *(p for p in parts if p != "__init__")])
             found.append((name, path))
     return found
 
@@ -56,7 +58,7 @@ def _imports(path: Path, module: str) -> set[str]:
             elif node.module:
                 # `from tinykube import labels` imports tinykube.labels
                 names.update(f"{node.module}.{alias.name}" for alias in node.names)
-    return {n for n in names if n.split(".")[0] in OURS}
+    return {n for n in names if n.split(".")[0] == "tinykube"}
 
 
 @pytest.mark.parametrize("module, path", _modules(), ids=lambda v: str(v))
@@ -68,3 +70,20 @@ def test_imports_respect_the_layers(module, path):
     bad = sorted(i for i in _imports(path, module)
                  if not any(i == a or i.startswith(a + ".") for a in allowed))
     assert not bad, f"{module} ({layer}) imports {bad}; allowed: {sorted(allowed)}"
+
+
+BARE_NAMES = ("runtime", "controllers", "netns")  # folders, never import names
+
+
+@pytest.mark.parametrize("path", sorted(p for d in ("tinykube", *BARE_NAMES, "tests", "scripts")
+                                        for p in (REPO / d).rglob("*.py")), ids=str)
+def test_no_import_uses_a_bare_folder_name(path):
+    """`runtime`, `controllers` and `netns` install as `tinykube.…`; a bare import would only
+    work from the repo root and would shadow PyPI packages of those names."""
+    tree = ast.parse(path.read_text())
+    bare = sorted({alias.name for node in ast.walk(tree) if isinstance(node, ast.Import)
+                   for alias in node.names if alias.name.split(".")[0] in BARE_NAMES}
+                  | {node.module for node in ast.walk(tree)
+                     if isinstance(node, ast.ImportFrom) and not node.level and node.module
+                     and node.module.split(".")[0] in BARE_NAMES})
+    assert not bare, f"{path} imports {bare}: use tinykube.{bare[0]}"

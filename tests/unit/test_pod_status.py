@@ -2,7 +2,7 @@
 
 import pytest
 
-from runtime.status import (
+from tinykube.runtime.status import (
     ContainerState,
     ContainerStatus,
     PodPhase,

@@ -4,7 +4,7 @@ import pytest
 import trio
 import trio.testing
 
-from runtime.probes import (
+from tinykube.runtime.probes import (
     ProbeError,
     ProbeHooks,
     ProbeKind,

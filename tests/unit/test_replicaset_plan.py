@@ -2,8 +2,8 @@
 
 import pytest
 
-from controllers import base
-from controllers.replicaset import plan_replicas, victim_rank
+from tinykube.controllers import base
+from tinykube.controllers.replicaset import plan_replicas, victim_rank
 
 NOW = 1_800_000_000.0  # a fixed "now" (epoch seconds)
 

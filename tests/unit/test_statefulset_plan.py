@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import copy
 
-from controllers.statefulset import plan as P
-from controllers.statefulset.identity import REVISION_LABEL, new_pod
+from tinykube.controllers.statefulset import plan as P
+from tinykube.controllers.statefulset.identity import REVISION_LABEL, new_pod
 
 NOW = 1_800_000_000.0
 TEMPLATE_A = {"metadata": {"labels": {"app": "web"}},
@@ -50,7 +50,7 @@ def pod(sts, ordinal, rev=REV_A, phase="Running", ready=True, terminating=False)
 
 
 def claim_objs(sts, ordinals):
-    from controllers.statefulset.claims import new_claim
+    from tinykube.controllers.statefulset.claims import new_claim
 
     template = sts["spec"]["volumeClaimTemplates"][0]
     out = {}

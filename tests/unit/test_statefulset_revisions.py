@@ -7,7 +7,7 @@ import copy
 
 import pytest
 
-from controllers.statefulset import revisions as R
+from tinykube.controllers.statefulset import revisions as R
 from tinykube.store import Store
 
 

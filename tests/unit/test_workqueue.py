@@ -4,7 +4,7 @@ import pytest
 import trio
 import trio.testing
 
-from controllers.workqueue import WorkQueue
+from tinykube.controllers.workqueue import WorkQueue
 
 
 async def test_dedups_waiting_keys():
@@ -178,7 +178,7 @@ async def test_pace_stretches_the_coalescing_window_of_an_expensive_key(autojump
 
 
 async def test_an_event_comes_before_a_long_pending_delay(autojump_clock):
-    from controllers.workqueue import WorkQueue
+    from tinykube.controllers.workqueue import WorkQueue
 
     queue = WorkQueue()
     queue.add_after("k", 600)  # e.g. a progress-deadline check

@@ -26,7 +26,7 @@ def register(commands: argparse._SubParsersAction) -> None:
 def reset(args: argparse.Namespace, client: Client) -> int:
     import trio
 
-    from runtime.hostreset import reset_host
+    from tinykube.runtime.hostreset import reset_host
 
     done = trio.run(reset_host, args.root, args.run_dir, args.bridge, args.pod_cidr,
                     args.cgroup_parent, args.cgroup_subtree, args.purge)

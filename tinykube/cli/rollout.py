@@ -20,7 +20,7 @@ import time
 from datetime import datetime
 from typing import Any
 
-from controllers.deployment import util
+from tinykube.controllers.deployment import util
 from tinykube.cli import printing
 from tinykube.cli.duration import parse_duration
 from tinykube.client import Client, StreamIdle
