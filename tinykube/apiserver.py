@@ -26,6 +26,7 @@ from urllib.parse import parse_qs
 import trio
 
 from tinykube import labels
+from tinykube.api import dryrun
 from tinykube.model import defaults, validation
 from tinykube.model.errors import ApiError, BadRequest, FieldError, Invalid, NotFound
 from tinykube.model.kinds import USER_KINDS, KindInfo, UnknownKind, by_plural
@@ -116,7 +117,7 @@ class ApiServer:
         if route.info.kind == "Event":
             await _send_json(send, 200, self._list_events(route, request))
             return
-        handler = self._handler(request.method, route)
+        handler = self._for(request)._handler(request.method, route)
         if route.subresource in ("log", "exec"):
             await handler(route, request, send, receive)
             return
@@ -125,6 +126,13 @@ class ApiServer:
             return
         code, body = await handler(route, request)
         await _send_json(send, code, body)
+
+    def _for(self, request: Request) -> ApiServer:
+        """This server, or for `dryRun=All` one whose writes store nothing."""
+        if request.method in ("POST", "PUT", "PATCH", "DELETE") and dryrun.requested(
+                request.query):
+            return ApiServer(dryrun.DryRunStore(self.store), self.node)  # type: ignore[arg-type]
+        return self
 
     def _handler(self, method: str, route: Route) -> Any:
         table: dict[tuple[str, str | None, bool], Any] = {
