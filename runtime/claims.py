@@ -1,15 +1,17 @@
-"""Claim directories go away with their PersistentVolumeClaims.
+"""Claim directories go away with their PersistentVolumeClaims, and only then.
 
 tinykube has no volume provisioner: a pod that mounts claim `c` gets the directory
 `<root>/volumes/<namespace>/c/` (runtime/volumes.py), which outlives the pod so that a
 StatefulSet's replacement pod finds its data. This task removes that directory once the claim
 object is deleted (by `delete pvc`, by the StatefulSet controller under `whenScaled: Delete`,
-by the garbage collector under `whenDeleted: Delete`), and only then:
+by the garbage collector under `whenDeleted: Delete`):
 
-- Ledger. Every claim the store has shown us is recorded by name in `<root>/volumes/.claims`
-  (one `namespace/name` a line). Only directories named in it are ever removed, so a directory
-  made for a pod whose claim never existed, or anything a user put under `volumes/`, is never
-  touched. Names are DNS-1123, so the dot-files here cannot clash with a namespace.
+- Seen, then deleted. Every claim the store shows us goes into the ledger
+  (runtime/claimledger.py); a DELETED event on the watch writes a tombstone (fsynced) before
+  anything is removed. Only tombstoned claims' directories are ever removed. A claim that is
+  merely absent from the store (an empty or replaced `state.db`, or a crash between the
+  store's delete and our seeing it) is never taken as a deletion: its directory is kept and a
+  warning names it. Kubernetes, too, deletes volume data only on an explicit claim deletion.
 - Protection. A directory goes only when no claim of that name exists *and* no pod in the store
   that has not finished (Succeeded/Failed) mounts it, like Kubernetes' pvc-protection
   finalizer: under `whenDeleted: Delete` the claims are deleted while their pods are still
@@ -18,10 +20,10 @@ by the garbage collector under `whenDeleted: Delete`), and only then:
 - Atomic with the check. The directory is renamed into `<root>/volumes/.trash/` in the same
   synchronous step as the check: the store changes only on this trio thread, and a pod is in
   the store before its worker creates the directory, so no pod can start using it in between.
-  The renamed tree is then deleted in a worker thread (`shutil.rmtree` unlinks symlinks a
-  container left and never follows them).
-- Crash safety. At start the trash is emptied and every ledger entry whose claim is gone is
-  retried, so a daemon that died between the store's delete and the removal leaks nothing.
+  The renamed tree is then deleted in a worker thread, without following symlinks a container
+  left (runtime/safepath.py).
+- Crash safety. At start the trash is emptied and every tombstone whose claim is still absent
+  is retried, so a daemon that died between seeing the delete and the removal leaks nothing.
 
 Known edge: a claim deleted and recreated under the same name while a pod still mounts the old
 one's directory inherits that directory (Kubernetes would keep the old claim until the pod is
@@ -32,22 +34,20 @@ from __future__ import annotations
 
 import logging
 import os
-import shutil
 import uuid
 from pathlib import Path
 from typing import Any
 
 import trio
 
+from .claimledger import ClaimKey, ClaimLedger, read_ledger, write_ledger
+from .safepath import remove_tree
 from .volumes import VolumeError, claim_dir
 
 log = logging.getLogger("tinykube.runtime.claims")
 
 KIND = "PersistentVolumeClaim"
-LEDGER_NAME = ".claims"
 TRASH_NAME = ".trash"
-
-ClaimKey = tuple[str, str]  # (namespace, claim name)
 
 
 def claims_mounted(pod: dict[str, Any]) -> set[ClaimKey]:
@@ -61,16 +61,19 @@ def claims_mounted(pod: dict[str, Any]) -> set[ClaimKey]:
 
 
 class ClaimDirectories:
-    """Removes `<root>/volumes/<ns>/<claim>/` when claim `<ns>/<claim>` is deleted."""
+    """Removes `<root>/volumes/<ns>/<claim>/` when claim `<ns>/<claim>` is seen deleted."""
 
     def __init__(self, store: Any, root: Path) -> None:
         self.store = store
         self.volumes = Path(root) / "volumes"
-        self.ledger_path = self.volumes / LEDGER_NAME
         self.trash = self.volumes / TRASH_NAME
-        self.known: set[ClaimKey] = set()  # the ledger, in memory
-        self.pending: set[ClaimKey] = set()  # deleted claims whose directory is still there
+        self.ledger = ClaimLedger()
         self._wake_trash = trio.Event()
+
+    @property
+    def pending(self) -> set[ClaimKey]:
+        """Tombstoned claims whose directory is still there."""
+        return set(self.ledger.deleted)
 
     async def run(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
         claims = self.store.list(KIND)
@@ -79,9 +82,8 @@ class ClaimDirectories:
                 self.store.watch("Pod", since=since) as pod_events:
             self.volumes.mkdir(parents=True, exist_ok=True)
             await trio.to_thread.run_sync(self._empty_trash)
-            existing = {_key(c) for c in claims}
-            self.known = self._read_ledger() | existing
-            self.pending = self.known - existing
+            self.ledger = read_ledger(self.volumes)
+            self._reconcile_ledger({_key(c): c["metadata"].get("uid") for c in claims})
             self._write_ledger()
             self.sweep()
             task_status.started()
@@ -90,19 +92,37 @@ class ClaimDirectories:
                 nursery.start_soon(self._follow_pods, pod_events)
                 nursery.start_soon(self._take_out_trash)
 
+    def _reconcile_ledger(self, existing: dict[ClaimKey, str | None]) -> None:
+        """Start-up: the store's claims are the ledger's; a tombstone whose claim exists again
+        is void (the recreated claim inherits the data); a claim the ledger knew that is gone
+        without a tombstone was never seen deleted, so its directory is kept and forgotten."""
+        for key in [k for k in self.ledger.deleted if k in existing]:
+            del self.ledger.deleted[key]
+        for key in sorted(set(self.ledger.claims) - set(existing) - set(self.ledger.deleted)):
+            namespace, name = key
+            log.warning("claim %s/%s is gone from the store but its deletion was never "
+                        "observed: keeping its directory %s (remove it by hand if unwanted)",
+                        namespace, name, self.volumes / namespace / name)
+            del self.ledger.claims[key]
+        self.ledger.claims.update(existing)
+
     async def _follow_claims(self, events: Any) -> None:
         async for event in events:
             key = _key(event.object)
+            uid = event.object["metadata"].get("uid")
             if event.type == "DELETED":
-                self.pending.add(key)
+                self.ledger.deleted[key] = uid
+                self.ledger.claims.pop(key, None)
+                self._write_ledger()  # the tombstone is on disk before anything is removed
                 self.sweep({key})
-            elif key not in self.known:
-                self.known.add(key)
+            elif self.ledger.claims.get(key) != uid or key in self.ledger.deleted:
+                self.ledger.claims[key] = uid
+                self.ledger.deleted.pop(key, None)
                 self._write_ledger()
 
     async def _follow_pods(self, events: Any) -> None:
         async for event in events:
-            if self.pending and (event.type == "DELETED" or _finished(event.object)):
+            if self.ledger.deleted and (event.type == "DELETED" or _finished(event.object)):
                 waiting = claims_mounted(event.object) & self.pending
                 if waiting:
                     self.sweep(waiting)
@@ -115,25 +135,25 @@ class ClaimDirectories:
 
     # -- removal ---------------------------------------------------------------------------
     def sweep(self, keys: set[ClaimKey] | None = None) -> None:
-        """Remove the directories of pending claims that nothing uses any more. Synchronous
+        """Remove the directories of tombstoned claims that nothing uses any more. Synchronous
         between the check and the rename on purpose (see the module docstring)."""
         keys = set(self.pending if keys is None else keys & self.pending)
         if not keys:
             return
         in_use = self._claims_in_use({ns for ns, _ in keys})
-        removed = []
+        changed = False
         for key in sorted(keys):
             namespace, name = key
             if self.store.try_get(KIND, namespace, name) is not None:
-                self.pending.discard(key)  # recreated under the same name: the data is its
+                del self.ledger.deleted[key]  # recreated under the same name: the data is its
+                changed = True
                 continue
             if key in in_use:
                 continue  # a pod (maybe terminating) still mounts it: its DELETED retries
             if self._move_to_trash(key):
-                self.pending.discard(key)
-                self.known.discard(key)
-                removed.append(key)
-        if removed:
+                del self.ledger.deleted[key]
+                changed = True
+        if changed:
             self._write_ledger()
             self._wake_trash.set()
 
@@ -156,6 +176,10 @@ class ClaimDirectories:
             return True  # an impossible name: nothing of ours can be there
         try:
             self.trash.mkdir(exist_ok=True)
+            # rename() acts on the last component itself: a symlink planted as the namespace
+            # directory is refused below, and one planted as the claim is moved, not followed.
+            if (self.volumes / namespace).is_symlink():
+                raise OSError(f"{self.volumes / namespace} is a symlink")
             os.rename(source, self.trash / f"{namespace}.{name}.{uuid.uuid4().hex[:8]}")
         except FileNotFoundError:
             return True  # no pod ever mounted it
@@ -171,32 +195,13 @@ class ClaimDirectories:
         next start retries."""
         for entry in self.trash.iterdir() if self.trash.is_dir() else []:
             try:
-                if entry.is_dir() and not entry.is_symlink():
-                    shutil.rmtree(entry)
-                else:
-                    entry.unlink()
+                remove_tree(self.trash, entry.name)
             except OSError as e:
                 log.warning("removing %s: %s", entry, e)
 
-    # -- the ledger ------------------------------------------------------------------------
-    def _read_ledger(self) -> set[ClaimKey]:
-        try:
-            text = self.ledger_path.read_text()
-        except FileNotFoundError:
-            return set()
-        known = set()
-        for line in text.splitlines():
-            namespace, _, name = line.strip().partition("/")
-            if namespace and name:
-                known.add((namespace, name))
-        return known
-
     def _write_ledger(self) -> None:
-        """Replace the ledger atomically (a torn file would forget claims, never invent
-        them: losing an entry can only leak a directory, not remove a wrong one)."""
-        tmp = self.ledger_path.with_name(LEDGER_NAME + ".tmp")
-        tmp.write_text("".join(f"{ns}/{name}\n" for ns, name in sorted(self.known)))
-        os.replace(tmp, self.ledger_path)
+        self.ledger.resource_version = self.store.resource_version
+        write_ledger(self.volumes, self.ledger)
 
 
 def _key(claim: dict[str, Any]) -> ClaimKey:

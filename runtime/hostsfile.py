@@ -11,9 +11,10 @@ web-0.<subdomain> web-0`.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
+
+from . import safepath
 
 _HEADER = """# Kubernetes-managed hosts file (tinykube).
 127.0.0.1\tlocalhost
@@ -54,27 +55,23 @@ def render_hosts(own: HostEntry | None, peers: list[HostEntry] | None = None) ->
     return "".join(lines)
 
 
+HOSTNAME_MAX = 63  # a DNS label; sethostname(2) allows 64 bytes, the kubelet cuts at 63
+
+
 def pod_hostname(pod: dict) -> str:
+    """spec.hostname, else the pod name cut to 63 characters with trailing '-' and '.'
+    removed, as the kubelet does (a pod name may be 253 characters long)."""
     spec = pod.get("spec") or {}
-    return spec.get("hostname") or pod["metadata"]["name"]
+    name = spec.get("hostname") or pod["metadata"]["name"]
+    if len(name) > HOSTNAME_MAX:
+        name = name[:HOSTNAME_MAX].rstrip("-.")
+    return name
 
 
 def write_in_place(path: Path, text: str) -> bool:
-    """Rewrite `path` keeping its inode (bind mounts follow it). False if already equal."""
-    data = text.encode()
-    try:
-        with open(path, "rb") as f:
-            if f.read() == data:
-                return False
-    except FileNotFoundError:
-        pass
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o644)
-    try:
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, data, 0)
-    finally:
-        os.close(fd)
-    return True
+    """Rewrite `path` keeping its inode (bind mounts follow it). False if already equal.
+    A symlink in its place is refused, never written through (runtime/safepath.py)."""
+    return safepath.write_in_place(path, text.encode())
 
 
 def write_pod_files(pod_dir: Path, own: HostEntry | None, peers: list[HostEntry],

@@ -33,6 +33,7 @@ from .hostsfile import HostEntry
 from .podworker import NodeContext, PodWorker
 from .probes import NetnsSockets
 from .sandbox import SpawnError
+from .storeguard import write_mark
 from tinykube.model.errors import BadRequest
 
 log = logging.getLogger("tinykube.runtime.kubelet")
@@ -53,12 +54,14 @@ class Kubelet:
         self.workers: dict[str, PodWorker] = {}
         self._groups: dict[tuple[str, str], set[str]] = {}  # (namespace, subdomain) -> uids
         self._nursery: trio.Nursery | None = None
+        self._mark = -1  # the store resourceVersion last written to the run-dir mark
 
     # -- supervision --------------------------------------------------------------------------
     async def run(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
         (self.ctx.run_dir / "pods").mkdir(parents=True, exist_ok=True)
         (self.ctx.root / "pods").mkdir(parents=True, exist_ok=True)
         await self.ctx.network.ensure_bridge()
+        self._note_store_version()
         try:
             async with trio.open_nursery() as nursery:
                 self._nursery = nursery
@@ -92,6 +95,7 @@ class Kubelet:
         current = self.store.try_get("Pod", meta.get("namespace") or "default", meta["name"])
         if current is None or current["metadata"]["uid"] != meta["uid"]:
             return
+        self._note_store_version()  # before the worker writes its record
         record = records.read_record(self.ctx.run_dir, meta["uid"])
         worker = PodWorker(self.ctx, current, record)
         self.workers[worker.uid] = worker
@@ -123,6 +127,14 @@ class Kubelet:
             pod = self.store.try_get("Pod", worker.namespace, worker.name)
             if pod is not None and pod["metadata"]["uid"] == worker.uid:
                 await self._observe(pod)
+
+    def _note_store_version(self) -> None:
+        """Write down how far the store had come when a pod record was (about to be) written,
+        so a start on a store that went back in time is caught (runtime/storeguard.py)."""
+        current = self.store.resource_version
+        if current != self._mark:
+            write_mark(self.ctx.run_dir, self.ctx.root, current)
+            self._mark = current
 
     # -- live restore -------------------------------------------------------------------------
     async def restore(self, pods: list[dict[str, Any]]) -> None:

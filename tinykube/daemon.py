@@ -32,6 +32,7 @@ class DaemonConfig:
     cidr: str = "10.88.0.0/16"
     cgroup_parent: str | None = None
     cgroup_subtree: str = "tinykube"
+    accept_empty_store: bool = False  # start on a store that lost what records name
 
     @property
     def socket_path(self) -> Path:
@@ -49,10 +50,17 @@ async def run(config: DaemonConfig, *, task_status=trio.TASK_STATUS_IGNORED) -> 
     from tinykube.runtime.cgroups import detect_pinned
     from tinykube.runtime.hostreset import remove_pid_file, write_pid_file
     from tinykube.runtime.kubelet import Kubelet
+    from tinykube.runtime.storeguard import check_store
 
     for directory in (config.root, config.run_dir):
         directory.mkdir(parents=True, exist_ok=True, mode=0o700)
     store = Store(config.root / "state.db")
+    try:
+        # Before anything is torn down as an orphan (runtime/storeguard.py).
+        check_store(store, config.root, config.run_dir, accept_loss=config.accept_empty_store)
+    except BaseException:
+        store.close()
+        raise
     network = network_for(config)
     await network.ensure_bridge()
     cgroups = detect_pinned(config.run_dir, config.cgroup_parent, subtree=config.cgroup_subtree)
@@ -90,5 +98,10 @@ def main(config: DaemonConfig) -> int:
     if os.geteuid() != 0:
         log.error("tinykube daemon needs root (namespaces, cgroups, network links)")
         return 1
-    trio.run(run, config)
+    from tinykube.runtime.storeguard import StoreLost
+
+    try:
+        trio.run(run, config)
+    except StoreLost:
+        return 2  # already logged at ERROR with what is missing and what to do
     return 0

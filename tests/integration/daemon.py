@@ -51,13 +51,15 @@ class Daemon:
         self.log_path = base / "daemon.log"
         self.process: subprocess.Popen | None = None
         self.client = Client(self.socket)
+        self.extra_args: list[str] = []  # more `tinykube daemon` flags for the next start
 
     # ---- lifecycle --------------------------------------------------------------------------
 
     def args(self) -> list[str]:
         return ["--socket", str(self.socket), "daemon", "--root", str(self.root),
                 "--run-dir", str(self.run_dir), "--bridge", self.bridge,
-                "--pod-cidr", self.cidr, "--cgroup-subtree", self.cgroup_subtree]
+                "--pod-cidr", self.cidr, "--cgroup-subtree", self.cgroup_subtree,
+                *self.extra_args]
 
     def start(self) -> Daemon:
         log = open(self.log_path, "ab")

@@ -1,6 +1,7 @@
 """runtime/claims.py against a real Store and real directories (no processes needed): a claim's
-directory goes when the claim object is deleted, waits for pods that mount it, survives while
-the claim exists or was never a claim's, and a restart finishes what a crash left."""
+directory goes when the claim object is seen deleted, waits for pods that mount it, survives
+while the claim exists, was never a claim's, or merely vanished from the store (an empty or
+replaced state.db), and a restart finishes what a crash left after the tombstone."""
 
 from __future__ import annotations
 
@@ -8,8 +9,9 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 import trio
-
+from tinykube.runtime.claimledger import read_ledger
 from tinykube.runtime.claims import ClaimDirectories
+
 from tinykube.store import Store
 
 
@@ -61,7 +63,8 @@ async def test_deleting_a_claim_removes_its_directory_only(tmp_path):
             await until(lambda: not a.exists())
             await until(lambda: not any((tmp_path / "volumes" / ".trash").iterdir()))
             assert b.exists() and stray.exists() and (tmp_path / "outside").is_dir()
-            assert (tmp_path / "volumes" / ".claims").read_text() == "default/b\n"
+            ledger = read_ledger(tmp_path / "volumes")
+            assert set(ledger.claims) == {("default", "b")} and not ledger.deleted
     finally:
         store.close()
 
@@ -116,9 +119,32 @@ async def test_recreated_claim_keeps_the_directory(tmp_path):
         store.close()
 
 
-async def test_a_restart_removes_what_a_deleted_claim_left(tmp_path):
-    """The watcher was down when the claim went (a crash): the ledger remembers it."""
+async def test_a_restart_removes_what_a_seen_deletion_left(tmp_path):
+    """The daemon died after writing the tombstone, before the removal: the next start
+    finishes it (and empties the trash)."""
     (tmp_path / "outside").mkdir()
+    store = Store(tmp_path / "state.db")
+    try:
+        async with running(store, tmp_path):
+            await store.create(claim("a"))
+            await store.create(pod("p", "a"))
+            a = make_dir(tmp_path, "a")
+            await store.delete("PersistentVolumeClaim", "default", "a")
+            await trio.sleep(0.1)  # tombstoned, waiting for the pod
+            assert read_ledger(tmp_path / "volumes").deleted
+        await store.delete("Pod", "default", "p", grace_period=0)  # while "down"
+        leftover = tmp_path / "volumes" / ".trash" / "default.old.1234"
+        leftover.mkdir(parents=True)
+        async with running(store, tmp_path):
+            await until(lambda: not a.exists() and not leftover.exists())
+        assert (tmp_path / "outside").is_dir()
+    finally:
+        store.close()
+
+
+async def test_a_deletion_never_seen_keeps_the_directory(tmp_path):
+    """The claim vanished while no watcher ran (a crash before the DELETED event was seen,
+    or a store that lost it): absence is not a deletion; the data stays."""
     store = Store(tmp_path / "state.db")
     try:
         async with running(store, tmp_path):
@@ -126,9 +152,30 @@ async def test_a_restart_removes_what_a_deleted_claim_left(tmp_path):
             await trio.sleep(0.05)
         a = make_dir(tmp_path, "a")
         await store.delete("PersistentVolumeClaim", "default", "a")
-        leftover = tmp_path / "volumes" / ".trash" / "default.old.1234"
-        leftover.mkdir(parents=True)
         async with running(store, tmp_path):
-            await until(lambda: not a.exists() and not leftover.exists())
+            await trio.sleep(0.2)
+        assert (a / "data").read_text() == "x"
+        assert not read_ledger(tmp_path / "volumes").claims  # forgotten, never removed
     finally:
         store.close()
+
+
+async def test_an_empty_store_keeps_every_claim_directory(tmp_path):
+    """state.db replaced by an empty one (or truncated to zero bytes) beside the old ledger."""
+    store = Store(tmp_path / "state.db")
+    try:
+        async with running(store, tmp_path):
+            for name in ("a", "b"):
+                await store.create(claim(name))
+            await trio.sleep(0.05)
+    finally:
+        store.close()
+    a, b = make_dir(tmp_path, "a"), make_dir(tmp_path, "b")
+    (tmp_path / "state.db").write_bytes(b"")
+    empty = Store(tmp_path / "state.db")
+    try:
+        async with running(empty, tmp_path):
+            await trio.sleep(0.2)
+        assert (a / "data").exists() and (b / "data").exists()
+    finally:
+        empty.close()

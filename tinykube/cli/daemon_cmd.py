@@ -22,6 +22,9 @@ def register(commands: argparse._SubParsersAction) -> None:
                    help="cgroup to nest pods under (default: the daemon's own cgroup)")
     p.add_argument("--cgroup-subtree", default="tinykube",
                    help="name of tinykube's cgroup below the parent (one per daemon on a host)")
+    p.add_argument("--accept-empty-store", action="store_true",
+                   help="start even if the store has lost pods or claims that this node's "
+                        "records name (orphan pods are torn down; claim data is kept)")
     p.set_defaults(handler=daemon)
 
 
@@ -32,4 +35,5 @@ def daemon(args: argparse.Namespace, client: Client) -> int:
                              socket=Path(args.socket) if args.socket else None,
                              bridge=args.bridge, cidr=args.pod_cidr,
                              cgroup_parent=args.cgroup_parent,
-                             cgroup_subtree=args.cgroup_subtree))
+                             cgroup_subtree=args.cgroup_subtree,
+                             accept_empty_store=args.accept_empty_store))
