@@ -15,6 +15,8 @@ from pathlib import Path
 
 import trio
 
+from tinykube.api.listener import WithKubeconfig, serve_tls
+from tinykube.api.tls import DEFAULT_LISTEN, Listen, ensure_pki, parse_listen
 from tinykube.apiserver import ApiServer, serve
 from tinykube.locations import DEFAULT_ROOT, DEFAULT_RUN_DIR
 from tinykube.store import Store
@@ -33,6 +35,8 @@ class DaemonConfig:
     cgroup_parent: str | None = None
     cgroup_subtree: str = "tinykube"
     accept_empty_store: bool = False  # start on a store that lost what records name
+    # The TLS listener beside the unix socket (None: none).
+    listen: Listen | None = parse_listen(DEFAULT_LISTEN)
 
     @property
     def socket_path(self) -> Path:
@@ -71,10 +75,17 @@ async def run(config: DaemonConfig, *, task_status=trio.TASK_STATUS_IGNORED) -> 
         async with trio.open_nursery() as nursery:
             nursery.start_soon(_stop_on_signal, nursery.cancel_scope)
             # The API first: clients need not wait while the node re-adopts hundreds of pods.
-            await nursery.start(serve, api, config.socket_path)
+            pki = None
+            if config.listen is not None:
+                pki = await trio.to_thread.run_sync(ensure_pki, config.root, config.listen)
+            await nursery.start(serve, WithKubeconfig(api, config.listen, pki),
+                                config.socket_path)
+            if config.listen is not None and pki is not None:
+                await nursery.start(serve_tls, api, config.listen, pki)
             await nursery.start(kubelet.run)
             await nursery.start(run_all, store)
-            log.info("tinykube is serving on %s (root %s)", config.socket_path, config.root)
+            log.info("tinykube is serving on %s%s (root %s)", config.socket_path,
+                     f" and {config.listen.url}" if config.listen else "", config.root)
             task_status.started()
     finally:
         remove_pid_file(config.run_dir)

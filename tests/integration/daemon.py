@@ -12,6 +12,7 @@ import json
 import os
 import random
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -49,6 +50,8 @@ class Daemon:
         self.cgroup_subtree = f"tinykube-test-{tag}"
         self.cidr = f"10.{random.randrange(100, 200)}.{random.randrange(256)}.0/24"
         self.log_path = base / "daemon.log"
+        # The TLS listener on a free loopback port: test daemons run side by side.
+        self.listen = f"127.0.0.1:{free_port()}"
         self.process: subprocess.Popen | None = None
         self.client = Client(self.socket)
         self.extra_args: list[str] = []  # more `tinykube daemon` flags for the next start
@@ -59,7 +62,7 @@ class Daemon:
         return ["--socket", str(self.socket), "daemon", "--root", str(self.root),
                 "--run-dir", str(self.run_dir), "--bridge", self.bridge,
                 "--pod-cidr", self.cidr, "--cgroup-subtree", self.cgroup_subtree,
-                *self.extra_args]
+                "--listen", self.listen, *self.extra_args]
 
     def start(self) -> Daemon:
         log = open(self.log_path, "ab")
@@ -157,6 +160,12 @@ class Daemon:
              ) -> subprocess.CompletedProcess:
         args = ["exec", pod] + (["-c", container] if container else []) + ["--", *command]
         return self.cli(*args, check=False)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 def is_ready(pod: dict) -> bool:

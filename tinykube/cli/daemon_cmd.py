@@ -9,6 +9,7 @@ from tinykube.client import Client
 
 
 def register(commands: argparse._SubParsersAction) -> None:
+    from tinykube.api.tls import DEFAULT_LISTEN
     from tinykube.locations import DEFAULT_ROOT, DEFAULT_RUN_DIR
 
     p = commands.add_parser("daemon", help="run the tinykube daemon (as root)")
@@ -25,7 +26,20 @@ def register(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--accept-empty-store", action="store_true",
                    help="start even if the store has lost pods or claims that this node's "
                         "records name (orphan pods are torn down; claim data is kept)")
+    p.add_argument("--listen", default=DEFAULT_LISTEN, type=_listen, metavar="HOST:PORT",
+                   help=f"TLS listener for kubectl and client libraries (default "
+                        f"{DEFAULT_LISTEN}; `none`: only the unix socket); "
+                        "`tinykube kubeconfig` prints its credentials")
     p.set_defaults(handler=daemon)
+
+
+def _listen(text: str):
+    from tinykube.api.tls import parse_listen
+
+    try:
+        return parse_listen(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
 
 
 def daemon(args: argparse.Namespace, client: Client) -> int:
@@ -36,4 +50,4 @@ def daemon(args: argparse.Namespace, client: Client) -> int:
                              bridge=args.bridge, cidr=args.pod_cidr,
                              cgroup_parent=args.cgroup_parent,
                              cgroup_subtree=args.cgroup_subtree,
-                             accept_empty_store=args.accept_empty_store))
+                             accept_empty_store=args.accept_empty_store, listen=args.listen))
