@@ -26,7 +26,7 @@ from urllib.parse import parse_qs
 import trio
 
 from tinykube import labels
-from tinykube.api import dryrun
+from tinykube.api import dryrun, static
 from tinykube.model import defaults, validation
 from tinykube.model.errors import ApiError, BadRequest, FieldError, Invalid, NotFound
 from tinykube.model.kinds import USER_KINDS, KindInfo, UnknownKind, by_plural
@@ -113,6 +113,8 @@ class ApiServer:
         if request.path == "/healthz":
             await _send_json(send, 200, {"status": "ok"})
             return
+        if request.method == "GET" and await static.answer(request.path, request.headers, send):
+            return  # /version, discovery, OpenAPI
         route = _route(request.path)
         if route.info.kind == "Event":
             await _send_json(send, 200, self._list_events(route, request))

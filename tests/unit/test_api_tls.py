@@ -13,12 +13,12 @@ import pytest
 import trio
 import yaml
 
+from tests.integration.daemon import free_port
 from tinykube.api.listener import KUBECONFIG_PATH, WithKubeconfig, serve_tls
 from tinykube.api.tls import ensure_pki, parse_listen
 from tinykube.apiserver import ApiServer, serve
 from tinykube.client import Client
 from tinykube.store import Store
-from tests.integration.daemon import free_port
 
 
 @pytest.fixture

@@ -215,10 +215,15 @@ class Quantity(Node):
 class ListOf(Node):
     type_name = "a list"
 
-    def __init__(self, item: Node, *, min_items: int = 0, max_items: int = 10_000) -> None:
+    def __init__(self, item: Node, *, min_items: int = 0, max_items: int = 10_000,
+                 merge_key: str | None = None, patch_strategy: str | None = None) -> None:
         self.item = item
         self.min_items = min_items
         self.max_items = max_items
+        # Kubernetes' strategic-merge-patch metadata (patchMergeKey/patchStrategy): how a
+        # patch merges this list instead of replacing it. Published in OpenAPI too.
+        self.merge_key = merge_key
+        self.patch_strategy = patch_strategy or ("merge" if merge_key else None)
 
     def check(self, value: Any, path: str, report: Report) -> None:
         if not isinstance(value, list):
@@ -309,8 +314,8 @@ OBJECT_META = Obj({
     "ownerReferences": ListOf(Obj({
         "apiVersion": Str(), "kind": Str(), "name": Str(), "uid": Str(),
         "controller": Bool(), "blockOwnerDeletion": Bool(),
-    }, required=("apiVersion", "kind", "name", "uid"))),
-    "finalizers": ListOf(Str()),
+    }, required=("apiVersion", "kind", "name", "uid")), merge_key="uid"),
+    "finalizers": ListOf(Str(), patch_strategy="merge"),
     "managedFields": IGNORED, "selfLink": IGNORED,
 })
 
@@ -378,19 +383,19 @@ CONTAINER_SECURITY_CONTEXT = Obj({
 CONTAINER = Obj({
     "name": Str(), "image": Str(), "command": ListOf(Str()), "args": ListOf(Str()),
     "workingDir": Str(absolute_path=True),
-    "env": ListOf(ENV_VAR),
+    "env": ListOf(ENV_VAR, merge_key="name"),
     "resources": Obj({"limits": RESOURCE_LIST, "requests": RESOURCE_LIST, "claims": IGNORED}),
     "volumeMounts": ListOf(Obj({
         "name": Str(), "mountPath": Str(absolute_path=True), "readOnly": Bool(),
         "subPath": Unsupported("mount the whole volume"), "subPathExpr": UNSUPPORTED,
         "mountPropagation": UNSUPPORTED, "recursiveReadOnly": UNSUPPORTED,
-    }, required=("name", "mountPath"))),
+    }, required=("name", "mountPath")), merge_key="mountPath"),
     "livenessProbe": PROBE, "readinessProbe": PROBE, "startupProbe": PROBE,
     "securityContext": CONTAINER_SECURITY_CONTEXT,
     "ports": ListOf(Obj({
         "containerPort": Int(1, 65535), "name": Str(), "protocol": Str(("TCP", "UDP", "SCTP")),
         "hostPort": IGNORED, "hostIP": IGNORED,
-    }, required=("containerPort",))),
+    }, required=("containerPort",)), merge_key="containerPort"),
     # Images do not exist in tinykube; these describe them and are ignored.
     "imagePullPolicy": Str(("Always", "IfNotPresent", "Never")),
     "terminationMessagePath": IGNORED, "terminationMessagePolicy": IGNORED,
@@ -424,11 +429,11 @@ POD_SECURITY_CONTEXT = Obj({
 RESTART_POLICIES = ("Always", "OnFailure", "Never")
 
 POD_SPEC = Obj({
-    "containers": ListOf(CONTAINER, min_items=1),
+    "containers": ListOf(CONTAINER, min_items=1, merge_key="name"),
     "restartPolicy": Str(RESTART_POLICIES),
     "terminationGracePeriodSeconds": Int(0),
     "hostname": Str(), "subdomain": Str(),
-    "volumes": ListOf(VOLUME),
+    "volumes": ListOf(VOLUME, merge_key="name", patch_strategy="merge,retainKeys"),
     "securityContext": POD_SECURITY_CONTEXT,
     # Scheduling, service accounts and DNS do not exist on one tinykube node: accepted.
     "nodeSelector": IGNORED, "nodeName": IGNORED, "affinity": IGNORED, "tolerations": IGNORED,
