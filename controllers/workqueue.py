@@ -13,7 +13,8 @@ one pending key. The rules, as in client-go:
   `add_coalesced(key, window)` is the watch path: one short wait absorbs a burst of events.
 
 Delayed keys wait in a heap; `get()` sleeps until the earliest one is due or a key arrives,
-so an idle queue costs no CPU. Time is trio's clock, so tests can use a mock clock.
+so an idle queue costs no CPU. Time is trio's clock, so tests can use a mock clock. Every
+`get()` yields to the event loop once, so a key that is re-added at once cannot starve it.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ K = TypeVar("K", bound=Hashable)
 
 DEFAULT_BASE_DELAY = 0.005  # seconds; client-go's default per-item base delay
 DEFAULT_MAX_DELAY = 60.0  # cap: a persistently failing key is retried at least once a minute
+MAX_AFTER = 24 * 3600.0  # the longest add_after: a day (a controller re-lists long before)
 
 
 class WorkQueue(Generic[K]):
@@ -61,9 +63,12 @@ class WorkQueue(Generic[K]):
         self._wake()
 
     def add_after(self, key: K, seconds: float) -> None:
-        if seconds <= 0:
+        # Clamp whatever arithmetic produced the delay: negative or NaN means "now", and
+        # anything past the cap (or infinite) waits only the cap.
+        if not seconds > 0:
             self.add(key)
             return
+        seconds = min(seconds, MAX_AFTER)
         due = trio.current_time() + seconds
         # Keep only the earliest pending delay per key: a later one adds nothing.
         if self._delayed_due.get(key, float("inf")) <= due:
@@ -121,7 +126,11 @@ class WorkQueue(Generic[K]):
     # ---- taking ------------------------------------------------------------------------
 
     async def get(self) -> K:
-        """The next ready key; the caller must call `done(key)` when finished with it."""
+        """The next ready key; the caller must call `done(key)` when finished with it.
+
+        Always a checkpoint, even with keys ready: a worker whose reconcile re-adds its key at
+        once (and never awaits) must still let the API server and the other tasks run."""
+        await trio.lowlevel.checkpoint()
         while True:
             self._promote_due()
             if self._queue:

@@ -106,6 +106,9 @@ def _finish(plan: Plan, status: dict) -> None:
         plan.status = status
 
 
+STUCK_RECHECK_MIN_SECONDS = 1.0
+
+
 def _requeue_stuck(plan: Plan, status: dict) -> None:
     """No event will come when nothing happens: re-check when the deadline would pass."""
     d = plan.deployment
@@ -118,7 +121,10 @@ def _requeue_stuck(plan: Plan, status: dict) -> None:
     since = util.parse_time(current.get("lastUpdateTime"))
     if since is None:
         return
-    plan.requeue(since + deadline - plan.now + 1)
+    # Due already (a complete Deployment older than its deadline that just lost a pod): as
+    # Kubernetes' requeueStuckDeployment, never "now" in a loop. Its rate-limited retry is at
+    # least a second here, and the Deployment settles on Complete or TimedOut meanwhile.
+    plan.requeue(max(since + deadline - plan.now + 1, STUCK_RECHECK_MIN_SECONDS))
 
 
 def _requeue_for_min_ready(plan: Plan, all_rss: list[RSState]) -> None:

@@ -434,6 +434,21 @@ def test_requeue_before_deadline_and_for_min_ready():
     assert plan.requeue_after == pytest.approx(3.05)
 
 
+def test_complete_deployment_past_its_deadline_losing_a_pod_is_never_requeued_now():
+    """Regression: complete long ago (NewReplicaSetAvailable, lastUpdateTime older than the
+    deadline), then a pod is lost: the re-check used to be due in the past, i.e. "now",
+    every time -> a reconcile loop at 100% CPU."""
+    d = deployment(T1, 3, progressDeadlineSeconds=2)
+    stamp = util.iso(NOW - 3600)
+    d["status"] = {"replicas": 3, "updatedReplicas": 3, "availableReplicas": 3,
+                   "readyReplicas": 3, "observedGeneration": 1,
+                   "conditions": [{"type": "Progressing", "status": "True",
+                                   "reason": "NewReplicaSetAvailable", "message": "",
+                                   "lastUpdateTime": stamp, "lastTransitionTime": stamp}]}
+    plan = decide(d, [rs(T1, 3, 1, actual=2, available=2)], NOW)
+    assert plan.requeue_after is not None and plan.requeue_after >= 1.0
+
+
 def test_status_written_only_when_changed():
     world = World(deployment(T1, 3))
     world.run()

@@ -186,3 +186,39 @@ async def test_an_event_comes_before_a_long_pending_delay(autojump_clock):
     start = trio.current_time()
     assert await queue.get() == "k"
     assert trio.current_time() - start < 1
+
+
+@pytest.mark.parametrize("delay", [-5.0, float("nan"), 0.0])
+async def test_a_key_readded_at_once_never_starves_the_event_loop(delay):
+    """Regression: a worker that re-adds its key with a due-now (or negative) delay and never
+    awaits otherwise used to spin inside get() without a checkpoint: nothing else ran."""
+    q: WorkQueue[str] = WorkQueue()
+    q.add("k")
+    other_ran = trio.Event()
+    worker_looping = trio.Event()
+
+    async def worker() -> None:
+        while not other_ran.is_set():
+            key = await q.get()
+            worker_looping.set()
+            q.add_after(key, delay)
+            q.done(key)
+
+    async def other() -> None:
+        await worker_looping.wait()  # runnable from now on: the worker must yield to it
+        other_ran.set()
+
+    with trio.fail_after(5):
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(worker)
+            nursery.start_soon(other)
+    assert other_ran.is_set()
+
+
+async def test_huge_and_infinite_delays_are_capped(autojump_clock):
+    q: WorkQueue[str] = WorkQueue()
+    q.add_after("k", float("inf"))
+    q.add_after("j", 2.0 ** 70)
+    start = trio.current_time()
+    assert {await q.get(), await q.get()} == {"k", "j"}
+    assert trio.current_time() - start <= 24 * 3600
