@@ -27,7 +27,9 @@ import trio
 
 from tinykube import labels
 from tinykube.api import dryrun, static
-from tinykube.model import defaults, validation
+from tinykube.api import patch as patching
+from tinykube.api.patch import merge_patch  # noqa: F401  (re-exported: tests, old callers)
+from tinykube.model import defaults, schema, validation
 from tinykube.model.errors import ApiError, BadRequest, FieldError, Invalid, NotFound
 from tinykube.model.kinds import USER_KINDS, KindInfo, UnknownKind, by_plural
 from tinykube.store import Store
@@ -274,7 +276,7 @@ class ApiServer:
 
     async def patch(self, route: Route, request: Request) -> tuple[int, dict]:
         current = self.store.get(route.info.kind, _ns(route), route.name or "")
-        patched = merge_patch(current, request.json())
+        patched = _patched(current, request, route)
         if not isinstance(patched, dict):
             raise BadRequest("a merge patch must be a JSON object")
         patched = _checked_body(patched, route, name=route.name)
@@ -292,7 +294,7 @@ class ApiServer:
 
     async def patch_status(self, route: Route, request: Request) -> tuple[int, dict]:
         current = self.store.get(route.info.kind, _ns(route), route.name or "")
-        patched = merge_patch(current, request.json())
+        patched = _patched(current, request, route)
         if not isinstance(patched, dict):
             raise BadRequest("a merge patch must be a JSON object")
         return 200, await self.store.update_status(patched, durable=True)
@@ -328,7 +330,7 @@ class ApiServer:
 
     async def patch_scale(self, route: Route, request: Request) -> tuple[int, dict]:
         current = _scale_of(self.store.get(route.info.kind, _ns(route), route.name or ""))
-        return await self._set_replicas(route, merge_patch(current, request.json()))
+        return await self._set_replicas(route, _patched(current, request, None))
 
     async def _set_replicas(self, route: Route, scale: Any) -> tuple[int, dict]:
         replicas = scale.get("spec", {}).get("replicas") if isinstance(scale, dict) else None
@@ -438,17 +440,13 @@ def _last_applied(obj: dict, part: str = "metadata") -> dict:
     return found if isinstance(found, dict) else {}
 
 
-def merge_patch(target: Any, patch: Any) -> Any:
-    """RFC 7386 JSON merge patch."""
-    if not isinstance(patch, dict):
-        return copy.deepcopy(patch)
-    result = copy.deepcopy(target) if isinstance(target, dict) else {}
-    for key, value in patch.items():
-        if value is None:
-            result.pop(key, None)
-        else:
-            result[key] = merge_patch(result.get(key), value)
-    return result
+def _patched(current: dict, request: Request, route: Route | None) -> Any:
+    """`current` patched by the request, by its Content-Type (415 for unknown types)."""
+    content_type = request.headers.get("content-type")
+    if patching.media_type(content_type) not in ("", *patching.SUPPORTED):
+        raise patching.unsupported(patching.media_type(content_type))
+    node = schema.SCHEMAS.get(route.info.kind) if route is not None else None
+    return patching.apply_patch(current, content_type, request.json(), node)
 
 
 def _route(path: str) -> Route:
