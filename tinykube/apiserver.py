@@ -26,7 +26,7 @@ from urllib.parse import parse_qs
 import trio
 
 from tinykube import labels
-from tinykube.api import dryrun, static
+from tinykube.api import dryrun, static, tables, watchopts
 from tinykube.api import patch as patching
 from tinykube.api.patch import merge_patch  # noqa: F401  (re-exported: tests, old callers)
 from tinykube.model import defaults, schema, validation
@@ -119,7 +119,8 @@ class ApiServer:
             return  # /version, discovery, OpenAPI
         route = _route(request.path)
         if route.info.kind == "Event":
-            await _send_json(send, 200, self._list_events(route, request))
+            await _send_json(send, 200, _as_table_if_asked(
+                route, request, self._list_events(route, request)))
             return
         handler = self._for(request)._handler(request.method, route)
         if route.subresource in ("log", "exec"):
@@ -129,7 +130,7 @@ class ApiServer:
             await self.watch(route, request, send, receive)
             return
         code, body = await handler(route, request)
-        await _send_json(send, code, body)
+        await _send_json(send, code, _as_table_if_asked(route, request, body))
 
     def _for(self, request: Request) -> ApiServer:
         """This server, or for `dryRun=All` one whose writes store nothing."""
@@ -192,23 +193,25 @@ class ApiServer:
             since = int(since_text) if since_text not in (None, "", "0") else None
         except ValueError:
             raise BadRequest(f"resourceVersion: invalid value {since_text!r}") from None
+        options = watchopts.Options(request.query, request.headers.get("accept"))
+        if options.initial_events:  # watch-list: the current state first, whatever the version
+            since = None
         watch = self.store.watch(route.info.kind, route.namespace, since)
+        # Like Kubernetes: a watch without a version starts with the current objects.
+        initial = self.store.list(route.info.kind, route.namespace) if since is None else None
         await send({"type": "http.response.start", "status": 200,
                     "headers": [(b"content-type", b"application/json"),
                                 (b"transfer-encoding", b"chunked")]})
 
         async def stream(cancel: trio.CancelScope) -> None:
-            with watch:
-                if since is None:  # like Kubernetes: a watch without a version starts with a list
-                    for obj in self.store.list(route.info.kind, route.namespace):
-                        if _wanted(obj, selector, field_name):
-                            await _send_line(send, {"type": "ADDED", "object": obj})
-                async for event in watch:
-                    if _wanted(event.object, selector, field_name):
-                        await _send_line(send, {"type": event.type, "object": event.object})
+            await watchopts.stream(
+                send, watch, options, kind=route.info.kind, api_version=route.info.api_version,
+                initial=initial, wanted=lambda obj: _wanted(obj, selector, field_name),
+                current_rv=lambda: self.store.resource_version)
             cancel.cancel()
 
         await _until_disconnect(receive, stream)
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
 
     def _list_events(self, route: Route, request: Request) -> dict:
         wanted: dict[str, str] = {}
@@ -438,6 +441,13 @@ def _last_applied(obj: dict, part: str = "metadata") -> dict:
         return {}
     found = applied.get(part) if isinstance(applied, dict) else None
     return found if isinstance(found, dict) else {}
+
+
+def _as_table_if_asked(route: Route, request: Request, body: dict) -> dict:
+    if request.method == "GET" and route.subresource is None and tables.wanted(
+            request.headers.get("accept")):
+        return tables.of_response(route.info.kind, body, request.query.get("includeObject"))
+    return body
 
 
 def _patched(current: dict, request: Request, route: Route | None) -> Any:
