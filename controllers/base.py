@@ -7,7 +7,8 @@ lists + watches every kind (re-listing after `Gone`), feeds keys `(namespace, na
 latency, never correctness), and runs a few workers. One place maps reconcile outcomes to
 queue actions, like controller-runtime: `None` -> done (forget the failure count),
 `Requeue(after)` -> re-check later, an exception -> rate-limited retry (a `Conflict` quietly,
-anything else logged with its traceback).
+anything else logged with its traceback once per key and error: a spec that makes a
+reconcile fail keeps being retried with back-off, and the log says so once, not every second).
 
 Ownership follows Kubernetes' ControllerRefManager: a dependent has at most one owner reference
 with `controller: true`; a controller adopts matching orphans by adding its reference and
@@ -21,6 +22,7 @@ from __future__ import annotations
 import copy
 import logging
 import time
+import weakref
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -140,9 +142,46 @@ async def _worker(store: Store, spec: ControllerSpec, logger: logging.Logger) ->
     await work(store, spec.queue, spec.reconcile, logger, spec.kind)
 
 
+class FailureLog:
+    """Which keys of one queue are failing, and with what: the traceback is logged when a key
+    starts failing or fails differently, not at every retry."""
+
+    def __init__(self) -> None:
+        self._failing: dict[Any, str] = {}
+
+    def failed(self, key: Any, exc: BaseException, logger: logging.Logger, what: str,
+               retry_in: float) -> None:
+        signature = f"{type(exc).__name__}: {exc}"
+        if self._failing.get(key) == signature:
+            logger.debug("%s %s: still failing (%s); retrying in %.1fs", what, key, signature,
+                         retry_in)
+            return
+        self._failing[key] = signature
+        logger.error("%s %s: reconcile failed; retrying with back-off (logged once while it "
+                     "fails the same way)", what, key, exc_info=exc)
+
+    def succeeded(self, key: Any, logger: logging.Logger, what: str) -> None:
+        if self._failing.pop(key, None) is not None:
+            logger.info("%s %s: reconcile succeeds again", what, key)
+
+
+_failure_logs: weakref.WeakKeyDictionary[WorkQueue[Any], FailureLog] = (
+    weakref.WeakKeyDictionary())
+
+
+def failure_log(queue: WorkQueue[Any]) -> FailureLog:
+    """The one FailureLog of `queue` (shared by its workers)."""
+    found = _failure_logs.get(queue)
+    if found is None:
+        found = _failure_logs[queue] = FailureLog()
+    return found
+
+
 async def work(store: Store, queue: WorkQueue[Any], reconcile: Callable[[Store, Any],
                Awaitable[Requeue | None]], logger: logging.Logger, what: str) -> None:
-    """One worker: take a key, reconcile it, map the outcome to a queue action, repeat."""
+    """One worker: take a key, reconcile it, map the outcome to a queue action, repeat.
+    No exception of a reconcile ends the worker (only cancellation does)."""
+    failures = failure_log(queue)
     while True:
         key = await queue.get()
         started = trio.current_time()
@@ -153,10 +192,12 @@ async def work(store: Store, queue: WorkQueue[Any], reconcile: Callable[[Store, 
             # meanwhile: normal under concurrent clients; the retry sees the new state.
             logger.debug("%s %s: %s, retrying", what, key, exc)
             queue.add_rate_limited(key)
-        except Exception:
-            logger.exception("%s %s: reconcile failed; retrying with back-off", what, key)
-            queue.add_rate_limited(key)
+        except Exception as exc:  # noqa: BLE001 -- any reconcile failure is retried, never fatal
+            delay = queue.next_delay(key)  # add_rate_limited, with the delay for the log
+            failures.failed(key, exc, logger, what, delay)
+            queue.add_after(key, delay)
         else:
+            failures.succeeded(key, logger, what)
             queue.forget(key)
             if outcome is not None:
                 queue.add_after(key, outcome.after)

@@ -9,9 +9,12 @@ confusable 0/1/3.
 from __future__ import annotations
 
 import json
-import secrets
 
-SAFE_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
+from tinykube.model.names import GENERATED_ALPHABET as SAFE_ALPHABET
+from tinykube.model.names import random_suffix
+
+__all__ = ["SAFE_ALPHABET", "canonical_json", "fnv32a", "hash_string", "random_suffix",
+           "safe_encode"]
 
 
 def fnv32a(data: bytes) -> int:
@@ -34,7 +37,3 @@ def hash_string(data: bytes) -> str:
 
 def canonical_json(value: object) -> bytes:
     return json.dumps(value, sort_keys=True, separators=(",", ":")).encode()
-
-
-def random_suffix(length: int = 5) -> str:
-    return "".join(secrets.choice(SAFE_ALPHABET) for _ in range(length))

@@ -9,7 +9,8 @@ Paths (ns = namespace):
   /api/v1/namespaces/{ns}/{plural}[/{name}[/status|/scale|/log|/exec]]   core kinds
   /apis/apps/v1/namespaces/{ns}/{plural}[/{name}[/status|/scale]]         apps kinds
   /api/v1/{plural}, /apis/apps/v1/{plural}                                 all namespaces
-  /healthz
+  /healthz                                          liveness, plus what the store could not load
+  /tinykube/v1/unloadable[/repair]                  `tinykube doctor`: list / set aside such rows
 """
 
 from __future__ import annotations
@@ -18,9 +19,10 @@ import copy
 import json
 import logging
 import os
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Awaitable, Callable, Protocol
+from typing import Any, Protocol
 from urllib.parse import parse_qs
 
 import trio
@@ -29,8 +31,15 @@ from tinykube import labels
 from tinykube.api import dryrun, static, tables, watchopts
 from tinykube.api import patch as patching
 from tinykube.api.patch import merge_patch  # noqa: F401  (re-exported: tests, old callers)
-from tinykube.model import defaults, schema, validation
-from tinykube.model.errors import ApiError, BadRequest, FieldError, Invalid, NotFound
+from tinykube.model import defaults, names, schema, validation
+from tinykube.model.errors import (
+    AlreadyExists,
+    ApiError,
+    BadRequest,
+    FieldError,
+    Invalid,
+    NotFound,
+)
 from tinykube.model.kinds import USER_KINDS, KindInfo, UnknownKind, by_plural
 from tinykube.store import Store
 
@@ -39,6 +48,11 @@ log = logging.getLogger("tinykube.api")
 MAX_BODY_BYTES = 3 * 1024 * 1024  # etcd refuses values above ~1.5 MiB; leave room for YAML
 MAX_JSON_DEPTH = 100
 SCALABLE = {"ReplicaSet", "ReplicationController", "Deployment", "StatefulSet"}
+GENERATE_NAME_ATTEMPTS = 8  # a taken generated name is redrawn (Kubernetes' RetryGenerateName)
+# A watch from a resourceVersion the store has not reached waits this long, then is answered
+# 504 "Too large resource version" with Retry-After, as Kubernetes' watch cache does.
+FUTURE_RV_WAIT_SECONDS = 3.0
+DOCTOR_PATH = "/tinykube/v1/unloadable"
 
 Scope = dict[str, Any]
 Send = Callable[[dict[str, Any]], Awaitable[None]]
@@ -67,7 +81,10 @@ class Request:
         if not self.body:
             raise BadRequest("request body is empty")
         try:
-            value = json.loads(self.body)
+            value = json.loads(self.body, object_pairs_hook=_refuse_duplicate_keys)
+        except _DuplicateKey as e:
+            raise BadRequest(f"request body has a duplicate key {e.key!r}: each field may "
+                             "appear once") from None
         except RecursionError:
             raise BadRequest("request body is nested too deeply") from None
         except (ValueError, UnicodeDecodeError) as e:
@@ -113,12 +130,18 @@ class ApiServer:
 
     async def dispatch(self, request: Request, receive: Receive, send: Send) -> None:
         if request.path == "/healthz":
-            await _send_json(send, 200, {"status": "ok"})
+            await _send_json(send, 200, self._health())
+            return
+        if request.path.startswith(DOCTOR_PATH):
+            await _send_json(send, 200, self._doctor(request))
             return
         if request.method == "GET" and await static.answer(request.path, request.headers, send):
             return  # /version, discovery, OpenAPI
         route = _route(request.path)
         if route.info.kind == "Event":
+            if request.method != "GET":
+                raise ApiError(f"method {request.method} is not allowed on events: they are "
+                               "written by tinykube itself", code=405, reason="MethodNotAllowed")
             await _send_json(send, 200, _as_table_if_asked(
                 route, request, self._list_events(route, request)))
             return
@@ -130,7 +153,8 @@ class ApiServer:
             await self.watch(route, request, send, receive)
             return
         code, body = await handler(route, request)
-        await _send_json(send, code, _as_table_if_asked(route, request, body))
+        await _send_json(send, code, _as_table_if_asked(route, request, body),
+                         warnings=self._warnings(request))
 
     def _for(self, request: Request) -> ApiServer:
         """This server, or for `dryRun=All` one whose writes store nothing."""
@@ -166,6 +190,38 @@ class ApiServer:
             raise NotFound(f"{route.info.plural} have no {route.subresource} subresource")
         return handler
 
+    # ---- health and the store's unloadable objects (`tinykube doctor`) ------------------
+
+    def _health(self) -> dict:
+        unloadable = len(self.store.unloadable)
+        if not unloadable:
+            return {"status": "ok"}
+        return {"status": "ok", "unloadableObjects": unloadable,
+                "message": f"{unloadable} stored object(s) could not be loaded and are not "
+                           "served; run `tinykube doctor`"}
+
+    def _warnings(self, request: Request) -> list[str]:
+        """A Warning header on reads while the store holds unloadable objects (kubectl prints
+        these as `Warning: ...`)."""
+        unloadable = len(self.store.unloadable)
+        if request.method != "GET" or not unloadable:
+            return []
+        return [(f"{unloadable} stored object(s) could not be loaded and are not served; "
+                 "run `tinykube doctor`")]
+
+    def _doctor(self, request: Request) -> dict:
+        items = [{"kind": k, "namespace": ns, "name": n, "reason": why}
+                 for (k, ns, n), why in sorted(self.store.unloadable.items())]
+        if request.path == DOCTOR_PATH and request.method == "GET":
+            return {"items": items}
+        if request.path == f"{DOCTOR_PATH}/repair" and request.method == "POST":
+            backup_dir = self.store.path.parent / "doctor-backup"
+            for item in items:
+                key = (item["kind"], item["namespace"], item["name"])
+                item["backup"] = str(self.store.set_aside(key, backup_dir))
+            return {"items": items}
+        raise NotFound(f"the server could not find the requested resource ({request.path})")
+
     # ---- reads ---------------------------------------------------------------------------
 
     async def get(self, route: Route, request: Request) -> tuple[int, dict]:
@@ -196,6 +252,13 @@ class ApiServer:
         options = watchopts.Options(request.query, request.headers.get("accept"))
         if options.initial_events:  # watch-list: the current state first, whatever the version
             since = None
+        if since is not None and since > self.store.resource_version and not (
+                await self.store.wait_for_resource_version(since, FUTURE_RV_WAIT_SECONDS)):
+            raise ApiError(f"Too large resource version: {since}, current: "
+                           f"{self.store.resource_version}", code=504, reason="Timeout",
+                           details={"causes": [{"reason": "ResourceVersionTooLarge",
+                                                "message": "Too large resource version"}],
+                                    "retryAfterSeconds": 1})
         watch = self.store.watch(route.info.kind, route.namespace, since)
         # Like Kubernetes: a watch without a version starts with the current objects.
         initial = self.store.list(route.info.kind, route.namespace) if since is None else None
@@ -232,7 +295,21 @@ class ApiServer:
         obj = _checked_body(request.json(), route)
         if _truthy(request.query.get("apply")):
             return await self.apply(route, obj)
-        return 201, await self.store.create(_admit_new(obj), durable=True)
+        admitted = _admit_new(obj)
+        meta = admitted["metadata"]
+        if meta.get("name") or not meta.get("generateName"):
+            return 201, await self.store.create(admitted, durable=True)
+        # generateName as Kubernetes does: the name is drawn before validation (which
+        # checked the prefix) and redrawn when taken.
+        for _ in range(GENERATE_NAME_ATTEMPTS):
+            meta["name"] = names.generate_name(meta["generateName"])
+            _raise_if_invalid(admitted, validation.validate(admitted))
+            try:
+                return 201, await self.store.create(admitted, durable=True)
+            except AlreadyExists:
+                continue
+        raise AlreadyExists(f"no free name with prefix {meta['generateName']!r} after "
+                            f"{GENERATE_NAME_ATTEMPTS} attempts; try again", code=409)
 
     async def apply(self, route: Route, manifest: dict) -> tuple[int, dict]:
         """Create-or-update with a manifest, as `kubectl apply` means it.
@@ -245,7 +322,10 @@ class ApiServer:
         Status and system fields stay. 201 created, 200 configured; an unchanged object keeps
         its resourceVersion, which is how the client tells "unchanged" apart.
         """
-        name = manifest["metadata"].get("name", "")
+        name = manifest["metadata"].get("name")
+        if not name:  # kubectl refuses generateName with apply: nothing to find the object by
+            raise Invalid.for_object(manifest, [FieldError.required(
+                "metadata.name", "apply needs a name (generateName is only for create)")])
         manifest["metadata"].setdefault("annotations", {})[LAST_APPLIED] = json.dumps(
             _without_last_applied(manifest), sort_keys=True, separators=(",", ":"))
         # The manifest as a whole must be valid, not just the parts merged below.
@@ -293,14 +373,29 @@ class ApiServer:
 
     async def replace_status(self, route: Route, request: Request) -> tuple[int, dict]:
         obj = _checked_body(request.json(), route, name=route.name, user_kind=False)
-        return 200, await self.store.update_status(obj, durable=True)
+        return 200, await self._update_status(route, obj)
 
     async def patch_status(self, route: Route, request: Request) -> tuple[int, dict]:
         current = self.store.get(route.info.kind, _ns(route), route.name or "")
         patched = _patched(current, request, route)
         if not isinstance(patched, dict):
             raise BadRequest("a merge patch must be a JSON object")
-        return 200, await self.store.update_status(patched, durable=True)
+        patched = _checked_body(patched, route, name=route.name, user_kind=False)
+        return 200, await self._update_status(route, patched)
+
+    async def _update_status(self, route: Route, obj: dict) -> dict:
+        """Only status changes (the /status subresource); it is checked like a spec write.
+        Identity comes from the path and the stored object, never from the body."""
+        current = self.store.get(route.info.kind, _ns(route), route.name or "")
+        status = obj.get("status")
+        _raise_if_invalid(current, validation.validate_status(route.info.kind, status))
+        new = copy.deepcopy(current)
+        new["status"] = status if status is not None else {}
+        meta = obj.get("metadata") or {}
+        for field_name in ("uid", "resourceVersion"):  # preconditions the body may carry
+            if meta.get(field_name):
+                new["metadata"][field_name] = meta[field_name]
+        return await self.store.update_status(new, durable=True)
 
     async def delete(self, route: Route, request: Request) -> tuple[int, dict]:
         options = request.json() if request.body else {}
@@ -336,8 +431,13 @@ class ApiServer:
         return await self._set_replicas(route, _patched(current, request, None))
 
     async def _set_replicas(self, route: Route, scale: Any) -> tuple[int, dict]:
-        replicas = scale.get("spec", {}).get("replicas") if isinstance(scale, dict) else None
+        if not isinstance(scale, dict):
+            raise BadRequest("a Scale must be a JSON object")
+        spec = scale.get("spec")
         obj = self.store.get(route.info.kind, _ns(route), route.name or "")
+        if spec is not None and not isinstance(spec, dict):
+            raise Invalid.for_object(obj, [FieldError.invalid("spec", spec, "must be an object")])
+        replicas = (spec or {}).get("replicas")
         if replicas is None:  # validation allows an absent spec.replicas; a scale does not
             raise Invalid.for_object(obj, [FieldError("spec.replicas", "Required value")])
         obj["spec"]["replicas"] = replicas
@@ -352,6 +452,7 @@ class ApiServer:
         previous = _truthy(request.query.get("previous"))
         follow = _truthy(request.query.get("follow"))
         tail = request.query.get("tailLines")
+        _check_tail_lines(tail)  # before the 200 goes out: a bad value is a 400, not an empty log
         node = self._node()
         path = node.log_path(pod, container, previous)
         if path is None:
@@ -590,6 +691,35 @@ def _container_name(pod: dict, requested: str | None) -> str:
     return names[0]
 
 
+def _check_tail_lines(text: str | None) -> None:
+    if text in (None, ""):
+        return
+    try:
+        value = int(text)
+    except ValueError:
+        raise BadRequest(f"tailLines: Invalid value: {text!r}: must be an integer") from None
+    if value < 0:
+        raise BadRequest(f"tailLines: Invalid value: {value}: must be greater than or equal "
+                         "to 0")
+
+
+class _DuplicateKey(ValueError):
+    def __init__(self, key: str) -> None:
+        super().__init__(key)
+        self.key = key
+
+
+def _refuse_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """json's object hook: a key given twice is an error (the YAML loader refuses it too),
+    not "the last one wins"."""
+    obj: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in obj:
+            raise _DuplicateKey(key)
+        obj[key] = value
+    return obj
+
+
 def _truthy(value: str | None) -> bool:
     return value is not None and value.lower() in ("1", "true", "yes")
 
@@ -691,11 +821,16 @@ async def _stream_log(send: Send, path: Path, tail: str | None, follow: bool,
             path, position = latest, 0  # the container restarted: follow its new log
 
 
-async def _send_json(send: Send, code: int, body: dict) -> None:
+async def _send_json(send: Send, code: int, body: dict, *,
+                     warnings: Sequence[str] = ()) -> None:
     data = json.dumps(body).encode()
-    await send({"type": "http.response.start", "status": code,
-                "headers": [(b"content-type", b"application/json"),
-                            (b"content-length", str(len(data)).encode())]})
+    headers = [(b"content-type", b"application/json"),
+               (b"content-length", str(len(data)).encode())]
+    # RFC 7234 warn-code 299 ("miscellaneous persistent warning"), as the Kubernetes API uses.
+    headers += [(b"warning", f'299 - "{text}"'.encode()) for text in warnings]
+    if code == 504 and body.get("details", {}).get("retryAfterSeconds"):
+        headers.append((b"retry-after", str(body["details"]["retryAfterSeconds"]).encode()))
+    await send({"type": "http.response.start", "status": code, "headers": headers})
     await send({"type": "http.response.body", "body": data})
 
 

@@ -8,6 +8,7 @@ This module only knows Kubernetes' paths and turns `Status` answers back into th
 
 from __future__ import annotations
 
+import errno
 import http.client
 import json
 import os
@@ -71,6 +72,7 @@ class Client:
         self.socket_path = Path(socket_path) if socket_path else default_socket()
         self.timeout = timeout
         self._conn: _UnixConnection | None = None
+        self.warnings: list[str] = []  # the server's Warning headers, in order (kubectl prints them)
 
     def close(self) -> None:
         if self._conn is not None:
@@ -97,6 +99,22 @@ class Client:
                 self._conn = None
                 if attempt == 2:  # a kept-alive connection may have been closed by the server
                     raise DaemonUnreachable(self._unreachable(e)) from None
+            except TimeoutError:
+                conn.close()
+                self._conn = None
+                raise DaemonUnreachable(
+                    f"the tinykube daemon at {self.socket_path} did not answer within "
+                    f"{timeout} s; it may be overloaded, try again") from None
+            except OSError as e:
+                conn.close()
+                self._conn = None
+                if e.errno in (errno.EAGAIN, errno.EWOULDBLOCK):
+                    # A unix socket whose listen backlog is full refuses at once with EAGAIN.
+                    raise DaemonUnreachable(
+                        f"the tinykube daemon at {self.socket_path} is not accepting more "
+                        "connections right now (its connection backlog is full); try again"
+                    ) from None
+                raise DaemonUnreachable(self._unreachable(e)) from None
         raise AssertionError("unreachable")
 
     def _shared(self) -> _UnixConnection:
@@ -121,6 +139,14 @@ class Client:
         except (http.client.IncompleteRead, ConnectionResetError) as e:  # the daemon died
             self.close()
             raise DaemonUnreachable(self._unreachable(e)) from None
+        except TimeoutError:
+            self.close()
+            raise DaemonUnreachable(f"the tinykube daemon at {self.socket_path} did not answer "
+                                    f"within {self.timeout} s; try again") from None
+        for warning in response.headers.get_all("warning") or []:
+            text = warning.split(" ", 2)[-1].strip('"') if warning.startswith("299") else warning
+            if text not in self.warnings:
+                self.warnings.append(text)
         return self._decode(response.status, data)
 
     def _unreachable(self, error: Exception) -> str:
@@ -254,6 +280,17 @@ class Client:
         for event in self.stream_lines("GET", collection_path(_info(kind), namespace),
                                        params=params, idle_timeout=idle_timeout):
             yield event["type"], event["object"]
+
+    def health(self) -> dict:
+        return self.request("GET", "/healthz")
+
+    def unloadable(self) -> list[dict]:
+        """Stored objects the daemon could not load (`tinykube doctor`)."""
+        return self.request("GET", "/tinykube/v1/unloadable")["items"]
+
+    def set_aside_unloadable(self) -> list[dict]:
+        """Move every unloadable object out of the store into backup files."""
+        return self.request("POST", "/tinykube/v1/unloadable/repair")["items"]
 
     def healthy(self) -> bool:
         try:

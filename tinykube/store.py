@@ -14,15 +14,29 @@ re-list, exactly as a Kubernetes client does after a 410.
 
 All methods run on the trio thread: SQLite commits are short, and keeping one writer on one
 thread makes the ordering of resourceVersions and watch events trivially consistent.
+
+Start-up survives any row: one that cannot be served (`model.integrity`) is logged with its
+key, skipped and kept untouched in `unloadable` until `tinykube doctor --repair` sets it aside.
+
+A full disk: SQLite needs free pages even to delete. The store keeps a reserve file
+(`RESERVE_BYTES`, allocated at start) beside `state.db`; a write that removes an object and
+fails for lack of space releases the reserve and is retried, so deleting what filled the disk
+always works. Every other write fails with `InsufficientStorage` (507, "no space left on
+device"); SQLite's transaction keeps the store intact either way. The reserve is taken back
+once space is free again.
 """
 
 from __future__ import annotations
 
 import collections
+import errno
 import json
+import logging
 import math
+import os
 import pickle
 import sqlite3
+import time
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -31,9 +45,26 @@ from typing import Callable, Iterable
 
 import trio
 
-from tinykube.model.errors import AlreadyExists, Conflict, Gone, NotFound
+from tinykube.model import integrity
+from tinykube.model.errors import (
+    AlreadyExists,
+    Conflict,
+    FieldError,
+    Gone,
+    InsufficientStorage,
+    Invalid,
+    NotFound,
+)
+
+log = logging.getLogger("tinykube.store")
 
 HISTORY_LIMIT = 20_000  # watch events kept for late watchers
+# ...and their total size as JSON: the history holds serialized events (a decoded pod costs
+# ~10x its JSON), so 20,000 events of big objects stay within this bound.
+HISTORY_BYTES = 16 * 1024 * 1024
+RESERVE_BYTES = 8 * 1024 * 1024  # released so that deletes work on a full disk
+RESERVE_RETRY_SECONDS = 10.0
+SQLITE_FULL = 13
 EVENT_LIMIT = 5_000  # Kubernetes Events kept (they are short-lived there too)
 
 ADDED, MODIFIED, DELETED = "ADDED", "MODIFIED", "DELETED"
@@ -115,6 +146,7 @@ class Watch:
 
 class Store:
     def __init__(self, db_path: Path) -> None:
+        self.path = db_path
         db_path.parent.mkdir(parents=True, exist_ok=True)
         self._db = sqlite3.connect(str(db_path), isolation_level=None, check_same_thread=False)
         self._db.execute("PRAGMA journal_mode=WAL")
@@ -127,15 +159,65 @@ class Store:
         row = self._db.execute("SELECT value FROM meta WHERE key='rv'").fetchone()
         self._rv: int = row[0] if row else 0
         self._objects: dict[Key, dict] = {}
-        for data, in self._db.execute("SELECT data FROM objects"):
-            obj = json.loads(data)
-            self._objects[object_key(obj)] = obj
-        self._history: collections.deque[tuple[int, str, str, WatchEvent]] = collections.deque(
-            maxlen=HISTORY_LIMIT
-        )
+        # Rows that could not be served, by their key: skipped, never touched but by doctor.
+        self.unloadable: dict[Key, str] = {}
+        self._load()
+        # (rv, kind, namespace, type, JSON of the object): serialized to bound memory by bytes.
+        self._history: collections.deque[tuple[int, str, str, str, bytes]] = collections.deque()
+        self._history_bytes = 0
+        self._rv_changed = trio.Event()
+        self.reserve = DiskReserve(db_path.parent / "state.reserve", RESERVE_BYTES)
+        self.reserve.ensure()
         self._watches: set[Watch] = set()
         self._events: collections.deque[dict] = collections.deque(maxlen=EVENT_LIMIT)
         self._event_series: dict[tuple, dict] = {}
+
+    def _load(self) -> None:
+        self._db.text_factory = bytes  # a row that is not UTF-8 must not fail the whole load
+        try:
+            rows = self._db.execute("SELECT kind, namespace, name, data FROM objects").fetchall()
+        finally:
+            self._db.text_factory = str
+        for kind_b, namespace_b, name_b, data in rows:
+            key = (_text(kind_b), _text(namespace_b), _text(name_b))
+            obj, why = integrity.load_problems(*key, data)
+            if obj is None:
+                self.unloadable[key] = why
+                log.error("stored object %s cannot be loaded and is skipped: %s "
+                          "(see `tinykube doctor`)", "/".join(key), why)
+                continue
+            self._objects[key] = obj
+
+    def set_aside(self, key: Key, backup_dir: Path) -> Path:
+        """Move an unloadable row out of the store into a backup file (`tinykube doctor
+        --repair`); returns the file. The file is written and synced before the row goes."""
+        if key not in self.unloadable:
+            raise NotFound(f"no unloadable object is stored as {'/'.join(key)}")
+        self._db.text_factory = bytes
+        try:
+            row = self._db.execute(
+                "SELECT rv, data FROM objects WHERE kind=? AND namespace=? AND name=?",
+                key).fetchone()
+        finally:
+            self._db.text_factory = str
+        backup_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        safe = "_".join("".join(c if c.isalnum() or c in "-." else "_" for c in part)[:80]
+                        for part in key)
+        path = backup_dir / f"{time.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:6]}-{safe}.json"
+        record = {"kind": key[0], "namespace": key[1], "name": key[2],
+                  "reason": self.unloadable[key],
+                  "rv": row[0] if row else None,
+                  "data": _text(row[1]) if row and row[1] is not None else None}
+        with open(path, "x") as f:
+            json.dump(record, f)
+            f.flush()
+            os.fsync(f.fileno())
+        self._write_sql(True, [
+            ("DELETE FROM objects WHERE kind=? AND namespace=? AND name=?", key),
+        ], self._rv, removal=True)
+        del self.unloadable[key]
+        log.warning("stored object %s set aside to %s", "/".join(key), path)
+        return path
 
     def close(self) -> None:
         for watch in list(self._watches):
@@ -186,6 +268,10 @@ class Store:
         key = object_key(obj)
         if key in self._objects:
             raise AlreadyExists.for_object(key[0], key[2])
+        if key in self.unloadable:
+            raise AlreadyExists(
+                f'{key[0]} "{key[2]}" cannot be created: a stored object that could not be '
+                "loaded holds this name (run `tinykube doctor`)", details={"name": key[2]})
         meta["uid"] = str(uuid.uuid4())
         meta["creationTimestamp"] = now_iso()
         meta["generation"] = 1
@@ -319,16 +405,31 @@ class Store:
     # ---- watch -------------------------------------------------------------------------
 
     def watch(self, kind: str, namespace: str | None = None, since: int | None = None) -> Watch:
+        """`since` beyond the current resourceVersion: the caller waits for it first
+        (`wait_for_resource_version`); here it simply gets the changes after it."""
         watch = Watch(self, kind, namespace)
         if since is not None and since < self._rv:
             oldest = self._history[0][0] if self._history else self._rv + 1
             if since < oldest - 1:
                 raise Gone(f"too old resource version: {since} ({oldest - 1})")
-            for rv, k, ns, event in self._history:
+            for rv, k, ns, type, data in self._history:
                 if rv > since and watch.wants(k, ns):
-                    watch.deliver(event)
+                    watch.deliver(WatchEvent(type, json.loads(data), rv))
         self._watches.add(watch)
         return watch
+
+    async def wait_for_resource_version(self, rv: int, timeout: float) -> bool:
+        """Wait up to `timeout` seconds until the store has reached `rv`; whether it did
+        (Kubernetes' watch cache waits likewise before answering "Too large resource
+        version")."""
+        with trio.move_on_after(timeout):
+            while self._rv < rv:
+                await self._rv_changed.wait()
+        return self._rv >= rv
+
+    @property
+    def history_bytes(self) -> int:
+        return self._history_bytes
 
     # ---- internals ---------------------------------------------------------------------
 
@@ -348,14 +449,18 @@ class Store:
         return self._rv + 1
 
     def _commit(self, type: str, key: Key, obj: dict, durable: bool) -> dict:
+        why = integrity.identity_problem(obj, key)
+        if why:  # the last line of defence: nothing unaddressable is ever stored
+            path, _, message = why.partition(": ")
+            raise Invalid.for_object(obj, [FieldError(path, message or why)])
         rv = self._next_rv()
         obj["metadata"]["resourceVersion"] = str(rv)
+        data = json.dumps(obj, separators=(",", ":"))
         self._write_sql(durable, [
-            ("INSERT OR REPLACE INTO objects VALUES (?, ?, ?, ?, ?)",
-             (*key, rv, json.dumps(obj, separators=(",", ":")))),
+            ("INSERT OR REPLACE INTO objects VALUES (?, ?, ?, ?, ?)", (*key, rv, data)),
         ], rv)
         self._objects[key] = obj
-        self._publish(type, key, obj, rv)
+        self._publish(type, key, obj, rv, data)
         return clone(obj)
 
     def _remove(self, key: Key, obj: dict, durable: bool) -> dict:
@@ -363,12 +468,40 @@ class Store:
         obj["metadata"]["resourceVersion"] = str(rv)
         self._write_sql(durable, [
             ("DELETE FROM objects WHERE kind=? AND namespace=? AND name=?", key),
-        ], rv)
+        ], rv, removal=True)
         self._objects.pop(key, None)
-        self._publish(DELETED, key, obj, rv)
+        self._publish(DELETED, key, obj, rv, json.dumps(obj, separators=(",", ":")))
         return clone(obj)
 
-    def _write_sql(self, durable: bool, statements: Iterable[tuple[str, tuple]], rv: int) -> None:
+    def _write_sql(self, durable: bool, statements: Iterable[tuple[str, tuple]], rv: int, *,
+                   removal: bool = False) -> None:
+        """One transaction. `removal`: it frees space, so it may use the disk reserve."""
+        statements = list(statements)
+        try:
+            self._transaction(durable, statements, rv)
+        except sqlite3.OperationalError as e:
+            if not _disk_full(e):
+                raise
+            if not (removal and self.reserve.release()):
+                raise InsufficientStorage(
+                    f"no space left on device: the store under {self.reserve.path.parent} "
+                    "cannot take this write; delete objects or free disk space") from None
+            log.error("disk full under %s: released the %d MiB reserve so that deletes "
+                      "work; free disk space", self.reserve.path.parent, RESERVE_BYTES >> 20)
+            try:
+                self._transaction(durable, statements, rv)
+            except sqlite3.OperationalError as again:
+                if not _disk_full(again):
+                    raise
+                raise InsufficientStorage(
+                    f"no space left on device under {self.reserve.path.parent}, even after "
+                    "releasing the reserve") from None
+        self._rv = rv
+        self.reserve.retake_soon()
+        self._rv_changed.set()
+        self._rv_changed = trio.Event()
+
+    def _transaction(self, durable: bool, statements: list[tuple[str, tuple]], rv: int) -> None:
         db = self._db
         if durable:
             db.execute("PRAGMA synchronous=FULL")
@@ -380,19 +513,87 @@ class Store:
                 db.execute("INSERT OR REPLACE INTO meta VALUES ('rv', ?)", (rv,))
                 db.execute("COMMIT")
             except BaseException:
-                db.execute("ROLLBACK")
+                # SQLite rolls back by itself after some errors (a full disk among them); a
+                # second ROLLBACK would hide the real error behind "no transaction is active".
+                if db.in_transaction:
+                    try:
+                        db.execute("ROLLBACK")
+                    except sqlite3.Error:
+                        log.exception("rollback failed")
                 raise
         finally:
             if durable:
                 db.execute("PRAGMA synchronous=NORMAL")
-        self._rv = rv
 
-    def _publish(self, type: str, key: Key, obj: dict, rv: int) -> None:
+    def _publish(self, type: str, key: Key, obj: dict, rv: int, data: str) -> None:
         event = WatchEvent(type, clone(obj), rv)
-        self._history.append((rv, key[0], key[1], event))
+        encoded = data.encode()
+        self._history.append((rv, key[0], key[1], type, encoded))
+        self._history_bytes += len(encoded)
+        while self._history and (len(self._history) > HISTORY_LIMIT
+                                 or self._history_bytes > HISTORY_BYTES):
+            self._history_bytes -= len(self._history.popleft()[4])
         for watch in list(self._watches):
             if watch.wants(key[0], key[1]):
                 watch.deliver(event)
+
+
+class DiskReserve:
+    """A file of `size` allocated bytes that the store gives up when the disk is full."""
+
+    def __init__(self, path: Path, size: int) -> None:
+        self.path = path
+        self.size = size
+        self._retry_at = 0.0
+
+    def ensure(self) -> bool:
+        """Allocate the reserve (if it is not already); False when the disk has no room."""
+        try:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+        except OSError as e:
+            log.warning("cannot create the disk reserve %s: %s", self.path, e)
+            return False
+        try:
+            if os.fstat(fd).st_size >= self.size:
+                return True
+            os.posix_fallocate(fd, 0, self.size)
+            return True
+        except OSError as e:
+            os.ftruncate(fd, 0)  # all or nothing: a half reserve would fool release()
+            if e.errno != errno.ENOSPC:
+                log.warning("cannot allocate the disk reserve %s: %s", self.path, e)
+            return False
+        finally:
+            os.close(fd)
+
+    def release(self) -> bool:
+        """Give the reserve back to the file system; whether there was one to give."""
+        try:
+            if os.stat(self.path).st_size == 0:
+                return False
+            os.truncate(self.path, 0)
+        except OSError:
+            return False
+        self._retry_at = time.monotonic() + RESERVE_RETRY_SECONDS
+        return True
+
+    def retake_soon(self) -> None:
+        """After a write: take the reserve back if it was released and the retry time came."""
+        if self._retry_at and time.monotonic() >= self._retry_at:
+            self._retry_at = 0.0 if self.ensure() else time.monotonic() + RESERVE_RETRY_SECONDS
+
+
+def _disk_full(error: sqlite3.Error) -> bool:
+    code = getattr(error, "sqlite_errorcode", None)
+    if code is not None:
+        return code & 0xFF == SQLITE_FULL
+    return "disk is full" in str(error)
+
+
+def _text(value: bytes | str | None) -> str:
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    return "" if value is None else str(value)
 
 
 def _deletion_complete(obj: dict) -> bool:

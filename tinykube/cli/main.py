@@ -18,7 +18,15 @@ class UsageError(Exception):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from tinykube.cli import daemon_cmd, kubeconfig_cmd, objects, podio, reset_cmd, rollout
+    from tinykube.cli import (
+        daemon_cmd,
+        doctor,
+        kubeconfig_cmd,
+        objects,
+        podio,
+        reset_cmd,
+        rollout,
+    )
 
     parser = argparse.ArgumentParser(prog="tinykube", description=(
         "Kubernetes' workload model (Pods, ReplicaSets, Deployments, StatefulSets) as real "
@@ -27,7 +35,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="API socket (default $TINYKUBE_SOCKET or /run/tinykube/tinykube.sock)")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     commands.required = True
-    for module in (daemon_cmd, objects, podio, rollout, reset_cmd, kubeconfig_cmd):
+    for module in (daemon_cmd, objects, podio, rollout, reset_cmd, kubeconfig_cmd, doctor):
         module.register(commands)
     return parser
 
@@ -68,6 +76,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 1
     finally:
+        for warning in client.warnings:  # the server's Warning headers, as kubectl shows them
+            print(f"Warning: {warning}", file=sys.stderr)
         client.close()
 
 

@@ -180,6 +180,14 @@ class BadRequest(ApiError):
     reason = "BadRequest"
 
 
+class InsufficientStorage(ApiError):
+    """507: the disk under the store is full (Kubernetes answers etcd's "database space
+    exceeded" likewise with a server error that says so)."""
+
+    code = 507
+    reason = "InsufficientStorage"
+
+
 class Gone(ApiError):
     code = 410
     reason = "Expired"
@@ -228,7 +236,8 @@ class Invalid(ApiError):
 
 
 _BY_REASON: dict[str, type[ApiError]] = {
-    cls.reason: cls for cls in (NotFound, AlreadyExists, Conflict, BadRequest, Gone)
+    cls.reason: cls for cls in (NotFound, AlreadyExists, Conflict, BadRequest, Gone,
+                                InsufficientStorage)
 }
 
 

@@ -10,6 +10,7 @@ DNS-1123 names are also what keeps names safe as directory and cgroup path compo
 from __future__ import annotations
 
 import re
+import secrets
 
 DNS1123_LABEL_MAX = 63
 DNS1123_SUBDOMAIN_MAX = 253
@@ -127,3 +128,19 @@ def port_name(value: str) -> list[str]:
     if value.startswith("-") or value.endswith("-"):
         errors.append("must not begin or end with a hyphen")
     return errors
+
+
+# apimachinery's util/rand alphabet: no vowels (no accidental words), no look-alikes (0/o, 1/l).
+GENERATED_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
+GENERATED_SUFFIX_LENGTH = 5
+MAX_GENERATE_NAME_PREFIX = DNS1123_LABEL_MAX - GENERATED_SUFFIX_LENGTH  # 58, as Kubernetes
+
+
+def random_suffix(length: int = GENERATED_SUFFIX_LENGTH) -> str:
+    return "".join(secrets.choice(GENERATED_ALPHABET) for _ in range(length))
+
+
+def generate_name(prefix: str) -> str:
+    """`metadata.generateName` made a name, as the API server's SimpleNameGenerator does:
+    the prefix cut to 58 characters plus 5 random ones."""
+    return prefix[:MAX_GENERATE_NAME_PREFIX] + random_suffix()

@@ -545,3 +545,84 @@ def ignored_fields() -> dict[str, list[str]]:
     for kind, schema in SCHEMAS.items():
         walk(schema, kind, set())
     return found
+
+
+# --- status (the /status subresource) ------------------------------------------------------
+# Status is written by tinykube itself and, through `/status`, by users and tools. A status
+# write is checked like a spec write (types, enums, unknown fields), so a stored status can
+# always be read back by the CLI and the controllers.
+
+CONDITION_STATUS = ("True", "False", "Unknown")
+POD_PHASES = ("Pending", "Running", "Succeeded", "Failed", "Unknown")
+COUNT = Int(0, 2**31 - 1)
+TEXT = Str()
+
+CONDITION = Obj({
+    "type": Str(non_empty=True), "status": Str(CONDITION_STATUS),
+    "lastProbeTime": TIMESTAMP, "lastTransitionTime": TIMESTAMP, "lastUpdateTime": TIMESTAMP,
+    "reason": TEXT, "message": TEXT, "observedGeneration": Int(0),
+}, required=("type", "status"))
+CONDITIONS = ListOf(CONDITION)
+
+CONTAINER_STATE = Obj({
+    "waiting": Obj({"reason": TEXT, "message": TEXT}),
+    "running": Obj({"startedAt": TIMESTAMP}),
+    "terminated": Obj({
+        "exitCode": Int(), "signal": Int(), "reason": TEXT, "message": TEXT,
+        "startedAt": TIMESTAMP, "finishedAt": TIMESTAMP, "containerID": TEXT,
+    }),
+})
+
+CONTAINER_STATUS = Obj({
+    "name": Str(non_empty=True), "state": CONTAINER_STATE, "lastState": CONTAINER_STATE,
+    "ready": Bool(), "started": Bool(), "restartCount": COUNT,
+    "image": TEXT, "imageID": TEXT, "containerID": TEXT,
+    "allocatedResources": IGNORED, "resources": IGNORED, "volumeMounts": IGNORED,
+    "user": IGNORED, "allocatedResourcesStatus": IGNORED, "stopSignal": IGNORED,
+}, required=("name",))
+
+IP_LIST = ListOf(Obj({"ip": TEXT}))
+
+POD_STATUS = Obj({
+    "phase": Str(POD_PHASES), "conditions": CONDITIONS, "message": TEXT, "reason": TEXT,
+    "hostIP": TEXT, "hostIPs": IP_LIST, "podIP": TEXT, "podIPs": IP_LIST,
+    "startTime": TIMESTAMP, "qosClass": Str(("Guaranteed", "Burstable", "BestEffort")),
+    "containerStatuses": ListOf(CONTAINER_STATUS),
+    "initContainerStatuses": ListOf(CONTAINER_STATUS),
+    "ephemeralContainerStatuses": ListOf(CONTAINER_STATUS),
+    "nominatedNodeName": TEXT, "observedGeneration": Int(0), "resize": IGNORED,
+    "resourceClaimStatuses": IGNORED, "hostname": IGNORED,
+})
+
+_REPLICA_COUNTS = {"replicas": COUNT, "readyReplicas": COUNT, "availableReplicas": COUNT,
+                   "observedGeneration": Int(0), "conditions": CONDITIONS}
+
+STATUS_SCHEMAS: dict[str, Obj] = {
+    "Pod": POD_STATUS,
+    "ReplicationController": Obj({**_REPLICA_COUNTS, "fullyLabeledReplicas": COUNT}),
+    "ReplicaSet": Obj({**_REPLICA_COUNTS, "fullyLabeledReplicas": COUNT,
+                       "terminatingReplicas": COUNT}),
+    "Deployment": Obj({**_REPLICA_COUNTS, "updatedReplicas": COUNT,
+                       "unavailableReplicas": COUNT, "terminatingReplicas": COUNT,
+                       "collisionCount": COUNT}),
+    "StatefulSet": Obj({**_REPLICA_COUNTS, "currentReplicas": COUNT, "updatedReplicas": COUNT,
+                        "currentRevision": TEXT, "updateRevision": TEXT,
+                        "collisionCount": COUNT}),
+    "PersistentVolumeClaim": Obj({
+        "phase": Str(("Pending", "Bound", "Lost")),
+        "accessModes": ListOf(Str(ACCESS_MODES)),
+        "capacity": MapOf(Quantity("memory"), keys=("storage",)),
+        "conditions": CONDITIONS, "allocatedResources": IGNORED,
+        "allocatedResourceStatuses": IGNORED, "currentVolumeAttributesClassName": IGNORED,
+        "modifyVolumeStatus": IGNORED,
+    }),
+}
+
+
+def check_status(kind: str, status: Any) -> Report:
+    """Problems with `status` of a `kind` object (`status` itself may be absent: null)."""
+    report = Report()
+    node = STATUS_SCHEMAS.get(kind)
+    if node is not None and status is not None:
+        node.check(status, "status", report)
+    return report

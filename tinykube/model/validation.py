@@ -124,6 +124,13 @@ def validate_update(old: Any, new: Any) -> list[FieldError]:
     return errors
 
 
+def validate_status(kind: str, status: Any) -> list[FieldError]:
+    """Problems with a status write (`/status`), checked like spec writes: types, enums and
+    unknown fields first, then value errors."""
+    report = schema.check_status(kind, status)
+    return report.structural or report.values
+
+
 def _without(spec: dict[str, Any], fields: tuple[str, ...]) -> dict[str, Any]:
     return {k: v for k, v in spec.items() if k not in fields}
 
