@@ -67,12 +67,63 @@ def parse_proc_cgroup(text: str) -> dict[str, str]:
     return result
 
 
-def _under(mount: CgroupMount, cgroup_path: str) -> str:
-    """Directory of ``cgroup_path`` (relative to the hierarchy root) below ``mount``."""
-    rel = cgroup_path
-    if mount.root != "/" and (rel == mount.root or rel.startswith(mount.root + "/")):
-        rel = rel[len(mount.root):]
-    return os.path.normpath(os.path.join(mount.mountpoint, rel.lstrip("/")))
+def _parts(path: str) -> list[str]:
+    # Component-wise, never normpath: "/.." is how the kernel shows a cgroup outside the reader's
+    # cgroup namespace, and normpath would fold it into "/".
+    return [p for p in path.split("/") if p and p != "."]
+
+
+def _preferred(mounts: list[CgroupMount]) -> list[CgroupMount]:
+    """One mount per mountpoint (a later mount on the same path hides the earlier one), the
+    canonical /sys/fs/cgroup one first, then the one that shows most of the hierarchy."""
+    visible = {m.mountpoint: m for m in mounts}
+    return sorted(visible.values(), key=lambda m: (not m.mountpoint.startswith("/sys/fs/cgroup/"),
+                                                   len(_parts(m.root)), m.mountpoint))
+
+
+def _below(mount: CgroupMount, cgroup_path: str) -> str | None:
+    """The directory of ``cgroup_path`` through ``mount``, or None if the mount does not show it.
+
+    Both ``cgroup_path`` (from /proc/self/cgroup) and the mount's root (from mountinfo) are
+    paths in the reader's cgroup namespace, so the cgroup is ``mountpoint / (path - root)``.
+    In a container without a cgroup namespace the hierarchy is mounted with a root of, e.g.,
+    ``/libpod_parent/libpod-<id>``; the process's own cgroup is that root, i.e. the mountpoint.
+    """
+    root, path = _parts(mount.root), _parts(cgroup_path)
+    if path[:len(root)] != root or ".." in path[len(root):]:
+        return None
+    return os.path.join(mount.mountpoint, *path[len(root):])
+
+
+def _own_dir(label: str, mounts: list[CgroupMount], own: str) -> str:
+    """The directory of this process's cgroup in one hierarchy, through a mount that shows it."""
+    for mount in _preferred(mounts):
+        found = _below(mount, own)
+        if found is not None:
+            return found
+    shown = ", ".join(f"{m.mountpoint} (root {m.root})" for m in mounts)
+    raise CgroupError(
+        f"this process's {label} cgroup {own} is not visible through any mount of that"
+        f" hierarchy ({shown}): cgroups created there would not contain it. Mount the"
+        f" hierarchy so that it shows the process's cgroup (a container with its own cgroup"
+        f" namespace mounts it freshly), or give a cgroup parent explicitly")
+
+
+def _parent_dir(mounts: list[CgroupMount], parent: str) -> str:
+    """A configured parent: a hierarchy path, resolved through the mount that shows it; in a
+    container whose mount shows only its own subtree, relative to that mount (as runc does)."""
+    if ".." in _parts(parent):
+        raise CgroupError(f"cgroup parent {parent!r}: must not contain '..'")
+    preferred = _preferred(mounts)
+    for mount in preferred:
+        found = _below(mount, parent)
+        if found is not None and _parts(mount.root):
+            return found  # the full hierarchy path of a directory the mount shows
+    return os.path.join(preferred[0].mountpoint, *_parts(parent))
+
+
+def _resolve(label: str, mounts: list[CgroupMount], parent: str | None, own: str) -> str:
+    return _own_dir(label, mounts, own) if parent is None else _parent_dir(mounts, parent)
 
 
 def detect(parent: str | None = None, *, subtree: str = SUBTREE,
@@ -85,18 +136,19 @@ def detect(parent: str | None = None, *, subtree: str = SUBTREE,
     with open(proc_cgroup) as f:
         own = parse_proc_cgroup(f.read())
 
-    v1 = {c: m for m in mounts if m.fstype == "cgroup" for c in m.controllers
-          if c in V1_CONTROLLERS}
+    v1: dict[str, list[CgroupMount]] = {}
+    for m in mounts:
+        if m.fstype == "cgroup":
+            for c in m.controllers & set(V1_CONTROLLERS):
+                v1.setdefault(c, []).append(m)
     if "memory" in v1:
-        roots = {c: _under(m, parent if parent is not None else own.get(c, "/"))
-                 for c, m in v1.items()}
+        roots = {c: _resolve(c, ms, parent, own.get(c, "/")) for c, ms in v1.items()}
         return CgroupV1(roots, subtree)
 
     unified = [m for m in mounts if m.fstype == "cgroup2"]
     if not unified:
         raise CgroupError("no cgroup hierarchy found in " + mountinfo)
-    mount = unified[0]
-    return CgroupV2(_under(mount, parent if parent is not None else own.get("", "/")), subtree)
+    return CgroupV2(_resolve("cgroup2", unified, parent, own.get("", "/")), subtree)
 
 
 PLACEMENT_FILE = "cgroups.json"

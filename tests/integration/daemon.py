@@ -55,6 +55,7 @@ class Daemon:
         self.process: subprocess.Popen | None = None
         self.client = Client(self.socket)
         self.extra_args: list[str] = []  # more `tinykube daemon` flags for the next start
+        self.mounts_before = mount_snapshot()
 
     # ---- lifecycle --------------------------------------------------------------------------
 
@@ -106,7 +107,7 @@ class Daemon:
                          str(self.run_dir), "--bridge", self.bridge, "--pod-cidr", self.cidr,
                          "--cgroup-subtree", self.cgroup_subtree, check=False)
         assert reset.returncode == 0, reset.stderr + reset.stdout
-        assert_no_leaks(self.bridge, uids, self.root)
+        assert_no_leaks(self.bridge, uids, self.root, self.mounts_before)
 
     def _delete(self, kind: str, obj: dict, **options: Any) -> None:
         try:  # the garbage collector may get there first
@@ -180,7 +181,27 @@ def container_pid(pod: dict, name: str | None = None) -> int:
     raise KeyError(name)
 
 
-def assert_no_leaks(bridge: str, uids: set[str], root: Path) -> None:
+def mount_snapshot() -> set[str]:
+    """This process's mounts as mount IDs (a mount made later gets a new ID, even on a path
+    that was a mount point already). Leak checks compare against a snapshot taken before the
+    test, never an absolute list: inside a container /etc/hosts, /etc/hostname and
+    /etc/resolv.conf are bind mounts the container runtime made."""
+    return {line.split()[0] for line in Path("/proc/self/mountinfo").read_text().splitlines()}
+
+
+def new_mount_points(before: set[str]) -> list[str]:
+    """Mount points of mounts made since the snapshot ``before``, in this mount namespace."""
+    return [fields[4] for fields in (line.split() for line in
+                                     Path("/proc/self/mountinfo").read_text().splitlines())
+            if fields[0] not in before]
+
+
+# Where a pod's mounts would land if one escaped a container's private mount namespace.
+POD_FILE_TARGETS = ("/etc/hosts", "/etc/hostname", "/etc/resolv.conf")
+
+
+def assert_no_leaks(bridge: str, uids: set[str], root: Path,
+                    mounts_before: set[str] | None = None) -> None:
     links = subprocess.run(["ip", "-o", "link", "show"], capture_output=True, text=True).stdout
     leftover = [line for line in links.splitlines()
                 if f": {bridge}" in line or any(f"tkv{u[:8]}" in line for u in uids)]
@@ -193,6 +214,11 @@ def assert_no_leaks(bridge: str, uids: set[str], root: Path) -> None:
     assert not cgroups, f"cgroups left behind: {cgroups}"
     mounts = Path("/proc/self/mountinfo").read_text()
     assert str(root) not in mounts, "mounts under the test root left behind"
+    if mounts_before is not None:
+        # Only mounts that could be this daemon's: others' (concurrent runs) are not ours.
+        leaked = [p for p in new_mount_points(mounts_before)
+                  if p in POD_FILE_TARGETS or p.startswith(str(root) + "/")]
+        assert not leaked, f"mounts made during the test left behind: {leaked}"
 
 
 class PodWatch:

@@ -4,6 +4,7 @@
 controllers; tests/unit/test_cgroup_units.py covers it on a fake tree.)
 """
 
+import json
 import os
 import signal
 import subprocess
@@ -13,7 +14,8 @@ import uuid
 
 import pytest
 
-from tinykube.runtime.cgroups import CgroupV1, Limits, detect
+from tinykube.runtime.cgroups import CgroupV1, Limits, detect, parse_mountinfo
+from tinykube.runtime.cgroups.base import read_procs
 from tinykube.runtime.sandbox import shim_spawn
 
 pytestmark = pytest.mark.root
@@ -43,11 +45,71 @@ def run_in(cgroups, uid, name, argv, **kwargs):
 
 
 def test_detects_v1_here(cgroups):
+    # The ground truth, not path arithmetic: this process is in the cgroup the driver found
+    # (on a host, and in a container whose cgroup mounts show only the container's cgroup).
     assert isinstance(cgroups, CgroupV1)
-    with open("/proc/self/cgroup") as f:
-        own_memory = next(line for line in f if ":memory:" in line).split(":", 2)[2].strip()
-    assert cgroups.controller_roots["memory"] == os.path.normpath(
-        "/sys/fs/cgroup/memory" + own_memory)
+    for controller, root in cgroups.controller_roots.items():
+        assert os.getpid() in read_procs(root), (controller, root)
+
+
+# Run inside the namespaces of the cases below: detect this process's cgroups and say whether
+# each directory found really holds it.
+DETECT_IN_NAMESPACE = """
+import json, os, subprocess, sys
+from tinykube.runtime.cgroups import detect
+from tinykube.runtime.cgroups.base import read_procs
+for spec in json.loads(sys.argv[1]):
+    subprocess.run(spec, check=True)
+roots = detect(subtree="unused").controller_roots
+print(json.dumps({c: [r, os.getpid() in read_procs(r)] for c, r in roots.items()}))
+"""
+
+
+def cgroup_mountpoints():
+    with open("/proc/self/mountinfo") as f:
+        mounts = parse_mountinfo(f.read())
+    wanted = {"memory", "cpu", "cpuacct", "pids"}
+    return {m.mountpoint: sorted(m.controllers & wanted) for m in mounts
+            if m.fstype == "cgroup" and m.controllers & wanted
+            and m.mountpoint.startswith("/sys/fs/cgroup/")}
+
+
+def detect_in_namespace(cgroups, uid, unshare, mounts):
+    """Put a fresh process into pod ``uid``'s cgroups, enter new namespaces, make ``mounts``
+    there (never on the host: a private mount namespace) and run detection."""
+    procs = " ".join(os.path.join(d, "cgroup.procs") for d in cgroups.dirs(uid))
+    script = f'for f in {procs}; do echo $$ > "$f"; done; exec "$@"'
+    result = subprocess.run(["sh", "-c", script, "sh", "unshare", "--mount", *unshare,
+                             "--fork", sys.executable, "-c", DETECT_IN_NAMESPACE,
+                             json.dumps(mounts)], capture_output=True, text=True, timeout=30)
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+def test_detects_own_cgroup_inside_a_private_cgroup_namespace(cgroups, pod):
+    # As in `podman run --cgroupns=private`: a cgroup namespace rooted at the pod cgroup and
+    # the hierarchies mounted afresh inside it (their root and our cgroup are both "/").
+    cgroups.create_pod(pod)
+    # (as a container runtime does: a tmpfs at /sys/fs/cgroup, the hierarchies inside it)
+    points = cgroup_mountpoints()
+    mounts = [["mount", "-t", "tmpfs", "tk-cgroups", "/sys/fs/cgroup"], ["mkdir", *points]]
+    mounts += [["mount", "-t", "cgroup", "-o", ",".join(controllers), "cgroup", point]
+               for point, controllers in points.items()]
+    found = detect_in_namespace(cgroups, pod, ["--cgroup"], mounts)
+    assert all(holds for _, holds in found.values()), found
+    assert found["memory"][0] == "/sys/fs/cgroup/memory"
+
+
+def test_detects_own_cgroup_through_a_mount_showing_a_subtree(cgroups, pod):
+    # As in a privileged container without a cgroup namespace: each hierarchy mounted with a
+    # root of the container's cgroup (here the pod cgroup), /proc/self/cgroup the full path.
+    cgroups.create_pod(pod)
+    points = cgroup_mountpoints()
+    mounts = [["mount", "--bind", d, next(p for p in points if d.startswith(p + "/"))]
+              for d in cgroups.dirs(pod)]
+    found = detect_in_namespace(cgroups, pod, [], mounts)
+    assert all(holds for _, holds in found.values()), found
+    assert found["memory"][0] == "/sys/fs/cgroup/memory"
 
 
 def test_process_joins_every_hierarchy(cgroups, pod):

@@ -13,6 +13,7 @@ import uuid
 import pytest
 import trio
 
+from tests.integration.daemon import POD_FILE_TARGETS, mount_snapshot, new_mount_points
 from tinykube.runtime import sandbox as sandbox_module
 from tinykube.runtime.cgroups import Limits
 from tinykube.runtime.sandbox import SpawnError, start_sandbox, stop_sandbox
@@ -111,6 +112,7 @@ class Tracker:
         self.cgroups, self.tmp_path = cgroups, tmp_path
         self.pods: list[Pod] = []
         self.procs: list[ContainerProcess] = []
+        self.mounts_before = mount_snapshot()
 
     async def pod(self, hostname="tk-pod"):
         uid = "tk" + uuid.uuid4().hex[:12]
@@ -137,9 +139,10 @@ class Tracker:
             assert pod.uid not in self.cgroups.pod_uids()
         assert not os.path.exists(NOWHERE)
         # The containers' mounts lived in their own mount namespaces: none reached the host.
-        points = [line.split()[4] for line in read("/proc/self/mountinfo").splitlines()]
+        # (Against a snapshot: in a container, /etc/hosts & co. are mounts before any test.)
+        points = new_mount_points(self.mounts_before)
         assert not [p for p in points if p.startswith((str(self.tmp_path), NOWHERE, "/usr/share"))
-                    or p in ("/etc/hosts", "/etc/hostname", "/etc/resolv.conf", "/data")]
+                    or p in (*POD_FILE_TARGETS, "/data")]
 
 
 @pytest.fixture

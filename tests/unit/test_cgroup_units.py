@@ -113,6 +113,79 @@ def test_detect_strips_mount_root(tmp_path):
     assert len(driver.roots) == 3
 
 
+# A privileged container without a cgroup namespace (podman/docker on a v1 host): each
+# hierarchy is mounted showing only the container's own cgroup, and /proc/self/cgroup names
+# the host's full path.
+CONTAINER_MOUNTINFO = """\
+35 31 0:32 /libpod_parent/libpod-1f {root}/memory rw - cgroup cgroup rw,memory
+32 31 0:29 /libpod_parent/libpod-1f {root}/cpu,cpuacct rw - cgroup cgroup rw,cpu,cpuacct
+39 31 0:36 /libpod_parent/libpod-1f {root}/pids rw - cgroup cgroup rw,pids\n"""
+CONTAINER_PROC_CGROUP = "4:memory:{own}\n1:cpu,cpuacct:{own}\n8:pids:{own}\n"
+
+
+def detect_with(tmp_path, mountinfo, proc_cgroup, parent=None):
+    write(str(tmp_path / "mi"), mountinfo)
+    write(str(tmp_path / "pc"), proc_cgroup)
+    return detect(parent, mountinfo=str(tmp_path / "mi"), proc_cgroup=str(tmp_path / "pc"))
+
+
+def test_detect_in_a_container_resolves_own_cgroup_through_the_mount_root(tmp_path):
+    driver = detect_with(tmp_path, CONTAINER_MOUNTINFO.format(root="/c"),
+                         CONTAINER_PROC_CGROUP.format(own="/libpod_parent/libpod-1f/ci"))
+    assert driver.controller_roots == {"memory": "/c/memory/ci", "cpu": "/c/cpu,cpuacct/ci",
+                                       "cpuacct": "/c/cpu,cpuacct/ci", "pids": "/c/pids/ci"}
+
+
+def test_detect_refuses_an_own_cgroup_the_mount_does_not_show(tmp_path):
+    # Old code joined the full path under the mountpoint: a cgroup tree that does not contain
+    # the daemon, silently created inside the container's subtree.
+    with pytest.raises(CgroupError, match="memory cgroup /user.slice/s1 is not visible"):
+        detect_with(tmp_path, CONTAINER_MOUNTINFO.format(root="/c"),
+                    CONTAINER_PROC_CGROUP.format(own="/user.slice/s1"))
+
+
+def test_detect_in_a_cgroup_namespace_uses_the_fresh_mount_not_the_inherited_one(tmp_path):
+    # `unshare --cgroup` + a fresh cgroupfs mount over the inherited one (podman
+    # --cgroupns=private): the inherited mount's root lies outside the namespace, shown as
+    # "/..", and is hidden by the new mount on the same path.
+    mountinfo = ("35 31 0:32 /.. /c/memory rw - cgroup cgroup rw,memory\n"
+                 "39 31 0:36 /.. /c/pids rw - cgroup cgroup rw,pids\n"
+                 "32 31 0:29 /.. /c/cpu,cpuacct rw - cgroup cgroup rw,cpu,cpuacct\n"
+                 "90 35 0:32 / /c/memory rw - cgroup cgroup rw,memory\n"
+                 "91 39 0:36 / /c/pids rw - cgroup cgroup rw,pids\n"
+                 "92 32 0:29 / /c/cpu,cpuacct rw - cgroup cgroup rw,cpu,cpuacct\n")
+    driver = detect_with(tmp_path, mountinfo, CONTAINER_PROC_CGROUP.format(own="/"))
+    assert driver.controller_roots["memory"] == "/c/memory"
+    # Without the fresh mount the only view is the host's root: refused, not "/c/memory".
+    with pytest.raises(CgroupError, match="not visible"):
+        detect_with(tmp_path, "".join(mountinfo.splitlines(True)[:3]),
+                    CONTAINER_PROC_CGROUP.format(own="/"))
+
+
+def test_detect_prefers_the_mount_that_shows_the_cgroup_over_a_later_bind(tmp_path):
+    # A second, later mount of the memory hierarchy elsewhere (a bind of some sub-cgroup) must
+    # not replace /sys/fs/cgroup/memory.
+    mountinfo = ("35 31 0:32 / /sys/fs/cgroup/memory rw - cgroup cgroup rw,memory\n"
+                 "32 31 0:29 / /sys/fs/cgroup/cpu,cpuacct rw - cgroup cgroup rw,cpu,cpuacct\n"
+                 "39 31 0:36 / /sys/fs/cgroup/pids rw - cgroup cgroup rw,pids\n"
+                 "77 60 0:32 /other /run/elsewhere rw - cgroup cgroup rw,memory\n")
+    driver = detect_with(tmp_path, mountinfo, CONTAINER_PROC_CGROUP.format(own="/a"))
+    assert driver.controller_roots["memory"] == "/sys/fs/cgroup/memory/a"
+
+
+def test_detect_configured_parent_in_a_container(tmp_path):
+    mountinfo = CONTAINER_MOUNTINFO.format(root="/c")
+    own = CONTAINER_PROC_CGROUP.format(own="/libpod_parent/libpod-1f")
+    # Relative to what the container's mount shows (as runc resolves an absolute cgroup path
+    # in a nested container) ...
+    assert detect_with(tmp_path, mountinfo, own, "/ci").controller_roots["pids"] == "/c/pids/ci"
+    # ... and a full hierarchy path the mount shows resolves through the mount's root.
+    full = detect_with(tmp_path, mountinfo, own, "/libpod_parent/libpod-1f/ci")
+    assert full.controller_roots["pids"] == "/c/pids/ci"
+    with pytest.raises(CgroupError, match="must not contain '..'"):
+        detect_with(tmp_path, mountinfo, own, "/ci/../../escape")
+
+
 def test_detect_unified_only(unified):
     parent, files = unified
     driver = detect(**files)
