@@ -186,6 +186,9 @@ class ContainerStatus:
             "started": self.started,
             "restartCount": self.restart_count,
             "image": self.image,
+            # Typed clients (the official Python client) require imageID; there are no
+            # images, so it is empty, as Kubernetes reports it before the image is pulled.
+            "imageID": "",
         }
         if self.container_id:
             status["containerID"] = self.container_id

@@ -1,0 +1,184 @@
+"""kubectl v1.37 (default settings, no --validate=false) drives a real daemon over TLS: a
+table of commands, run in order against one daemon, each with the output shape a kind
+cluster prints for the same objects."""
+
+import json
+import re
+import subprocess
+
+import pytest
+
+from tests.integration.daemon import Daemon, wait_for
+from tests.integration.kube import Kube
+
+pytestmark = pytest.mark.root
+
+DEPLOYMENT = """
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: web
+  labels: {app: web}
+spec:
+  replicas: 2
+  selector: {matchLabels: {app: web}}
+  template:
+    metadata: {labels: {app: web}}
+    spec:
+      containers:
+      - name: main
+        image: busybox
+        command: [sh, -c, 'echo hello from $HOSTNAME; exec sleep 3600']
+        env: [{name: GREETING, value: one}]
+"""
+EDITED = DEPLOYMENT.replace("value: one", "value: two").replace("replicas: 2", "replicas: 3")
+
+
+@pytest.fixture(scope="module")
+def kube(tmp_path_factory):
+    import os
+    if os.geteuid() != 0:
+        pytest.skip("needs root")
+    base = tmp_path_factory.mktemp("kubectl")
+    daemon = Daemon(base).start()
+    try:
+        yield Kube(daemon, base)
+    finally:
+        daemon.cleanup()
+
+
+def first_pod(kube) -> str:
+    names = kube.kubectl("get", "pods", "-l", "app=web", "-o", "name").stdout.split()
+    return names[0].split("/", 1)[1]
+
+
+def running_pods(kube) -> list[str]:
+    out = kube.kubectl("get", "pods", "-l", "app=web", "--no-headers").stdout
+    return [line.split()[0] for line in out.splitlines() if " Running " in line]
+
+
+# (kubectl arguments, stdin, regular expressions the output must match, in order)
+TABLE = [
+    (["version"], None, [r"Client Version: v1\.37\.", r"Server Version: v1\.37\."]),
+    (["api-resources"], None, [
+        r"NAME\s+SHORTNAMES\s+APIVERSION\s+NAMESPACED\s+KIND",
+        r"^pods\s+po\s+v1\s+true\s+Pod$", r"^deployments\s+deploy\s+apps/v1\s+true\s+Deployment$",
+        r"^statefulsets\s+sts\s+apps/v1\s+true\s+StatefulSet$"]),
+    (["apply", "-f", "-"], DEPLOYMENT, [r"^deployment\.apps/web created$"]),
+    (["rollout", "status", "deployment/web", "--timeout=90s"], None,
+     [r'deployment "web" successfully rolled out']),
+    (["get", "pods", "-o", "wide"], None, [
+        r"^NAME\s+READY\s+STATUS\s+RESTARTS\s+AGE\s+IP\s+NODE\n",
+        r"\nweb-[a-z0-9]+-[a-z0-9]{5}\s+1/1\s+Running\s+0\s+\S+\s+\d+\.\d+\.\d+\.\d+\s+"]),
+    (["get", "deployment", "web"], None, [
+        r"^NAME\s+READY\s+UP-TO-DATE\s+AVAILABLE\s+AGE\nweb\s+2/2\s+2\s+2\s+\S+$"]),
+    (["get", "deploy", "web", "-o", "yaml"], None, [
+        r"^apiVersion: apps/v1\n", r"\nkind: Deployment\n", r"\n  name: web\n"]),
+    (["apply", "-f", "-"], EDITED, [r"^deployment\.apps/web configured$"]),
+    (["apply", "-f", "-"], EDITED, [r"^deployment\.apps/web unchanged$"]),
+    (["rollout", "status", "deployment/web", "--timeout=90s"], None,
+     [r"successfully rolled out"]),
+    (["scale", "deployment/web", "--replicas=2"], None, [r"^deployment\.apps/web scaled$"]),
+    (["rollout", "history", "deployment/web"], None,
+     [r"REVISION\s+CHANGE-CAUSE\n1\s+<none>\n2\s+<none>"]),
+    (["rollout", "undo", "deployment/web"], None, [r"deployment\.apps/web rolled back"]),
+    (["rollout", "status", "deployment/web", "--timeout=90s"], None,
+     [r"successfully rolled out"]),
+    (["rollout", "restart", "deployment/web"], None, [r"^deployment\.apps/web restarted$"]),
+    (["rollout", "pause", "deployment/web"], None, [r"^deployment\.apps/web paused$"]),
+    (["rollout", "resume", "deployment/web"], None, [r"^deployment\.apps/web resumed$"]),
+    (["rollout", "status", "deployment/web", "--timeout=90s"], None,
+     [r"successfully rolled out"]),
+    (["wait", "--for=condition=Available", "deployment/web", "--timeout=60s"], None,
+     [r"^deployment\.apps/web condition met$"]),
+    (["label", "deployment", "web", "tier=frontend"], None, [r"^deployment\.apps/web labeled$"]),
+    (["annotate", "deployment", "web", "note=hi"], None, [r"^deployment\.apps/web annotated$"]),
+    (["patch", "deployment", "web", "--type", "merge", "-p", '{"spec":{"minReadySeconds":1}}'],
+     None, [r"^deployment\.apps/web patched$"]),
+    (["patch", "deployment", "web", "--type", "json", "-p",
+      '[{"op":"replace","path":"/spec/minReadySeconds","value":0}]'], None,
+     [r"^deployment\.apps/web patched$"]),
+    (["patch", "deployment", "web", "--type", "strategic", "-p",
+      ('{"spec":{"template":{"spec":{"containers":[{"name":"main","env":[{"name":"EXTRA",'
+       '"value":"x"}]}]}}}}')], None, [r"^deployment\.apps/web patched$"]),
+    (["rollout", "status", "deployment/web", "--timeout=90s"], None,
+     [r"successfully rolled out"]),
+]
+
+
+@pytest.mark.parametrize("args, stdin, patterns", TABLE,
+                         ids=[" ".join(a[:3]) + f"#{i}" for i, (a, _, _) in enumerate(TABLE)])
+def test_kubectl_table(kube, args, stdin, patterns):
+    out = kube.kubectl(*args, input=stdin).stdout.strip("\n")
+    for pattern in patterns:
+        assert re.search(pattern, out, re.MULTILINE), f"{pattern!r} not in:\n{out}"
+
+
+def test_strategic_patch_merged_the_container_env(kube):
+    obj = json.loads(kube.kubectl("get", "deploy", "web", "-o", "json").stdout)
+    (container,) = obj["spec"]["template"]["spec"]["containers"]
+    # `rollout undo` went back to the first template (GREETING=one); the patch added EXTRA.
+    assert {e["name"]: e["value"] for e in container["env"]} == {"GREETING": "one",
+                                                                 "EXTRA": "x"}
+    assert container["command"][0] == "sh"  # the rest of the container is kept
+    assert obj["metadata"]["labels"]["tier"] == "frontend"
+
+
+def test_diff_shows_what_apply_would_change(kube):
+    same = kube.kubectl("diff", "-f", "-", input=EDITED, check=False)
+    assert same.returncode == 1, same.stderr  # replicas (scaled) and env (patched) differ
+    assert re.search(r"^\+\s+replicas: 3$", same.stdout, re.MULTILINE), same.stdout
+    obj = json.loads(kube.kubectl("get", "deploy", "web", "-o", "json").stdout)
+    assert obj["spec"]["replicas"] == 2  # diff changed nothing (it is a dry run)
+
+
+def test_logs_and_logs_follow(kube):
+    wait_for(lambda: running_pods(kube), timeout=60, what="a running web pod")
+    pod = running_pods(kube)[0]
+    out = kube.kubectl("logs", pod).stdout
+    assert out == f"hello from {pod}\n"
+    try:
+        followed = kube.kubectl("logs", "-f", pod, timeout=3)
+        output = followed.stdout
+    except subprocess.TimeoutExpired as e:  # -f follows until stopped
+        output = (e.stdout or b"").decode() if isinstance(e.stdout, bytes) else e.stdout
+    assert output.startswith(f"hello from {pod}")
+
+
+def test_get_watch_prints_the_table_then_changes(kube):
+    try:
+        kube.kubectl("get", "pods", "-w", "-l", "app=web", timeout=4)
+        raise AssertionError("kubectl get -w returned before it was stopped")
+    except subprocess.TimeoutExpired as e:
+        out = e.stdout.decode() if isinstance(e.stdout, bytes) else (e.stdout or "")
+    lines = out.splitlines()
+    assert re.match(r"NAME\s+READY\s+STATUS\s+RESTARTS\s+AGE$", lines[0]), out
+    assert all(re.match(r"web-\S+\s+\d/1\s+\S+\s+\d+", line) for line in lines[1:]), out
+
+
+def test_delete_pod_returns_when_it_is_gone(kube):
+    wait_for(lambda: running_pods(kube), timeout=60, what="a running web pod")
+    pod = running_pods(kube)[0]
+    out = kube.kubectl("delete", "pod", pod, "--grace-period=1").stdout
+    assert out.strip() == f'pod "{pod}" deleted from default namespace'
+    gone = kube.kubectl("get", "pod", pod, check=False)
+    assert gone.returncode == 1 and "NotFound" in gone.stderr
+
+
+def test_unauthenticated_kubectl_is_refused(kube, tmp_path):
+    config = kube.kubeconfig.read_text()
+    token = re.search(r"token: (\S+)", config).group(1)
+    bad = tmp_path / "bad-kubeconfig"
+    bad.write_text(config.replace(token, "not-the-token"))
+    result = subprocess.run([kube.kubectl_path, "get", "pods"], check=False,
+                            capture_output=True, text=True,
+                            env={**kube.env, "KUBECONFIG": str(bad)}, timeout=60)
+    assert result.returncode == 1 and "Unauthorized" in result.stderr, result.stderr
+
+
+def test_delete_deployment(kube):
+    out = kube.kubectl("delete", "deployment", "web").stdout
+    assert out.strip() == 'deployment.apps "web" deleted from default namespace'
+    wait_for(lambda: not kube.kubectl("get", "pods", "-o", "name").stdout.strip(),
+             timeout=60, what="the deployment's pods gone")
+    _ = Daemon  # the fixture's daemon is cleaned up (and checked for leaks) after the module
