@@ -28,7 +28,7 @@ from urllib.parse import parse_qs
 import trio
 
 from tinykube import labels
-from tinykube.api import dryrun, static, tables, watchopts
+from tinykube.api import dryrun, execws, static, tables, watchopts
 from tinykube.api import patch as patching
 from tinykube.api.patch import merge_patch  # noqa: F401  (re-exported: tests, old callers)
 from tinykube.model import defaults, names, schema, validation
@@ -112,6 +112,9 @@ class ApiServer:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
             await _lifespan(receive, send)
+            return
+        if scope["type"] == "websocket":  # kubectl exec (v5.channel.k8s.io)
+            await execws.serve(scope, receive, send, self._start_exec)
             return
         if scope["type"] != "http":
             return
@@ -511,6 +514,16 @@ class ApiServer:
                 with trio.CancelScope(shield=True):
                     await process.wait()
         await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+    async def _start_exec(self, path: str, container: str | None,
+                          command: list[str]) -> trio.Process:
+        route = _route(path)
+        if route.subresource != "exec" or route.info.kind != "Pod":
+            raise NotFound(f"the server could not find the requested resource ({path})")
+        pod = self.store.get("Pod", _ns(route), route.name or "")
+        return await self._node().exec_in_pod(pod["metadata"]["namespace"],
+                                              pod["metadata"]["name"],
+                                              _container_name(pod, container), command)
 
     def _node(self) -> Node:
         if self.node is None:

@@ -145,6 +145,19 @@ def test_logs_and_logs_follow(kube):
     assert output.startswith(f"hello from {pod}")
 
 
+def test_exec_over_websocket(kube):
+    wait_for(lambda: running_pods(kube), timeout=60, what="a running web pod")
+    pod = running_pods(kube)[0]
+    assert kube.kubectl("exec", pod, "--", "echo", "hi").stdout == "hi\n"
+    failed = kube.kubectl("exec", pod, "--", "sh", "-c", "echo out; echo err >&2; exit 3",
+                          check=False)
+    assert (failed.returncode, failed.stdout) == (3, "out\n")
+    assert "err\n" in failed.stderr and "command terminated with exit code 3" in failed.stderr
+    assert kube.kubectl("exec", "-i", pod, "--", "cat", input="abc\n").stdout == "abc\n"
+    wrong = kube.kubectl("exec", pod, "-c", "nope", "--", "true", check=False)
+    assert wrong.returncode == 1 and "container nope is not valid" in wrong.stderr
+
+
 def test_get_watch_prints_the_table_then_changes(kube):
     try:
         kube.kubectl("get", "pods", "-w", "-l", "app=web", timeout=4)
