@@ -387,3 +387,21 @@ def test_shim_builds_and_records_exit_codes(tmp_path):
     assert exit_file.read_text() == "127\n"
     assert shim_run(str(exit_file)).returncode == 125  # usage error
     assert [p.name for p in tmp_path.iterdir() if ".tmp." in p.name] == []
+
+
+@pytest.mark.root
+def test_pod_files_over_paths_that_are_mounts_already(tmp_path):
+    # Inside any container /etc/hosts, /etc/hostname and /etc/resolv.conf are bind mounts the
+    # container runtime made. Recreate that in a private mount namespace (the host's files
+    # stay untouched) and run the hosts-file test there: the pod's file must land on top of
+    # the existing mount, and the leak check must not take the runtime's mounts for ours.
+    script = "".join(f'cp {f} {tmp_path}/{os.path.basename(f)}; '
+                     f'mount --bind {tmp_path}/{os.path.basename(f)} {f}; '
+                     for f in POD_FILE_TARGETS if os.path.exists(f))
+    script += 'exec "$@"'
+    test = f"{__file__}::test_shared_volume_hostname_and_hosts_file"
+    result = subprocess.run(["unshare", "--mount", "sh", "-c", script, "sh", sys.executable,
+                             "-m", "pytest", "-q", "-p", "no:cacheprovider", test],
+                            capture_output=True, text=True, timeout=120, check=False)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
+    assert "1 passed" in result.stdout
