@@ -28,7 +28,7 @@ from urllib.parse import parse_qs
 import trio
 
 from tinykube import labels
-from tinykube.api import dryrun, execws, static, tables, watchopts
+from tinykube.api import bodies, dryrun, execws, ssa, static, tables, watchopts
 from tinykube.api import patch as patching
 from tinykube.api.patch import merge_patch  # noqa: F401  (re-exported: tests, old callers)
 from tinykube.model import defaults, names, schema, validation
@@ -78,6 +78,8 @@ class Request:
     parts: list[str] = field(default_factory=list)
 
     def json(self) -> Any:
+        if bodies.is_yaml(self.headers.get("content-type")):
+            return bodies.load_yaml(self.body)
         if not self.body:
             raise BadRequest("request body is empty")
         try:
@@ -361,12 +363,24 @@ class ApiServer:
         return 200, await self._update(route, obj)
 
     async def patch(self, route: Route, request: Request) -> tuple[int, dict]:
+        if patching.media_type(request.headers.get("content-type")) == patching.APPLY:
+            return await self._server_side_apply(route, request)
         current = self.store.get(route.info.kind, _ns(route), route.name or "")
         patched = _patched(current, request, route)
         if not isinstance(patched, dict):
             raise BadRequest("a merge patch must be a JSON object")
         patched = _checked_body(patched, route, name=route.name)
         return 200, await self._update(route, patched)
+
+    async def _server_side_apply(self, route: Route, request: Request) -> tuple[int, dict]:
+        manager = ssa.field_manager(request.query)
+        current = self.store.try_get(route.info.kind, _ns(route), route.name or "")
+        obj = ssa.apply(current, request.json(), manager=manager, kind=route.info.kind,
+                        force=_truthy(request.query.get("force")))
+        obj = _checked_body(obj, route, name=route.name)
+        if current is None:
+            return 201, await self.store.create(_admit_new(obj), durable=True)
+        return 200, await self._update(route, obj)
 
     async def _update(self, route: Route, obj: dict) -> dict:
         current = self.store.get(route.info.kind, _ns(route), route.name or "")

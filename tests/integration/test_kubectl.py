@@ -178,6 +178,28 @@ def test_delete_pod_returns_when_it_is_gone(kube):
     assert gone.returncode == 1 and "NotFound" in gone.stderr
 
 
+def test_apply_server_side_with_conflicts(kube):
+    manifest = DEPLOYMENT.replace("name: web", "name: ssa", 1).replace("replicas: 2",
+                                                                       "replicas: 0")
+    out = kube.kubectl("apply", "--server-side", "-f", "-", input=manifest).stdout
+    assert out.strip() == "deployment.apps/ssa serverside-applied"
+    again = kube.kubectl("apply", "--server-side", "-f", "-", input=manifest).stdout
+    assert again.strip() == "deployment.apps/ssa serverside-applied"
+    other = manifest.replace("replicas: 0", "replicas: 1")
+    refused = kube.kubectl("apply", "--server-side", "--field-manager=other", "-f", "-",
+                           input=other, check=False)
+    assert refused.returncode == 1 and 'conflict with "kubectl"' in refused.stderr
+    assert ".spec.replicas" in refused.stderr
+    forced = kube.kubectl("apply", "--server-side", "--field-manager=other",
+                          "--force-conflicts", "-f", "-", input=other)
+    assert "serverside-applied" in forced.stdout
+    obj = json.loads(kube.kubectl("get", "deploy", "ssa", "-o", "json",
+                                  "--show-managed-fields").stdout)
+    assert obj["spec"]["replicas"] == 1
+    assert {e["manager"] for e in obj["metadata"]["managedFields"]} == {"kubectl", "other"}
+    kube.kubectl("delete", "deploy", "ssa")
+
+
 def test_unauthenticated_kubectl_is_refused(kube, tmp_path):
     config = kube.kubeconfig.read_text()
     token = re.search(r"token: (\S+)", config).group(1)

@@ -39,7 +39,7 @@ def media_type(content_type: str | None) -> str:
 
 
 def unsupported(content_type: str) -> ApiError:
-    supported = ", ".join(SUPPORTED)
+    supported = ", ".join((*SUPPORTED, APPLY))
     return ApiError(f"the body of the request was in an unknown format - accepted media types "
                     f"include: {supported}", code=415, reason="UnsupportedMediaType")
 

@@ -112,3 +112,18 @@ def load_manifests(text: str | bytes, source_name: str = "<stdin>") -> list[dict
     except RecursionError:
         raise ManifestError(f"{source_name}: document {index + 1}: nested too deeply") from None
     return objects
+
+
+def load_document(text: str | bytes) -> Any:
+    """One YAML document (a request body), read as manifests are: duplicate keys refused,
+    no timestamps, bounded. `ManifestError` on a problem."""
+    try:
+        value = yaml.load(text, Loader=_Loader)
+    except yaml.YAMLError as err:
+        raise ManifestError(_yaml_message(err)) from None
+    except RecursionError:
+        raise ManifestError("nested too deeply") from None
+    limit_errors = schema.check_document_limits(value)
+    if limit_errors:
+        raise ManifestError(limit_errors[0].message)
+    return value
