@@ -40,6 +40,7 @@ from typing import Any
 
 import trio
 
+from . import layout
 from .claimledger import ClaimKey, ClaimLedger, read_ledger, write_ledger
 from .safepath import remove_tree
 from .volumes import VolumeError, claim_dir
@@ -65,7 +66,7 @@ class ClaimDirectories:
 
     def __init__(self, store: Any, root: Path) -> None:
         self.store = store
-        self.volumes = Path(root) / "volumes"
+        self.volumes = layout.claims_dir(root)
         self.trash = self.volumes / TRASH_NAME
         self.ledger = ClaimLedger()
         self._wake_trash = trio.Event()

@@ -15,30 +15,29 @@ import signal
 import time
 from pathlib import Path
 
+from . import layout
 from .cgroups import detect_pinned
 from .records import list_records
 from .syscalls import MNT_DETACH, proc_start_time, process_alive, umount2
 
 log = logging.getLogger("tinykube.reset")
 
-PID_FILE = "tinykube.pid"
-
 
 def write_pid_file(run_dir: Path) -> None:
     """Record the daemon's pid and start time so `reset` can stop exactly this process."""
     pid = os.getpid()
-    (run_dir / PID_FILE).write_text(f"{pid} {proc_start_time(pid)}\n")
+    layout.pid_file(run_dir).write_text(f"{pid} {proc_start_time(pid)}\n")
 
 
 def remove_pid_file(run_dir: Path) -> None:
-    (run_dir / PID_FILE).unlink(missing_ok=True)
+    layout.pid_file(run_dir).unlink(missing_ok=True)
 
 
 def stop_daemon(run_dir: Path, timeout: float = 20.0) -> bool:
     """SIGTERM the daemon named in the pid file (if it is still that process); True if one
     was stopped."""
     try:
-        pid_text, start_text = (run_dir / PID_FILE).read_text().split()
+        pid_text, start_text = layout.pid_file(run_dir).read_text().split()
         pid, start = int(pid_text), int(start_text)
     except (FileNotFoundError, ValueError):
         return False
@@ -89,14 +88,14 @@ async def reset_host(root: Path, run_dir: Path, bridge: str, cidr: str,
     cgroups.remove_all()
     if uids:
         done.append(f"stopped {len(uids)} pods and removed their cgroups")
-    network = PodNetwork(root / "network", bridge=bridge, cidr=cidr)
+    network = PodNetwork(layout.network_dir(root), bridge=bridge, cidr=cidr)
     try:
         await network.teardown()
     finally:
         network.close()
     done.append(f"removed bridge {bridge} and pod links")
     _unmount_under(root)
-    for path in (run_dir, root / "pods"):
+    for path in (run_dir, layout.pods_dir(root)):
         if path.exists():
             shutil.rmtree(path, ignore_errors=True)
             done.append(f"removed {path}")

@@ -10,7 +10,7 @@ in a namespace listing each other (a headless service's DNS, for StatefulSet pee
 pod of such a group gets or gives back its address, the others' files are rewritten in
 place. It also serves the API server's `exec` and `logs`.
 
-Live restore: records under `<run_dir>/pods/` name the pause and container processes a
+Live restore: pod records (runtime/layout.py) name the pause and container processes a
 previous daemon started. A record whose pod still exists resumes (the worker re-adopts a
 pause that is still the same process and reads exited containers' codes from the shims'
 exit files); a record, cgroup, veth or pod dir whose pod is gone is torn down.
@@ -25,12 +25,13 @@ from typing import Any
 
 import trio
 
-from . import records
+from . import layout, records
 from .backoff import DEFAULT_POLICY, BackoffPolicy
 from .cgroups import CgroupDriver
 from .claims import ClaimDirectories
 from .hostsfile import HostEntry
-from .podworker import NodeContext, PodWorker
+from .node import NodeContext
+from .podworker import PodWorker
 from .probes import NetnsSockets
 from .sandbox import SpawnError
 from .storeguard import write_mark
@@ -58,8 +59,8 @@ class Kubelet:
 
     # -- supervision --------------------------------------------------------------------------
     async def run(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
-        (self.ctx.run_dir / "pods").mkdir(parents=True, exist_ok=True)
-        (self.ctx.root / "pods").mkdir(parents=True, exist_ok=True)
+        layout.records_dir(self.ctx.run_dir).mkdir(parents=True, exist_ok=True)
+        layout.pods_dir(self.ctx.root).mkdir(parents=True, exist_ok=True)
         await self.ctx.network.ensure_bridge()
         self._note_store_version()
         try:
@@ -152,7 +153,7 @@ class Kubelet:
             cgroup_uids = set()
         for uid in cgroup_uids - live:
             orphans.setdefault(uid, None)
-        pods_dir = self.ctx.root / "pods"
+        pods_dir = layout.pods_dir(self.ctx.root)
         for entry in pods_dir.iterdir() if pods_dir.is_dir() else []:
             if entry.is_dir() and entry.name not in live:
                 orphans.setdefault(entry.name, None)
@@ -210,10 +211,10 @@ class Kubelet:
     def log_path(self, pod: dict[str, Any], container: str, previous: bool = False
                  ) -> Path | None:
         """The container's current log (or the previous run's), None if there is none."""
-        uid = pod["metadata"].get("uid") or ""
-        if not uid or "/" in uid or "/" in container or container in ("", ".", ".."):
+        try:
+            directory = layout.logs_dir(self.ctx.root, pod["metadata"].get("uid"), container)
+        except layout.UnsafeName:
             return None
-        directory = self.ctx.root / "pods" / uid / "logs" / container
         try:
             runs = sorted(int(m.group(1)) for m in
                           (_LOG_NAME.match(p.name) for p in directory.iterdir()) if m)
@@ -228,6 +229,7 @@ class Kubelet:
         if current is None:
             return None
         if not previous:
-            return directory / f"{current}.log"
+            return layout.log_file(self.ctx.root, pod["metadata"]["uid"], container, current)
         older = [n for n in runs if n < current]
-        return directory / f"{older[-1]}.log" if older else None
+        return (layout.log_file(self.ctx.root, pod["metadata"]["uid"], container, older[-1])
+                if older else None)

@@ -1,6 +1,6 @@
 """The pod record: what a pod worker has started, written before it is started.
 
-One JSON file per pod, `<run_dir>/pods/<uid>.json`. It outlives the daemon (the runtime dir
+One JSON file per pod (`layout.record_path`). It outlives the daemon (the runtime dir
 is a tmpfs that survives a daemon restart but not a reboot, exactly as the processes do), so
 a restarted daemon can find the pause and containers again, check they are the same
 processes (pid + start time from /proc, guarding against pid reuse) and read the exit codes
@@ -16,6 +16,8 @@ import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
+
+from . import layout
 
 
 @dataclass
@@ -58,13 +60,9 @@ class PodRecord:
                    pause=ProcessRecord(**pause) if pause else None, containers=containers)
 
 
-def record_path(run_dir: Path, uid: str) -> Path:
-    return Path(run_dir) / "pods" / f"{uid}.json"
-
-
 def write_record(run_dir: Path, record: PodRecord) -> None:
     """Atomically replace the record (a reader sees the old or the new one, never a mix)."""
-    path = record_path(run_dir, record.uid)
+    path = layout.record_path(run_dir, record.uid)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".json.tmp")
     with open(tmp, "w") as f:
@@ -74,7 +72,7 @@ def write_record(run_dir: Path, record: PodRecord) -> None:
 
 def read_record(run_dir: Path, uid: str) -> PodRecord | None:
     try:
-        data = json.loads(record_path(run_dir, uid).read_text())
+        data = json.loads(layout.record_path(run_dir, uid).read_text())
     except FileNotFoundError:
         return None
     return PodRecord.from_json(data)
@@ -83,7 +81,7 @@ def read_record(run_dir: Path, uid: str) -> PodRecord | None:
 def list_records(run_dir: Path) -> list[PodRecord]:
     """Every readable record; an unreadable one is skipped (its uid still names its cgroups)."""
     records = []
-    directory = Path(run_dir) / "pods"
+    directory = layout.records_dir(run_dir)
     if not directory.is_dir():
         return records
     for path in sorted(directory.glob("*.json")):
@@ -96,7 +94,7 @@ def list_records(run_dir: Path) -> list[PodRecord]:
 
 def remove_record(run_dir: Path, uid: str) -> None:
     """Idempotent."""
-    for path in (record_path(run_dir, uid), record_path(run_dir, uid).with_suffix(".json.tmp")):
+    for path in (layout.record_path(run_dir, uid), layout.record_path(run_dir, uid).with_suffix(".json.tmp")):
         try:
             path.unlink()
         except FileNotFoundError:

@@ -16,6 +16,8 @@ import shutil
 import stat
 from pathlib import Path, PurePosixPath
 
+from .layout import component
+
 
 class UnsafePath(OSError):
     """A path below a base that crosses a symlink, escapes with `..`, or is not a directory
@@ -77,8 +79,7 @@ def resolve_beneath(base: Path, relative: str, *, create: str | None = None) -> 
 def remove_tree(parent: Path, name: str) -> None:
     """Remove `parent/name` (a directory tree, a file or a symlink) without following any
     symlink in it: a symlink is unlinked, never its target. Missing is fine."""
-    if "/" in name or name in ("", ".", ".."):
-        raise UnsafePath(errno.EINVAL, f"{name!r} is not a single path component")
+    component(name, "path", lambda message: UnsafePath(errno.EINVAL, message))
     fd = os.open(parent, _DIR_FLAGS)
     try:
         try:

@@ -166,3 +166,15 @@ async def stop_sandbox(sandbox: Sandbox) -> None:
     finally:
         os.close(pidfd)
     reap(pid, start_time)
+
+
+@dataclass(frozen=True)
+class LiveSandbox:
+    """A pod's sandbox once it is whole: the pause, an fd on its network namespace (probes
+    open their sockets in it) and the pod's addresses. A pod worker holds one of these or
+    none; it is built in one step after the network is attached, and released in one step."""
+
+    pause: Sandbox
+    netns_fd: int
+    pod_ip: str
+    host_ip: str

@@ -15,6 +15,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from . import layout
+
 SOURCE = Path(__file__).with_name("shim") / "tk-shim.c"
 DEFAULT_RUN_DIR = "/run/tinykube"
 
@@ -60,7 +62,7 @@ def shim_path(run_dir: str | os.PathLike[str] = DEFAULT_RUN_DIR) -> str:
     if os.access(beside_python, os.X_OK) and not _older_than_source(beside_python):
         return str(beside_python)
     digest = hashlib.sha256(SOURCE.read_bytes()).hexdigest()[:12]
-    cached = Path(run_dir) / "shim" / f"tk-shim-{digest}"
+    cached = layout.shim_dir(Path(run_dir)) / f"tk-shim-{digest}"
     if not os.access(cached, os.X_OK):
         build_shim(cached)
     return str(cached)

@@ -29,12 +29,11 @@ import os
 from pathlib import Path
 from typing import Any
 
-from . import records
+from . import layout, records
 from .claimledger import read_ledger
 
 log = logging.getLogger("tinykube.runtime.storeguard")
 
-MARK_NAME = "store-mark.json"
 
 
 class StoreLost(RuntimeError):
@@ -42,26 +41,26 @@ class StoreLost(RuntimeError):
 
 
 def write_mark(run_dir: Path, root: Path, resource_version: int) -> None:
-    path = Path(run_dir) / MARK_NAME
-    tmp = path.with_name(MARK_NAME + ".tmp")
+    path = layout.store_mark(run_dir)
+    tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(json.dumps({"root": str(root), "resourceVersion": resource_version}))
     os.replace(tmp, path)
 
 
 def read_mark(run_dir: Path) -> int:
     try:
-        return int(json.loads((Path(run_dir) / MARK_NAME).read_text())["resourceVersion"])
+        return int(json.loads(layout.store_mark(run_dir).read_text())["resourceVersion"])
     except FileNotFoundError:
         return 0
     except (ValueError, KeyError, TypeError) as e:
-        log.warning("%s is unreadable (%s); ignoring it", Path(run_dir) / MARK_NAME, e)
+        log.warning("%s is unreadable (%s); ignoring it", layout.store_mark(run_dir), e)
         return 0
 
 
 def check_store(store: Any, root: Path, run_dir: Path, *, accept_loss: bool = False) -> None:
     """Raise StoreLost when the store went back in time and lost objects this node's records
     name (see the module docstring); with `accept_loss`, log the same ERROR and carry on."""
-    ledger = read_ledger(Path(root) / "volumes")
+    ledger = read_ledger(layout.claims_dir(root))
     noted = max(ledger.resource_version, read_mark(run_dir))
     current = store.resource_version
     if current >= noted:
@@ -76,10 +75,10 @@ def check_store(store: Any, root: Path, run_dir: Path, *, accept_loss: bool = Fa
     if not missing_pods and not missing_claims:
         return
     message = (
-        f"the store {Path(root) / 'state.db'} is at resourceVersion {current}, but this "
+        f"the store {layout.store_path(root)} is at resourceVersion {current}, but this "
         f"node recorded resourceVersion {noted}: it has lost objects that the node's records "
         f"still name ({_summary('pods', missing_pods)}; "
-        f"{_summary('claims with data under ' + str(Path(root) / 'volumes'), missing_claims)})."
+        f"{_summary('claims with data under ' + str(layout.claims_dir(root)), missing_claims)})."
         " Nothing was removed. Restore state.db, or start with --accept-empty-store to tear "
         "down those pods and keep every claim directory.")
     log.error("%s", message)

@@ -1,13 +1,11 @@
 """Pod volumes on the host, and the bind mounts that put them into a container.
 
-- `emptyDir`: `<root>/pods/<uid>/volumes/<name>/`, removed with the pod dir.
+- `emptyDir`: a directory in the pod dir (runtime/layout.py), removed with the pod dir.
 - `hostPath`: the host path itself (created for type "", DirectoryOrCreate, FileOrCreate).
-- `persistentVolumeClaim`: `<root>/volumes/<namespace>/<claimName>/`, created if missing and
+- `persistentVolumeClaim`: a claim directory (runtime/layout.py), created if missing and
   never removed with the pod: a StatefulSet's replacement pod finds its data again.
 
-Names come from validated objects, but they become path components here, so a name with a
-slash or a dot-dot is refused again (defence in depth: a bug elsewhere must not become a
-write outside the root).
+Names become path components through `layout.component`, which refuses a slash or a dot-dot.
 """
 
 from __future__ import annotations
@@ -15,6 +13,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from . import layout
 
 
 class VolumeError(ValueError):
@@ -28,20 +28,11 @@ class BindMount:
     readonly: bool = False
 
 
-def _safe_component(value: Any, what: str) -> str:
-    if not isinstance(value, str) or not value or "/" in value or value in (".", "..") \
-            or "\0" in value:
-        raise VolumeError(f"{what}: invalid name {value!r}")
-    return value
-
-
-def pod_dir(root: Path, uid: str) -> Path:
-    return Path(root) / "pods" / _safe_component(uid, "metadata.uid")
-
-
 def claim_dir(root: Path, namespace: str, claim: str) -> Path:
-    return (Path(root) / "volumes" / _safe_component(namespace, "metadata.namespace")
-            / _safe_component(claim, "persistentVolumeClaim.claimName"))
+    try:
+        return layout.claim_dir(root, namespace, claim)
+    except layout.UnsafeName as e:
+        raise VolumeError(str(e)) from None
 
 
 def prepare_volumes(pod: dict[str, Any], root: Path) -> dict[str, Path]:
@@ -51,9 +42,10 @@ def prepare_volumes(pod: dict[str, Any], root: Path) -> dict[str, Path]:
     paths: dict[str, Path] = {}
     for i, volume in enumerate((pod.get("spec") or {}).get("volumes") or []):
         field = f"spec.volumes[{i}]"
-        name = _safe_component(volume.get("name"), f"{field}.name")
+        name = layout.component(volume.get("name"), f"{field}.name", VolumeError)
         if "emptyDir" in volume:
-            path = pod_dir(root, meta["uid"]) / "volumes" / name
+            path = layout.empty_dir(root, layout.component(meta["uid"], "metadata.uid",
+                                                           VolumeError), name)
             path.mkdir(parents=True, exist_ok=True)
         elif "hostPath" in volume:
             path = _host_path(volume["hostPath"] or {}, f"{field}.hostPath")

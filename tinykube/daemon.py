@@ -19,6 +19,7 @@ from tinykube.api.listener import WithKubeconfig, serve_tls
 from tinykube.api.tls import DEFAULT_LISTEN, Listen, ensure_pki, parse_listen
 from tinykube.apiserver import ApiServer, serve
 from tinykube.locations import DEFAULT_ROOT, DEFAULT_RUN_DIR
+from tinykube.runtime import layout
 from tinykube.store import Store
 
 log = logging.getLogger("tinykube.daemon")
@@ -40,13 +41,13 @@ class DaemonConfig:
 
     @property
     def socket_path(self) -> Path:
-        return self.socket or self.run_dir / "tinykube.sock"
+        return self.socket or layout.socket_path(self.run_dir)
 
 
 def network_for(config: DaemonConfig):  # -> netns.podnet.PodNetwork
     from tinykube.netns.podnet import PodNetwork
 
-    return PodNetwork(config.root / "network", bridge=config.bridge, cidr=config.cidr)
+    return PodNetwork(layout.network_dir(config.root), bridge=config.bridge, cidr=config.cidr)
 
 
 async def run(config: DaemonConfig, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
@@ -58,7 +59,7 @@ async def run(config: DaemonConfig, *, task_status=trio.TASK_STATUS_IGNORED) -> 
 
     for directory in (config.root, config.run_dir):
         directory.mkdir(parents=True, exist_ok=True, mode=0o700)
-    store = Store(config.root / "state.db")
+    store = Store(layout.store_path(config.root))
     try:
         # Before anything is torn down as an orphan (runtime/storeguard.py).
         check_store(store, config.root, config.run_dir, accept_loss=config.accept_empty_store)

@@ -11,7 +11,9 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import dataclass
+from pathlib import Path
 
+from ..layout import cgroup_placement
 from .base import DEFAULT_PIDS_LIMIT, SUBTREE, CgroupDriver, CgroupError, Limits
 from .v1 import CONTROLLERS as V1_CONTROLLERS
 from .v1 import CgroupV1
@@ -151,9 +153,6 @@ def detect(parent: str | None = None, *, subtree: str = SUBTREE,
     return CgroupV2(_resolve("cgroup2", unified, parent, own.get("", "/")), subtree)
 
 
-PLACEMENT_FILE = "cgroups.json"
-
-
 def detect_pinned(run_dir: str | os.PathLike[str], parent: str | None = None, *,
                   subtree: str = SUBTREE) -> CgroupV1 | CgroupV2:
     """`detect`, pinned to where this host's pods already are.
@@ -164,7 +163,7 @@ def detect_pinned(run_dir: str | os.PathLike[str], parent: str | None = None, *,
     in the runtime dir (which, like cgroups, is gone after a reboot) and later starts reuse
     them; an explicit `parent` always wins and is recorded.
     """
-    path = os.path.join(os.fspath(run_dir), PLACEMENT_FILE)
+    path = os.fspath(cgroup_placement(Path(run_dir)))
     if parent is None:
         try:
             with open(path) as f:

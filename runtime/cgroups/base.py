@@ -26,6 +26,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Protocol
 
+from ..layout import component
+
 SUBTREE = "tinykube"
 POD_PREFIX = "pod-"
 # A container gets this pids limit when its spec sets none: stops a fork bomb in one pod from
@@ -65,8 +67,7 @@ class CgroupDriver(Protocol):
 
 def check_name(kind: str, value: str) -> None:
     """Refuse names that would escape the tinykube subtree (``..``, ``/``, empty)."""
-    if not value or "/" in value or value in (".", "..") or "\0" in value:
-        raise CgroupError(f"invalid {kind} {value!r} for a cgroup name")
+    component(value, f"cgroup name from {kind}", CgroupError)
 
 
 def read_procs(path: str) -> list[int]:

@@ -1,6 +1,6 @@
 """A crash between any two steps of pod creation leaves nothing behind after the next start.
 
-`TINYKUBE_CRASH_AT=<step>` (read by runtime.podworker at start-up) makes the daemon `_exit`
+`TINYKUBE_CRASH_AT=<step>` (read by runtime.node at start-up) makes the daemon `_exit`
 right after that step of a pod's set-up: record written, cgroup created, sandbox started
 (before the pause is recorded), veth attached, container spawned (before the process is
 recorded). One pod is stored before the daemon starts, so its worker starts at start-up and
@@ -24,7 +24,7 @@ import pytest
 import trio
 
 from tinykube.runtime.cgroups import detect
-from tinykube.runtime.podworker import CRASH_STEPS
+from tinykube.runtime.node import CRASH_STEPS
 from tinykube.runtime.syscalls import proc_start_time
 from tests.integration.daemon import Daemon, wait_for
 from tinykube.model import defaults, validation

@@ -257,7 +257,7 @@ async def test_graceful_delete_lets_a_trapping_process_exit(node: Node):
     pod = await node.wait_for("polite", lambda p: "up" in node.log(p, "main"), 10, "start")
     uid, log_path = pod["metadata"]["uid"], node.kubelet.log_path(pod, "main")
     assert log_path is not None
-    pause_pid = node.kubelet.workers[uid].sandbox.pause_pid
+    pause_pid = node.kubelet.workers[uid].live.pause.pause_pid
     # The pod dir goes with the pod: keep the log open to read it afterwards.
     async with await trio.open_file(log_path) as log_file:
         took = await node.delete_and_wait("polite")
@@ -272,7 +272,7 @@ async def test_graceful_delete_kills_a_process_that_ignores_sigterm(node: Node):
         terminationGracePeriodSeconds=2)
     pod = await node.wait_for("stubborn", lambda p: "up" in node.log(p, "main"), 10, "start")
     uid = pod["metadata"]["uid"]
-    pause_pid = node.kubelet.workers[uid].sandbox.pause_pid
+    pause_pid = node.kubelet.workers[uid].live.pause.pause_pid
     took = await node.delete_and_wait("stubborn")
     assert 2 <= took < 4.5, f"SIGKILL after a 2 s grace took {took:.1f}s"
     assert_pod_gone_from_host(node, uid, pause_pid)
@@ -303,7 +303,7 @@ async def test_pause_death_fails_the_pod(node: Node):
     pod = await node.create("fragile", [sh("sleep 1000")])
     pod = await node.wait_phase("fragile", "Running")
     uid = pod["metadata"]["uid"]
-    os.kill(node.kubelet.workers[uid].sandbox.pause_pid, 9)
+    os.kill(node.kubelet.workers[uid].live.pause.pause_pid, 9)
     pod = await node.wait_phase("fragile", "Failed")
     assert pod["status"]["reason"] == "SandboxDied"
     # The status comes first; the pod's processes and veth go right after.
@@ -320,7 +320,7 @@ async def test_restart_readopts_running_pods_and_reads_exit_files(node: Node):
     await node.wait_phase("quitter", "Running")
     uid = keeper["metadata"]["uid"]
     container_id = container_status(keeper, "app")["containerID"]
-    pause_pid = node.kubelet.workers[uid].sandbox.pause_pid
+    pause_pid = node.kubelet.workers[uid].live.pause.pause_pid
     node.stop_kubelet()
     await trio.sleep(1.5)  # "quitter" exits while no kubelet watches
     await node.start_kubelet()
@@ -328,7 +328,7 @@ async def test_restart_readopts_running_pods_and_reads_exit_files(node: Node):
     assert container_status(quitter, "job")["state"]["terminated"]["exitCode"] == 7
     keeper = node.store.get("Pod", "default", "keeper")
     assert container_status(keeper, "app")["containerID"] == container_id
-    assert node.kubelet.workers[uid].sandbox.pause_pid == pause_pid
+    assert node.kubelet.workers[uid].live.pause.pause_pid == pause_pid
     # The re-adopted container is supervised: killing its app restarts it.
     shim = int(container_id.removeprefix("tinykube://"))
     app = first_child(shim)

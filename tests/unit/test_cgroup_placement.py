@@ -3,17 +3,18 @@ started from another session's cgroup."""
 
 import json
 
-from tinykube.runtime.cgroups import PLACEMENT_FILE, detect_pinned
+from tinykube.runtime.cgroups import detect_pinned
+from tinykube.runtime.layout import cgroup_placement
 
 
 def test_first_start_records_and_later_starts_reuse_it(tmp_path):
     first = detect_pinned(tmp_path, subtree="tinykube-unit")
-    saved = json.loads((tmp_path / PLACEMENT_FILE).read_text())
+    saved = json.loads(cgroup_placement(tmp_path).read_text())
     assert saved["subtree"] == "tinykube-unit" and saved["version"] == first.version
     # Pretend the first daemon ran in another session's cgroup.
     key = next(iter(saved["roots"]))
     saved["roots"] = {k: f"/elsewhere/{k}" for k in saved["roots"]}
-    (tmp_path / PLACEMENT_FILE).write_text(json.dumps(saved))
+    cgroup_placement(tmp_path).write_text(json.dumps(saved))
     later = detect_pinned(tmp_path, subtree="tinykube-unit")
     assert later.subtree_dirs()[0].startswith("/elsewhere/")
     assert f"/elsewhere/{key}" in later.roots.values() or later.version == 2

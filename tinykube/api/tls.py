@@ -20,6 +20,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
+from tinykube.runtime import layout
+
 DEFAULT_LISTEN = "127.0.0.1:6443"
 VALIDITY = datetime.timedelta(days=3650)
 
@@ -80,7 +82,7 @@ class Pki:
 
 def ensure_pki(root: Path, listen: Listen) -> Pki:
     """Create what is missing under `<root>/pki/`; keep what is there (blocking: file I/O)."""
-    pki = Pki(root / "pki")
+    pki = Pki(layout.pki_dir(root))
     pki.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
     os.chmod(pki.directory, 0o700)
     if not (pki.ca_cert.exists() and pki.ca_key.exists()):

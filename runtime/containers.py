@@ -1,0 +1,384 @@
+"""Container supervision: one `ContainerSupervisor` task per container of a running pod.
+
+Each supervisor starts its container (or adopts the one a previous daemon started), runs its
+probes while awaiting its exit (pidfd, no polling), records the exit code and reason, and
+starts it again by the pod's restartPolicy after the crash back-off, until the pod stops.
+The pod worker (runtime/podworker.py) owns the pod's sandbox, phase and status; a
+supervisor reaches it only through `PodSide`.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Protocol
+
+import trio
+
+from . import layout, records, spawn, status, syscalls, volumes
+from .backoff import CrashBackoff
+from .cgroups import CgroupDriver
+from .containerspec import (
+    ContainerConfigError,
+    container_argv,
+    container_env,
+    container_limits,
+    grace_seconds,
+    run_as,
+)
+from .node import NodeContext, crash_point
+from .probes import (
+    ProbeError,
+    ProbeHooks,
+    ProbeKind,
+    ProbeSpec,
+    ProbeTarget,
+    check,
+    container_probes,
+    run_container_probes,
+)
+from .sandbox import LiveSandbox, SpawnError
+from .status import (
+    ContainerStatus,
+    RestartPolicy,
+    TerminatedReason,
+    WaitingReason,
+    now_iso,
+)
+
+log = logging.getLogger("tinykube.runtime.podworker")
+
+EXEC_PROBE_OUTPUT_LIMIT = 10_240  # bytes of an exec probe's output kept for its message
+
+
+class PodSide(Protocol):
+    """What a container's supervisor needs from its pod worker."""
+
+    ctx: NodeContext
+    pod: dict[str, Any]
+    uid: str
+    name: str
+    namespace: str
+    hostname: str
+    restart_policy: RestartPolicy
+    record: records.PodRecord
+    resumed: bool
+    live: LiveSandbox | None
+    volume_paths: dict[str, Path]
+    pod_files: dict[str, Path]
+
+    @property
+    def stopping(self) -> bool:
+        """No more (re)starts."""
+
+    @property
+    def deleting(self) -> bool:
+        """The Pod is being deleted."""
+
+    async def until_stopping(self) -> None: ...
+    def mark_dirty(self) -> None: ...
+    async def event(self, type_: str, reason: str, message: str) -> None: ...
+
+
+class ContainerSupervisor:
+    def __init__(self, pod: PodSide, spec: dict[str, Any], index: int,
+                 st: ContainerStatus) -> None:
+        self.pod = pod
+        self.spec = spec
+        self.name: str = spec["name"]
+        self.where = f"spec.containers[{index}]"
+        self.status = st
+        self.backoff = CrashBackoff(pod.ctx.backoff_policy, clock=trio.current_time)
+        self.probes: dict[ProbeKind, ProbeSpec] = {}
+        self.proc: spawn.ContainerProcess | None = None  # while it runs
+        self._oom_before: int | None = None
+
+    # -- the loop ----------------------------------------------------------------------------
+    async def run(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
+        """Supervise until the container is done for good or the pod stops. Reports started
+        once the first start (or adoption) has been tried."""
+        adopted = self._adopt()
+        signalled = False
+        while not self.pod.stopping:
+            if adopted is not None:
+                proc, probe_clock = adopted, self._adopted_probe_clock()
+                self._load_probes(adopted=True)
+                adopted = None
+            else:
+                proc, probe_clock = await self._try_start(), None
+            if not signalled:
+                task_status.started()
+                signalled = True
+            exit_code: int | None = None
+            if proc is not None:
+                if self.pod.stopping:
+                    signal_container(proc, signal.SIGTERM)  # started just as the stop began
+                exit_code = await self._run_until_exit(proc, probe_clock)
+                if self.pod.stopping or not status.should_restart(self.pod.restart_policy,
+                                                                  exit_code):
+                    return
+            elif self.pod.restart_policy is RestartPolicy.NEVER:
+                self._cannot_run()
+                return
+            if not await self._back_off(exit_code):
+                return
+
+    async def _back_off(self, exit_code: int | None) -> bool:
+        """Wait out the crash back-off before the next start; False if the pod stopped."""
+        st, pod = self.status, self.pod
+        delay = self.backoff.exited()
+        if exit_code is not None:
+            st.mark_waiting(WaitingReason.CRASH_LOOP_BACK_OFF,
+                            f"back-off {delay:g}s restarting failed container={self.name} "
+                            f"pod={pod.name}_{pod.namespace}({pod.uid})")
+            await pod.event("Warning", "BackOff", "Back-off restarting failed container "
+                            f"{self.name} in pod {pod.name}_{pod.namespace}({pod.uid})")
+        pod.mark_dirty()
+        with trio.move_on_after(delay):
+            await pod.until_stopping()
+        if pod.stopping:
+            return False
+        if exit_code is not None:
+            st.restart_count += 1
+        return True
+
+    def _cannot_run(self) -> None:
+        """restartPolicy Never and the container could not even start: it is done."""
+        st = self.status
+        st.mark_exited(128, TerminatedReason.CONTAINER_CANNOT_RUN, now_iso(),
+                       st.state.get("waiting", {}).get("message"))
+        self.pod.mark_dirty()
+
+    def _load_probes(self, *, adopted: bool) -> None:
+        self.probes = container_probes(self.spec, self.where)
+        if adopted and self.status.started:  # it passed its startup probe already
+            self.probes.pop(ProbeKind.STARTUP, None)
+
+    # -- live restore ------------------------------------------------------------------------
+    def _adopt(self) -> spawn.ContainerProcess | None:
+        """The container process a previous daemon started, if it is still the same process.
+        Its exit code will come from the shim's exit file."""
+        pod, st = self.pod, self.status
+        entry = pod.record.containers.get(self.name)
+        if not pod.resumed or entry is None:
+            return None
+        st.restart_count = entry.restart_count
+        if entry.process is None or not entry.exit_file:
+            return None
+        # Alive: supervise it. Gone: wait_exit returns at once with the exit file's code
+        # (or "unknown" if the shim itself was killed), and the restart policy applies.
+        proc = spawn.ContainerProcess(entry.process.pid, entry.process.start_time,
+                                      entry.exit_file)
+        if st.container_id != f"tinykube://{proc.pid}" or not st.running:  # not seeded
+            st.mark_running(proc.pid, entry.started_at or now_iso())
+        return proc
+
+    def _adopted_probe_clock(self) -> float:
+        """The trio time an adopted container started, so probes' initialDelaySeconds count
+        from its real start, not from the daemon's restart (as the kubelet's prober does)."""
+        started_at = self.status.state.get("running", {}).get("startedAt")
+        try:
+            age = (datetime.now(UTC) - datetime.fromisoformat(started_at)).total_seconds()
+        except (TypeError, ValueError):
+            age = 0.0
+        return trio.current_time() - max(0.0, age)
+
+    # -- one run -------------------------------------------------------------------------------
+    async def _try_start(self) -> spawn.ContainerProcess | None:
+        """Start the container; on failure the status says why and None is returned."""
+        try:
+            self._load_probes(adopted=False)
+            return await self._start()
+        except (ContainerConfigError, ProbeError, volumes.VolumeError) as e:
+            reason, error = WaitingReason.CREATE_CONTAINER_CONFIG_ERROR, e
+        except (SpawnError, OSError) as e:
+            reason, error = WaitingReason.RUN_CONTAINER_ERROR, e
+        self.status.mark_waiting(reason, str(error))
+        await self.pod.event("Warning", "Failed", f"Error: {error}")
+        return None
+
+    async def _start(self) -> spawn.ContainerProcess:
+        pod, st, spec, name, where = self.pod, self.status, self.spec, self.name, self.where
+        assert pod.live is not None
+        ctx = pod.ctx
+        env = container_env(pod.pod, spec, pod.hostname, pod.live.pod_ip, pod.live.host_ip,
+                            where)
+        argv = container_argv(spec, env, where)
+        limits = container_limits(spec, where)
+        user, group = run_as(pod.pod, spec)
+        mounts = volumes.container_mounts(spec, pod.volume_paths, where)
+        targets = {m.target for m in mounts}
+        launch_mounts = [spawn.Mount(str(m.source), m.target, m.readonly) for m in mounts]
+        launch_mounts += [spawn.Mount(str(source), target, False)
+                          for target, source in pod.pod_files.items() if target not in targets]
+        log_path = layout.log_file(ctx.root, pod.uid, name, st.restart_count)
+        exit_file = layout.exit_file(ctx.run_dir, pod.uid, name, st.restart_count)
+        launch = spawn.ContainerLaunch(argv=argv, env=env, cwd=spec.get("workingDir") or None,
+                                       uid=user, gid=group, mounts=launch_mounts,
+                                       log_path=str(log_path), exit_file=str(exit_file))
+        cgroups = ctx.cgroups
+        await trio.to_thread.run_sync(cgroups.create_container, pod.uid, name, limits)
+        await kill_unrecorded(cgroups, pod.uid, name, f"pod {pod.namespace}/{pod.name}")
+        self._oom_before = cgroups.oom_kills(pod.uid, name)
+        entry = pod.record.containers.setdefault(name, records.ContainerRecord(name))
+        entry.restart_count = st.restart_count
+        entry.exit_file = str(exit_file)
+        entry.process = None
+        records.write_record(ctx.run_dir, pod.record)  # record first, then act
+        if st.restart_count == 0:
+            await pod.event("Normal", "Created", f"Created container {name}")
+        proc = await spawn.spawn_container(pod.live.pause, cgroups, pod.uid, name, launch)
+        crash_point("spawn")
+        entry.process = records.ProcessRecord(proc.pid, proc.start_time)
+        entry.started_at = now_iso()
+        records.write_record(ctx.run_dir, pod.record)
+        st.mark_running(proc.pid, entry.started_at)
+        await pod.event("Normal", "Started", f"Started container {name}")
+        return proc
+
+    async def _run_until_exit(self, proc: spawn.ContainerProcess,
+                              started: float | None = None) -> int:
+        """`started`: the trio time the container started (now, unless it was adopted)."""
+        pod, st, name = self.pod, self.status, self.name
+        self.proc = proc
+        self.backoff.started()
+        pod.mark_dirty()
+        started = trio.current_time() if started is None else started
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(run_container_probes, self.probes, started, self._probe_hooks(),
+                               name)
+            exit_code = await spawn.wait_exit(proc)
+            nursery.cancel_scope.cancel()
+        self.proc = None
+        if exit_code == spawn.EXIT_CODE_UNKNOWN:
+            exit_code = status.SIGKILL_EXIT_CODE  # the shim itself was killed
+        reason = status.termination_reason(exit_code, self._oom_killed())
+        st.mark_exited(exit_code, reason, now_iso())
+        entry = pod.record.containers.get(name)
+        if entry is not None:
+            entry.process = None
+            records.write_record(pod.ctx.run_dir, pod.record)
+        if reason is TerminatedReason.OOM_KILLED:
+            await pod.event("Warning", "OOMKilled",
+                            f"Container {name} was killed: memory limit exceeded")
+        pod.mark_dirty()
+        return exit_code
+
+    def _oom_killed(self) -> bool:
+        """Whether the cgroup's OOM-kill count rose during this run."""
+        before = self._oom_before
+        try:
+            now = self.pod.ctx.cgroups.oom_kills(self.pod.uid, self.name)
+        except Exception:  # noqa: BLE001 - the cgroup may be gone already during teardown
+            now = before or 0
+        self._oom_before = now
+        return before is not None and now > before
+
+    # -- probes --------------------------------------------------------------------------------
+    def _probe_hooks(self) -> ProbeHooks:
+        pod, st = self.pod, self.status
+        live = pod.live
+        target = ProbeTarget(live.netns_fd if live else -1, live.pod_ip if live else None,
+                             pod.ctx.sockets, self._exec_for_probe)
+
+        async def checker(spec: ProbeSpec) -> tuple[bool, str]:
+            return await check(spec, target)
+
+        async def set_started() -> None:
+            st.started = True
+            pod.mark_dirty()
+
+        async def set_ready(ok: bool) -> None:
+            st.ready = ok
+            pod.mark_dirty()
+
+        async def kill(message: str) -> None:
+            await pod.event("Normal", "Killing", message)
+            await self.stop(0 if pod.deleting else grace_seconds(pod.pod))
+
+        return ProbeHooks(checker, set_started, set_ready, kill, pod.event)
+
+    async def _exec_for_probe(self, argv: list[str], timeout: float) -> tuple[int, str]:
+        process = await self.exec(argv)
+        output = b""
+        try:
+            with trio.move_on_after(timeout) as scope:
+                async with trio.open_nursery() as nursery:
+                    async def drain(stream: Any) -> None:
+                        nonlocal output
+                        async for chunk in stream:
+                            if len(output) < EXEC_PROBE_OUTPUT_LIMIT:
+                                output += chunk
+                    nursery.start_soon(drain, process.stdout)
+                    nursery.start_soon(drain, process.stderr)
+                    await process.wait()
+            if scope.cancelled_caught:
+                return -1, f"command timed out after {timeout:g}s"
+            return process.returncode, output.decode(errors="replace")
+        finally:
+            with trio.CancelScope(shield=True):
+                if process.returncode is None:
+                    process.kill()
+                    await process.wait()
+                for stream in (process.stdin, process.stdout, process.stderr):
+                    if stream is not None:
+                        await stream.aclose()
+
+    # -- for the pod worker and the API server -----------------------------------------------
+    async def exec(self, argv: list[str]) -> trio.Process:
+        """A process in the running container."""
+        pod, proc = self.pod, self.proc
+        if pod.live is None or proc is None:
+            raise SpawnError(f"container {self.name!r} of pod {pod.namespace}/{pod.name} "
+                             "is not running")
+        user, group = run_as(pod.pod, self.spec)
+        env = container_env(pod.pod, self.spec, pod.hostname, pod.live.pod_ip,
+                            pod.live.host_ip, f"container {self.name}")
+        return await spawn.exec_in_container(
+            pod.live.pause, proc, argv, cgroups=pod.ctx.cgroups, pod_uid=pod.uid,
+            name=self.name, env=env, cwd=self.spec.get("workingDir") or "/", uid=user,
+            gid=group)
+
+    def terminate(self) -> None:
+        """SIGTERM to the running container (the shim forwards it to the app)."""
+        if self.proc is not None:
+            signal_container(self.proc, signal.SIGTERM)
+
+    async def stop(self, grace: float) -> None:
+        """SIGTERM, then SIGKILL the whole container cgroup after grace."""
+        if self.proc is not None and grace > 0:
+            self.terminate()
+            await trio.sleep(grace)  # cancelled early when the container exits
+        await trio.to_thread.run_sync(self.pod.ctx.cgroups.kill_all, self.pod.uid, self.name,
+                                      signal.SIGKILL)
+
+
+async def kill_unrecorded(cgroups: CgroupDriver, uid: str, name: str | None, who: str) -> None:
+    """Kill what is in the pod's cgroup (name=None, before a new pause) or a container's
+    (before a new start) although no record names it: a crash between a spawn and its
+    record leaves such a process, and a (re)start must not run beside it. This also ends
+    what an exited container's app left behind, as Kubernetes does before a restart."""
+    pids = await trio.to_thread.run_sync(cgroups.pids, uid, name)
+    if pids:
+        log.info("%s: killing %s left in %s's cgroup that no record names", who, sorted(pids),
+                 f"container {name}" if name else "the pod")
+        await trio.to_thread.run_sync(cgroups.kill_all, uid, name, signal.SIGKILL)
+
+
+def signal_container(proc: spawn.ContainerProcess, sig: int) -> None:
+    """Signal the container's shim (it forwards to the app), only if it is still the same
+    process: a pidfd pins the pid while we compare the start time."""
+    try:
+        pidfd = os.pidfd_open(proc.pid)
+    except ProcessLookupError:
+        return
+    try:
+        if syscalls.proc_start_time(proc.pid) == proc.start_time:
+            signal.pidfd_send_signal(pidfd, sig)
+    except ProcessLookupError:
+        pass
+    finally:
+        os.close(pidfd)

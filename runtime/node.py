@@ -1,0 +1,48 @@
+"""What every pod worker on this node shares, and the test-only crash points of pod set-up."""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .backoff import DEFAULT_POLICY, BackoffPolicy
+from .cgroups import CgroupDriver
+from .hostsfile import HostEntry
+from .probes import NetnsSockets
+
+if TYPE_CHECKING:
+    from .podworker import PodWorker
+
+log = logging.getLogger("tinykube.runtime.podworker")
+
+# Test-only fault injection: TINYKUBE_CRASH_AT=<step> makes the daemon die at once (as a
+# SIGKILL would, no cleanup) right after that step of a pod's set-up, so tests can prove that
+# the next start leaves no orphan whatever the crash interrupted. Read once, at start-up.
+CRASH_STEPS = ("record", "cgroup", "sandbox", "veth", "spawn")
+_CRASH_AT = os.environ.get("TINYKUBE_CRASH_AT") or None
+
+
+def crash_point(step: str) -> None:
+    if step == _CRASH_AT:
+        log.critical("TINYKUBE_CRASH_AT=%s: crashing the daemon on purpose", step)
+        os._exit(137)
+
+
+@dataclass
+class NodeContext:
+    """What every worker shares: the store and the node's resources, plus kubelet hooks."""
+
+    store: Any
+    root: Path
+    run_dir: Path
+    network: Any  # netns.podnet.PodNetwork
+    cgroups: CgroupDriver
+    sockets: NetnsSockets
+    backoff_policy: BackoffPolicy = DEFAULT_POLICY
+    # The kubelet keeps subdomain peers' /etc/hosts current; these let it know.
+    hosts_peers: Callable[[PodWorker], list[HostEntry]] = lambda worker: []
+    address_changed: Callable[[PodWorker], None] = lambda worker: None
