@@ -28,7 +28,7 @@ from urllib.parse import parse_qs
 import trio
 
 from tinykube import labels
-from tinykube.api import bodies, dryrun, execws, ssa, static, tables, watchopts
+from tinykube.api import bodies, dryrun, execws, paging, ssa, static, tables, watchopts
 from tinykube.api import patch as patching
 from tinykube.api.patch import merge_patch  # noqa: F401  (re-exported: tests, old callers)
 from tinykube.model import defaults, names, schema, validation
@@ -176,6 +176,7 @@ class ApiServer:
             ("PUT", None, True): self.replace,
             ("PATCH", None, True): self.patch,
             ("DELETE", None, True): self.delete,
+            ("DELETE", None, False): self.delete_collection,
             ("GET", "status", True): self.get,
             ("PUT", "status", True): self.replace_status,
             ("PATCH", "status", True): self.patch_status,
@@ -239,10 +240,11 @@ class ApiServer:
                                 selector.matches if selector else None)
         if field_name is not None:
             items = [obj for obj in items if obj["metadata"].get("name") == field_name]
+        items, more = paging.page(items, request.query, self.store.resource_version)
         return 200, {
             "apiVersion": route.info.api_version,
             "kind": f"{route.info.kind}List",
-            "metadata": {"resourceVersion": str(self.store.resource_version)},
+            "metadata": {"resourceVersion": str(self.store.resource_version), **more},
             "items": items,
         }
 
@@ -434,6 +436,20 @@ class ApiServer:
         obj = await self.store.delete(route.info.kind, _ns(route), route.name or "",
                                       grace_period=grace, propagation=propagation, durable=True)
         return 200, obj
+
+    async def delete_collection(self, route: Route, request: Request) -> tuple[int, dict]:
+        """DELETE on a collection (deletecollection): each object the selectors match."""
+        _, listed = await self.list(route, request)
+        deleted = []
+        for obj in listed["items"]:
+            meta = obj["metadata"]
+            try:
+                _, gone = await self.delete(Route(route.info, meta["namespace"], meta["name"],
+                                                  None), request)
+            except NotFound:  # deleted meanwhile (the garbage collector)
+                continue
+            deleted.append(gone)
+        return 200, {**listed, "items": deleted}
 
     # ---- scale ---------------------------------------------------------------------------
 
