@@ -80,6 +80,7 @@ class Request:
     def json(self) -> Any:
         if bodies.is_yaml(self.headers.get("content-type")):
             return bodies.load_yaml(self.body)
+        bodies.check_json(self.headers.get("content-type"))
         if not self.body:
             raise BadRequest("request body is empty")
         try:

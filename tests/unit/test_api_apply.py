@@ -88,3 +88,13 @@ async def test_yaml_and_untyped_bodies(api):  # noqa: F811
     code, data = await call(raw, socket, "POST", collection, "a: 1\na: 2\n", {
         "Content-Type": "application/yaml"})
     assert code == 400
+
+
+async def test_bodies_in_unspoken_formats_are_415(api):  # noqa: F811
+    store, _, socket = api
+    rv = store.resource_version
+    for content_type in ("application/vnd.kubernetes.protobuf", "application/cbor", "text/xml"):
+        code, data = await call(raw, socket, "POST", "/apis/apps/v1/namespaces/default/"
+                                "deployments", b"k8s\x00\x0a", {"Content-Type": content_type})
+        assert code == 415 and b"UnsupportedMediaType" in data
+    assert store.resource_version == rv
