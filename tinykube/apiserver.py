@@ -28,7 +28,17 @@ from urllib.parse import parse_qs
 import trio
 
 from tinykube import labels
-from tinykube.api import bodies, dryrun, execws, paging, ssa, static, tables, watchopts
+from tinykube.api import (
+    bodies,
+    dryrun,
+    execws,
+    fieldvalidation,
+    paging,
+    ssa,
+    static,
+    tables,
+    watchopts,
+)
 from tinykube.api import patch as patching
 from tinykube.api.patch import merge_patch  # noqa: F401  (re-exported: tests, old callers)
 from tinykube.model import defaults, names, schema, validation
@@ -151,6 +161,7 @@ class ApiServer:
             await _send_json(send, 200, _as_table_if_asked(
                 route, request, self._list_events(route, request)))
             return
+        fieldvalidation.begin(request.query)  # every request: the mode is per request
         handler = self._for(request)._handler(request.method, route)
         if route.subresource in ("log", "exec"):
             await handler(route, request, send, receive)
@@ -160,7 +171,7 @@ class ApiServer:
             return
         code, body = await handler(route, request)
         await _send_json(send, code, _as_table_if_asked(route, request, body),
-                         warnings=self._warnings(request))
+                         warnings=self._warnings(request) + fieldvalidation.warnings())
 
     def _for(self, request: Request) -> ApiServer:
         """This server, or for `dryRun=All` one whose writes store nothing."""
@@ -661,6 +672,8 @@ def _checked_body(obj: Any, route: Route, *, name: str | None = None,
     if name is not None and meta.get("name") != name:
         raise BadRequest(f"metadata.name: the name of the object ({meta.get('name')}) does not "
                          f"match the name on the URL ({name})")
+    if user_kind:
+        fieldvalidation.check(obj)  # fieldValidation=Strict|Warn|Ignore
     return obj
 
 
@@ -871,11 +884,16 @@ async def _send_json(send: Send, code: int, body: dict, *,
     headers = [(b"content-type", b"application/json"),
                (b"content-length", str(len(data)).encode())]
     # RFC 7234 warn-code 299 ("miscellaneous persistent warning"), as the Kubernetes API uses.
-    headers += [(b"warning", f'299 - "{text}"'.encode()) for text in warnings]
+    headers += [(b"warning", f'299 - "{_quoted(text)}"'.encode()) for text in warnings]
     if code == 504 and body.get("details", {}).get("retryAfterSeconds"):
         headers.append((b"retry-after", str(body["details"]["retryAfterSeconds"]).encode()))
     await send({"type": "http.response.start", "status": code, "headers": headers})
     await send({"type": "http.response.body", "body": data})
+
+
+def _quoted(text: str) -> str:
+    """The inside of an HTTP quoted-string (a Warning header's text)."""
+    return text.replace("\\", "\\\\").replace('"', '\\"')
 
 
 async def _send_line(send: Send, body: dict) -> None:

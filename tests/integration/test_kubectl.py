@@ -200,6 +200,19 @@ def test_apply_server_side_with_conflicts(kube):
     kube.kubectl("delete", "deploy", "ssa")
 
 
+def test_unknown_fields_strict_by_default_warn_on_request(kube):
+    odd = DEPLOYMENT.replace("name: web", "name: odd", 1).replace(
+        "replicas: 2", "replicas: 0\n  replicaz: 1")
+    refused = kube.kubectl("apply", "-f", "-", input=odd, check=False)
+    assert refused.returncode == 1
+    assert 'strict decoding error: unknown field "spec.replicaz"' in refused.stderr
+    assert kube.kubectl("get", "deploy", "odd", check=False).returncode == 1  # not created
+    warned = kube.kubectl("apply", "--validate=warn", "-f", "-", input=odd)
+    assert warned.stdout.strip() == "deployment.apps/odd created"
+    assert 'Warning: unknown field "spec.replicaz"' in warned.stderr
+    kube.kubectl("delete", "deploy", "odd")
+
+
 def test_unauthenticated_kubectl_is_refused(kube, tmp_path):
     config = kube.kubeconfig.read_text()
     token = re.search(r"token: (\S+)", config).group(1)

@@ -98,3 +98,38 @@ async def test_bodies_in_unspoken_formats_are_415(api):  # noqa: F811
                                 "deployments", b"k8s\x00\x0a", {"Content-Type": content_type})
         assert code == 415 and b"UnsupportedMediaType" in data
     assert store.resource_version == rv
+
+
+def post(socket, query, body):
+    import json
+    conn = _UnixConnection(str(socket), 10)
+    conn.request("POST", f"/apis/apps/v1/namespaces/default/deployments?{query}",
+                 body=json.dumps(body), headers={"Content-Type": "application/json"})
+    response = conn.getresponse()
+    data = response.read()
+    conn.close()
+    return response.status, response.getheader("warning"), json.loads(data)
+
+
+async def test_field_validation_modes(api):  # noqa: F811
+    store, _, socket = api
+    def odd(name):
+        obj = deployment(name)
+        obj["spec"]["replicaz"] = 3
+        obj["spec"]["template"]["spec"]["containers"][0]["colour"] = "red"
+        return obj
+    code, _, body = await call(post, socket, "fieldValidation=Strict", odd("s"))
+    assert code == 400 and "strict decoding error: " in body["message"]
+    assert 'unknown field "spec.replicaz"' in body["message"]
+    assert 'unknown field "spec.template.spec.containers[0].colour"' in body["message"]
+    assert store.try_get("Deployment", "default", "s") is None
+    code, warning, body = await call(post, socket, "fieldValidation=Warn", odd("w"))
+    assert code == 201 and "replicaz" not in body["spec"]
+    assert warning and 'unknown field \\"spec.replicaz\\"' in warning
+    code, warning, body = await call(post, socket, "fieldValidation=Ignore", odd("i"))
+    assert code == 201 and warning is None and "colour" not in body["spec"]["template"][
+        "spec"]["containers"][0]
+    code, _, _ = await call(post, socket, "", odd("d"))  # tinykube's default: invalid
+    assert code == 422
+    code, _, body = await call(post, socket, "fieldValidation=Maybe", deployment("m"))
+    assert code == 400 and "fieldValidation" in body["message"]
