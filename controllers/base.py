@@ -32,8 +32,10 @@ import trio
 
 from .hashing import random_suffix
 from .workqueue import WorkQueue
+
 from tinykube import labels
 from tinykube.model.errors import AlreadyExists, Conflict, Gone, NotFound
+from tinykube.model.meta import Obj
 
 if TYPE_CHECKING:
     from tinykube.store import Store
@@ -61,7 +63,7 @@ class Requeue:
 
 Reconcile = Callable[["Store", Key], Awaitable["Requeue | None"]]
 # Maps one watch event (type, object) of a watched kind to the primary keys to reconcile.
-KeyMapper = Callable[["Store", str, dict], Iterable[Key]]
+KeyMapper = Callable[["Store", str, Obj], Iterable[Key]]
 
 
 @dataclass
@@ -75,12 +77,12 @@ class ControllerSpec:
     queue: WorkQueue[Key] = field(default_factory=WorkQueue)
 
 
-def key_of(obj: dict) -> Key:
+def key_of(obj: Obj) -> Key:
     meta = obj["metadata"]
     return (meta.get("namespace") or "default", meta["name"])
 
 
-def own_key(store: Store, event_type: str, obj: dict) -> Iterable[Key]:
+def own_key(store: Store, event_type: str, obj: Obj) -> Iterable[Key]:
     return (key_of(obj),)
 
 
@@ -122,7 +124,7 @@ async def watch_kind(store: Store, kind: str, mapper: KeyMapper, queue: WorkQueu
 
 
 def _enqueue(queue: WorkQueue[Key], mapper: KeyMapper, store: Store, event_type: str,
-             obj: dict, logger: logging.Logger) -> None:
+             obj: Obj, logger: logging.Logger) -> None:
     try:
         for key in mapper(store, event_type, obj):
             queue.add_coalesced(key, COALESCE_SECONDS)
@@ -209,7 +211,7 @@ async def work(store: Store, queue: WorkQueue[Any], reconcile: Callable[[Store, 
 
 # ---- owner references ---------------------------------------------------------------------
 
-def owner_ref(owner: dict) -> dict:
+def owner_ref(owner: Obj) -> Obj:
     """The controller reference a dependent of `owner` carries."""
     return {
         "apiVersion": owner["apiVersion"],
@@ -221,27 +223,27 @@ def owner_ref(owner: dict) -> dict:
     }
 
 
-def owner_refs(obj: dict) -> list[dict]:
+def owner_refs(obj: Obj) -> list[Obj]:
     return list(obj.get("metadata", {}).get("ownerReferences") or [])
 
 
-def controller_ref(obj: dict) -> dict | None:
+def controller_ref(obj: Obj) -> Obj | None:
     for ref in owner_refs(obj):
         if ref.get("controller"):
             return ref
     return None
 
 
-def is_controlled_by(obj: dict, owner: dict) -> bool:
+def is_controlled_by(obj: Obj, owner: Obj) -> bool:
     ref = controller_ref(obj)
     return ref is not None and ref.get("uid") == owner["metadata"]["uid"]
 
 
-def is_being_deleted(obj: dict) -> bool:
+def is_being_deleted(obj: Obj) -> bool:
     return bool(obj.get("metadata", {}).get("deletionTimestamp"))
 
 
-def selector_for(owner: dict) -> labels.Selector:
+def selector_for(owner: Obj) -> labels.Selector:
     """The owner's pod selector. ReplicationController's defaults to its template labels.
     An empty selector matches nothing here: adopting every pod of the namespace is never
     what a controller object means (the API server rejects such objects anyway)."""
@@ -258,21 +260,21 @@ def selector_for(owner: dict) -> labels.Selector:
 class Claim:
     """How an owner relates to the candidate dependents (pure result of `classify`)."""
 
-    owned: list[dict]  # controlled by the owner and matching (adoptees not included)
-    adopt: list[dict]  # orphans that match: to be adopted
-    release: list[dict]  # controlled by the owner but no longer matching
+    owned: list[Obj]  # controlled by the owner and matching (adoptees not included)
+    adopt: list[Obj]  # orphans that match: to be adopted
+    release: list[Obj]  # controlled by the owner but no longer matching
 
 
-def classify(owner: dict, candidates: Iterable[dict], matches: Callable[[dict], bool]) -> Claim:
+def classify(owner: Obj, candidates: Iterable[Obj], matches: Callable[[Obj], bool]) -> Claim:
     """Kubernetes' ClaimObject decision for every candidate, without side effects.
 
     Objects controlled by another owner are left alone. Orphans are adopted only if they match,
     are not being deleted, and the owner itself is not being deleted."""
     owner_uid = owner["metadata"]["uid"]
     owner_deleting = is_being_deleted(owner)
-    owned: list[dict] = []
-    adopt: list[dict] = []
-    release: list[dict] = []
+    owned: list[Obj] = []
+    adopt: list[Obj] = []
+    release: list[Obj] = []
     for obj in candidates:
         ref = controller_ref(obj)
         if ref is not None:
@@ -289,15 +291,15 @@ def classify(owner: dict, candidates: Iterable[dict], matches: Callable[[dict], 
     return Claim(owned, adopt, release)
 
 
-def labels_match(selector: labels.Selector) -> Callable[[dict], bool]:
+def labels_match(selector: labels.Selector) -> Callable[[Obj], bool]:
     return lambda obj: selector.matches(obj.get("metadata", {}).get("labels") or {})
 
 
 _RETRIES = 5
 
 
-async def update_fresh(store: Store, obj: dict, change: Callable[[dict], bool],
-                       what: str) -> dict | None:
+async def update_fresh(store: Store, obj: Obj, change: Callable[[Obj], bool],
+                       what: str) -> Obj | None:
     """Apply `change` to a fresh read of `obj` and write it, again on each Conflict.
     `change` returns False when the fresh object no longer qualifies; returns the updated
     object, or None if it is gone (or replaced) or did not qualify."""
@@ -316,14 +318,14 @@ async def update_fresh(store: Store, obj: dict, change: Callable[[dict], bool],
     raise Conflict.for_object(kind, name, why=f"could not {what} after {_RETRIES} conflicts")
 
 
-async def adopt(store: Store, owner: dict, obj: dict,
-                matches: Callable[[dict], bool]) -> dict | None:
+async def adopt(store: Store, owner: Obj, obj: Obj,
+                matches: Callable[[Obj], bool]) -> Obj | None:
     """Add `owner`'s controller ref to the orphan `obj`. Returns the updated object, or None
     if on a fresh read it no longer qualifies (gone, owned, deleting, not matching) or the owner
     is being deleted (Kubernetes re-checks the owner with a live read before adopting too)."""
     owner_uid = owner["metadata"]["uid"]
 
-    def add_ref(fresh: dict) -> bool:
+    def add_ref(fresh: Obj) -> bool:
         if controller_ref(fresh) is not None or is_being_deleted(fresh) or not matches(fresh):
             return False
         current_owner = store.try_get(owner["kind"], *key_of(owner))
@@ -337,11 +339,11 @@ async def adopt(store: Store, owner: dict, obj: dict,
     return await update_fresh(store, obj, add_ref, "adopt it")
 
 
-async def remove_owner_refs(store: Store, obj: dict, owner_uids: set[str],
-                            *, only_if_controller: bool = False) -> dict | None:
+async def remove_owner_refs(store: Store, obj: Obj, owner_uids: set[str],
+                            *, only_if_controller: bool = False) -> Obj | None:
     """Remove the references to `owner_uids` from `obj` (fresh read, conflict retries).
     Returns the updated object, or None if it is gone or had none of those references."""
-    def drop_refs(fresh: dict) -> bool:
+    def drop_refs(fresh: Obj) -> bool:
         refs = owner_refs(fresh)
         if only_if_controller:
             ref = controller_ref(fresh)
@@ -356,7 +358,7 @@ async def remove_owner_refs(store: Store, obj: dict, owner_uids: set[str],
     return await update_fresh(store, obj, drop_refs, "update its ownerReferences")
 
 
-async def release(store: Store, owner: dict, obj: dict) -> dict | None:
+async def release(store: Store, owner: Obj, obj: Obj) -> Obj | None:
     """Remove `owner`'s controller ref from `obj` (it stopped matching the selector)."""
     return await remove_owner_refs(store, obj, {owner["metadata"]["uid"]},
                                    only_if_controller=True)
@@ -372,11 +374,11 @@ def generated_name(base: str) -> str:
     return prefix + random_suffix(5)
 
 
-def pod_from_template(owner: dict, template: dict, *, name: str | None = None) -> dict:
+def pod_from_template(owner: Obj, template: Obj, *, name: str | None = None) -> Obj:
     """A Pod owned by `owner` from its pod template: labels, annotations, finalizers and spec
     copied, controller ref set; named `<owner>-<5 random chars>` unless `name` is given."""
     template_meta = template.get("metadata") or {}
-    meta: dict[str, Any] = {
+    meta: Obj = {
         "name": name or generated_name(owner["metadata"]["name"]),
         "namespace": owner["metadata"].get("namespace") or "default",
         "ownerReferences": [owner_ref(owner)],
@@ -390,8 +392,8 @@ def pod_from_template(owner: dict, template: dict, *, name: str | None = None) -
             "spec": copy.deepcopy(template.get("spec") or {})}
 
 
-async def create_pod(store: Store, owner: dict, template: dict, *,
-                     name: str | None = None) -> dict:
+async def create_pod(store: Store, owner: Obj, template: Obj, *,
+                     name: str | None = None) -> Obj:
     """Create a pod from `template`; a generated name that happens to be taken is redrawn."""
     attempts = 1 if name is not None else _RETRIES
     for attempt in range(attempts):
@@ -423,28 +425,28 @@ def now() -> float:
     return time.time()
 
 
-def is_terminal(pod: dict) -> bool:
+def is_terminal(pod: Obj) -> bool:
     return (pod.get("status") or {}).get("phase") in TERMINAL_PHASES
 
 
-def is_active(pod: dict) -> bool:
+def is_active(pod: Obj) -> bool:
     """Kubernetes' IsPodActive: not Succeeded/Failed and not being deleted."""
     return not is_terminal(pod) and not is_being_deleted(pod)
 
 
-def ready_condition(pod: dict) -> dict | None:
+def ready_condition(pod: Obj) -> Obj | None:
     for condition in (pod.get("status") or {}).get("conditions") or []:
         if condition.get("type") == "Ready":
             return condition
     return None
 
 
-def is_ready(pod: dict) -> bool:
+def is_ready(pod: Obj) -> bool:
     condition = ready_condition(pod)
     return condition is not None and condition.get("status") == "True"
 
 
-def ready_since(pod: dict) -> float | None:
+def ready_since(pod: Obj) -> float | None:
     """When the pod last became ready (None if not ready or unknown)."""
     condition = ready_condition(pod)
     if condition is None or condition.get("status") != "True":
@@ -452,7 +454,7 @@ def ready_since(pod: dict) -> float | None:
     return parse_time(condition.get("lastTransitionTime"))
 
 
-def is_available(pod: dict, min_ready_seconds: int, at: float) -> bool:
+def is_available(pod: Obj, min_ready_seconds: int, at: float) -> bool:
     """Ready for at least `min_ready_seconds` (Kubernetes' IsPodAvailable)."""
     if not is_ready(pod):
         return False
@@ -462,7 +464,7 @@ def is_available(pod: dict, min_ready_seconds: int, at: float) -> bool:
     return since is not None and since + min_ready_seconds <= at
 
 
-def available_in(pod: dict, min_ready_seconds: int, at: float) -> float | None:
+def available_in(pod: Obj, min_ready_seconds: int, at: float) -> float | None:
     """Seconds until a ready pod becomes available; None if not ready or already available."""
     if min_ready_seconds <= 0 or not is_ready(pod):
         return None
@@ -473,7 +475,7 @@ def available_in(pod: dict, min_ready_seconds: int, at: float) -> float | None:
     return remaining if remaining > 0 else None
 
 
-def restart_count(pod: dict) -> int:
+def restart_count(pod: Obj) -> int:
     statuses = (pod.get("status") or {}).get("containerStatuses") or []
     return max((int(s.get("restartCount") or 0) for s in statuses), default=0)
 
@@ -485,7 +487,7 @@ def owner_keys_for(owner_kind: str) -> KeyMapper:
     when it has one of `owner_kind`, otherwise every `owner_kind` in the namespace whose
     selector matches it (a candidate for adoption)."""
 
-    def mapper(store: Store, event_type: str, obj: dict) -> Iterable[Key]:
+    def mapper(store: Store, event_type: str, obj: Obj) -> Iterable[Key]:
         namespace = obj["metadata"].get("namespace") or "default"
         ref = controller_ref(obj)
         if ref is not None:

@@ -35,8 +35,10 @@ import trio
 from . import base
 from .base import Requeue
 from .workqueue import WorkQueue
+
 from tinykube.model.errors import NotFound
 from tinykube.model.kinds import KINDS, find
+from tinykube.model.meta import Obj
 
 if TYPE_CHECKING:
     from tinykube.store import Store
@@ -60,7 +62,7 @@ class ObjectRef:
     uid: str
 
     @classmethod
-    def of(cls, obj: dict) -> ObjectRef:
+    def of(cls, obj: Obj) -> ObjectRef:
         meta = obj["metadata"]
         return cls(obj["kind"], meta.get("namespace") or "default", meta["name"], meta["uid"])
 
@@ -92,41 +94,41 @@ Action = Delete | RemoveOwnerRefs | RemoveFinalizer
 
 # ---- the pure decision --------------------------------------------------------------------
 
-def _refs(obj: dict) -> list[dict]:
+def _refs(obj: Obj) -> list[Obj]:
     return base.owner_refs(obj)
 
 
-def _finalizers(obj: dict) -> list[str]:
+def _finalizers(obj: Obj) -> list[str]:
     return list(obj["metadata"].get("finalizers") or [])
 
 
-def _waiting_for_dependents(obj: dict) -> bool:
+def _waiting_for_dependents(obj: Obj) -> bool:
     return base.is_being_deleted(obj) and FOREGROUND in _finalizers(obj)
 
 
-def plan(objects: Iterable[dict], focus: Iterable[str] | None = None) -> list[Action]:
+def plan(objects: Iterable[Obj], focus: Iterable[str] | None = None) -> list[Action]:
     """Actions for the objects whose uids are in `focus` (all when None).
 
     `objects` must hold, for each focus object: its live owners, and for a deleting owner,
     all its dependents with their owners and their own dependents. An owner uid missing from
     `objects` counts as gone."""
-    world: dict[str, dict] = {o["metadata"]["uid"]: o for o in objects}
-    dependents: dict[str, list[dict]] = {}
+    world: dict[str, Obj] = {o["metadata"]["uid"]: o for o in objects}
+    dependents: dict[str, list[Obj]] = {}
     for obj in world.values():
         for ref in _refs(obj):
             dependents.setdefault(ref.get("uid", ""), []).append(obj)
 
-    def blocking_dependents(uid: str) -> list[dict]:
+    def blocking_dependents(uid: str) -> list[Obj]:
         return [d for d in dependents.get(uid, [])
                 if any(r.get("uid") == uid and r.get("blockOwnerDeletion") for r in _refs(d))]
 
-    def delete_waiting(obj: dict, reason: str) -> Delete:
+    def delete_waiting(obj: Obj, reason: str) -> Delete:
         # Kubernetes: a dependent of an owner deleted in the foreground is itself deleted in
         # the foreground when it has dependents, so the wait reaches all the way down.
         cascade = "Foreground" if blocking_dependents(obj["metadata"]["uid"]) else "Background"
         return Delete(ObjectRef.of(obj), cascade, reason)
 
-    def owner_state(ref: dict) -> str:
+    def owner_state(ref: Obj) -> str:
         """solid, dangling (gone) or waiting (being deleted in the foreground)."""
         if find(str(ref.get("kind", ""))) is None:
             return "solid"  # unknown kind: we cannot tell, so never cascade on it
@@ -149,7 +151,7 @@ def plan(objects: Iterable[dict], focus: Iterable[str] | None = None) -> list[Ac
             elif FOREGROUND in finalizers:
                 still_blocking = False
                 for dep in dependents.get(uid, []):
-                    states = {r.get("uid"): owner_state(r) for r in _refs(dep)}
+                    states = {r.get("uid", ""): owner_state(r) for r in _refs(dep)}
                     if any(s == "solid" for u, s in states.items() if u != uid):
                         # Another owner keeps it alive: just let go of it.
                         gone = {u for u, s in states.items() if s != "solid"}
@@ -200,7 +202,7 @@ class Node:
     finalizers: tuple[str, ...]
 
     @classmethod
-    def of(cls, obj: dict) -> Node:
+    def of(cls, obj: Obj) -> Node:
         owners = tuple((str(r.get("uid", "")), str(r.get("kind", "")), str(r.get("name", "")))
                        for r in _refs(obj))
         return cls(ObjectRef.of(obj), owners, base.is_being_deleted(obj),
@@ -217,7 +219,7 @@ class Graph:
     nodes: dict[str, Node] = field(default_factory=dict)
     dependents: dict[str, set[str]] = field(default_factory=dict)
 
-    def observe(self, event_type: str, obj: dict) -> set[str]:
+    def observe(self, event_type: str, obj: Obj) -> set[str]:
         """Record the event; return the uids whose decision it may change."""
         uid = obj["metadata"]["uid"]
         old = self.nodes.get(uid)
@@ -263,11 +265,11 @@ class GarbageCollector:
         self.graph = Graph()
         self.queue: WorkQueue[str] = WorkQueue()
 
-    def _fresh(self, ref: ObjectRef) -> dict | None:
+    def _fresh(self, ref: ObjectRef) -> Obj | None:
         obj = self.store.try_get(ref.kind, ref.namespace, ref.name)
         return obj if obj is not None and obj["metadata"]["uid"] == ref.uid else None
 
-    def _owners(self, obj: dict) -> list[dict]:
+    def _owners(self, obj: Obj) -> list[Obj]:
         namespace = obj["metadata"].get("namespace") or "default"
         found = []
         for ref in _refs(obj):
@@ -278,7 +280,7 @@ class GarbageCollector:
                 found.append(owner)
         return found
 
-    def _dependents(self, uid: str) -> list[dict]:
+    def _dependents(self, uid: str) -> list[Obj]:
         found = []
         for dep_uid in sorted(self.graph.dependents.get(uid, ())):
             node = self.graph.nodes.get(dep_uid)
@@ -287,7 +289,7 @@ class GarbageCollector:
                 found.append(dep)
         return found
 
-    def neighbourhood(self, obj: dict) -> list[dict]:
+    def neighbourhood(self, obj: Obj) -> list[Obj]:
         """What `plan` needs to decide about `obj`, read afresh from the store."""
         uid = obj["metadata"]["uid"]
         world = {uid: obj}
@@ -332,7 +334,7 @@ class GarbageCollector:
             return True
         return await self._remove_finalizer(current, action.finalizer)
 
-    async def _remove_finalizer(self, obj: dict, finalizer: str) -> bool:
+    async def _remove_finalizer(self, obj: Obj, finalizer: str) -> bool:
         uid = obj["metadata"]["uid"]
         # The graph may lag the store by a few events: check the real dependents before the
         # owner is allowed to go.
@@ -343,7 +345,7 @@ class GarbageCollector:
         elif any(any(r.get("uid") == uid and r.get("blockOwnerDeletion") for r in _refs(d))
                  for d in remaining):
             return False
-        def drop(current: dict) -> bool:
+        def drop(current: Obj) -> bool:
             if finalizer not in _finalizers(current):
                 return False
             current["metadata"]["finalizers"] = [f for f in _finalizers(current) if f != finalizer]
@@ -354,13 +356,13 @@ class GarbageCollector:
             log.info("removed finalizer %s from %s", finalizer, ObjectRef.of(obj))
         return True
 
-    def _scan_dependents(self, owner: dict) -> list[dict]:
+    def _scan_dependents(self, owner: Obj) -> list[Obj]:
         uid = owner["metadata"]["uid"]
         namespace = owner["metadata"].get("namespace") or "default"
         return [obj for kind in GC_KINDS for obj in self.store.list(kind, namespace)
                 if any(r.get("uid") == uid for r in _refs(obj))]
 
-    def mapper(self, store: Store, event_type: str, obj: dict) -> Iterable[str]:
+    def mapper(self, store: Store, event_type: str, obj: Obj) -> Iterable[str]:
         return self.graph.observe(event_type, obj)
 
     async def resync(self) -> None:

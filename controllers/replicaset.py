@@ -29,7 +29,9 @@ import trio
 
 from . import base
 from .base import ControllerSpec, Key, Requeue
+
 from tinykube.model.errors import NotFound
+from tinykube.model.meta import Obj
 
 if TYPE_CHECKING:
     from tinykube.store import Store
@@ -41,12 +43,12 @@ SLOW_START_INITIAL_BATCH = 1
 
 @dataclass(frozen=True)
 class ReplicaPlan:
-    adopt: list[dict] = field(default_factory=list)
-    release: list[dict] = field(default_factory=list)
+    adopt: list[Obj] = field(default_factory=list)
+    release: list[Obj] = field(default_factory=list)
     create: int = 0
-    victims: list[dict] = field(default_factory=list)  # scale-down, in deletion order
-    terminal: list[dict] = field(default_factory=list)  # owned Succeeded/Failed pods to delete
-    status: dict[str, Any] | None = None  # the new status; None when unchanged
+    victims: list[Obj] = field(default_factory=list)  # scale-down, in deletion order
+    terminal: list[Obj] = field(default_factory=list)  # owned Succeeded/Failed pods to delete
+    status: Obj | None = None  # the new status; None when unchanged
     requeue_after: float | None = None  # re-check minReadySeconds availability then
 
     @property
@@ -59,7 +61,7 @@ class ReplicaPlan:
 _PHASE_RANK = {"Pending": 0, "Unknown": 1, "Running": 2}
 
 
-def victim_rank(pod: dict) -> tuple:
+def victim_rank(pod: Obj) -> tuple[Any, ...]:
     """Sort key: pods that sort first are deleted first (Kubernetes' ActivePods.Less):
     unassigned < assigned; Pending < Unknown < Running; not ready < ready; ready for a shorter
     time first; more restarts first; newer first. A missing time counts as the newest, as in
@@ -80,7 +82,7 @@ def victim_rank(pod: dict) -> tuple:
     )
 
 
-def plan_replicas(owner: dict, pods: list[dict], now: float, *,
+def plan_replicas(owner: Obj, pods: list[Obj], now: float, *,
                   burst: int = BURST_REPLICAS) -> ReplicaPlan:
     """The decision for one ReplicaSet/ReplicationController given every pod in its namespace."""
     if base.is_being_deleted(owner):
@@ -113,12 +115,12 @@ def plan_replicas(owner: dict, pods: list[dict], now: float, *,
     )
 
 
-def compute_status(owner: dict, active: list[dict], min_ready: int, now: float) -> dict:
+def compute_status(owner: Obj, active: list[Obj], min_ready: int, now: float) -> Obj:
     """Status over the active owned pods; fields we do not own (conditions) are kept."""
     template_labels = (((owner.get("spec") or {}).get("template") or {}).get("metadata")
                        or {}).get("labels") or {}
 
-    def fully_labeled(pod: dict) -> bool:
+    def fully_labeled(pod: Obj) -> bool:
         pod_labels = pod["metadata"].get("labels") or {}
         return all(pod_labels.get(k) == v for k, v in template_labels.items())
 
@@ -153,7 +155,7 @@ async def reconcile(store: Store, key: Key, *, kind: str) -> Requeue | None:
     return None
 
 
-async def _apply_pod_changes(store: Store, owner: dict, plan: ReplicaPlan) -> bool:
+async def _apply_pod_changes(store: Store, owner: Obj, plan: ReplicaPlan) -> bool:
     """Apply adoption, release, creates and deletes; False if an adoption lost a race."""
     matches = base.labels_match(base.selector_for(owner))
     for pod in plan.release:
@@ -171,7 +173,7 @@ async def _apply_pod_changes(store: Store, owner: dict, plan: ReplicaPlan) -> bo
     return True
 
 
-async def _create_pods(store: Store, owner: dict, count: int) -> None:
+async def _create_pods(store: Store, owner: Obj, count: int) -> None:
     """Slow start: batches of 1, 2, 4, ...; stop after the first batch with a failure."""
     template = owner["spec"].get("template") or {}
     failures: list[Exception] = []
@@ -199,7 +201,7 @@ async def _create_pods(store: Store, owner: dict, count: int) -> None:
         batch *= 2
 
 
-async def _delete_pod(store: Store, owner: dict, pod: dict) -> None:
+async def _delete_pod(store: Store, owner: Obj, pod: Obj) -> None:
     meta = pod["metadata"]
     try:
         await store.delete("Pod", meta.get("namespace") or "default", meta["name"],

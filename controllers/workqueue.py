@@ -115,7 +115,7 @@ class WorkQueue(Generic[K]):
         failures = self._failures.get(key, 0)
         self._failures[key] = failures + 1
         # Cap the exponent too, so a key failing for days cannot overflow the float.
-        return min(self.base_delay * (2 ** min(failures, 62)), self.max_delay)
+        return min(self.base_delay * float(2 ** min(failures, 62)), self.max_delay)
 
     def forget(self, key: K) -> None:
         self._failures.pop(key, None)

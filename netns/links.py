@@ -16,6 +16,7 @@ import errno
 import ipaddress
 import socket
 from dataclasses import dataclass
+from typing import Any
 
 from pyroute2 import IPRoute
 from pyroute2.netlink.exceptions import NetlinkError
@@ -48,7 +49,7 @@ def host_veth_name(pod_uid: str) -> str:
     return VETH_PREFIX + prefix
 
 
-def _as_link(msg: dict) -> Link:
+def _as_link(msg: Any) -> Link:  # a pyroute2 ifinfmsg
     return Link(
         name=msg.get("ifname"),
         index=msg["index"],

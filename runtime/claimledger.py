@@ -53,8 +53,12 @@ def read_ledger(volumes: Path) -> ClaimLedger:
         return _read_legacy(Path(volumes) / LEGACY_LEDGER_NAME)
     return ClaimLedger(
         resource_version=int(data.get("resourceVersion") or 0),
-        claims={_split(k): v for k, v in (data.get("claims") or {}).items() if _split(k)},
-        deleted={_split(k): v for k, v in (data.get("deleted") or {}).items() if _split(k)})
+        claims=_keyed(data.get("claims") or {}), deleted=_keyed(data.get("deleted") or {}))
+
+
+def _keyed(entries: dict[str, str | None]) -> dict[ClaimKey, str | None]:
+    """{"ns/name": uid} as {(ns, name): uid}, skipping keys that are not "ns/name"."""
+    return {key: uid for text, uid in entries.items() if (key := _split(text)) is not None}
 
 
 def write_ledger(volumes: Path, ledger: ClaimLedger) -> None:

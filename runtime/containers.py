@@ -103,12 +103,14 @@ class ContainerSupervisor:
         adopted = self._adopt()
         signalled = False
         while not self.pod.stopping:
+            proc: spawn.ContainerProcess | None
+            probe_clock: float | None = None
             if adopted is not None:
                 proc, probe_clock = adopted, self._adopted_probe_clock()
                 self._load_probes(adopted=True)
                 adopted = None
             else:
-                proc, probe_clock = await self._try_start(), None
+                proc = await self._try_start()
             if not signalled:
                 task_status.started()
                 signalled = True
@@ -189,6 +191,8 @@ class ContainerSupervisor:
     # -- one run -------------------------------------------------------------------------------
     async def _try_start(self) -> spawn.ContainerProcess | None:
         """Start the container; on failure the status says why and None is returned."""
+        reason: WaitingReason
+        error: Exception
         try:
             self._load_probes(adopted=False)
             return await self._start()
@@ -317,6 +321,7 @@ class ContainerSupervisor:
                     await process.wait()
             if scope.cancelled_caught:
                 return -1, f"command timed out after {timeout:g}s"
+            assert process.returncode is not None  # wait() returned
             return process.returncode, output.decode(errors="replace")
         finally:
             with trio.CancelScope(shield=True):

@@ -12,6 +12,7 @@ from typing import Any
 
 from . import spawn
 from .cgroups import Limits
+
 from tinykube.model import quantity
 
 DEFAULT_GRACE_SECONDS = 30

@@ -35,6 +35,7 @@ from .podworker import PodWorker
 from .probes import NetnsSockets
 from .sandbox import SpawnError
 from .storeguard import write_mark
+
 from tinykube.model.errors import BadRequest
 
 log = logging.getLogger("tinykube.runtime.kubelet")
@@ -157,18 +158,18 @@ class Kubelet:
         for entry in pods_dir.iterdir() if pods_dir.is_dir() else []:
             if entry.is_dir() and entry.name not in live:
                 orphans.setdefault(entry.name, None)
-        for uid, record in orphans.items():
+        for uid, orphan in orphans.items():
             log.info("removing leftovers of pod %s: it no longer exists", uid)
-            await self.teardown_orphan(uid, record)
+            await self.teardown_orphan(uid, orphan)
         for line in await self.ctx.network.sweep(live):
             log.info("%s", line)
 
     async def teardown_orphan(self, uid: str, record: records.PodRecord | None) -> None:
-        record = record or records.PodRecord(uid, "default", uid)
-        stub = {"metadata": {"uid": uid, "name": record.name, "namespace": record.namespace},
+        known = record or records.PodRecord(uid, "default", uid)
+        stub = {"metadata": {"uid": uid, "name": known.name, "namespace": known.namespace},
                 "spec": {}}
         try:
-            await PodWorker(self.ctx, stub, record).teardown()
+            await PodWorker(self.ctx, stub, known).teardown()
         except (OSError, ValueError) as e:
             log.warning("removing leftovers of pod %s: %s", uid, e)
 

@@ -40,6 +40,7 @@ import shutil
 import signal
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -60,6 +61,7 @@ from .sandbox import (
     wait_pid_exit,
 )
 from .status import ContainerStatus, RestartPolicy, TerminatedReason, now_iso
+
 from tinykube.model.errors import ApiError, NotFound
 
 log = logging.getLogger("tinykube.runtime.podworker")
@@ -460,8 +462,7 @@ class PodWorker:
         await self._release_runtime()
         with trio.CancelScope(shield=True):
             for path in (self.pod_dir, layout.exit_dir(self.ctx.run_dir, self.uid)):
-                await trio.to_thread.run_sync(
-                    lambda p=path: shutil.rmtree(p, ignore_errors=True))
+                await trio.to_thread.run_sync(partial(shutil.rmtree, path, ignore_errors=True))
             records.remove_record(self.ctx.run_dir, self.uid)
 
     async def _delete(self) -> None:

@@ -80,7 +80,7 @@ def read_record(run_dir: Path, uid: str) -> PodRecord | None:
 
 def list_records(run_dir: Path) -> list[PodRecord]:
     """Every readable record; an unreadable one is skipped (its uid still names its cgroups)."""
-    records = []
+    records: list[PodRecord] = []
     directory = layout.records_dir(run_dir)
     if not directory.is_dir():
         return records
@@ -94,7 +94,8 @@ def list_records(run_dir: Path) -> list[PodRecord]:
 
 def remove_record(run_dir: Path, uid: str) -> None:
     """Idempotent."""
-    for path in (layout.record_path(run_dir, uid), layout.record_path(run_dir, uid).with_suffix(".json.tmp")):
+    record = layout.record_path(run_dir, uid)
+    for path in (record, record.with_suffix(".json.tmp")):
         try:
             path.unlink()
         except FileNotFoundError:

@@ -225,7 +225,7 @@ def pod_phase(restart_policy: RestartPolicy | str, containers: list[ContainerSta
     return PodPhase.RUNNING  # OnFailure: the failed containers are being restarted
 
 
-def _condition(previous: dict[str, dict[str, Any]], kind: ConditionType, ok: bool, now: str,
+def _condition(previous: dict[str | None, dict[str, Any]], kind: ConditionType, ok: bool, now: str,
                reason: str | None = None, message: str | None = None) -> dict[str, Any]:
     status = "True" if ok else "False"
     before = previous.get(kind.value)
@@ -253,7 +253,7 @@ def pod_conditions(previous: list[dict[str, Any]] | None, phase: PodPhase,
         reason = "ContainersNotReady"
         message = f"containers with unready status: [{' '.join(unready)}]"
     else:
-        reason = message = None
+        reason, message = None, None
     return [
         _condition(before, ConditionType.POD_SCHEDULED, True, now),
         _condition(before, ConditionType.INITIALIZED, True, now,

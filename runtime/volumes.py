@@ -50,7 +50,7 @@ def prepare_volumes(pod: dict[str, Any], root: Path) -> dict[str, Path]:
         elif "hostPath" in volume:
             path = _host_path(volume["hostPath"] or {}, f"{field}.hostPath")
         elif "persistentVolumeClaim" in volume:
-            claim = (volume["persistentVolumeClaim"] or {}).get("claimName")
+            claim: Any = (volume["persistentVolumeClaim"] or {}).get("claimName")
             path = claim_dir(root, namespace, claim)
             path.mkdir(parents=True, exist_ok=True)
         else:

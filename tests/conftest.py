@@ -1,12 +1,20 @@
-"""Suite-wide rules: tests marked `root` skip when not root, and under CI (run as root) a
-skipped root test is a failure, so nothing is silently left out."""
+"""Suite-wide rules: tests marked `root` (the one way to say so; see pyproject's markers) skip
+when not root, and under CI (run as root) a skipped root test is a failure, so nothing is
+silently left out."""
 
 import os
 
 import pytest
 
+# Fixtures that only work as root: a test using one is a root test without saying so again.
+ROOT_FIXTURES = frozenset({"daemon", "cgroups", "kube", "node"})
 
+
+@pytest.hookimpl(tryfirst=True)  # before `-m` selects by marker
 def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if ROOT_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.root)
     if os.geteuid() == 0:
         return
     for item in items:

@@ -15,6 +15,7 @@ Paths (ns = namespace):
 
 from __future__ import annotations
 
+import builtins
 import copy
 import json
 import logging
@@ -558,7 +559,7 @@ class ApiServer:
         await send({"type": "http.response.body", "body": b"", "more_body": False})
 
     async def _start_exec(self, path: str, container: str | None,
-                          command: list[str]) -> trio.Process:
+                          command: builtins.list[str]) -> trio.Process:
         route = _route(path)
         if route.subresource != "exec" or route.info.kind != "Pod":
             raise NotFound(f"the server could not find the requested resource ({path})")
@@ -862,7 +863,7 @@ async def _stream_log(send: Send, path: Path, tail: str | None, follow: bool,
     while True:
         await trio.sleep(0.2)
         try:
-            with open(path, "rb") as f:
+            with open(path, "rb") as f:  # noqa: ASYNC230 - a few new bytes every 200 ms
                 f.seek(position)
                 more = f.read()
         except FileNotFoundError:

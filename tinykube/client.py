@@ -8,6 +8,7 @@ This module only knows Kubernetes' paths and turns `Status` answers back into th
 
 from __future__ import annotations
 
+import builtins
 import errno
 import http.client
 import json
@@ -72,7 +73,8 @@ class Client:
         self.socket_path = Path(socket_path) if socket_path else default_socket()
         self.timeout = timeout
         self._conn: _UnixConnection | None = None
-        self.warnings: list[str] = []  # the server's Warning headers, in order (kubectl prints them)
+        # the server's Warning headers, in order (kubectl prints them)
+        self.warnings: list[str] = []
 
     def close(self) -> None:
         if self._conn is not None:
@@ -258,7 +260,7 @@ class Client:
                             body={"spec": {"replicas": replicas}},
                             content_type="application/merge-patch+json")
 
-    def events(self, obj: dict) -> list[dict]:
+    def events(self, obj: dict) -> builtins.list[dict]:
         meta = obj["metadata"]
         path = collection_path(by_kind("Event"), meta.get("namespace", "default"))
         return self.request("GET", path, params={
@@ -284,11 +286,11 @@ class Client:
     def health(self) -> dict:
         return self.request("GET", "/healthz")
 
-    def unloadable(self) -> list[dict]:
+    def unloadable(self) -> builtins.list[dict]:
         """Stored objects the daemon could not load (`tinykube doctor`)."""
         return self.request("GET", "/tinykube/v1/unloadable")["items"]
 
-    def set_aside_unloadable(self) -> list[dict]:
+    def set_aside_unloadable(self) -> builtins.list[dict]:
         """Move every unloadable object out of the store into backup files."""
         return self.request("POST", "/tinykube/v1/unloadable/repair")["items"]
 

@@ -37,7 +37,7 @@ class DaemonConfig:
     cgroup_subtree: str = "tinykube"
     accept_empty_store: bool = False  # start on a store that lost what records name
     # The TLS listener beside the unix socket (None: none).
-    listen: Listen | None = parse_listen(DEFAULT_LISTEN)
+    listen: Listen | None = parse_listen(DEFAULT_LISTEN)  # noqa: RUF009 - frozen, safe to share
 
     @property
     def socket_path(self) -> Path:

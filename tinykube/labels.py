@@ -278,7 +278,7 @@ def _checked(key: str, operator: str, values: list[str]) -> Requirement:
 def parse(text: str) -> Selector:
     """Parse the string form; `ValueError` with a Kubernetes-like message when invalid."""
     if not isinstance(text, str):
-        raise ValueError("a label selector must be a string")  # noqa: TRY004 (contract: ValueError)
+        raise ValueError("a label selector must be a string")
     if len(text) > _MAX_SELECTOR_LENGTH:
         raise ValueError(f"label selector is too long (more than {_MAX_SELECTOR_LENGTH} bytes)")
     return Selector(_Parser(text).parse())

@@ -28,6 +28,7 @@ once space is free again.
 
 from __future__ import annotations
 
+import builtins
 import collections
 import errno
 import json
@@ -38,10 +39,10 @@ import pickle
 import sqlite3
 import time
 import uuid
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Callable, Iterable
 
 import trio
 
@@ -79,7 +80,7 @@ def clone(obj: dict) -> dict:
 
 
 def now_iso() -> str:
-    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def object_key(obj: dict) -> Key:
@@ -97,7 +98,7 @@ class WatchEvent:
 class Watch:
     """An async iterator of the WatchEvents of one kind (optionally one namespace)."""
 
-    def __init__(self, store: "Store", kind: str, namespace: str | None) -> None:
+    def __init__(self, store: Store, kind: str, namespace: str | None) -> None:
         self._store = store
         self.kind = kind
         self.namespace = namespace
@@ -116,13 +117,13 @@ class Watch:
         self._store._watches.discard(self)
         self._send.close()
 
-    def __enter__(self) -> "Watch":
+    def __enter__(self) -> Watch:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def __aiter__(self) -> "Watch":
+    def __aiter__(self) -> Watch:
         return self
 
     async def __anext__(self) -> WatchEvent:
@@ -135,7 +136,7 @@ class Watch:
 
     def drain_nowait(self) -> list[WatchEvent]:
         """Every event already buffered, without waiting (to handle a burst in one pass)."""
-        events = []
+        events: list[WatchEvent] = []
         while True:
             try:
                 event = self._receive.receive_nowait()
@@ -387,7 +388,8 @@ class Store:
         self._event_series[series] = event
 
     def events(self, namespace: str | None = None, involved_uid: str | None = None,
-               involved_name: str | None = None, involved_kind: str | None = None) -> list[dict]:
+               involved_name: str | None = None, involved_kind: str | None = None
+               ) -> builtins.list[dict]:
         found = []
         for event in self._events:
             inv = event["involvedObject"]
@@ -439,7 +441,8 @@ class Store:
             raise NotFound.for_object(key[0], key[2])
         meta = obj.get("metadata", {})
         if meta.get("uid") and meta["uid"] != current["metadata"]["uid"]:
-            raise Conflict.for_object(key[0], key[2], why="the object has been deleted and recreated")
+            raise Conflict.for_object(key[0], key[2],
+                                      why="the object has been deleted and recreated")
         rv = meta.get("resourceVersion")
         if rv not in (None, "") and str(rv) != current["metadata"]["resourceVersion"]:
             raise Conflict.for_object(key[0], key[2])
@@ -501,7 +504,8 @@ class Store:
         self._rv_changed.set()
         self._rv_changed = trio.Event()
 
-    def _transaction(self, durable: bool, statements: list[tuple[str, tuple]], rv: int) -> None:
+    def _transaction(self, durable: bool, statements: builtins.list[tuple[str, tuple]],
+                     rv: int) -> None:
         db = self._db
         if durable:
             db.execute("PRAGMA synchronous=FULL")

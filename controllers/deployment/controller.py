@@ -26,7 +26,9 @@ from ..base import ControllerSpec, Key, Requeue
 from . import util
 from .decide import decide
 from .planner import Plan
+
 from tinykube.model.errors import AlreadyExists, NotFound
+from tinykube.model.meta import Obj
 
 if TYPE_CHECKING:
     from tinykube.store import Store
@@ -41,7 +43,7 @@ async def reconcile(store: Store, key: Key, *, now: float | None = None) -> Requ
     if d is None:
         return None  # deleted: the garbage collector removes its replica sets
     owned = await claim_replica_sets(store, d)
-    pods_by_owner: dict[str, list[dict]] = {}
+    pods_by_owner: dict[str, list[Obj]] = {}
     for pod in store.list("Pod", namespace):
         uid = util.controller_uid(pod)
         if uid is not None:
@@ -56,7 +58,7 @@ async def reconcile(store: Store, key: Key, *, now: float | None = None) -> Requ
     return Requeue(plan.requeue_after) if plan.requeue_after is not None else None
 
 
-async def claim_replica_sets(store: Store, d: dict) -> list[dict]:
+async def claim_replica_sets(store: Store, d: Obj) -> list[Obj]:
     """The replica sets this deployment controls after adopting matching orphans and
     releasing owned ones whose labels no longer match its selector."""
     namespace = d["metadata"].get("namespace") or "default"
@@ -72,7 +74,7 @@ async def claim_replica_sets(store: Store, d: dict) -> list[dict]:
     return owned
 
 
-async def apply(store: Store, d: dict, plan: Plan) -> Requeue | None:
+async def apply(store: Store, d: Obj, plan: Plan) -> Requeue | None:
     """Write the plan. Returns Requeue(0) when a name collision needs another pass."""
     namespace = d["metadata"].get("namespace") or "default"
     if plan.create is not None:
@@ -103,7 +105,7 @@ async def apply(store: Store, d: dict, plan: Plan) -> Requeue | None:
     return None
 
 
-async def _collision(store: Store, d: dict, plan: Plan) -> None:
+async def _collision(store: Store, d: Obj, plan: Plan) -> None:
     """The new replica set's name is taken. If it is ours with our template, the next pass
     finds it; otherwise bump status.collisionCount so the next hash differs (Kubernetes)."""
     assert plan.create is not None
@@ -125,7 +127,7 @@ async def _collision(store: Store, d: dict, plan: Plan) -> None:
 
 # ---- wiring -------------------------------------------------------------------------------
 
-def _deployments_of_pod(store: Store, event_type: str, pod: dict) -> Iterable[Key]:
+def _deployments_of_pod(store: Store, event_type: str, pod: Obj) -> Iterable[Key]:
     ref = base.controller_ref(pod)
     if ref is None or ref.get("kind") != "ReplicaSet":
         return ()

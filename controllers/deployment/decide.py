@@ -12,8 +12,10 @@ from . import progress, recreate, rolling, sync, util
 from .planner import Plan
 from .util import RSState
 
+from tinykube.model.meta import Obj
 
-def decide(deployment: dict, rss: list[RSState], now: float) -> Plan:
+
+def decide(deployment: Obj, rss: list[RSState], now: float) -> Plan:
     plan = Plan(deployment=deployment, rss=rss, now=now)
     d = plan.deployment
     selector = d["spec"].get("selector") or {}

@@ -16,17 +16,19 @@ from ..base import owner_ref
 from . import util
 from .util import RSState
 
+from tinykube.model.meta import Obj
+
 
 @dataclass
 class Plan:
-    deployment: dict  # working copy: annotations and status are edited in place
+    deployment: Obj  # working copy: annotations and status are edited in place
     rss: list[RSState]  # the replica sets this deployment owns (working copies)
     now: float
-    original: dict = field(init=False)  # the deployment as read, to tell what changed
+    original: Obj = field(init=False)  # the deployment as read, to tell what changed
     create: RSState | None = None  # a new replica set to create (before any other write)
     deletes: list[RSState] = field(default_factory=list)
     events: list[tuple[str, str, str]] = field(default_factory=list)  # (type, reason, message)
-    status: dict | None = None  # the status to write, None if unchanged
+    status: Obj | None = None  # the status to write, None if unchanged
     requeue_after: float | None = None  # seconds until something must be re-checked
 
     def __post_init__(self) -> None:
@@ -138,7 +140,7 @@ class Plan:
         return new
 
     def _set_revision(self, revision: int) -> None:
-        ann = util.annotations(self.deployment)
+        ann = util.annotations_of(self.deployment)
         if ann.get(util.REVISION) != str(revision):
             ann[util.REVISION] = str(revision)
 
@@ -156,7 +158,7 @@ class Plan:
             self.deletes.append(rs)
 
 
-def new_rs_replicas(d: dict, all_rss: list[RSState], new: RSState) -> int:
+def new_rs_replicas(d: Obj, all_rss: list[RSState], new: RSState) -> int:
     """NewRSNewReplicas: how far the new replica set may grow now.
 
     RollingUpdate: up to replicas + maxSurge pods in total (counting pods of old sets that

@@ -17,11 +17,13 @@ from . import util
 from .planner import Plan
 from .util import RSState
 
+from tinykube.model.meta import Obj
 
-def calculate_status(plan: Plan, all_rss: list[RSState], new: RSState | None) -> dict:
+
+def calculate_status(plan: Plan, all_rss: list[RSState], new: RSState | None) -> Obj:
     d = plan.deployment
     available = util.available_sum(all_rss)
-    status: dict = {
+    status: Obj = {
         "observedGeneration": d["metadata"].get("generation", 1),
         "replicas": util.actual_sum(all_rss),
         "updatedReplicas": new.actual if new is not None else 0,
@@ -100,7 +102,7 @@ def check_paused_conditions(plan: Plan) -> None:
             util.PROGRESSING, "Unknown", util.RESUMED, "Deployment is resumed", plan.now))
 
 
-def _finish(plan: Plan, status: dict) -> None:
+def _finish(plan: Plan, status: Obj) -> None:
     plan.deployment["status"] = status
     if status != (plan.original.get("status") or {}):
         plan.status = status
@@ -109,7 +111,7 @@ def _finish(plan: Plan, status: dict) -> None:
 STUCK_RECHECK_MIN_SECONDS = 1.0
 
 
-def _requeue_stuck(plan: Plan, status: dict) -> None:
+def _requeue_stuck(plan: Plan, status: Obj) -> None:
     """No event will come when nothing happens: re-check when the deadline would pass."""
     d = plan.deployment
     deadline = util.progress_deadline(d)
@@ -134,5 +136,5 @@ def _requeue_for_min_ready(plan: Plan, all_rss: list[RSState]) -> None:
         plan.requeue(min(due) - plan.now + 0.05)
 
 
-def _name(d: dict) -> str:
+def _name(d: Obj) -> str:
     return d["metadata"]["name"]

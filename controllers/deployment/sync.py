@@ -16,6 +16,8 @@ from . import progress, util
 from .planner import Plan
 from .util import RSState
 
+from tinykube.model.meta import Obj
+
 
 def sync(plan: Plan) -> None:
     new, old = plan.new_and_old(create=False)
@@ -89,7 +91,7 @@ def active_or_latest(new: RSState | None, old: list[RSState]) -> RSState | None:
     return None
 
 
-def is_saturated(d: dict, rs: RSState | None) -> bool:
+def is_saturated(d: Obj, rs: RSState | None) -> bool:
     if rs is None:
         return False
     desired = util.int_annotation(rs.obj, util.DESIRED_REPLICAS)
@@ -97,7 +99,7 @@ def is_saturated(d: dict, rs: RSState | None) -> bool:
     return rs.replicas == want and desired == want
 
 
-def proportion(rs: RSState, d: dict, to_add: int, added: int) -> int:
+def proportion(rs: RSState, d: Obj, to_add: int, added: int) -> int:
     """This set's share of `to_add`, bounded so the running total never overshoots."""
     if rs.replicas == 0 or to_add == 0 or to_add == added:
         return 0
@@ -106,7 +108,7 @@ def proportion(rs: RSState, d: dict, to_add: int, added: int) -> int:
     return min(fraction, allowed) if to_add > 0 else max(fraction, allowed)
 
 
-def _fraction(rs: RSState, d: dict) -> int:
+def _fraction(rs: RSState, d: Obj) -> int:
     want = util.replicas(d)
     if want == 0:
         return -rs.replicas

@@ -16,10 +16,14 @@ from __future__ import annotations
 import copy
 import math
 import struct
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
 from ..hashing import canonical_json, hash_string
+
+from tinykube.model.meta import Obj
 
 HASH_LABEL = "pod-template-hash"
 REVISION = "deployment.kubernetes.io/revision"
@@ -70,29 +74,29 @@ def parse_time(text: str | None) -> float | None:
 
 # ---- spec with defaults -------------------------------------------------------------------
 
-def replicas(d: dict) -> int:
+def replicas(d: Obj) -> int:
     value = (d.get("spec") or {}).get("replicas")
     return 1 if value is None else int(value)
 
 
-def strategy_type(d: dict) -> str:
+def strategy_type(d: Obj) -> str:
     return ((d.get("spec") or {}).get("strategy") or {}).get("type") or ROLLING
 
 
-def is_rolling(d: dict) -> bool:
+def is_rolling(d: Obj) -> bool:
     return strategy_type(d) == ROLLING
 
 
-def min_ready_seconds(obj: dict) -> int:
+def min_ready_seconds(obj: Obj) -> int:
     return int((obj.get("spec") or {}).get("minReadySeconds") or 0)
 
 
-def revision_history_limit(d: dict) -> int:
+def revision_history_limit(d: Obj) -> int:
     value = (d.get("spec") or {}).get("revisionHistoryLimit")
     return DEFAULT_HISTORY_LIMIT if value is None else int(value)
 
 
-def progress_deadline(d: dict) -> int | None:
+def progress_deadline(d: Obj) -> int | None:
     """Seconds, or None when the deployment has no deadline."""
     spec = d.get("spec") or {}
     value = spec.get("progressDeadlineSeconds", DEFAULT_PROGRESS_DEADLINE)
@@ -101,7 +105,7 @@ def progress_deadline(d: dict) -> int | None:
     return int(value)
 
 
-def paused(d: dict) -> bool:
+def paused(d: Obj) -> bool:
     return bool((d.get("spec") or {}).get("paused"))
 
 
@@ -147,7 +151,7 @@ def resolve_fenceposts(max_surge: int | str, max_unavailable: int | str,
     return surge, unavailable
 
 
-def rolling_params(d: dict) -> tuple[int | str, int | str]:
+def rolling_params(d: Obj) -> tuple[int | str, int | str]:
     rolling = ((d.get("spec") or {}).get("strategy") or {}).get("rollingUpdate") or {}
     surge = rolling.get("maxSurge")
     unavailable = rolling.get("maxUnavailable")
@@ -155,13 +159,13 @@ def rolling_params(d: dict) -> tuple[int | str, int | str]:
             DEFAULT_UNAVAILABLE if unavailable is None else unavailable)
 
 
-def max_surge(d: dict) -> int:
+def max_surge(d: Obj) -> int:
     if not is_rolling(d):
         return 0
     return resolve_fenceposts(*rolling_params(d), replicas(d))[0]
 
 
-def max_unavailable(d: dict) -> int:
+def max_unavailable(d: Obj) -> int:
     if not is_rolling(d):
         return 0
     return resolve_fenceposts(*rolling_params(d), replicas(d))[1]
@@ -169,7 +173,7 @@ def max_unavailable(d: dict) -> int:
 
 # ---- the pod-template hash ----------------------------------------------------------------
 
-def template_hash(template: dict, collision_count: int | None = None) -> str:
+def template_hash(template: Obj, collision_count: int | None = None) -> str:
     """Stable hash of a pod template (without its own hash label), as the RS name suffix.
 
     FNV-32a over canonical JSON (sorted keys), plus the collision count as 4 little-endian
@@ -182,7 +186,7 @@ def template_hash(template: dict, collision_count: int | None = None) -> str:
     return hash_string(data)
 
 
-def strip_hash_label(template: dict) -> dict:
+def strip_hash_label(template: Obj) -> Obj:
     template = copy.deepcopy(template or {})
     labels = (template.get("metadata") or {}).get("labels")
     if labels and HASH_LABEL in labels:
@@ -190,12 +194,12 @@ def strip_hash_label(template: dict) -> dict:
     return template
 
 
-def equal_ignore_hash(a: dict, b: dict) -> bool:
+def equal_ignore_hash(a: Obj, b: Obj) -> bool:
     """Two pod templates are the same revision when they differ at most in the hash label."""
     return _normal(strip_hash_label(a)) == _normal(strip_hash_label(b))
 
 
-def _normal(template: dict) -> dict:
+def _normal(template: Obj) -> Obj:
     # An empty labels/annotations map and a missing one are the same template.
     meta = template.get("metadata")
     if isinstance(meta, dict):
@@ -209,11 +213,13 @@ def _normal(template: dict) -> dict:
 
 # ---- revisions and annotations ------------------------------------------------------------
 
-def annotations(obj: dict) -> dict[str, str]:
-    return obj.setdefault("metadata", {}).setdefault("annotations", {})
+def annotations_of(obj: Obj) -> dict[str, str]:
+    """The object's annotations map, created if missing (callers write into it)."""
+    found: dict[str, str] = obj.setdefault("metadata", {}).setdefault("annotations", {})
+    return found
 
 
-def revision(obj: dict) -> int:
+def revision(obj: Obj) -> int:
     text = ((obj.get("metadata") or {}).get("annotations") or {}).get(REVISION)
     try:
         return int(text) if text else 0
@@ -221,7 +227,7 @@ def revision(obj: dict) -> int:
         return 0
 
 
-def int_annotation(obj: dict, key: str) -> int | None:
+def int_annotation(obj: Obj, key: str) -> int | None:
     text = ((obj.get("metadata") or {}).get("annotations") or {}).get(key)
     try:
         return int(text) if text is not None else None
@@ -229,10 +235,10 @@ def int_annotation(obj: dict, key: str) -> int | None:
         return None
 
 
-def copy_deployment_annotations(d: dict, rs: dict) -> bool:
+def copy_deployment_annotations(d: Obj, rs: Obj) -> bool:
     """Carry the deployment's annotations (change-cause, ...) to its new RS; True if changed."""
     changed = False
-    rs_annotations = annotations(rs)
+    rs_annotations = annotations_of(rs)
     for key, value in ((d.get("metadata") or {}).get("annotations") or {}).items():
         if key in ANNOTATIONS_TO_SKIP or rs_annotations.get(key) == value:
             continue
@@ -241,8 +247,8 @@ def copy_deployment_annotations(d: dict, rs: dict) -> bool:
     return changed
 
 
-def set_replicas_annotations(rs: dict, desired: int, maximum: int) -> bool:
-    ann = annotations(rs)
+def set_replicas_annotations(rs: Obj, desired: int, maximum: int) -> bool:
+    ann = annotations_of(rs)
     changed = False
     for key, value in ((DESIRED_REPLICAS, str(desired)), (MAX_REPLICAS, str(maximum))):
         if ann.get(key) != value:
@@ -251,12 +257,12 @@ def set_replicas_annotations(rs: dict, desired: int, maximum: int) -> bool:
     return changed
 
 
-def set_new_rs_annotations(d: dict, rs: dict, new_revision: int, exists: bool) -> bool:
+def set_new_rs_annotations(d: Obj, rs: Obj, new_revision: int, exists: bool) -> bool:
     """SetNewReplicaSetAnnotations: copy the deployment's annotations, raise the revision to
     `new_revision` (keeping the old numbers in revision-history when a rollback reuses this
     RS), and on creation record the desired/max replicas."""
     changed = copy_deployment_annotations(d, rs)
-    ann = annotations(rs)
+    ann = annotations_of(rs)
     had_revision = REVISION in ann
     old = revision(rs)
     if old < new_revision:
@@ -272,20 +278,20 @@ def set_new_rs_annotations(d: dict, rs: dict, new_revision: int, exists: bool) -
 
 # ---- conditions ---------------------------------------------------------------------------
 
-def get_condition(status: dict, type_: str) -> dict | None:
+def get_condition(status: Obj, type_: str) -> Obj | None:
     for cond in status.get("conditions") or []:
         if cond.get("type") == type_:
             return cond
     return None
 
 
-def new_condition(type_: str, status: str, reason: str, message: str, now: float) -> dict:
+def new_condition(type_: str, status: str, reason: str, message: str, now: float) -> Obj:
     stamp = iso(now)
     return {"type": type_, "status": status, "lastUpdateTime": stamp,
             "lastTransitionTime": stamp, "reason": reason, "message": message}
 
 
-def set_condition(status: dict, cond: dict) -> None:
+def set_condition(status: Obj, cond: Obj) -> None:
     """Add or replace; unchanged if the same status and reason are already there (so nothing
     is written), and lastTransitionTime only moves when the status value changes."""
     current = get_condition(status, cond["type"])
@@ -298,7 +304,7 @@ def set_condition(status: dict, cond: dict) -> None:
     status.setdefault("conditions", []).append(cond)
 
 
-def remove_condition(status: dict, type_: str) -> None:
+def remove_condition(status: Obj, type_: str) -> None:
     conds = [c for c in status.get("conditions") or [] if c.get("type") != type_]
     if conds:
         status["conditions"] = conds
@@ -308,7 +314,7 @@ def remove_condition(status: dict, type_: str) -> None:
 
 # ---- pods ---------------------------------------------------------------------------------
 
-def pod_ready_since(pod: dict) -> float | None:
+def pod_ready_since(pod: Obj) -> float | None:
     """When the pod's Ready condition last became True, or None if it is not ready."""
     for cond in (pod.get("status") or {}).get("conditions") or []:
         if cond.get("type") == "Ready":
@@ -318,11 +324,11 @@ def pod_ready_since(pod: dict) -> float | None:
     return None
 
 
-def pod_terminal(pod: dict) -> bool:
+def pod_terminal(pod: Obj) -> bool:
     return (pod.get("status") or {}).get("phase") in ("Succeeded", "Failed")
 
 
-def controller_uid(obj: dict) -> str | None:
+def controller_uid(obj: Obj) -> str | None:
     for ref in (obj.get("metadata") or {}).get("ownerReferences") or []:
         if ref.get("controller"):
             return ref.get("uid")
@@ -336,7 +342,7 @@ class RSState:
     """A ReplicaSet plus the counts of its pods. `obj` is a working copy: the planner edits
     its spec.replicas/annotations, and `changed` says it must be written back."""
 
-    obj: dict
+    obj: Obj
     actual: int = 0  # active pods (not terminating, not finished)
     ready: int = 0
     available: int = 0
@@ -377,15 +383,15 @@ class RSState:
         return min(self.available, self.replicas)
 
     @property
-    def template(self) -> dict:
+    def template(self) -> Obj:
         return (self.obj.get("spec") or {}).get("template") or {}
 
-    def age_key(self) -> tuple:
+    def age_key(self) -> tuple[Any, ...]:
         """Oldest first: creation time, then revision, then name (timestamps are seconds)."""
         return (self.obj["metadata"].get("creationTimestamp") or "", self.revision, self.name)
 
 
-def rs_state(rs: dict, pods: list[dict], now: float) -> RSState:
+def rs_state(rs: Obj, pods: list[Obj], now: float) -> RSState:
     """Count the pods this ReplicaSet controls (by owner uid)."""
     state = RSState(obj=copy.deepcopy(rs))
     min_ready = min_ready_seconds(rs)
@@ -408,29 +414,29 @@ def rs_state(rs: dict, pods: list[dict], now: float) -> RSState:
     return state
 
 
-def replica_sum(rss: list[RSState | None]) -> int:
+def replica_sum(rss: Sequence[RSState | None]) -> int:
     return sum(rs.replicas for rs in rss if rs is not None)
 
 
-def actual_sum(rss: list[RSState | None]) -> int:
+def actual_sum(rss: Sequence[RSState | None]) -> int:
     return sum(rs.actual for rs in rss if rs is not None)
 
 
-def available_sum(rss: list[RSState | None]) -> int:
+def available_sum(rss: Sequence[RSState | None]) -> int:
     """Available pods, for status (what runs now)."""
     return sum(rs.available for rs in rss if rs is not None)
 
 
-def settled_available_sum(rss: list[RSState | None]) -> int:
+def settled_available_sum(rss: Sequence[RSState | None]) -> int:
     """Available pods that will stay, for scale-down decisions."""
     return sum(rs.settled_available for rs in rss if rs is not None)
 
 
-def ready_sum(rss: list[RSState | None]) -> int:
+def ready_sum(rss: Sequence[RSState | None]) -> int:
     return sum(rs.ready for rs in rss if rs is not None)
 
 
-def pods_sum(rss: list[RSState | None]) -> int:
+def pods_sum(rss: Sequence[RSState | None]) -> int:
     """Pods that exist or are promised: per RS the larger of spec and active pods, plus its
     terminating pods. An old RS scaled down still has its pods until the RS controller
     deletes them, and a deleted pod's processes run until its grace period ends; counting
@@ -448,7 +454,7 @@ def round_half_away(x: float) -> int:
     return math.floor(x + 0.5) if x >= 0 else -math.floor(-x + 0.5)
 
 
-def deployment_complete(d: dict, status: dict) -> bool:
+def deployment_complete(d: Obj, status: Obj) -> bool:
     want = replicas(d)
     return (status.get("updatedReplicas", 0) == want
             and status.get("replicas", 0) == want
@@ -456,7 +462,7 @@ def deployment_complete(d: dict, status: dict) -> bool:
             and status.get("observedGeneration", 0) >= d["metadata"].get("generation", 0))
 
 
-def deployment_progressing(old: dict, new: dict) -> bool:
+def deployment_progressing(old: Obj, new: Obj) -> bool:
     """Progress: more updated pods, fewer old pods, or more available pods than last time."""
     old_old = old.get("replicas", 0) - old.get("updatedReplicas", 0)
     new_old = new.get("replicas", 0) - new.get("updatedReplicas", 0)
@@ -465,7 +471,7 @@ def deployment_progressing(old: dict, new: dict) -> bool:
             or new.get("availableReplicas", 0) > old.get("availableReplicas", 0))
 
 
-def deployment_timed_out(d: dict, status: dict, now: float) -> bool:
+def deployment_timed_out(d: Obj, status: Obj, now: float) -> bool:
     deadline = progress_deadline(d)
     if deadline is None:
         return False

@@ -18,9 +18,10 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass
-from typing import Any
 
 from ..base import owner_ref
+
+from tinykube.model.meta import Obj
 
 RETAIN, DELETE = "Retain", "Delete"
 
@@ -35,30 +36,30 @@ class RetentionPolicy:
     when_scaled: str = RETAIN
 
     @classmethod
-    def of(cls, sts: dict) -> RetentionPolicy:
+    def of(cls, sts: Obj) -> RetentionPolicy:
         policy = sts.get("spec", {}).get("persistentVolumeClaimRetentionPolicy") or {}
         return cls(policy.get("whenDeleted") or RETAIN, policy.get("whenScaled") or RETAIN)
 
 
-def set_owner_reference(sts: dict) -> dict:
+def set_owner_reference(sts: Obj) -> Obj:
     """The claim's reference to the set: not a controller ref (a claim has no controller)."""
     ref = owner_ref(sts)
     del ref["controller"]
     return ref
 
 
-def claim_selector_labels(sts: dict) -> dict[str, str]:
+def claim_selector_labels(sts: Obj) -> dict[str, str]:
     selector = sts.get("spec", {}).get("selector") or {}
     return dict(selector.get("matchLabels") or {})
 
 
-def new_claim(sts: dict, template: dict, ordinal: int) -> dict:
+def new_claim(sts: Obj, template: Obj, ordinal: int) -> Obj:
     """The claim object for one template and ordinal, Bound at once."""
     set_meta = sts["metadata"]
     tmeta = template.get("metadata") or {}
     labels = dict(tmeta.get("labels") or {})
     labels.update(claim_selector_labels(sts))
-    metadata: dict[str, Any] = {
+    metadata: Obj = {
         "name": claim_name(tmeta["name"], set_meta["name"], ordinal),
         "namespace": set_meta.get("namespace", "default"),
         "labels": labels,
@@ -69,7 +70,7 @@ def new_claim(sts: dict, template: dict, ordinal: int) -> dict:
         metadata["ownerReferences"] = [set_owner_reference(sts)]
     spec = copy.deepcopy(template.get("spec") or {})
     spec.setdefault("accessModes", ["ReadWriteOnce"])
-    status = {"phase": "Bound", "accessModes": list(spec["accessModes"])}
+    status: Obj = {"phase": "Bound", "accessModes": list(spec["accessModes"])}
     storage = ((spec.get("resources") or {}).get("requests") or {}).get("storage")
     if storage is not None:
         status["capacity"] = {"storage": storage}
@@ -77,7 +78,7 @@ def new_claim(sts: dict, template: dict, ordinal: int) -> dict:
             "spec": spec, "status": status}
 
 
-def owner_refs_for_policy(sts: dict, claim: dict) -> list[dict] | None:
+def owner_refs_for_policy(sts: Obj, claim: Obj) -> list[Obj] | None:
     """The claim's ownerReferences under the set's whenDeleted policy, or None if they are
     already right. Other owners (someone else's) are kept untouched."""
     uid = sts["metadata"]["uid"]
@@ -89,7 +90,7 @@ def owner_refs_for_policy(sts: dict, claim: dict) -> list[dict] | None:
     return others if ours else None
 
 
-def parse_claim(sts: dict, name: str) -> tuple[str, int] | None:
+def parse_claim(sts: Obj, name: str) -> tuple[str, int] | None:
     """(template, ordinal) if `name` is one of the set's claims, else None."""
     set_name = sts["metadata"]["name"]
     for template in sts.get("spec", {}).get("volumeClaimTemplates") or []:

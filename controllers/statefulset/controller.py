@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
 
 import trio
 
@@ -27,7 +28,13 @@ from .identity import (
     ordinal_of,
     parent_and_ordinal,
 )
+
 from tinykube.model.errors import AlreadyExists, ApiError, Conflict, NotFound
+from tinykube.model.meta import Obj
+
+if TYPE_CHECKING:
+    from tinykube import labels
+    from tinykube.store import Store
 
 log = logging.getLogger("tinykube.controllers.statefulset")
 
@@ -37,7 +44,7 @@ Key = tuple[str, str]
 
 # ---- reconcile -----------------------------------------------------------------------------
 
-async def reconcile(store, key: Key, *, now: float | None = None) -> base.Requeue | None:
+async def reconcile(store: Store, key: Key, *, now: float | None = None) -> base.Requeue | None:
     """Bring one set's pods, claims, revisions and status in line. Returns a Requeue when
     waiting on minReadySeconds. Raises ApiError for a retry with back-off."""
     namespace, name = key
@@ -81,16 +88,16 @@ async def reconcile(store, key: Key, *, now: float | None = None) -> base.Requeu
     return None if plan.requeue_after is None else base.Requeue(plan.requeue_after)
 
 
-async def _claim_pods(store, sts: dict, selector) -> list[dict]:
+async def _claim_pods(store: Store, sts: Obj, selector: labels.Selector) -> list[Obj]:
     """The set's pods after adopting matching orphans and releasing non-matching ones. A pod
     is a candidate only if it matches the selector *and* is named like one of our ordinals."""
-    def matches(pod: dict) -> bool:
+    def matches(pod: Obj) -> bool:
         return is_member(sts, pod) and selector.matches(pod["metadata"].get("labels") or {})
 
     namespace = sts["metadata"].get("namespace", "default")
     set_prefix = sts["metadata"]["name"] + "-"
 
-    def candidate(pod_labels: dict) -> bool:
+    def candidate(pod_labels: Obj) -> bool:
         # Filter before the store copies anything: a reconcile per pod event must not copy
         # every pod of the namespace. Our pods keep their pod-name label even when relabelled
         # out of the selector, so they are still seen (and released).
@@ -108,7 +115,7 @@ async def _claim_pods(store, sts: dict, selector) -> list[dict]:
     return owned
 
 
-def _claims(store, sts: dict, pods: list[dict]) -> dict[str, dict]:
+def _claims(store: Store, sts: Obj, pods: list[Obj]) -> dict[str, Obj]:
     """The set's claims by name: the ones its ordinals need (looked up by name, so a claim
     made beforehand by hand is found too) and, for whenScaled=Delete, every claim labelled
     as the set's, so those of removed ordinals are found."""
@@ -116,7 +123,7 @@ def _claims(store, sts: dict, pods: list[dict]) -> dict[str, dict]:
     set_name = sts["metadata"]["name"]
     replicas = planlib.Settings.of(sts).replicas
     highest = max([replicas - 1, *(ordinal_of(p) for p in pods)])
-    found: dict[str, dict] = {}
+    found: dict[str, Obj] = {}
     for template in claim_templates(sts):
         for ordinal in range(highest + 1):
             name = claimlib.claim_name(template["metadata"]["name"], set_name, ordinal)
@@ -126,7 +133,7 @@ def _claims(store, sts: dict, pods: list[dict]) -> dict[str, dict]:
     if claimlib.RetentionPolicy.of(sts).when_scaled == claimlib.DELETE:
         wanted = claimlib.claim_selector_labels(sts)
 
-        def ours(claim_labels: dict) -> bool:
+        def ours(claim_labels: Obj) -> bool:
             return all(claim_labels.get(k) == v for k, v in wanted.items())
 
         for claim in store.list("PersistentVolumeClaim", namespace, selector=ours):
@@ -135,7 +142,7 @@ def _claims(store, sts: dict, pods: list[dict]) -> dict[str, dict]:
     return found
 
 
-async def _adopt_orphan_revisions(store, sts: dict, selector) -> None:
+async def _adopt_orphan_revisions(store: Store, sts: Obj, selector: labels.Selector) -> None:
     """Revisions orphaned by `delete --cascade=orphan` go back to a new set of the same
     selector (Kubernetes' AdoptOrphanRevisions), so its history and numbering carry on."""
     matches = base.labels_match(selector)
@@ -144,7 +151,7 @@ async def _adopt_orphan_revisions(store, sts: dict, selector) -> None:
         await base.adopt(store, sts, orphan, matches)
 
 
-async def apply(store, sts: dict, plan: planlib.Plan) -> None:
+async def apply(store: Store, sts: Obj, plan: planlib.Plan) -> None:
     """Carry out the actions in order. Under OrderedReady the first failure stops the rest;
     under Parallel the rest still run and the first failure is raised at the end."""
     ordered = planlib.Settings.of(sts).policy != planlib.PARALLEL
@@ -160,7 +167,7 @@ async def apply(store, sts: dict, plan: planlib.Plan) -> None:
         raise first
 
 
-async def _apply_one(store, sts: dict, action: planlib.Action) -> None:
+async def _apply_one(store: Store, sts: Obj, action: planlib.Action) -> None:
     set_name = sts["metadata"]["name"]
     namespace = sts["metadata"].get("namespace", "default")
     event = store.record_event
@@ -181,7 +188,8 @@ async def _apply_one(store, sts: dict, action: planlib.Action) -> None:
         try:
             await store.create(action.pod)
         except ApiError as err:
-            await event(sts, "Warning", "FailedCreate", f"create {what} failed error: {err.message}")
+            await event(sts, "Warning", "FailedCreate",
+                        f"create {what} failed error: {err.message}")
             raise
         await event(sts, "Normal", "SuccessfulCreate", f"create {what} successful")
     elif isinstance(action, planlib.DeletePod):
@@ -191,7 +199,8 @@ async def _apply_one(store, sts: dict, action: planlib.Action) -> None:
         except NotFound:
             return
         except ApiError as err:
-            await event(sts, "Warning", "FailedDelete", f"delete {what} failed error: {err.message}")
+            await event(sts, "Warning", "FailedDelete",
+                        f"delete {what} failed error: {err.message}")
             raise
         log.info("statefulset %s/%s: deleted pod %s (%s)", namespace, set_name, action.name,
                  action.why)
@@ -215,7 +224,7 @@ async def _apply_one(store, sts: dict, action: planlib.Action) -> None:
 
 # ---- mapping watch events to keys ------------------------------------------------------------
 
-def keys_for_pod(store, event_type: str, pod: dict) -> Iterable[Key]:
+def keys_for_pod(store: Store, event_type: str, pod: Obj) -> Iterable[Key]:
     ref = base.controller_ref(pod)
     namespace = pod["metadata"].get("namespace", "default")
     if ref is not None:
@@ -227,13 +236,13 @@ def keys_for_pod(store, event_type: str, pod: dict) -> Iterable[Key]:
     return []
 
 
-def keys_for_claim(store, event_type: str, claim: dict) -> Iterable[Key]:
+def keys_for_claim(store: Store, event_type: str, claim: Obj) -> Iterable[Key]:
     namespace = claim["metadata"].get("namespace", "default")
     return [(namespace, s["metadata"]["name"]) for s in store.list(KIND, namespace)
             if claimlib.parse_claim(s, claim["metadata"]["name"]) is not None]
 
 
-def keys_for_revision(store, event_type: str, revision: dict) -> Iterable[Key]:
+def keys_for_revision(store: Store, event_type: str, revision: Obj) -> Iterable[Key]:
     ref = base.controller_ref(revision)
     if ref is None or ref.get("kind") != KIND:
         return []
@@ -250,5 +259,5 @@ def controller_spec() -> base.ControllerSpec:
     )
 
 
-async def run(store, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
+async def run(store: Store, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
     await base.run_controller(store, controller_spec(), task_status=task_status)

@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import copy
 import re
-from typing import Any
 
 from ..base import owner_ref
 from .claims import claim_name
+
+from tinykube.model.meta import Obj
 
 POD_NAME_LABEL = "statefulset.kubernetes.io/pod-name"
 POD_INDEX_LABEL = "apps.kubernetes.io/pod-index"
@@ -32,7 +33,7 @@ def parent_and_ordinal(pod_name: str) -> tuple[str, int]:
     return match.group(1), int(match.group(2))
 
 
-def ordinal_of(pod: dict) -> int:
+def ordinal_of(pod: Obj) -> int:
     return parent_and_ordinal(pod["metadata"]["name"])[1]
 
 
@@ -40,17 +41,17 @@ def pod_name(set_name: str, ordinal: int) -> str:
     return f"{set_name}-{ordinal}"
 
 
-def is_member(sts: dict, pod: dict) -> bool:
+def is_member(sts: Obj, pod: Obj) -> bool:
     """Whether the pod's name makes it one of the set's ordinals."""
     parent, ordinal = parent_and_ordinal(pod["metadata"]["name"])
     return ordinal >= 0 and parent == sts["metadata"]["name"]
 
 
-def pod_revision(pod: dict) -> str:
+def pod_revision(pod: Obj) -> str:
     return (pod["metadata"].get("labels") or {}).get(REVISION_LABEL, "")
 
 
-def claim_templates(sts: dict) -> list[dict]:
+def claim_templates(sts: Obj) -> list[Obj]:
     return list(sts.get("spec", {}).get("volumeClaimTemplates") or [])
 
 
@@ -58,7 +59,7 @@ def _identity_labels(pod_name_: str, ordinal: int) -> dict[str, str]:
     return {POD_NAME_LABEL: pod_name_, POD_INDEX_LABEL: str(ordinal)}
 
 
-def identity_matches(sts: dict, pod: dict) -> bool:
+def identity_matches(sts: Obj, pod: Obj) -> bool:
     """Name, namespace and identity labels fit the set (fixable in place by `fix_identity`)."""
     meta = pod["metadata"]
     parent, ordinal = parent_and_ordinal(meta["name"])
@@ -71,15 +72,16 @@ def identity_matches(sts: dict, pod: dict) -> bool:
     )
 
 
-def network_matches(sts: dict, pod: dict) -> bool:
+def network_matches(sts: Obj, pod: Obj) -> bool:
     """hostname and subdomain fit; the runtime applied them when the pod started, so a pod
     whose network identity is wrong is recreated rather than edited."""
     spec = pod.get("spec", {})
     service = sts.get("spec", {}).get("serviceName") or ""
-    return spec.get("hostname") == pod["metadata"]["name"] and (spec.get("subdomain") or "") == service
+    return (spec.get("hostname") == pod["metadata"]["name"]
+            and (spec.get("subdomain") or "") == service)
 
 
-def storage_matches(sts: dict, pod: dict) -> bool:
+def storage_matches(sts: Obj, pod: Obj) -> bool:
     """Every claim template is a volume of the pod pointing at this ordinal's claim."""
     ordinal = ordinal_of(pod)
     if ordinal < 0:
@@ -94,7 +96,7 @@ def storage_matches(sts: dict, pod: dict) -> bool:
     return True
 
 
-def fix_identity(sts: dict, pod: dict) -> dict:
+def fix_identity(sts: Obj, pod: Obj) -> Obj:
     """A copy of `pod` with the identity labels put right (what Kubernetes' updateIdentity
     can still change on a running pod)."""
     fixed = copy.deepcopy(pod)
@@ -104,7 +106,7 @@ def fix_identity(sts: dict, pod: dict) -> dict:
     return fixed
 
 
-def new_pod(sts: dict, template: dict, revision_name: str, ordinal: int) -> dict:
+def new_pod(sts: Obj, template: Obj, revision_name: str, ordinal: int) -> Obj:
     """The pod for `ordinal` built from `template` (the set's own or an older revision's)."""
     set_meta = sts["metadata"]
     name = pod_name(set_meta["name"], ordinal)
@@ -112,7 +114,7 @@ def new_pod(sts: dict, template: dict, revision_name: str, ordinal: int) -> dict
     labels = dict(tmeta.get("labels") or {})
     labels.update(_identity_labels(name, ordinal))
     labels[REVISION_LABEL] = revision_name
-    metadata: dict[str, Any] = {
+    metadata: Obj = {
         "name": name,
         "namespace": set_meta.get("namespace", "default"),
         "labels": labels,
@@ -133,7 +135,7 @@ def new_pod(sts: dict, template: dict, revision_name: str, ordinal: int) -> dict
     return {"apiVersion": "v1", "kind": "Pod", "metadata": metadata, "spec": spec}
 
 
-def _volumes_with_claims(sts: dict, volumes: list[dict], ordinal: int) -> list[dict]:
+def _volumes_with_claims(sts: Obj, volumes: list[Obj], ordinal: int) -> list[Obj]:
     """Claim volumes first (template order), then the template's own volumes that no claim
     template shadows (a same-named template volume is replaced, as Kubernetes does)."""
     set_name = sts["metadata"]["name"]

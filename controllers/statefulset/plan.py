@@ -30,9 +30,12 @@ from __future__ import annotations
 import copy
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
 from . import claims as claimlib
 from . import identity as ident
+
+from tinykube.model.meta import Obj
 
 ORDERED_READY, PARALLEL = "OrderedReady", "Parallel"
 ROLLING_UPDATE, ON_DELETE = "RollingUpdate", "OnDelete"
@@ -42,13 +45,13 @@ ROLLING_UPDATE, ON_DELETE = "RollingUpdate", "OnDelete"
 
 @dataclass(frozen=True)
 class CreateClaim:
-    claim: dict
+    claim: Obj
     pod_name: str
 
 
 @dataclass(frozen=True)
 class UpdateClaim:
-    claim: dict  # the claim with ownerReferences set per the retention policy
+    claim: Obj  # the claim with ownerReferences set per the retention policy
 
 
 @dataclass(frozen=True)
@@ -60,7 +63,7 @@ class DeleteClaim:
 
 @dataclass(frozen=True)
 class CreatePod:
-    pod: dict
+    pod: Obj
 
 
 @dataclass(frozen=True)
@@ -72,7 +75,7 @@ class DeletePod:
 
 @dataclass(frozen=True)
 class UpdatePod:
-    pod: dict
+    pod: Obj
 
 
 Action = CreateClaim | UpdateClaim | DeleteClaim | CreatePod | DeletePod | UpdatePod
@@ -81,16 +84,16 @@ Action = CreateClaim | UpdateClaim | DeleteClaim | CreatePod | DeletePod | Updat
 @dataclass(frozen=True)
 class Revision:
     name: str
-    template: dict
+    template: Obj
 
 
 @dataclass
 class Plan:
     actions: list[Action] = field(default_factory=list)
-    status: dict = field(default_factory=dict)
+    status: Obj = field(default_factory=dict)
     requeue_after: float | None = None  # seconds, when waiting on minReadySeconds
 
-    def of_type(self, kind: type) -> list:
+    def of_type(self, kind: type) -> list[Any]:
         return [a for a in self.actions if isinstance(a, kind)]
 
 
@@ -105,7 +108,7 @@ class Settings:
     min_ready_seconds: int
 
     @classmethod
-    def of(cls, sts: dict) -> Settings:
+    def of(cls, sts: Obj) -> Settings:
         spec = sts.get("spec", {})
         strategy = spec.get("updateStrategy") or {}
         replicas = spec.get("replicas")
@@ -120,22 +123,22 @@ class Settings:
 
 # ---- pod health --------------------------------------------------------------------------
 
-def _phase(pod: dict) -> str:
+def _phase(pod: Obj) -> str:
     return (pod.get("status") or {}).get("phase") or ""
 
 
-def is_terminating(pod: dict) -> bool:
+def is_terminating(pod: Obj) -> bool:
     return bool(pod["metadata"].get("deletionTimestamp"))
 
 
-def _ready_condition(pod: dict) -> dict | None:
+def _ready_condition(pod: Obj) -> Obj | None:
     for cond in (pod.get("status") or {}).get("conditions") or []:
         if cond.get("type") == "Ready":
             return cond
     return None
 
 
-def is_running_and_ready(pod: dict) -> bool:
+def is_running_and_ready(pod: Obj) -> bool:
     cond = _ready_condition(pod)
     return _phase(pod) == "Running" and cond is not None and cond.get("status") == "True"
 
@@ -150,7 +153,7 @@ def _parse_time(text: str | None) -> float | None:
         return None
 
 
-def available_in(pod: dict, min_ready_seconds: int, now: float) -> float | None:
+def available_in(pod: Obj, min_ready_seconds: int, now: float) -> float | None:
     """0 if the pod is available now, seconds until it will be if Ready, None if not Ready."""
     if not is_running_and_ready(pod):
         return None
@@ -162,14 +165,14 @@ def available_in(pod: dict, min_ready_seconds: int, now: float) -> float | None:
     return max(0.0, since + min_ready_seconds - now)
 
 
-def is_healthy(pod: dict | None, min_ready_seconds: int, now: float) -> bool:
+def is_healthy(pod: Obj | None, min_ready_seconds: int, now: float) -> bool:
     return (pod is not None and not is_terminating(pod)
             and available_in(pod, min_ready_seconds, now) == 0.0)
 
 
 # ---- the plan ----------------------------------------------------------------------------
 
-def decide(sts: dict, pods: list[dict], claims: dict[str, dict], current: Revision,
+def decide(sts: Obj, pods: list[Obj], claims: dict[str, Obj], current: Revision,
            update: Revision, collision_count: int, now: float) -> Plan:
     """One reconcile pass (see module docstring). `pods` are the set's own pods, `claims` the
     namespace's PersistentVolumeClaims by name, `now` epoch seconds."""
@@ -177,7 +180,7 @@ def decide(sts: dict, pods: list[dict], claims: dict[str, dict], current: Revisi
 
 
 class _Planner:
-    def __init__(self, sts: dict, pods: list[dict], claims: dict[str, dict], current: Revision,
+    def __init__(self, sts: Obj, pods: list[Obj], claims: dict[str, Obj], current: Revision,
                  update: Revision, collision_count: int, now: float) -> None:
         self.sts = sts
         self.settings = Settings.of(sts)
@@ -190,8 +193,8 @@ class _Planner:
         self.monotonic = self.settings.policy != PARALLEL
         n = self.settings.replicas
         self.pods = [p for p in pods if ident.ordinal_of(p) >= 0]
-        self.replicas: list[dict | None] = [None] * n
-        self.condemned: list[dict] = []
+        self.replicas: list[Obj | None] = [None] * n
+        self.condemned: list[Obj] = []
         for pod in self.pods:
             ordinal = ident.ordinal_of(pod)
             if ordinal < n:
@@ -230,7 +233,7 @@ class _Planner:
                     return True
         return blocked
 
-    def _process_replica(self, ordinal: int, pod: dict | None) -> bool:
+    def _process_replica(self, ordinal: int, pod: Obj | None) -> bool:
         if pod is None:
             self._create(ordinal)
             return True
@@ -271,7 +274,7 @@ class _Planner:
             return self.current
         return self.update
 
-    def _claim_names(self, ordinal: int) -> list[tuple[dict, str]]:
+    def _claim_names(self, ordinal: int) -> list[tuple[Obj, str]]:
         set_name = self.sts["metadata"]["name"]
         return [(t, claimlib.claim_name(t["metadata"]["name"], set_name, ordinal))
                 for t in ident.claim_templates(self.sts)]
@@ -306,7 +309,7 @@ class _Planner:
                 return True
         return bool(self.condemned)
 
-    def _first_unhealthy(self) -> dict | None:
+    def _first_unhealthy(self) -> Obj | None:
         ms, now = self.settings.min_ready_seconds, self.now
         for pod in self.replicas + sorted(self.condemned, key=ident.ordinal_of):
             if not is_healthy(pod, ms, now):
@@ -352,7 +355,7 @@ class _Planner:
 
     # -- helpers
 
-    def _delete(self, pod: dict, why: str) -> None:
+    def _delete(self, pod: Obj, why: str) -> None:
         meta = pod["metadata"]
         self.plan.actions.append(DeletePod(meta["name"], meta.get("uid", ""), why))
 
@@ -360,7 +363,7 @@ class _Planner:
         current = self.plan.requeue_after
         self.plan.requeue_after = seconds if current is None else min(current, seconds)
 
-    def _status(self) -> dict:
+    def _status(self) -> Obj:
         sts = self.sts
         ms, now = self.settings.min_ready_seconds, self.now
         status = {
@@ -390,7 +393,7 @@ class _Planner:
         return status
 
 
-def _complete_rolling_update(settings: Settings, status: dict) -> None:
+def _complete_rolling_update(settings: Settings, status: Obj) -> None:
     """Kubernetes' completeRollingUpdate: all pods updated and Ready ends the rollout."""
     if (settings.strategy == ROLLING_UPDATE and status["updatedReplicas"] == status["replicas"]
             and status["readyReplicas"] == status["replicas"]):
@@ -398,11 +401,11 @@ def _complete_rolling_update(settings: Settings, status: dict) -> None:
         status["currentRevision"] = status["updateRevision"]
 
 
-def status_changed(sts: dict, status: dict) -> bool:
+def status_changed(sts: Obj, status: Obj) -> bool:
     old = sts.get("status") or {}
     return any(old.get(k) != v for k, v in status.items())
 
 
-def merged_status(sts: dict, status: dict) -> dict:
+def merged_status(sts: Obj, status: Obj) -> Obj:
     """The set's status with our fields replaced (fields others own, e.g. conditions, kept)."""
     return {**(sts.get("status") or {}), **status}

@@ -22,16 +22,24 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 from ..base import owner_ref
 from ..hashing import canonical_json, hash_string
 from .identity import pod_revision
+
 from tinykube.model.errors import AlreadyExists, NotFound
+from tinykube.model.meta import Obj
+
+if TYPE_CHECKING:
+    from tinykube.store import Store
 
 KIND = "ControllerRevision"
 HASH_LABEL = "controller.kubernetes.io/hash"
 DEFAULT_HISTORY_LIMIT = 10
-def template_hash(template: dict, collision_count: int) -> str:
+
+
+def template_hash(template: Obj, collision_count: int) -> str:
     raw = canonical_json(template)
     if collision_count:
         raw += str(collision_count).encode()
@@ -42,16 +50,16 @@ def revision_name(set_name: str, hash_: str) -> str:
     return f"{set_name[:223]}-{hash_}"
 
 
-def sort_key(rev: dict) -> tuple:
+def sort_key(rev: Obj) -> tuple[Any, ...]:
     meta = rev["metadata"]
     return (int(rev.get("revision", 0)), meta.get("creationTimestamp", ""), meta["name"])
 
 
-def next_revision_number(revisions: list[dict]) -> int:
+def next_revision_number(revisions: list[Obj]) -> int:
     return max((int(r.get("revision", 0)) for r in revisions), default=0) + 1
 
 
-def new_revision(sts: dict, number: int, collision_count: int) -> dict:
+def new_revision(sts: Obj, number: int, collision_count: int) -> Obj:
     template = copy.deepcopy(sts["spec"]["template"])
     hash_ = template_hash(template, collision_count)
     labels = dict((template.get("metadata") or {}).get("labels") or {})
@@ -70,18 +78,18 @@ def new_revision(sts: dict, number: int, collision_count: int) -> dict:
     }
 
 
-def template_of(revision: dict) -> dict:
+def template_of(revision: Obj) -> Obj:
     return revision.get("data") or {}
 
 
 @dataclass
 class Revisions:
-    current: dict
-    update: dict
+    current: Obj
+    update: Obj
     collision_count: int
 
 
-def owned_revisions(store, sts: dict) -> list[dict]:
+def owned_revisions(store: Store, sts: Obj) -> list[Obj]:
     uid = sts["metadata"]["uid"]
     found = [
         r for r in store.list(KIND, sts["metadata"].get("namespace", "default"))
@@ -91,7 +99,7 @@ def owned_revisions(store, sts: dict) -> list[dict]:
     return sorted(found, key=sort_key)
 
 
-async def sync_revisions(store, sts: dict, revisions: list[dict]) -> Revisions:
+async def sync_revisions(store: Store, sts: Obj, revisions: list[Obj]) -> Revisions:
     """Find or make the update revision and find the current one (see module docstring).
     `revisions` (sorted) is updated in place with what was created or renumbered."""
     status = sts.get("status") or {}
@@ -114,7 +122,8 @@ async def sync_revisions(store, sts: dict, revisions: list[dict]) -> Revisions:
     return Revisions(current, update, collision_count)
 
 
-async def _create_revision(store, sts: dict, wanted: dict, collision_count: int) -> tuple[dict, int]:
+async def _create_revision(store: Store, sts: Obj, wanted: Obj,
+                           collision_count: int) -> tuple[Obj, int]:
     while True:
         try:
             return await store.create(wanted), collision_count
@@ -127,8 +136,8 @@ async def _create_revision(store, sts: dict, wanted: dict, collision_count: int)
             wanted = new_revision(sts, wanted["revision"], collision_count)
 
 
-def history_to_prune(sts: dict, pods: list[dict], revisions: list[dict],
-                     live_names: set[str]) -> list[dict]:
+def history_to_prune(sts: Obj, pods: list[Obj], revisions: list[Obj],
+                     live_names: set[str]) -> list[Obj]:
     """The oldest non-live revisions beyond the set's revisionHistoryLimit."""
     limit = sts.get("spec", {}).get("revisionHistoryLimit")
     limit = DEFAULT_HISTORY_LIMIT if limit is None else int(limit)
@@ -139,7 +148,7 @@ def history_to_prune(sts: dict, pods: list[dict], revisions: list[dict],
     return history[: len(history) - limit]
 
 
-async def prune_history(store, sts: dict, pods: list[dict], revisions: list[dict],
+async def prune_history(store: Store, sts: Obj, pods: list[Obj], revisions: list[Obj],
                         live_names: set[str]) -> None:
     for rev in history_to_prune(sts, pods, revisions, live_names):
         try:

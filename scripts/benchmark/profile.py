@@ -110,5 +110,5 @@ def run(ctx: Context) -> Section:
             section.add(phase, Summary.of(per_phase[phase], "ms"))
     section.notes.append("steps indented are parts of the step above (not added twice); "
                          "timers add a few µs per step; each pod started alone")
-    ctx.raw["profile"] = {k: v for k, v in per_phase.items()}
+    ctx.raw["profile"] = dict(per_phase.items())
     return section

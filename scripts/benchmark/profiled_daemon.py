@@ -99,8 +99,10 @@ def install() -> None:
            timed("event", lambda *a, **k: a[1]["metadata"]["uid"]))
     _patch(tinykube.runtime.kubelet.Kubelet, "_observe",
            timed("kubelet observe", lambda *a, **k: a[1]["metadata"]["uid"]))
-    _patch(tinykube.runtime.records, "write_record", timed("record write", lambda *a, **k: a[1].uid))
-    _patch(tinykube.runtime.podworker, "start_sandbox", timed("sandbox (pause)", lambda *a, **k: a[0]))
+    _patch(tinykube.runtime.records, "write_record",
+           timed("record write", lambda *a, **k: a[1].uid))
+    _patch(tinykube.runtime.podworker, "start_sandbox",
+           timed("sandbox (pause)", lambda *a, **k: a[0]))
     _patch(tinykube.runtime.podworker, "start_sandbox", _remember("sandbox", lambda *a, **k: a[0]))
     _patch(tinykube.netns.podnet.PodNetwork, "attach", timed("netns attach", lambda *a, **k: a[1]))
     _patch(tinykube.netns.ipam.Ipam, "allocate", timed("  ipam allocate", lambda *a, **k: a[1]))
@@ -124,7 +126,8 @@ def install() -> None:
            timed("pod files", lambda *a, **k: os.path.basename(str(a[0]))))
     _patch(tinykube.runtime.volumes, "prepare_volumes",
            timed("volumes", lambda *a, **k: a[0]["metadata"]["uid"]))
-    _patch(tinykube.runtime.spawn, "spawn_container", timed("spawn container", lambda *a, **k: a[2]))
+    _patch(tinykube.runtime.spawn, "spawn_container",
+           timed("spawn container", lambda *a, **k: a[2]))
     _patch(tinykube.runtime.spawn, "spawn_container", _remember("spawn", lambda *a, **k: a[2]))
     _patch(tinykube.runtime.podworker.PodWorker, "_write_status",
            timed("status publish", lambda *a, **k: a[0].uid))

@@ -15,13 +15,13 @@ import signal
 import time
 from pathlib import Path
 
-from tinykube.runtime.backoff import DEFAULT_POLICY
-
 from . import host, manifests
 from .context import Context
 from .report import Section, Target
 from .stats import Summary, scaled
 from .watching import Watcher, container_pid, restart_count, running
+
+from tinykube.runtime.backoff import DEFAULT_POLICY
 
 LABEL = "bench-recovery"
 RS = "recover"

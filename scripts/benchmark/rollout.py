@@ -19,13 +19,13 @@ import sys
 import time
 from pathlib import Path
 
-from tinykube.cli.rollout import deployment_status
-
 from . import manifests
 from .context import Context
 from .report import Section, Target
 from .stats import Summary
 from .watching import Watcher
+
+from tinykube.cli.rollout import deployment_status
 
 REPLICAS = 20
 PROBE = {"exec": {"command": ["true"]}, "initialDelaySeconds": 1, "periodSeconds": 1}
@@ -54,7 +54,8 @@ def rollouts(ctx: Context, d, name: str, count: int, **shape) -> tuple[list[floa
             status = subprocess.run(
                 [sys.executable, "-m", "tinykube.cli.main", "--socket", str(d.socket),
                  "rollout", "status", f"deployment/{name}", "--timeout", "300s"],
-                capture_output=True, text=True, check=False, cwd=Path(__file__).resolve().parents[2])
+                capture_output=True, text=True, check=False,
+                cwd=Path(__file__).resolve().parents[2])
             cli_done = time.monotonic()
             if status.returncode != 0:
                 raise RuntimeError(f"rollout status {name}: {status.stdout}{status.stderr}")

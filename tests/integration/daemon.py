@@ -66,10 +66,10 @@ class Daemon:
                 "--listen", self.listen, *self.extra_args]
 
     def start(self) -> Daemon:
-        log = open(self.log_path, "ab")
-        self.process = subprocess.Popen([sys.executable, "-m", "tinykube.cli.main", *self.args()],
-                                        stdout=log, stderr=subprocess.STDOUT)
-        log.close()
+        with open(self.log_path, "ab") as log:  # the daemon keeps its own copy of the fd
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "tinykube.cli.main", *self.args()],
+                stdout=log, stderr=subprocess.STDOUT)
         wait_for(self._up, timeout=30, what=f"daemon on {self.socket} (log {self.log_path})")
         return self
 
@@ -142,7 +142,7 @@ class Daemon:
         def check() -> dict | None:
             try:
                 pod = self.pod(name)
-            except Exception:
+            except Exception:  # noqa: BLE001 - not there (yet) or daemon busy: poll again
                 return None
             try:
                 return pod if predicate(pod) else None

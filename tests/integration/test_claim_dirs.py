@@ -9,9 +9,9 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 import trio
+
 from tinykube.runtime.claimledger import read_ledger
 from tinykube.runtime.claims import ClaimDirectories
-
 from tinykube.store import Store
 
 

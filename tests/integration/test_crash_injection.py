@@ -23,12 +23,12 @@ from pathlib import Path
 import pytest
 import trio
 
-from tinykube.runtime.cgroups import detect
-from tinykube.runtime.node import CRASH_STEPS
-from tinykube.runtime.syscalls import proc_start_time
 from tests.integration.daemon import Daemon, wait_for
 from tinykube.model import defaults, validation
 from tinykube.model.manifests import load_manifests
+from tinykube.runtime.cgroups import detect
+from tinykube.runtime.node import CRASH_STEPS
+from tinykube.runtime.syscalls import proc_start_time
 from tinykube.store import Store
 
 pytestmark = pytest.mark.root

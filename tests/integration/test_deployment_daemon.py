@@ -19,8 +19,8 @@ from typing import Any
 
 import pytest
 
-from tinykube.controllers.deployment import util
 from tests.integration.daemon import Daemon, PodWatch, is_ready, wait_for
+from tinykube.controllers.deployment import util
 
 pytestmark = pytest.mark.root
 

@@ -15,11 +15,11 @@ from contextlib import asynccontextmanager
 import pytest
 import trio
 
+from tests.integration.storewait import eventually, settled
+from tinykube.cli import rollout
 from tinykube.controllers import replicaset
 from tinykube.controllers.deployment import controller as deployment_controller
 from tinykube.controllers.deployment import util
-from tests.integration.storewait import eventually, settled
-from tinykube.cli import rollout
 from tinykube.model.errors import Conflict, NotFound
 from tinykube.store import Store, now_iso
 

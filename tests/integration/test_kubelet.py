@@ -24,8 +24,7 @@ from tinykube.runtime.cgroups import detect
 from tinykube.runtime.kubelet import Kubelet
 from tinykube.store import Store
 
-pytestmark = [pytest.mark.root,
-              pytest.mark.skipif(os.geteuid() != 0, reason="needs root")]
+pytestmark = pytest.mark.root
 
 BRIDGE = "tktkl0"
 CIDR = "10.202.50.0/24"

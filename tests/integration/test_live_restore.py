@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from tinykube.runtime.syscalls import proc_start_time
 from tests.integration.daemon import Daemon, container_pid, wait_for
+from tinykube.runtime.syscalls import proc_start_time
 
 pytestmark = pytest.mark.root
 

@@ -101,7 +101,7 @@ def test_logs_tail_previous_and_follow_across_a_restart(daemon):
     finally:
         follower.terminate()
         follower.wait(timeout=10)
-    assert len(set(line for line in lines if line.startswith("run-"))) >= 2
+    assert len({line for line in lines if line.startswith("run-")}) >= 2
 
 
 def test_exec_streams_output_and_returns_the_exit_code(daemon):

@@ -20,8 +20,8 @@ from typing import Any
 
 import pytest
 
-from tinykube.controllers.base import parse_time
 from tests.integration.daemon import Daemon, container_pid, is_ready, wait_for
+from tinykube.controllers.base import parse_time
 from tinykube.model.errors import NotFound
 
 pytestmark = pytest.mark.root

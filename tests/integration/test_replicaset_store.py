@@ -15,10 +15,10 @@ from datetime import UTC, datetime
 import pytest
 import trio
 
+from tests.integration.storewait import eventually, settled
 from tinykube.controllers import replicaset
 from tinykube.controllers.base import controller_ref
 from tinykube.controllers.manager import run_all
-from tests.integration.storewait import eventually, settled
 from tinykube.store import Store
 
 NS = "default"

@@ -19,11 +19,11 @@ from pathlib import Path
 
 import pytest
 
-from tinykube.runtime.cgroups import detect
-from tinykube.runtime.syscalls import proc_start_time, process_alive
 from tests.integration.daemon import Daemon, container_pid, wait_for
 from tinykube.client import Client
 from tinykube.model.errors import ApiError, NotFound
+from tinykube.runtime.cgroups import detect
+from tinykube.runtime.syscalls import proc_start_time, process_alive
 
 pytestmark = pytest.mark.root
 

@@ -16,9 +16,9 @@ import subprocess
 import sys
 
 import pytest
-from tinykube.runtime.syscalls import proc_start_time, process_alive
 
 from tests.integration.daemon import Daemon, container_pid, wait_for
+from tinykube.runtime.syscalls import proc_start_time, process_alive
 
 pytestmark = pytest.mark.root
 

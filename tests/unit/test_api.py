@@ -48,7 +48,7 @@ async def test_socket_is_root_only(api):
 
 
 async def test_create_get_list_with_defaults(api):
-    store, client, _ = api
+    _store, client, _ = api
     created = await call(client.create, deployment())
     assert created["metadata"]["uid"] and created["spec"]["revisionHistoryLimit"] == 10
     got = await call(client.get, "Deployment", "web")
@@ -111,7 +111,7 @@ async def test_merge_patch_and_scale(api):
 
 
 async def test_delete_options(api):
-    store, client, _ = api
+    _store, client, _ = api
     await call(client.create, deployment())
     held = await call(client.delete, "Deployment", "web", "default", propagation="Foreground")
     assert held["metadata"]["finalizers"] == ["foregroundDeletion"]

@@ -7,6 +7,7 @@ import itertools
 import logging
 
 import trio
+
 from tinykube.controllers import base
 from tinykube.controllers.workqueue import WorkQueue
 

@@ -6,9 +6,9 @@ import copy
 
 import pytest
 
-from tinykube.controllers.deployment import util
 from tinykube.cli import rollout
 from tinykube.cli.main import build_parser
+from tinykube.controllers.deployment import util
 from tinykube.model.errors import NotFound
 
 

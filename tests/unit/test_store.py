@@ -2,6 +2,7 @@
 
 import pytest
 import trio
+import trio.lowlevel
 
 from tinykube.model.errors import AlreadyExists, Conflict, Gone, NotFound
 from tinykube.store import Store
@@ -68,7 +69,7 @@ async def test_concurrent_writers_one_wins_each_round(store):
 
     async def writer(n):
         obj = copies[n]
-        await trio.sleep(0)
+        await trio.lowlevel.checkpoint()
         obj["spec"]["replicas"] = n + 2  # every write changes something (no-ops keep the version)
         try:
             await store.update(obj)

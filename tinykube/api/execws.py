@@ -34,7 +34,7 @@ def exit_status(code: int, command: list[str]) -> dict:
 
 
 def _truthy(values: list[str] | None) -> bool:
-    return bool(values) and values[-1].lower() in ("1", "true")
+    return bool(values and values[-1].lower() in ("1", "true"))
 
 
 async def serve(scope: dict[str, Any], receive: Any, send: Any, start: Start) -> None:

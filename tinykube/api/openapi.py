@@ -87,7 +87,7 @@ def _gvk(info: KindInfo) -> dict:
 
 def _kind_schema(info: KindInfo) -> dict:
     node = s.SCHEMAS.get(info.kind)
-    found = to_openapi(node) if node is not None else {
+    found: dict[str, Any] = to_openapi(node) if node is not None else {
         "type": "object", "properties": {"apiVersion": {"type": "string"},
                                          "kind": {"type": "string"},
                                          "metadata": to_openapi(s.OBJECT_META)}, **PRESERVE}

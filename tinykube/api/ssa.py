@@ -47,7 +47,7 @@ def fields_of(config: dict, node: schema.Node) -> dict:
         elif isinstance(value, list) and isinstance(child, schema.ListOf) and child.merge_key \
                 and all(isinstance(i, dict) and child.merge_key in i for i in value):
             out[f"f:{key}"] = {_item_key(i, child.merge_key): {".": {}, **fields_of(
-                {k: v for k, v in i.items()}, child.item)} for i in value}
+                dict(i.items()), child.item)} for i in value}
         elif isinstance(value, list) and isinstance(child, schema.ListOf) and \
                 child.patch_strategy == "merge" and not child.merge_key:
             out[f"f:{key}"] = {"v:" + json.dumps(v): {} for v in value}

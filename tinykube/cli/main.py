@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from typing import Callable
+from collections.abc import Callable
 
 from tinykube.client import Client, DaemonUnreachable, default_socket
 from tinykube.model.errors import ApiError

@@ -6,8 +6,8 @@ import argparse
 import copy
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 from tinykube.cli import printing
 from tinykube.cli.duration import parse_duration
@@ -334,8 +334,8 @@ def delete(args: argparse.Namespace, client: Client) -> int:
         deadline = _deadline(args.timeout)
         for info, namespace, name, uid in deleted:
             if not _wait_gone(client, info, namespace, name, uid, deadline):
-                print(f"error: timed out waiting for {printing.qualified_kind(info.kind)}/{name} to be deleted",
-                      file=sys.stderr)
+                what = f"{printing.qualified_kind(info.kind)}/{name}"
+                print(f"error: timed out waiting for {what} to be deleted", file=sys.stderr)
                 return 1
     return 1 if failed else 0
 

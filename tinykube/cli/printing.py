@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
-from typing import Any, Callable, Iterable
+from collections.abc import Callable, Iterable
+from datetime import UTC, datetime
+from typing import Any
 
 import yaml
 
@@ -15,8 +16,8 @@ def age(timestamp: str | None, now: datetime | None = None) -> str:
     """kubectl's short human duration: 5s, 3m12s, 4h, 2d."""
     if not timestamp:
         return "<unknown>"
-    then = datetime.strptime(timestamp, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=timezone.utc)
-    seconds = int(((now or datetime.now(timezone.utc)) - then).total_seconds())
+    then = datetime.strptime(timestamp, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+    seconds = int(((now or datetime.now(UTC)) - then).total_seconds())
     seconds = max(seconds, 0)
     if seconds < 120:
         return f"{seconds}s"
@@ -82,7 +83,8 @@ def _deploy_row(obj: dict) -> list[str]:
 
 
 def _sts_row(obj: dict) -> list[str]:
-    return [f"{obj.get('status', {}).get('readyReplicas', 0)}/{obj.get('spec', {}).get('replicas', 0)}"]
+    ready = obj.get("status", {}).get("readyReplicas", 0)
+    return [f"{ready}/{obj.get('spec', {}).get('replicas', 0)}"]
 
 
 def _pvc_row(obj: dict) -> list[str]:

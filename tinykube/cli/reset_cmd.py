@@ -32,6 +32,6 @@ def reset(args: argparse.Namespace, client: Client) -> int:
                     args.cgroup_parent, args.cgroup_subtree, args.purge)
     for line in done:
         print(line)
-    print("tinykube reset complete" + ("" if args.purge else
-                                       " (store and persistent volumes kept; --purge removes them)"))
+    kept = "" if args.purge else " (store and persistent volumes kept; --purge removes them)"
+    print("tinykube reset complete" + kept)
     return 0

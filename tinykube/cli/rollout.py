@@ -20,10 +20,10 @@ import time
 from datetime import datetime
 from typing import Any
 
-from tinykube.controllers.deployment import util
 from tinykube.cli import printing
 from tinykube.cli.duration import parse_duration
 from tinykube.client import Client, StreamIdle
+from tinykube.controllers.deployment import util
 from tinykube.model.kinds import KindInfo, lookup
 
 RESTARTED_AT = "kubectl.kubernetes.io/restartedAt"

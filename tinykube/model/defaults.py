@@ -49,7 +49,8 @@ def apply_defaults(obj: Any) -> Any:
     if handler is not None and spec is not None:
         handler(spec)
     if kind == "ReplicationController" and meta is not None and not meta.get("labels"):
-        # v1 RCs take their template's labels when they have none (SetDefaults_ReplicationController).
+        # v1 RCs take their template's labels when they have none
+        # (SetDefaults_ReplicationController).
         template_meta = _child(_child(spec, "template", False), "metadata", False)
         labels = template_meta.get("labels") if isinstance(template_meta, dict) else None
         if isinstance(labels, dict) and labels:

@@ -17,12 +17,14 @@ import json
 from typing import Any
 
 from tinykube.model import names, schema
+from tinykube.model.errors import FieldError
 from tinykube.model.kinds import KINDS
+from tinykube.model.meta import Obj
 
 _KNOWN_KINDS = {k.kind: k for k in KINDS}
 
 
-def load_problems(kind: str, namespace: str, name: str, data: Any) -> tuple[dict | None, str]:
+def load_problems(kind: str, namespace: str, name: str, data: Any) -> tuple[Obj | None, str]:
     """(the object, "") when the row `data` stored under (kind, namespace, name) can be
     served; (None, why) otherwise."""
     try:
@@ -66,9 +68,9 @@ def identity_problem(obj: Any, key: tuple[str, str, str] | None = None) -> str:
     return ""
 
 
-def _type_errors(obj: dict) -> list:
+def _type_errors(obj: Obj) -> list[FieldError]:
     kind = obj["kind"]
-    errors = []
+    errors: list[FieldError] = []
     top = schema.SCHEMAS.get(kind)
     if top is not None:
         body = {k: v for k, v in obj.items() if k != "status"}
