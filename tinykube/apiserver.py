@@ -34,6 +34,7 @@ from tinykube.api import (
     dryrun,
     execws,
     fieldvalidation,
+    namespaces,
     paging,
     ssa,
     static,
@@ -154,6 +155,11 @@ class ApiServer:
             return
         if request.method == "GET" and await static.answer(request.path, request.headers, send):
             return  # /version, discovery, OpenAPI
+        namespace_path = namespaces.route(request.path)
+        if namespace_path is not None:
+            code, body = await namespaces.handle(self, request, *namespace_path)
+            await _send_json(send, code, body)
+            return
         route = _route(request.path)
         if route.info.kind == "Event":
             if request.method != "GET":

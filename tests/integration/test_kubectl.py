@@ -210,6 +210,22 @@ def test_unknown_fields_strict_by_default_warn_on_request(kube):
     kube.kubectl("delete", "deploy", "odd")
 
 
+def test_namespaces(kube):
+    namespace = "apiVersion: v1\nkind: Namespace\nmetadata: {name: team}\n"
+    assert kube.kubectl("apply", "-f", "-", input=namespace).stdout.strip() == \
+        "namespace/team created"
+    kube.kubectl("apply", "-n", "team", "-f", "-", input=DEPLOYMENT.replace("replicas: 2",
+                                                                            "replicas: 0"))
+    listed = kube.kubectl("get", "ns").stdout
+    assert re.search(r"^NAME\s+STATUS\s+AGE$", listed, re.MULTILINE), listed
+    assert re.search(r"^team\s+Active\s+\S+$", listed, re.MULTILINE), listed
+    assert kube.kubectl("delete", "ns", "team").stdout.strip() == 'namespace "team" deleted'
+    assert kube.kubectl("get", "deploy", "-n", "team", "-o", "name").stdout == ""
+    assert "team" not in kube.kubectl("get", "ns", "-o", "name").stdout
+    refused = kube.kubectl("delete", "ns", "default", check=False)
+    assert refused.returncode == 1 and "may not be deleted" in refused.stderr
+
+
 def test_unauthenticated_kubectl_is_refused(kube, tmp_path):
     config = kube.kubeconfig.read_text()
     token = re.search(r"token: (\S+)", config).group(1)

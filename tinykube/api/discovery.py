@@ -38,14 +38,19 @@ class Answer:
     content_type: str = "application/json"
 
 
+NAMESPACE_VERBS = ["create", "delete", "get", "list", "patch", "update"]
+
+
 def verbs(info: KindInfo) -> list[str]:
+    if info.kind == "Namespace":
+        return NAMESPACE_VERBS
     return READ_VERBS if info.kind in WRITTEN_BY_TINYKUBE else ALL_VERBS
 
 
 def subresources(info: KindInfo) -> list[tuple[str, str, str, str, list[str]]]:
     """(name, group, version, kind, verbs) of each subresource."""
     found = []
-    if info.kind not in WRITTEN_BY_TINYKUBE:
+    if info.kind not in WRITTEN_BY_TINYKUBE and info.namespaced:
         found.append(("status", info.group, info.version, info.kind, ["get", "patch", "update"]))
     if info.kind in SCALABLE:
         found.append(("scale", "autoscaling", "v1", "Scale", ["get", "patch", "update"]))

@@ -132,8 +132,9 @@ def _operation(info: KindInfo, action: str, schema: str, gvk: dict, *,
 
 def _paths(info: KindInfo) -> dict:
     base = f"/apis/{info.api_version}" if info.group else "/api/v1"
-    ns = [_param("namespace", "path")]
+    ns = [_param("namespace", "path")] if info.namespaced else []
     named = ns + [_param("name", "path")]
+    scope = f"{base}/namespaces/{{namespace}}" if info.namespaced else base
     kind_ref, list_ref = schema_name(info), schema_name(info, f"{info.kind}List")
     gvk = _gvk(info)
     writable = "create" in verbs(info)
@@ -142,19 +143,20 @@ def _paths(info: KindInfo) -> dict:
     item: dict[str, Any] = {"parameters": named, "get": _operation(info, "get", kind_ref, gvk)}
     if writable:
         collection["post"] = _operation(info, "post", kind_ref, gvk, body=True)
-        collection["delete"] = _operation(info, "deletecollection", STATUS, gvk)
+        if "deletecollection" in verbs(info):
+            collection["delete"] = _operation(info, "deletecollection", STATUS, gvk)
         item["put"] = _operation(info, "put", kind_ref, gvk, body=True)
         item["patch"] = _operation(info, "patch", kind_ref, gvk, patch=True)
         item["delete"] = _operation(info, "delete", kind_ref, gvk)
-    paths = {f"{base}/namespaces/{{namespace}}/{info.plural}": collection,
-             f"{base}/namespaces/{{namespace}}/{info.plural}/{{name}}": item,
-             f"{base}/{info.plural}": {"get": _operation(info, "list", list_ref, gvk)}}
+    paths = {f"{scope}/{info.plural}": collection, f"{scope}/{info.plural}/{{name}}": item}
+    if info.namespaced:
+        paths[f"{base}/{info.plural}"] = {"get": _operation(info, "list", list_ref, gvk)}
     for name, group, version, kind, _ in subresources(info):
         if name not in ("status", "scale"):
             continue
         ref = SCALE if name == "scale" else kind_ref
         sub_gvk = {"group": group, "version": version, "kind": kind}
-        paths[f"{base}/namespaces/{{namespace}}/{info.plural}/{{name}}/{name}"] = {
+        paths[f"{scope}/{info.plural}/{{name}}/{name}"] = {
             "parameters": named,
             "get": _operation(info, "get", ref, sub_gvk),
             "put": _operation(info, "put", ref, sub_gvk, body=True),

@@ -44,6 +44,8 @@ KINDS: tuple[KindInfo, ...] = (
     _info("Deployment", "apps/v1", "deployments", "deploy"),
     _info("StatefulSet", "apps/v1", "statefulsets", "sts"),
     _info("ControllerRevision", "apps/v1", "controllerrevisions"),
+    # Cluster-scoped; served by tinykube/api/namespaces.py.
+    KindInfo("Namespace", "v1", "", "v1", "namespaces", ("ns",), namespaced=False),
 )
 
 # Kinds a user may submit (create/apply); the rest are written by tinykube itself.
