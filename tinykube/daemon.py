@@ -15,7 +15,7 @@ from pathlib import Path
 
 import trio
 
-from tinykube.api.listener import WithKubeconfig, serve_tls
+from tinykube.api.listener import ListenError, WithKubeconfig, check_free, serve_tls
 from tinykube.api.tls import DEFAULT_LISTEN, Listen, ensure_pki, parse_listen
 from tinykube.apiserver import ApiServer, serve
 from tinykube.locations import DEFAULT_ROOT, DEFAULT_RUN_DIR
@@ -63,6 +63,8 @@ async def run(config: DaemonConfig, *, task_status=trio.TASK_STATUS_IGNORED) -> 
     try:
         # Before anything is torn down as an orphan (runtime/storeguard.py).
         check_store(store, config.root, config.run_dir, accept_loss=config.accept_empty_store)
+        if config.listen is not None:  # before any host resource is made
+            check_free(config.listen)
     except BaseException:
         store.close()
         raise
@@ -116,4 +118,7 @@ def main(config: DaemonConfig) -> int:
         trio.run(run, config)
     except StoreLost:
         return 2  # already logged at ERROR with what is missing and what to do
+    except ListenError as e:
+        log.error("%s", e)
+        return 1
     return 0

@@ -243,3 +243,23 @@ def test_delete_deployment(kube):
     wait_for(lambda: not kube.kubectl("get", "pods", "-o", "name").stdout.strip(),
              timeout=60, what="the deployment's pods gone")
     _ = Daemon  # the fixture's daemon is cleaned up (and checked for leaks) after the module
+
+
+def test_a_taken_listen_address_is_a_clear_error(tmp_path):
+    import socket
+    import sys
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        daemon = Daemon(tmp_path)
+        daemon.listen = f"127.0.0.1:{port}"
+        result = subprocess.run([sys.executable, "-m", "tinykube.cli.main", *daemon.args()],
+                                capture_output=True, text=True, timeout=60, check=False)
+    assert result.returncode == 1
+    assert f"cannot listen on 127.0.0.1:{port}: Address already in use" in result.stderr
+    assert "--listen none" in result.stderr
+    links = subprocess.run(["ip", "link", "show", daemon.bridge], capture_output=True,
+                           text=True, check=False)
+    assert links.returncode != 0  # nothing was made on the host

@@ -20,6 +20,26 @@ from tinykube.api.tls import Listen, Pki
 KUBECONFIG_PATH = "/tinykube/kubeconfig"
 
 
+class ListenError(Exception):
+    """The TLS listener's address cannot be bound; str() says what to do."""
+
+
+def check_free(listen: Listen) -> None:
+    """Fail early with a clear message when the address is taken (hypercorn would raise from
+    deep inside its worker). Binds as hypercorn does (SO_REUSEADDR), then lets go."""
+    import socket
+
+    family = socket.AF_INET6 if ":" in listen.host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((listen.host, listen.port))
+        except OSError as e:
+            raise ListenError(f"cannot listen on {listen.bind}: {e.strerror or e}; choose "
+                              "another address with --listen HOST:PORT, or --listen none"
+                              ) from None
+
+
 async def serve_tls(app: Any, listen: Listen, pki: Pki, *,
                     task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
     from hypercorn.config import Config
