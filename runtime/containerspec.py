@@ -13,7 +13,12 @@ from typing import Any
 from . import spawn
 from .cgroups import Limits
 
-from tinykube.model import quantity
+from tinykube.model import quantity, security
+
+# A pod annotation that opts its containers back into a writable host tree (the default is a
+# read-only one; `privileged: true` implies writable too).
+HOST_ROOT_ANNOTATION = "tinykube.io/host-root"
+HOST_ROOT_VALUES = ("read-only", "writable")
 
 DEFAULT_GRACE_SECONDS = 30
 PIDS_RESOURCE = "tinykube.io/pids"
@@ -120,6 +125,89 @@ def run_as(pod: dict[str, Any], container: dict[str, Any]) -> tuple[int | None, 
     user = ctx.get("runAsUser", pod_ctx.get("runAsUser"))
     group = ctx.get("runAsGroup", pod_ctx.get("runAsGroup"))
     return (int(user) if user is not None else None, int(group) if group is not None else None)
+
+
+def _security_context(pod: dict[str, Any], container: dict[str, Any], key: str) -> Any:
+    """A field of the container's securityContext, else of the pod's (Kubernetes' rule for the
+    fields both have)."""
+    ctx = container.get("securityContext") or {}
+    if ctx.get(key) is not None:
+        return ctx[key]
+    return ((pod.get("spec") or {}).get("securityContext") or {}).get(key)
+
+
+def check_non_root(pod: dict[str, Any], container: dict[str, Any]) -> None:
+    """runAsNonRoot, as the kubelet checks it before a start (CreateContainerConfigError).
+    There is no image whose USER could say otherwise: without runAsUser the app runs as root."""
+    if _security_context(pod, container, "runAsNonRoot") is not True:
+        return
+    meta = pod.get("metadata") or {}
+    who = (f"pod: \"{meta.get('name')}_{meta.get('namespace') or 'default'}"
+           f"({meta.get('uid')})\", container: {container.get('name')}")
+    user, _ = run_as(pod, container)
+    if user is None:
+        raise ContainerConfigError(f"container has runAsNonRoot and image will run as root "
+                                   f"({who})")
+    if user == 0:
+        raise ContainerConfigError(f"container's runAsUser breaks non-root policy ({who})")
+
+
+def capability_mask(container: dict[str, Any]) -> int:
+    """The bounding set, as containerd builds it: the default set, `ALL` in add gives every
+    capability, `ALL` in drop none, then the named adds and drops."""
+    caps = (container.get("securityContext") or {}).get("capabilities") or {}
+    add = [security.capability_name(c) for c in caps.get("add") or []]
+    drop = [security.capability_name(c) for c in caps.get("drop") or []]
+    names = set(security.DEFAULT_CAPABILITIES)
+    if "ALL" in add:
+        names = set(security.CAPABILITIES)
+    if "ALL" in drop:
+        names = set()
+    names |= {c for c in add if c != "ALL"}
+    names -= set(drop)
+    return sum(1 << security.CAPABILITY_BITS[n] for n in names if n in security.CAPABILITY_BITS)
+
+
+def isolation(pod: dict[str, Any], container: dict[str, Any], where: str,
+              hidden: tuple[str, ...] = ()) -> spawn.Isolation:
+    """What tk-shim does to confine the container (see README, "Isolation")."""
+    spec = pod.get("spec") or {}
+    ctx = container.get("securityContext") or {}
+    privileged = ctx.get("privileged") is True
+    if spec.get("hostPID") is True:
+        pid = spawn.PidNamespace.HOST
+    elif spec.get("shareProcessNamespace") is True:
+        pid = spawn.PidNamespace.POD
+    else:
+        pid = spawn.PidNamespace.CONTAINER
+    annotations = (pod.get("metadata") or {}).get("annotations") or {}
+    host_root = annotations.get(HOST_ROOT_ANNOTATION, "read-only")
+    if host_root not in HOST_ROOT_VALUES:
+        raise ContainerConfigError(f"metadata.annotations[{HOST_ROOT_ANNOTATION}]: must be one "
+                                   f"of {', '.join(HOST_ROOT_VALUES)}, got {host_root!r}")
+    if ctx.get("readOnlyRootFilesystem") is True:
+        readonly = True
+    else:
+        readonly = not privileged and host_root == "read-only"
+    # RuntimeDefault unless the spec says Unconfined (kubelet --seccomp-default); a
+    # privileged container is unconfined, as containerd does it.
+    profile = (_security_context(pod, container, "seccompProfile") or {}).get("type")
+    seccomp = not privileged and profile != "Unconfined"
+    pod_ctx = spec.get("securityContext") or {}
+    groups = [int(g) for g in pod_ctx.get("supplementalGroups") or []]
+    if pod_ctx.get("fsGroup") is not None:
+        groups.append(int(pod_ctx["fsGroup"]))
+    return spawn.Isolation(
+        pid_namespace=pid,
+        capabilities=None if privileged else capability_mask(container),
+        seccomp=seccomp,
+        no_new_privs=ctx.get("allowPrivilegeEscalation") is False,
+        readonly_host=readonly,
+        masked_paths=not privileged,
+        private_tmp=True,
+        groups=tuple(dict.fromkeys(groups)),
+        hidden=hidden,
+    )
 
 
 def grace_seconds(pod: dict[str, Any]) -> float:

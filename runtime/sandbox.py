@@ -3,9 +3,10 @@
 ``start_sandbox`` runs ``catatonit -P`` (0.7 MB RSS; ``sleep infinity`` if catatonit is not
 installed) through ``tk-shim -E``, which first writes ``b"0"`` to the pod cgroup's pre-opened
 ``cgroup.procs`` files, unshares net+uts+ipc, sets the hostname and brings up ``lo`` (so the
-pod's containers talk over 127.0.0.1), then execs the pause. So the pause is in its cgroup
-and namespaces before it runs a single instruction of its own, and containers later join its
-namespaces with ``setns`` on ``/proc/<pause>/ns/*``.
+pod's containers talk over 127.0.0.1), makes a mount namespace with the pod's ``/dev/shm``
+tmpfs, then execs the pause. So the pause is in its cgroup and namespaces before it runs a
+single instruction of its own, and containers later join its namespaces with ``setns`` on
+``/proc/<pause>/ns/*``.
 
 That set-up runs in the C shim, not in a Python ``preexec_fn``: without a preexec_fn,
 subprocess spawns with vfork, while a preexec_fn forces a full fork() of the daemon, whose
@@ -121,27 +122,67 @@ def pause_command() -> list[str]:
     raise SpawnError("no pause program: install catatonit (or coreutils' sleep)")
 
 
-def _start_pause(uid: str, hostname: str, cgroups: CgroupDriver) -> Sandbox:
+@dataclass(frozen=True)
+class SandboxOptions:
+    """The pod-level namespace choices (Kubernetes' hostNetwork, hostIPC, shareProcessNamespace;
+    hostPID needs nothing of the pause)."""
+    host_network: bool = False
+    host_ipc: bool = False
+    share_pid: bool = False
+
+
+# The pause's own mount namespace holds the pod's /dev/shm (a tmpfs every container's mount
+# namespace, copied from this one, shares); host mounts keep propagating into it.
+PAUSE_MOUNT_PLAN = (("rslave",), ("tmpfs", "/dev/shm", "mode=1777,size=65536k"))
+
+
+def _encode(ops: tuple[tuple[str, ...], ...]) -> bytes:
+    return b"".join(token.encode() + b"\0" for op in ops for token in op)
+
+
+def _start_pause(uid: str, hostname: str, cgroups: CgroupDriver,
+                 options: SandboxOptions) -> Sandbox:
     argv = pause_command()
     join_fds = cgroups.join_fds(uid)
-    flags = syscalls.CLONE_NEWNET | syscalls.CLONE_NEWUTS | syscalls.CLONE_NEWIPC
+    flags = 0
     setup = [arg for fd in join_fds for arg in ("-c", str(fd))]
-    setup += ["-U", str(flags), "-H", hostname, "-L"]
+    if not options.host_network:  # hostNetwork: the host's network and hostname
+        flags |= syscalls.CLONE_NEWNET | syscalls.CLONE_NEWUTS
+    if not options.host_ipc:
+        flags |= syscalls.CLONE_NEWIPC
+    if flags:
+        setup += ["-U", str(flags)]
+    if not options.host_network:
+        setup += ["-H", hostname, "-L"]
+    plan_fd = -1
+    if not options.host_ipc:
+        plan_fd = os.memfd_create("tk-pause-plan")
+        os.write(plan_fd, _encode(PAUSE_MOUNT_PLAN))
+        setup += ["-m", str(plan_fd)]
+    if options.share_pid:
+        # catatonit becomes PID 1 of the pod's namespace (reaping zombies); the shim stays
+        # its parent outside, so the pause pid we record is the shim's, and killing it
+        # (PR_SET_PDEATHSIG) ends the namespace.
+        setup += ["-p", "-F"]
     try:
         popen = shim_spawn(
-            setup, ["-E", "--", *argv], f"starting the pause process of pod {uid}", join_fds,
+            setup, ["-E", "--", *argv], f"starting the pause process of pod {uid}",
+            [*join_fds, *([plan_fd] if plan_fd >= 0 else [])],
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
             start_new_session=True, close_fds=True, cwd="/")
     finally:
-        for fd in join_fds:
-            os.close(fd)
+        for fd in [*join_fds, plan_fd]:
+            if fd >= 0:
+                os.close(fd)
     return Sandbox(uid=uid, pause_pid=popen.pid, start_time=register_child(popen))
 
 
-async def start_sandbox(uid: str, hostname: str, cgroups: CgroupDriver) -> Sandbox:
-    """Start the pause process in new net+uts+ipc namespaces, in the pod cgroup (which the
-    caller created: the pod worker records each step before the next)."""
-    return await trio.to_thread.run_sync(_start_pause, uid, hostname, cgroups)
+async def start_sandbox(uid: str, hostname: str, cgroups: CgroupDriver,
+                        options: SandboxOptions = SandboxOptions()) -> Sandbox:
+    """Start the pause process in new net+uts+ipc+mount namespaces (fewer with hostNetwork /
+    hostIPC; a PID namespace of its own with shareProcessNamespace), in the pod cgroup
+    (which the caller created: the pod worker records each step before the next)."""
+    return await trio.to_thread.run_sync(_start_pause, uid, hostname, cgroups, options)
 
 
 def sandbox_alive(sandbox: Sandbox) -> bool:

@@ -35,11 +35,14 @@ def build_shim(dest: str | os.PathLike[str]) -> Path:
     dest = Path(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = dest.with_name(f".{dest.name}.{os.getpid()}")
-    result = subprocess.run([compiler, "-O2", "-o", str(tmp), str(SOURCE)],
+    result = subprocess.run([compiler, "-O2", "-o", str(tmp), str(SOURCE), "-lseccomp"],
                             check=False, capture_output=True, text=True)
     if result.returncode != 0:
         tmp.unlink(missing_ok=True)
-        raise ShimError(f"building tk-shim with {compiler} failed: {result.stderr.strip()}")
+        hint = (" (install libseccomp-dev: tk-shim's seccomp filter needs it)"
+                if "seccomp" in result.stderr else "")
+        raise ShimError(f"building tk-shim with {compiler} failed{hint}: "
+                        f"{result.stderr.strip()}")
     os.replace(tmp, dest)
     return dest
 

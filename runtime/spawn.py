@@ -40,6 +40,7 @@ too: it cannot reap those, so it reads the exit file tk-shim wrote.
 
 from __future__ import annotations
 
+import enum
 import os
 import subprocess
 from collections.abc import Callable, Iterable
@@ -63,6 +64,10 @@ DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 EXIT_CODE_UNKNOWN = -1  # no exit file and not our child: the shim itself was killed
 POD_NAMESPACES = (("net", syscalls.CLONE_NEWNET), ("uts", syscalls.CLONE_NEWUTS),
                   ("ipc", syscalls.CLONE_NEWIPC))
+# The pause's mount namespace holds the pod's /dev/shm: a container's starts as its copy.
+MOUNT_NAMESPACE = ("mnt", syscalls.CLONE_NEWNS)
+# A process's pid_for_children: the PID namespace its children (and a setns-ing shim's) get.
+PID_NAMESPACE = ("pid_for_children", syscalls.CLONE_NEWPID)
 
 
 @dataclass(frozen=True)
@@ -70,6 +75,33 @@ class Mount:
     source: str
     target: str
     readonly: bool = False
+
+
+class PidNamespace(enum.Enum):
+    CONTAINER = "container"  # Kubernetes' default: the app is PID 1 of its own namespace
+    POD = "pod"              # shareProcessNamespace: the pause's, which is PID 1 there
+    HOST = "host"            # hostPID
+
+
+@dataclass(frozen=True)
+class Isolation:
+    """How a container is confined; containerspec.isolation computes it from the spec. The
+    defaults are a default Kubernetes container's; ``Isolation.none()`` is a process that is
+    root on the host (no pid namespace, every capability, writable host) as before."""
+    pid_namespace: PidNamespace = PidNamespace.CONTAINER
+    capabilities: int | None = None  # the bounding set as a bit mask; None: all of them
+    seccomp: bool = True              # RuntimeDefault
+    no_new_privs: bool = False        # allowPrivilegeEscalation: false
+    readonly_host: bool = True        # the host tree read-only, writable: volumes, /tmp, shm
+    masked_paths: bool = True         # /proc and /sys paths masked or read-only
+    private_tmp: bool = True
+    groups: tuple[int, ...] = ()      # supplementary groups (supplementalGroups, fsGroup)
+    hidden: tuple[str, ...] = ()      # the daemon's root, run dir and socket
+
+    @classmethod
+    def none(cls) -> Isolation:
+        return cls(pid_namespace=PidNamespace.HOST, capabilities=None, seccomp=False,
+                   readonly_host=False, masked_paths=False, private_tmp=False)
 
 
 @dataclass(frozen=True)
@@ -82,6 +114,7 @@ class ContainerLaunch:
     mounts: list[Mount] = field(default_factory=list)
     log_path: str = ""
     exit_file: str = ""
+    isolation: Isolation = field(default_factory=Isolation)
 
 
 @dataclass(frozen=True)
@@ -118,6 +151,7 @@ def scan_dir(path: str) -> list[Entry]:
 
 
 def plan_mounts(mounts: Iterable[Mount], staging: str, *,
+                fresh: Iterable[str] = (),
                 lexists: Callable[[str], bool] = os.path.lexists,
                 isdir: Callable[[str], bool] = os.path.isdir,
                 realpath: Callable[[str], str] = os.path.realpath,
@@ -125,8 +159,11 @@ def plan_mounts(mounts: Iterable[Mount], staging: str, *,
                 mode_of: Callable[[str], int] = lambda p: os.stat(p).st_mode & 0o7777,
                 ) -> list[Op]:
     """The mount operations that put each mount at its target without touching the host.
-    Shallow targets first, so a mount inside another mount's target lands on top of it."""
-    ours: set[str] = set()  # directories on a tmpfs of ours: free to create entries in
+    Shallow targets first, so a mount inside another mount's target lands on top of it.
+    ``fresh``: directories that will be empty tmpfs mounts of ours (the private /tmp): what
+    the host has below them is not there."""
+    ours: set[str] = set(fresh)  # directories on a tmpfs of ours: free to create entries in
+    empty: set[str] = set(fresh)  # ... of which nothing but what we create exists
     ops: list[Op] = []
     reroot: list[Op] = []
     for m in sorted(mounts, key=lambda m: os.path.normpath(m.target).count("/")):
@@ -140,7 +177,7 @@ def plan_mounts(mounts: Iterable[Mount], staging: str, *,
             nxt = os.path.join(existing, parts[i])
             if nxt in ours:
                 existing = nxt
-            elif lexists(nxt):
+            elif existing not in empty and lexists(nxt):
                 existing = realpath(nxt)
             else:
                 break
@@ -161,8 +198,52 @@ def plan_mounts(mounts: Iterable[Mount], staging: str, *,
             last = j == len(missing) - 1
             ops.append(("touch", path) if last and not isdir(m.source) else ("mkdir", path))
             ours.add(path)
+            if not last:
+                empty.add(path)
+        empty.discard(path)  # a bind target shows the source's entries
         ops.append(("bind", m.source, path, m.readonly))
     return reroot + ops
+
+
+# containerd's masked and read-only paths (runc applies them after mounting /proc).
+MASKED_PATHS = ("/proc/acpi", "/proc/asound", "/proc/kcore", "/proc/keys",
+                "/proc/latency_stats", "/proc/timer_list", "/proc/timer_stats",
+                "/proc/sched_debug", "/proc/scsi", "/sys/firmware",
+                "/sys/devices/virtual/powercap")
+READONLY_PATHS = ("/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger")
+PRIVATE_TMP = "/tmp"
+POD_SHM = "/dev/shm"
+POD_SHM_OPTIONS = "mode=1777,size=65536k"  # containerd's sandbox /dev/shm: 64 MiB
+
+
+def container_plan(mounts: Iterable[Mount], staging: str, isolation: Isolation,
+                   **fs: Callable) -> list[Op]:
+    """The whole mount plan of a container: its mounts (plan_mounts) inside the isolation.
+    Order matters: the host tree turns read-only first (later mounts of ours stay writable
+    and undo the inherited flag on volumes), the private /tmp comes before the mounts that
+    may land in it, and the daemon's paths are hidden last (bind sources were opened by
+    tk-shim before any op, so a volume under the daemon's root still comes in). /proc is
+    mounted by the app's process, the only one in its PID namespace."""
+    fresh = (PRIVATE_TMP,) if isolation.private_tmp else ()
+    planned = plan_mounts(mounts, staging, fresh=fresh, **fs)
+    reroot = [op for op in planned if op[0] == "reroot"]
+    rest = [op for op in planned if op[0] != "reroot"]
+    ops: list[Op] = [("readonly",)] if isolation.readonly_host else []
+    ops += reroot
+    if isolation.private_tmp:
+        ops.append(("tmpfs", PRIVATE_TMP, "mode=1777"))
+    ops += rest
+    if isolation.readonly_host:
+        ops.append(("rw", POD_SHM))
+        ops += [("seal", op[1]) for op in rest if op[0] == "mirror"]
+        ops += [("seal", "/") for _ in reroot]
+    ops += [("hide", path) for path in isolation.hidden]
+    if isolation.pid_namespace is not PidNamespace.HOST or isolation.masked_paths:
+        ops += [("child",), ("proc",)]
+    if isolation.masked_paths:
+        ops += [("mask", path) for path in MASKED_PATHS]
+        ops += [("robind", path) for path in READONLY_PATHS]
+    return ops
 
 
 def encode_plan(ops: list[Op]) -> bytes:
@@ -173,8 +254,12 @@ def encode_plan(ops: list[Op]) -> bytes:
         if kind == "bind":
             _, source, target, readonly = op
             tokens += ["bind", source, target, "1" if readonly else "0"]
-        elif kind in ("mkdir", "touch"):
+        elif kind in ("mkdir", "touch", "hide", "mask", "seal", "rw", "robind"):
             tokens += [kind, op[1]]
+        elif kind in ("readonly", "child", "proc", "rslave"):
+            tokens.append(kind)
+        elif kind == "tmpfs":
+            tokens += [kind, op[1], op[2]]
         elif kind in ("mirror", "reroot"):
             _, path, mode, entries = op
             tokens += [kind, path, f"{mode:o}"]
@@ -210,6 +295,24 @@ def _open_namespaces(pid: int, names: Iterable[tuple[str, int]], what: str,
     return fds
 
 
+def security_args(iso: Isolation, uid: int | None, gid: int | None) -> list[str]:
+    """tk-shim's options for what the app's process does to itself before exec."""
+    args: list[str] = []
+    if iso.capabilities is not None:
+        args += ["-C", f"{iso.capabilities:x}"]
+    if iso.seccomp:
+        args.append("-Z")
+    if iso.no_new_privs:
+        args.append("-N")
+    if iso.groups:
+        args += ["-G", ",".join(str(g) for g in iso.groups)]
+    if uid is not None:
+        args += ["-u", str(uid)]
+    if gid is not None:
+        args += ["-g", str(gid)]
+    return args
+
+
 def _environment(env: dict[str, str]) -> dict[str, str]:
     return env if "PATH" in env else {**env, "PATH": DEFAULT_PATH}
 
@@ -228,18 +331,20 @@ def _spawn(sandbox: Sandbox, cgroups: CgroupDriver, pod_uid: str, name: str,
     except FileNotFoundError:
         pass
     staging = os.path.realpath(os.path.dirname(launch.log_path))
-    ops = plan_mounts(launch.mounts, staging)
+    iso = launch.isolation
+    ops = container_plan(launch.mounts, staging, iso)
     cwd = launch.cwd or "/"
 
-    tail = []
-    if launch.uid is not None:
-        tail += ["-u", str(launch.uid)]
-    if launch.gid is not None:
-        tail += ["-g", str(launch.gid)]
+    tail = security_args(iso, launch.uid, launch.gid)
+    if iso.pid_namespace is PidNamespace.CONTAINER:
+        tail.append("-p")
     tail += [launch.exit_file, "--", *launch.argv]
+    namespaces = [*POD_NAMESPACES, MOUNT_NAMESPACE]
+    if iso.pid_namespace is PidNamespace.POD:
+        namespaces.append(PID_NAMESPACE)
 
     pause = "the pod's pause process"
-    ns_fds = _open_namespaces(sandbox.pause_pid, POD_NAMESPACES, what, pause)
+    ns_fds = _open_namespaces(sandbox.pause_pid, namespaces, what, pause)
     join_fds: list[int] = []
     log_fd = plan_fd = -1
     try:
@@ -298,16 +403,19 @@ async def exec_in_container(sandbox: Sandbox, proc: ContainerProcess, argv: list
                             cgroups: CgroupDriver, pod_uid: str, name: str,
                             env: dict[str, str] | None = None, cwd: str = "/",
                             uid: int | None = None, gid: int | None = None,
+                            isolation: Isolation | None = None,
                             ) -> trio.Process:
-    """Run ``argv`` in the namespaces (net, uts, ipc, mnt) of the container's process and in
-    its cgroup. Returns a trio Process with stdin/stdout/stderr pipes; the caller waits on it
+    """Run ``argv`` in the namespaces (net, uts, ipc, mnt, pid) of the container's process
+    and in its cgroup, confined as the container is (``isolation``; None: not at all).
+    Returns a trio Process with stdin/stdout/stderr pipes; the caller waits on it
     (``await p.wait()``) or kills it. ``sandbox`` is checked to still be the same pod."""
     what = f"exec {argv[0] if argv else ''!r} in container {name!r} of pod {pod_uid}"
     if not argv:
         raise SpawnError(f"{what}: empty command")
     if not syscalls.process_alive(sandbox.pause_pid, sandbox.start_time):
         raise SpawnError(f"{what}: the pod's pause process is gone")
-    ns_fds = _open_namespaces(proc.pid, (*POD_NAMESPACES, ("mnt", syscalls.CLONE_NEWNS)),
+    # The shim's pid_for_children is the app's PID namespace: joining it takes a fork (-F).
+    ns_fds = _open_namespaces(proc.pid, (*POD_NAMESPACES, MOUNT_NAMESPACE, PID_NAMESPACE),
                               what, "the container process")
     join_fds: list[int] = []
     try:
@@ -317,11 +425,8 @@ async def exec_in_container(sandbox: Sandbox, proc: ContainerProcess, argv: list
 
         setup = [arg for fd in join_fds for arg in ("-c", str(fd))]
         setup += [arg for fd, _ in ns_fds for arg in ("-n", str(fd))]
-        setup += ["-w", cwd]
-        if uid is not None:
-            setup += ["-u", str(uid)]
-        if gid is not None:
-            setup += ["-g", str(gid)]
+        setup += ["-w", cwd, "-F"]
+        setup += security_args(isolation or Isolation.none(), uid, gid)
         read_fd, write_fd = os.pipe2(os.O_CLOEXEC)
         try:
             process = await trio.lowlevel.open_process(

@@ -12,8 +12,21 @@
  *   -L        bring up lo (a new network namespace starts with it down)
  *   -m FD     a private mount namespace, then the mount plan read from FD (see run_plan)
  *   -w DIR    chdir(DIR)
+ *   -p        the app gets a PID namespace of its own: unshare(CLONE_NEWPID) before the fork,
+ *             so the app is PID 1 there while the shim stays outside it as the monitor
+ *   -F        exec mode only: fork and wait, so COMMAND lands in a PID namespace joined with -n
  *   -s FD     status pipe: a setup error is written there as text (and we exit 125); success
  *             closes it, so the daemon learns the outcome without waiting for anything else.
+ *
+ * ISOLATION, applied to the app (or exec'd command) just before exec (see enter_security):
+ *   -C HEX    capability bounding set to keep (bit N = capability N); the inheritable and
+ *             ambient sets are emptied. Without -C every capability stays (privileged).
+ *   -Z        seccomp: the RuntimeDefault deny list (load_seccomp; libseccomp)
+ *   -N        no_new_privs (allowPrivilegeEscalation: false)
+ *   -G LIST   supplementary groups, comma-separated (supplementalGroups, fsGroup)
+ * Order: bounding set, seccomp (still root, so no no_new_privs is needed to load it), groups,
+ * gid, uid (a non-root uid thereby loses every capability, as under containerd), then
+ * no_new_privs and exec.
  *
  * The daemon used to do SETUP in a Python preexec_fn, which forces a real fork() of the whole
  * daemon (~11 ms at its size, and growing with it); with the work here it spawns by vfork.
@@ -30,17 +43,23 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
+#include <libgen.h>
+#include <linux/capability.h>
 #include <net/if.h>
 #include <sched.h>
+#include <seccomp.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mount.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -67,19 +86,25 @@ static void fail(const char *fmt, ...) {
     _exit(125);
 }
 
-static int write_exit_file(const char *path, int code) {
+/* The exit file is written through a descriptor of its directory opened before the set-up:
+ * inside the container's mount namespace the run directory is hidden. */
+static int write_exit_file(int dir_fd, const char *name, int code) {
     char tmp[4096];
-    if (snprintf(tmp, sizeof tmp, "%s.tmp.%d", path, (int)getpid()) >= (int)sizeof tmp) return -1;
-    FILE *f = fopen(tmp, "w");
-    if (!f) return -1;
-    fprintf(f, "%d\n", code);
-    if (fclose(f) != 0) return -1;
-    return rename(tmp, path);
+    if (snprintf(tmp, sizeof tmp, ".%s.tmp.%d", name, (int)getpid()) >= (int)sizeof tmp)
+        return -1;
+    int fd = openat(dir_fd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0) return -1;
+    char text[16];
+    int n = snprintf(text, sizeof text, "%d\n", code);
+    if (write(fd, text, (size_t)n) != n) { close(fd); return -1; }
+    if (close(fd) != 0) return -1;
+    return renameat(dir_fd, tmp, dir_fd, name);
 }
 
 static void usage(void) {
     fprintf(stderr, "usage: tk-shim [-c FD] [-n FD] [-U FLAGS] [-H NAME] [-L] [-m FD] [-w DIR]"
-                    " [-s FD] [-u UID] [-g GID] (EXIT_FILE | -E) -- COMMAND [ARG...]\n");
+                    " [-p] [-F] [-s FD] [-C HEX] [-Z] [-N] [-G LIST] [-u UID] [-g GID]"
+                    " (EXIT_FILE | -E) -- COMMAND [ARG...]\n");
     exit(125);
 }
 
@@ -102,15 +127,62 @@ static void do_mount(const char *src, const char *dst, const char *type, unsigne
              flags, strerror(errno));
 }
 
-/* The mount plan (runtime/spawn.py encode_plan): NUL-separated tokens, one op after another.
- *   bind SRC DST RO        bind-mount (RO "1": then remount read-only)
+/* ---- mount attributes (mount_setattr, Linux 5.12+): one call for a whole subtree ---------- */
+struct tk_mount_attr { uint64_t attr_set, attr_clr, propagation, userns_fd; };
+#ifndef AT_RECURSIVE
+#define AT_RECURSIVE 0x8000
+#endif
+#define TK_MOUNT_ATTR_RDONLY 0x1
+
+/* Set (readonly=1) or clear (0) the read-only flag of PATH's mount and every mount below it. */
+static void set_readonly(const char *path, int readonly) {
+    struct tk_mount_attr attr = {0};
+    if (readonly) attr.attr_set = TK_MOUNT_ATTR_RDONLY;
+    else attr.attr_clr = TK_MOUNT_ATTR_RDONLY;
+    if (syscall(SYS_mount_setattr, AT_FDCWD, path, AT_RECURSIVE, &attr, sizeof attr) != 0)
+        fail("mount_setattr(%s, %s): %s", path, readonly ? "ro" : "rw", strerror(errno));
+}
+
+/* ---- the mount plan ----------------------------------------------------------------------
+ * (runtime/spawn.py encode_plan): NUL-separated tokens, one op after another.
+ *   bind SRC DST RO        bind-mount SRC (opened before any op ran, so SRC may lie under a
+ *                          path hidden later) and make the subtree read-only (RO "1") or
+ *                          writable ("0", only after "readonly": undoes the inherited flag)
  *   mkdir PATH | touch PATH   create a mount point on a tmpfs of ours
  *   mirror PATH MODE       tmpfs over PATH; the "entry" ops that follow bind PATH's host
  *   reroot STAGING MODE    entries back (for reroot, those of "/" into STAGING)
  *   entry NAME KIND LINK   KIND d|f|l: recreate NAME on the tmpfs, bound from the host
  *   umount PATH            detach (the copy of STAGING that a recursive bind brought along)
- *   finish STAGING         move STAGING onto / and chroot into it */
-static void run_plan(int fd) {
+ *   finish STAGING         move STAGING onto / and chroot into it
+ *   readonly               every mount in the namespace read-only (the host tree)
+ *   tmpfs PATH OPTIONS     a fresh, empty tmpfs (the private /tmp, the pod's /dev/shm)
+ *   rslave                 host mounts propagate in from now on (the pause's namespace)
+ *   hide PATH              an empty read-only tmpfs over a directory, /dev/null over a file
+ *                          (the daemon's state, run dir and socket); missing PATH: nothing
+ *   seal PATH              remount PATH's own mount read-only (our mirror tmpfs, once filled)
+ *   rw PATH                make PATH's subtree writable again (a missing PATH: nothing)
+ *   child                  the ops after this run in the app's process, after the fork: only
+ *                          it is in the app's PID namespace, which a new /proc must show
+ *   proc                   a fresh procfs on /proc
+ *   mask PATH              hide a /proc or /sys path (as "hide")
+ *   robind PATH            bind PATH onto itself read-only (/proc/sys, /proc/bus, ...) */
+struct plan {
+    char *buf;
+    char **tok;
+    size_t ntok;
+    int *src_fds;   /* per token: an O_PATH fd of a bind's source, else -1 */
+    size_t child_at; /* index of the first token after "child" (ntok if none) */
+};
+
+static size_t op_arity(const char *op) {
+    if (!strcmp(op, "bind") || !strcmp(op, "entry")) return 4;
+    if (!strcmp(op, "mirror") || !strcmp(op, "reroot") || !strcmp(op, "tmpfs")) return 3;
+    if (!strcmp(op, "readonly") || !strcmp(op, "child") || !strcmp(op, "proc")
+        || !strcmp(op, "rslave")) return 1;
+    return 2;
+}
+
+static void read_plan(int fd, struct plan *plan) {
     struct stat st;
     if (fstat(fd, &st) != 0) fail("reading the mount plan: %s", strerror(errno));
     char *buf = malloc((size_t)st.st_size + 1);
@@ -118,22 +190,64 @@ static void run_plan(int fd) {
     ssize_t got = pread(fd, buf, (size_t)st.st_size, 0);
     if (got != st.st_size) fail("reading the mount plan: short read");
     buf[got] = '\0';
-    char *tok[4096];
-    size_t ntok = 0;
-    for (char *p = buf; p < buf + got && ntok < 4096; p += strlen(p) + 1) tok[ntok++] = p;
+    size_t cap = 1;
+    for (ssize_t k = 0; k < got; k++) cap += buf[k] == '\0';
+    plan->tok = malloc(cap * sizeof *plan->tok);
+    plan->src_fds = malloc(cap * sizeof *plan->src_fds);
+    if (!plan->tok || !plan->src_fds) fail("out of memory");
+    plan->ntok = 0;
+    for (char *p = buf; p < buf + got; p += strlen(p) + 1) plan->tok[plan->ntok++] = p;
+    plan->buf = buf;
+    plan->child_at = plan->ntok;
+    /* Open every bind source now, while the host's paths are all still visible. */
+    for (size_t i = 0; i < plan->ntok;) {
+        const char *op = plan->tok[i];
+        size_t need = op_arity(op);
+        if (i + need > plan->ntok) fail("mount plan: truncated at %s", op);
+        plan->src_fds[i] = -1;
+        if (!strcmp(op, "bind")) {
+            plan->src_fds[i] = open(plan->tok[i + 1], O_PATH | O_CLOEXEC);
+            if (plan->src_fds[i] < 0) fail("open(%s): %s", plan->tok[i + 1], strerror(errno));
+        } else if (!strcmp(op, "child") && plan->child_at == plan->ntok) {
+            plan->child_at = i + 1;
+        }
+        i += need;
+    }
+}
 
+/* An empty read-only tmpfs over a directory, /dev/null over anything else. */
+static void hide_path(const char *path) {
+    struct stat st;
+    if (lstat(path, &st) != 0) {
+        if (errno == ENOENT || errno == ENOTDIR) return;
+        fail("stat(%s): %s", path, strerror(errno));
+    }
+    if (S_ISDIR(st.st_mode)) {
+        do_mount("tmpfs", path, "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC,
+                 "size=4k,mode=0555");
+    } else if (!S_ISLNK(st.st_mode)) {
+        do_mount("/dev/null", path, NULL, MS_BIND, NULL);
+        set_readonly(path, 1);
+    }
+}
+
+/* Run the plan's ops in [from, to). */
+static void run_ops(struct plan *plan, size_t from, size_t to) {
+    char **tok = plan->tok;
     int source = -1;         /* the host directory whose entries are being bound back */
     const char *dest = NULL; /* the tmpfs they are recreated on */
-    char path[4096], from[4096];
-    for (size_t i = 0; i < ntok;) {
+    int readonly_host = 0;
+    char path[4096], from_path[4096];
+    for (size_t i = from; i < to;) {
         const char *op = tok[i];
-        size_t need = !strcmp(op, "bind") ? 4 : !strcmp(op, "entry") ? 4
-                    : (!strcmp(op, "mirror") || !strcmp(op, "reroot")) ? 3 : 2;
-        if (i + need > ntok) fail("mount plan: truncated at %s", op);
+        size_t need = op_arity(op);
         const char **a = (const char **)&tok[i + 1];
         if (!strcmp(op, "bind")) {
-            do_mount(a[0], a[1], NULL, MS_BIND | MS_REC, NULL);
-            if (a[2][0] == '1') do_mount(NULL, a[1], NULL, MS_BIND | MS_REMOUNT | MS_RDONLY, NULL);
+            snprintf(from_path, sizeof from_path, "/proc/self/fd/%d", plan->src_fds[i]);
+            do_mount(from_path, a[1], NULL, MS_BIND | MS_REC, NULL);
+            close(plan->src_fds[i]);
+            plan->src_fds[i] = -1;
+            if (a[2][0] == '1' || readonly_host) set_readonly(a[1], a[2][0] == '1');
         } else if (!strcmp(op, "mkdir")) {
             if (mkdir(a[0], 0755) != 0) fail("mkdir(%s): %s", a[0], strerror(errno));
         } else if (!strcmp(op, "touch")) {
@@ -164,8 +278,8 @@ static void run_plan(int fd) {
                 if (f < 0) fail("creating %s: %s", path, strerror(errno));
                 close(f);
             }
-            snprintf(from, sizeof from, "/proc/self/fd/%d/%s", source, a[0]);
-            do_mount(from, path, NULL, MS_BIND | MS_REC, NULL);
+            snprintf(from_path, sizeof from_path, "/proc/self/fd/%d/%s", source, a[0]);
+            do_mount(from_path, path, NULL, MS_BIND | MS_REC, NULL);
         } else if (!strcmp(op, "umount")) {
             if (umount2(a[0], MNT_DETACH) != 0) fail("umount(%s): %s", a[0], strerror(errno));
         } else if (!strcmp(op, "finish")) {
@@ -173,13 +287,178 @@ static void run_plan(int fd) {
             do_mount(a[0], "/", NULL, MS_MOVE, NULL);
             if (chroot(".") != 0) fail("chroot: %s", strerror(errno));
             if (chdir("/") != 0) fail("chdir(/): %s", strerror(errno));
+        } else if (!strcmp(op, "readonly")) {
+            set_readonly("/", 1);
+            readonly_host = 1;
+        } else if (!strcmp(op, "tmpfs")) {
+            do_mount("tmpfs", a[0], "tmpfs", MS_NOSUID | MS_NODEV, a[1]);
+        } else if (!strcmp(op, "rslave")) {
+            do_mount(NULL, "/", NULL, MS_REC | MS_SLAVE, NULL);
+        } else if (!strcmp(op, "hide") || !strcmp(op, "mask")) {
+            hide_path(a[0]);
+        } else if (!strcmp(op, "seal")) {
+            do_mount(NULL, a[0], NULL, MS_REMOUNT | MS_BIND | MS_RDONLY, NULL);
+        } else if (!strcmp(op, "rw")) {
+            if (access(a[0], F_OK) == 0) set_readonly(a[0], 0);
+        } else if (!strcmp(op, "child")) {
+            break;
+        } else if (!strcmp(op, "proc")) {
+            do_mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL);
+        } else if (!strcmp(op, "robind")) {
+            if (access(a[0], F_OK) == 0) {
+                do_mount(a[0], a[0], NULL, MS_BIND | MS_REC, NULL);
+                set_readonly(a[0], 1);
+            }
         } else {
             fail("mount plan: unknown op %s", op);
         }
         i += need;
     }
     if (source >= 0) close(source);
-    free(buf);
+}
+
+/* ---- isolation of the app: capabilities, seccomp, no_new_privs, user ---------------------- */
+struct security {
+    int limit_caps;     /* -C given */
+    uint64_t caps;      /* the bounding set to keep */
+    int seccomp;        /* -Z */
+    int no_new_privs;   /* -N */
+    long uid, gid;
+    gid_t groups[64];
+    int ngroups;        /* -1: not given */
+};
+
+static int has_cap(const struct security *sec, int cap) {
+    return !sec->limit_caps || (sec->caps >> cap) & 1;
+}
+
+static void limit_capabilities(const struct security *sec) {
+    for (int cap = 0; cap < 64; cap++) {
+        if (has_cap(sec, cap)) continue;
+        if (prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) != 0) {
+            if (errno == EINVAL) break;  /* past the kernel's last capability */
+            fail("dropping capability %d from the bounding set: %s", cap, strerror(errno));
+        }
+    }
+    /* Empty inheritable and ambient sets: a non-root app must not regain capabilities from a
+     * file's inheritable bits (containerd's fix for CVE-2022-24769). */
+    struct __user_cap_header_struct hdr = {_LINUX_CAPABILITY_VERSION_3, 0};
+    struct __user_cap_data_struct data[2];
+    if (syscall(SYS_capget, &hdr, data) != 0) fail("capget: %s", strerror(errno));
+    data[0].inheritable = data[1].inheritable = 0;
+    if (syscall(SYS_capset, &hdr, data) != 0) fail("capset: %s", strerror(errno));
+    prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0);
+}
+
+/* RuntimeDefault, in the spirit of containerd's profile: containerd allow-lists and gates
+ * the syscalls below on capabilities; a deny list of the same calls (EPERM) keeps the filter
+ * short and lets every other, newer syscall through. Calls the kernel already refuses without
+ * a capability are denied here only when the container lacks that capability, as there. */
+struct deny { const char *name; int unless_cap; };
+static const struct deny denied[] = {
+    {"keyctl", -1}, {"add_key", -1}, {"request_key", -1},
+    {"io_uring_setup", -1}, {"io_uring_enter", -1}, {"io_uring_register", -1},
+    {"uselib", -1}, {"ustat", -1}, {"sysfs", -1}, {"_sysctl", -1}, {"nfsservctl", -1},
+    {"vm86", -1}, {"vm86old", -1}, {"create_module", -1}, {"get_kernel_syms", -1},
+    {"query_module", -1}, {"lookup_dcookie", -1},
+    {"kexec_load", CAP_SYS_BOOT}, {"kexec_file_load", CAP_SYS_BOOT}, {"reboot", CAP_SYS_BOOT},
+    {"init_module", CAP_SYS_MODULE}, {"finit_module", CAP_SYS_MODULE},
+    {"delete_module", CAP_SYS_MODULE},
+    {"acct", CAP_SYS_PACCT},
+    {"settimeofday", CAP_SYS_TIME}, {"stime", CAP_SYS_TIME}, {"clock_settime", CAP_SYS_TIME},
+    {"clock_adjtime", CAP_SYS_TIME},
+    {"iopl", CAP_SYS_RAWIO}, {"ioperm", CAP_SYS_RAWIO},
+    {"open_by_handle_at", CAP_DAC_READ_SEARCH},
+    {"syslog", CAP_SYSLOG}, {"vhangup", CAP_SYS_TTY_CONFIG},
+    {"get_mempolicy", CAP_SYS_NICE}, {"set_mempolicy", CAP_SYS_NICE}, {"mbind", CAP_SYS_NICE},
+    {"move_pages", CAP_SYS_NICE},
+    {"kcmp", CAP_SYS_PTRACE}, {"userfaultfd", CAP_SYS_PTRACE},
+    {"bpf", CAP_SYS_ADMIN}, {"perf_event_open", CAP_SYS_ADMIN}, {"fanotify_init", CAP_SYS_ADMIN},
+    {"mount", CAP_SYS_ADMIN}, {"umount", CAP_SYS_ADMIN}, {"umount2", CAP_SYS_ADMIN},
+    {"pivot_root", CAP_SYS_ADMIN}, {"swapon", CAP_SYS_ADMIN}, {"swapoff", CAP_SYS_ADMIN},
+    {"quotactl", CAP_SYS_ADMIN}, {"quotactl_fd", CAP_SYS_ADMIN}, {"setns", CAP_SYS_ADMIN},
+    {"name_to_handle_at", CAP_SYS_ADMIN}, {"sethostname", CAP_SYS_ADMIN},
+    {"setdomainname", CAP_SYS_ADMIN},
+    {"fsopen", CAP_SYS_ADMIN}, {"fsconfig", CAP_SYS_ADMIN}, {"fsmount", CAP_SYS_ADMIN},
+    {"fspick", CAP_SYS_ADMIN}, {"open_tree", CAP_SYS_ADMIN}, {"move_mount", CAP_SYS_ADMIN},
+    {"mount_setattr", CAP_SYS_ADMIN},
+};
+/* New namespaces need CAP_SYS_ADMIN, except a user namespace, which the kernel grants to
+ * anyone: containerd denies all of them without the capability. */
+static const uint64_t ns_flags[] = {CLONE_NEWNS, CLONE_NEWCGROUP, CLONE_NEWUTS, CLONE_NEWIPC,
+                                    CLONE_NEWUSER, CLONE_NEWPID, CLONE_NEWNET, 0x80 /* TIME */};
+
+static void load_seccomp(const struct security *sec) {
+    scmp_filter_ctx ctx = seccomp_init(SCMP_ACT_ALLOW);
+    if (!ctx) fail("seccomp_init failed");
+    /* Loading needs CAP_SYS_ADMIN or no_new_privs; we are still root, so leave no_new_privs
+     * to allowPrivilegeEscalation (libseccomp would set it by default). */
+    seccomp_attr_set(ctx, SCMP_FLTATR_CTL_NNP, 0);
+    /* The other x86 ABIs too: a 32-bit or x32 call must not slip past the filter. */
+    if (seccomp_arch_native() == SCMP_ARCH_X86_64) {
+        seccomp_arch_add(ctx, SCMP_ARCH_X86);
+        seccomp_arch_add(ctx, SCMP_ARCH_X32);
+    }
+    int rc;
+    for (size_t k = 0; k < sizeof denied / sizeof denied[0]; k++) {
+        if (denied[k].unless_cap >= 0 && has_cap(sec, denied[k].unless_cap)) continue;
+        int nr = seccomp_syscall_resolve_name(denied[k].name);
+        if (nr == __NR_SCMP_ERROR) continue;  /* not on this architecture */
+        rc = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EPERM), nr, 0);
+        if (rc < 0 && rc != -EDOM) fail("seccomp rule %s: %s", denied[k].name, strerror(-rc));
+    }
+    if (!has_cap(sec, CAP_SYS_ADMIN)) {
+        for (size_t k = 0; k < sizeof ns_flags / sizeof ns_flags[0]; k++) {
+            rc = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EPERM), SCMP_SYS(unshare), 1,
+                                  SCMP_A0(SCMP_CMP_MASKED_EQ, ns_flags[k], ns_flags[k]));
+            if (rc == 0)
+                rc = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EPERM), SCMP_SYS(clone), 1,
+                                      SCMP_A0(SCMP_CMP_MASKED_EQ, ns_flags[k], ns_flags[k]));
+            if (rc < 0) fail("seccomp rule for namespace flags: %s", strerror(-rc));
+        }
+        /* clone3 passes its flags in memory a filter cannot read: ENOSYS makes libc fall
+         * back to clone, which the rules above see (containerd does the same). */
+        rc = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(ENOSYS), SCMP_SYS(clone3), 0);
+        if (rc < 0 && rc != -EDOM) fail("seccomp rule clone3: %s", strerror(-rc));
+    }
+    rc = seccomp_load(ctx);
+    if (rc < 0) fail("loading the seccomp filter: %s", strerror(-rc));
+    seccomp_release(ctx);
+}
+
+static void become_user(const struct security *sec) {
+    if (sec->gid >= 0 || sec->ngroups >= 0) {
+        gid_t groups[65];
+        int n = 0;
+        if (sec->gid >= 0) groups[n++] = (gid_t)sec->gid;
+        for (int k = 0; k < sec->ngroups; k++) groups[n++] = sec->groups[k];
+        if (setgroups((size_t)n, groups) != 0) fail("setgroups: %s", strerror(errno));
+    }
+    if (sec->gid >= 0 && setgid((gid_t)sec->gid) != 0)
+        fail("setgid %ld: %s", sec->gid, strerror(errno));
+    if (sec->uid >= 0 && setuid((uid_t)sec->uid) != 0)
+        fail("setuid %ld: %s", sec->uid, strerror(errno));
+}
+
+/* Everything the app's process does to itself between the fork and exec. */
+static void enter_security(const struct security *sec) {
+    if (sec->limit_caps) limit_capabilities(sec);
+    if (sec->seccomp) load_seccomp(sec);
+    become_user(sec);
+    if (sec->no_new_privs && prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0)
+        fail("no_new_privs: %s", strerror(errno));
+}
+
+static void parse_groups(const char *text, struct security *sec) {
+    sec->ngroups = 0;
+    char *end;
+    for (const char *p = text; *p;) {
+        long g = strtol(p, &end, 10);
+        if (end == p || g < 0 || sec->ngroups == 64) usage();
+        sec->groups[sec->ngroups++] = (gid_t)g;
+        p = *end == ',' ? end + 1 : end;
+        if (*end && *end != ',') usage();
+    }
 }
 
 static int parse_fd(const char *text) {
@@ -189,22 +468,45 @@ static int parse_fd(const char *text) {
     return (int)v;
 }
 
+/* Forward signals to the child until it exits; returns its exit code (128+N if killed). */
+static int monitor(pid_t child, sigset_t *waitset) {
+    for (;;) {
+        siginfo_t info;
+        int sig = sigwaitinfo(waitset, &info);
+        if (sig < 0) continue;  /* EINTR */
+        if (sig != SIGCHLD) { kill(child, sig); continue; }
+        int status;
+        pid_t got = waitpid(child, &status, WNOHANG);
+        if (got == child) {
+            if (WIFEXITED(status)) return WEXITSTATUS(status);
+            if (WIFSIGNALED(status)) return 128 + WTERMSIG(status);
+        }
+    }
+}
+
 int main(int argc, char **argv) {
-    long uid = -1, gid = -1, unshare_flags = 0;
+    long unshare_flags = 0;
     int cgroup_fds[MAX_FDS], ns_fds[MAX_FDS], ncgroup = 0, nns = 0, plan_fd = -1;
-    int lo_up = 0, exec_mode = 0;
+    int lo_up = 0, exec_mode = 0, new_pidns = 0, exec_fork = 0;
     const char *hostname = NULL, *workdir = NULL;
+    struct security sec = {.uid = -1, .gid = -1, .ngroups = -1};
     int i = 1;
     for (; i < argc && argv[i][0] == '-' && argv[i][1] && !argv[i][2]; i++) {
         char opt = argv[i][1];
         if (opt == 'L') { lo_up = 1; continue; }
         if (opt == 'E') { exec_mode = 1; continue; }
+        if (opt == 'p') { new_pidns = 1; continue; }
+        if (opt == 'F') { exec_fork = 1; continue; }
+        if (opt == 'Z') { sec.seccomp = 1; continue; }
+        if (opt == 'N') { sec.no_new_privs = 1; continue; }
         if (opt == '-') break;
         if (i + 1 >= argc) usage();
         const char *val = argv[++i];
         switch (opt) {
-        case 'u': uid = strtol(val, NULL, 10); break;
-        case 'g': gid = strtol(val, NULL, 10); break;
+        case 'u': sec.uid = strtol(val, NULL, 10); break;
+        case 'g': sec.gid = strtol(val, NULL, 10); break;
+        case 'G': parse_groups(val, &sec); break;
+        case 'C': sec.limit_caps = 1; sec.caps = strtoull(val, NULL, 16); break;
         case 'c': if (ncgroup == MAX_FDS) usage(); cgroup_fds[ncgroup++] = parse_fd(val); break;
         case 'n': if (nns == MAX_FDS) usage(); ns_fds[nns++] = parse_fd(val); break;
         case 'U': unshare_flags = strtol(val, NULL, 10); break;
@@ -223,6 +525,17 @@ int main(int argc, char **argv) {
     if (i + 1 >= argc || strcmp(argv[i], "--") != 0) usage();
     char **command = &argv[i + 1];
 
+    int exit_dir = -1;
+    char exit_name[4096] = "";
+    if (exit_file) {  /* before the mount plan can hide it */
+        char copy[4096];
+        snprintf(copy, sizeof copy, "%s", exit_file);
+        exit_dir = open(dirname(copy), O_PATH | O_DIRECTORY | O_CLOEXEC);
+        if (exit_dir < 0) fail("open(%s): %s", copy, strerror(errno));
+        snprintf(copy, sizeof copy, "%s", exit_file);
+        snprintf(exit_name, sizeof exit_name, "%s", basename(copy));
+    }
+
     for (int k = 0; k < ncgroup; k++) {
         if (write(cgroup_fds[k], "0", 1) != 1) fail("joining cgroup (fd %d): %s", cgroup_fds[k],
                                                     strerror(errno));
@@ -237,25 +550,26 @@ int main(int argc, char **argv) {
     if (hostname && sethostname(hostname, strlen(hostname)) != 0)
         fail("sethostname(%s): %s", hostname, strerror(errno));
     if (lo_up) loopback_up();
+    struct plan plan = {0};
     if (plan_fd >= 0) {
+        /* Bind sources are opened after the unshare: a mount may only be bound from the
+         * namespace it belongs to. */
         if (unshare(CLONE_NEWNS) != 0) fail("unshare(CLONE_NEWNS): %s", strerror(errno));
-        do_mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL);
-        run_plan(plan_fd);
+        read_plan(plan_fd, &plan);
         close(plan_fd);
+        /* Private, so nothing of ours reaches the host; "rslave" first: the host's reach us. */
+        if (plan.ntok == 0 || strcmp(plan.tok[0], "rslave") != 0)
+            do_mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL);
+        run_ops(&plan, 0, plan.child_at);
     }
     if (workdir && chdir(workdir) != 0) fail("chdir(%s): %s", workdir, strerror(errno));
+    if (new_pidns && unshare(CLONE_NEWPID) != 0) fail("unshare(CLONE_NEWPID): %s", strerror(errno));
 
-    if (exec_mode) {  /* status_fd is close-on-exec: a successful exec reports success */
-        if (gid >= 0) {
-            gid_t g = (gid_t)gid;
-            if (setgroups(1, &g) != 0 || setgid(g) != 0)
-                fail("setgid %ld: %s", gid, strerror(errno));
-        }
-        if (uid >= 0 && setuid((uid_t)uid) != 0) fail("setuid %ld: %s", uid, strerror(errno));
+    if (exec_mode && !exec_fork) {  /* status_fd is close-on-exec: a successful exec reports success */
+        enter_security(&sec);
         execvp(command[0], command);
         fail("exec %s: %s", command[0], strerror(errno));
     }
-    if (status_fd >= 0) { close(status_fd); status_fd = -1; }
 
     sigset_t waitset;
     sigemptyset(&waitset);
@@ -264,43 +578,28 @@ int main(int argc, char **argv) {
     sigprocmask(SIG_BLOCK, &waitset, NULL);
 
     pid_t child = fork();
-    if (child < 0) { perror("tk-shim: fork"); return 125; }
+    if (child < 0) fail("fork: %s", strerror(errno));
     if (child == 0) {
         /* The app starts with no signal blocked, whatever the spawning thread had blocked. */
         sigset_t none;
         sigemptyset(&none);
         sigprocmask(SIG_SETMASK, &none, NULL);
-        if (gid >= 0) {
-            gid_t g = (gid_t)gid;
-            if (setgroups(1, &g) != 0 || setgid(g) != 0) {
-                fprintf(stderr, "tk-shim: setgid %ld: %s\n", gid, strerror(errno));
-                _exit(126);
-            }
-        }
-        if (uid >= 0 && setuid((uid_t)uid) != 0) {
-            fprintf(stderr, "tk-shim: setuid %ld: %s\n", uid, strerror(errno));
-            _exit(126);
-        }
+        if (exec_mode) prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);  /* killed with the shim */
+        if (plan.child_at < plan.ntok) run_ops(&plan, plan.child_at, plan.ntok);
+        /* Set-up errors up to here reach the daemon (status pipe); from here on they are
+         * the app's: its stderr (the log) and an exit code. */
+        enter_security(&sec);
+        if (status_fd >= 0 && !exec_mode) { close(status_fd); status_fd = -1; }
         execvp(command[0], command);
+        if (exec_mode) fail("exec %s: %s", command[0], strerror(errno));
         fprintf(stderr, "tk-shim: exec %s: %s\n", command[0], strerror(errno));
         _exit(127);
     }
+    /* The child holds the status pipe until its exec (or its set-up error). */
+    if (status_fd >= 0) { close(status_fd); status_fd = -1; }
 
-    int code = 125;
-    for (;;) {
-        siginfo_t info;
-        int sig = sigwaitinfo(&waitset, &info);
-        if (sig < 0) continue;  /* EINTR */
-        if (sig != SIGCHLD) { kill(child, sig); continue; }
-        int status;
-        pid_t got = waitpid(child, &status, WNOHANG);
-        if (got == child) {
-            if (WIFEXITED(status)) code = WEXITSTATUS(status);
-            else if (WIFSIGNALED(status)) code = 128 + WTERMSIG(status);
-            break;
-        }
-    }
-    if (write_exit_file(exit_file, code) != 0)
+    int code = monitor(child, &waitset);
+    if (exit_dir >= 0 && write_exit_file(exit_dir, exit_name, code) != 0)
         fprintf(stderr, "tk-shim: writing exit file %s: %s\n", exit_file, strerror(errno));
     return code;
 }

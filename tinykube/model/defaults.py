@@ -78,6 +78,9 @@ def default_pod_spec(spec: Any) -> None:
                 _fill(http, {"path": "/", "scheme": "HTTP"})
         for port in _items(container.get("ports")):
             _fill(port, {"protocol": "TCP"})
+            if spec.get("hostNetwork") is True and isinstance(port, dict):
+                # On the host's network a container port is a host port (SetDefaults_PodSpec).
+                _fill(port, {"hostPort": port.get("containerPort")})
 
 
 def _default_template(spec: dict[str, Any]) -> None:

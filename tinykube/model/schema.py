@@ -26,7 +26,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from tinykube.model import quantity
+from tinykube.model import quantity, security
 from tinykube.model.errors import FieldError
 
 PIDS_RESOURCE = "tinykube.io/pids"
@@ -372,12 +372,18 @@ ENV_VAR = Obj({
     }),
 }, required=("name",))
 
+SECCOMP_PROFILE = Obj({"type": Str(security.SECCOMP_TYPES), "localhostProfile": Str()},
+                      required=("type",))
+USER_ID = Int(0, 2**31 - 1)
+
 CONTAINER_SECURITY_CONTEXT = Obj({
-    "runAsUser": Int(0, 2**31 - 1), "runAsGroup": Int(0, 2**31 - 1),
-    # Accepted, not enforced: tinykube has no capabilities/seccomp/read-only root handling.
-    "runAsNonRoot": IGNORED, "allowPrivilegeEscalation": IGNORED, "privileged": IGNORED,
-    "readOnlyRootFilesystem": IGNORED, "capabilities": IGNORED, "seccompProfile": IGNORED,
-    "seLinuxOptions": IGNORED, "appArmorProfile": IGNORED, "procMount": IGNORED,
+    "runAsUser": USER_ID, "runAsGroup": USER_ID, "runAsNonRoot": Bool(),
+    "allowPrivilegeEscalation": Bool(), "privileged": Bool(), "readOnlyRootFilesystem": Bool(),
+    "capabilities": Obj({"add": ListOf(Str(non_empty=True)),
+                         "drop": ListOf(Str(non_empty=True))}),
+    "seccompProfile": SECCOMP_PROFILE, "procMount": Str(security.PROC_MOUNT_TYPES),
+    # No SELinux or AppArmor on a tinykube node: accepted, not enforced.
+    "seLinuxOptions": IGNORED, "appArmorProfile": IGNORED, "windowsOptions": IGNORED,
 })
 
 CONTAINER = Obj({
@@ -420,10 +426,12 @@ VOLUME = Obj({
 }, required=("name",))
 
 POD_SECURITY_CONTEXT = Obj({
-    "runAsUser": Int(0, 2**31 - 1), "runAsGroup": Int(0, 2**31 - 1),
-    "runAsNonRoot": IGNORED, "fsGroup": IGNORED, "fsGroupChangePolicy": IGNORED,
-    "supplementalGroups": IGNORED, "seccompProfile": IGNORED, "seLinuxOptions": IGNORED,
-    "sysctls": UNSUPPORTED, "appArmorProfile": IGNORED,
+    "runAsUser": USER_ID, "runAsGroup": USER_ID, "runAsNonRoot": Bool(),
+    "fsGroup": USER_ID, "fsGroupChangePolicy": Str(("OnRootMismatch", "Always")),
+    "supplementalGroups": ListOf(USER_ID), "supplementalGroupsPolicy": Str(("Merge", "Strict")),
+    "seccompProfile": SECCOMP_PROFILE,
+    "seLinuxOptions": IGNORED, "seLinuxChangePolicy": IGNORED, "appArmorProfile": IGNORED,
+    "windowsOptions": IGNORED, "sysctls": UNSUPPORTED,
 })
 
 RESTART_POLICIES = ("Always", "OnFailure", "Never")
@@ -446,8 +454,8 @@ POD_SPEC = Obj({
     "initContainers": Unsupported("put the setup in the container's command"),
     "ephemeralContainers": UNSUPPORTED,
     "activeDeadlineSeconds": UNSUPPORTED,
-    "hostNetwork": Unsupported("every pod gets its own network namespace"),
-    "hostPID": UNSUPPORTED, "hostIPC": UNSUPPORTED, "shareProcessNamespace": UNSUPPORTED,
+    "hostNetwork": Bool(), "hostPID": Bool(), "hostIPC": Bool(),
+    "shareProcessNamespace": Bool(),
     "hostAliases": UNSUPPORTED, "hostUsers": UNSUPPORTED, "resourceClaims": UNSUPPORTED,
     "schedulingGates": UNSUPPORTED,
 }, required=("containers",))

@@ -23,7 +23,7 @@ import re
 from typing import Any
 
 from tinykube import labels as label_selectors
-from tinykube.model import names, quantity, schema
+from tinykube.model import names, quantity, schema, security
 from tinykube.model.defaults import apply_defaults
 from tinykube.model.errors import FieldError
 from tinykube.model.kinds import KINDS, USER_KINDS
@@ -235,6 +235,9 @@ def validate_pod_spec(spec: dict[str, Any], path: str, *, in_template: bool = Fa
                 errors.append(FieldError.duplicate(f"{c_path}.name", name))
             seen.add(name)
         errors += _validate_container(_d(container), c_path, volume_names)
+        errors += security.validate_container_security(_d(container).get("securityContext"),
+                                                       f"{c_path}.securityContext")
+    errors += security.validate_pod_security(spec, path)
     return errors
 
 
