@@ -23,10 +23,12 @@ from .backoff import CrashBackoff
 from .cgroups import CgroupDriver
 from .containerspec import (
     ContainerConfigError,
+    check_non_root,
     container_argv,
     container_env,
     container_limits,
     grace_seconds,
+    isolation,
     run_as,
 )
 from .node import NodeContext, crash_point
@@ -213,16 +215,21 @@ class ContainerSupervisor:
         argv = container_argv(spec, env, where)
         limits = container_limits(spec, where)
         user, group = run_as(pod.pod, spec)
+        check_non_root(pod.pod, spec)
+        confinement = isolation(pod.pod, spec, where, ctx.hidden_paths)
         mounts = volumes.container_mounts(spec, pod.volume_paths, where)
         targets = {m.target for m in mounts}
         launch_mounts = [spawn.Mount(str(m.source), m.target, m.readonly) for m in mounts]
-        launch_mounts += [spawn.Mount(str(source), target, False)
-                          for target, source in pod.pod_files.items() if target not in targets]
+        if not (pod.pod.get("spec") or {}).get("hostNetwork"):  # else the host's, as there
+            launch_mounts += [spawn.Mount(str(source), target, False)
+                              for target, source in pod.pod_files.items()
+                              if target not in targets]
         log_path = layout.log_file(ctx.root, pod.uid, name, st.restart_count)
         exit_file = layout.exit_file(ctx.run_dir, pod.uid, name, st.restart_count)
         launch = spawn.ContainerLaunch(argv=argv, env=env, cwd=spec.get("workingDir") or None,
                                        uid=user, gid=group, mounts=launch_mounts,
-                                       log_path=str(log_path), exit_file=str(exit_file))
+                                       log_path=str(log_path), exit_file=str(exit_file),
+                                       isolation=confinement)
         cgroups = ctx.cgroups
         await trio.to_thread.run_sync(cgroups.create_container, pod.uid, name, limits)
         await kill_unrecorded(cgroups, pod.uid, name, f"pod {pod.namespace}/{pod.name}")
@@ -342,10 +349,12 @@ class ContainerSupervisor:
         user, group = run_as(pod.pod, self.spec)
         env = container_env(pod.pod, self.spec, pod.hostname, pod.live.pod_ip,
                             pod.live.host_ip, f"container {self.name}")
+        confinement = isolation(pod.pod, self.spec, f"container {self.name}",
+                                pod.ctx.hidden_paths)
         return await spawn.exec_in_container(
             pod.live.pause, proc, argv, cgroups=pod.ctx.cgroups, pod_uid=pod.uid,
             name=self.name, env=env, cwd=self.spec.get("workingDir") or "/", uid=user,
-            gid=group)
+            gid=group, isolation=confinement)
 
     def terminate(self) -> None:
         """SIGTERM to the running container (the shim forwards it to the app)."""

@@ -19,6 +19,7 @@ exit files); a record, cgroup, veth or pod dir whose pod is gone is torn down.
 from __future__ import annotations
 
 import logging
+import os
 import re
 from pathlib import Path
 from typing import Any
@@ -46,12 +47,16 @@ _LOG_NAME = re.compile(r"^(\d+)\.log$")
 
 class Kubelet:
     def __init__(self, store: Any, root: Path, run_dir: Path, network: Any,
-                 cgroups: CgroupDriver, *, backoff_policy: BackoffPolicy = DEFAULT_POLICY
-                 ) -> None:
+                 cgroups: CgroupDriver, *, backoff_policy: BackoffPolicy = DEFAULT_POLICY,
+                 hidden_paths: tuple[str, ...] = ()) -> None:
         self.store = store
+        # Containers never see the daemon's state: its root and run dir at least.
+        hidden = tuple(dict.fromkeys(os.path.realpath(p)
+                                     for p in [root, run_dir, *hidden_paths]))
         self.ctx = NodeContext(store=store, root=Path(root), run_dir=Path(run_dir),
                                network=network, cgroups=cgroups, sockets=NetnsSockets(),
-                               backoff_policy=backoff_policy, hosts_peers=self._hosts_peers,
+                               backoff_policy=backoff_policy, hidden_paths=hidden,
+                               hosts_peers=self._hosts_peers,
                                address_changed=self._address_changed)
         self.workers: dict[str, PodWorker] = {}
         self._groups: dict[tuple[str, str], set[str]] = {}  # (namespace, subdomain) -> uids

@@ -43,6 +43,8 @@ class NodeContext:
     cgroups: CgroupDriver
     sockets: NetnsSockets
     backoff_policy: BackoffPolicy = DEFAULT_POLICY
+    # Hidden from every container (an empty tmpfs over each): the daemon's root, run dir, socket.
+    hidden_paths: tuple[str, ...] = ()
     # The kubelet keeps subdomain peers' /etc/hosts current; these let it know.
     hosts_peers: Callable[[PodWorker], list[HostEntry]] = lambda worker: []
     address_changed: Callable[[PodWorker], None] = lambda worker: None

@@ -54,6 +54,7 @@ from .node import NodeContext, crash_point
 from .sandbox import (
     LiveSandbox,
     Sandbox,
+    SandboxOptions,
     SpawnError,
     sandbox_alive,
     start_sandbox,
@@ -321,7 +322,8 @@ class PodWorker:
             raise SandboxGone(f"pause process {pause.pid} exited while no daemon ran")
         await kill_unrecorded(self.ctx.cgroups, self.uid, None,
                               f"pod {self.namespace}/{self.name}")
-        sandbox = await start_sandbox(self.uid, self.hostname, self.ctx.cgroups)
+        sandbox = await start_sandbox(self.uid, self.hostname, self.ctx.cgroups,
+                                      self.sandbox_options)
         crash_point("sandbox")
         self.record.pause = records.ProcessRecord(sandbox.pause_pid, sandbox.start_time)
         records.write_record(self.ctx.run_dir, self.record)
@@ -331,6 +333,10 @@ class PodWorker:
         """Attach the pause's network namespace: the sandbox is whole, or this raises and
         leaves only what the record names (released by `_release_runtime`)."""
         netns_fd = os.open(f"/proc/{pause.pause_pid}/ns/net", os.O_RDONLY | os.O_CLOEXEC)
+        if self.sandbox_options.host_network:
+            # On the host's network the pod's address is the node's (as pods see it).
+            gateway = self.ctx.network.gateway
+            return LiveSandbox(pause, netns_fd, gateway, gateway)
         try:
             attachment = await self.ctx.network.attach(self.uid, pause.pause_pid)
         except BaseException:
@@ -338,6 +344,13 @@ class PodWorker:
             raise
         crash_point("veth")
         return LiveSandbox(pause, netns_fd, attachment.ip, attachment.gateway)
+
+    @property
+    def sandbox_options(self) -> SandboxOptions:
+        spec = self.pod.get("spec") or {}
+        return SandboxOptions(host_network=spec.get("hostNetwork") is True,
+                              host_ipc=spec.get("hostIPC") is True,
+                              share_pid=spec.get("shareProcessNamespace") is True)
 
     def write_hosts(self) -> None:
         """(Re)write the pod's files in place; the kubelet calls it when subdomain peers change."""

@@ -38,6 +38,7 @@ class DaemonConfig:
     accept_empty_store: bool = False  # start on a store that lost what records name
     # The TLS listener beside the unix socket (None: none).
     listen: Listen | None = parse_listen(DEFAULT_LISTEN)  # noqa: RUF009 - frozen, safe to share
+    pod_max_pids: int | None = 4096  # None: no pod-level pids limit
 
     @property
     def socket_path(self) -> Path:
@@ -71,7 +72,12 @@ async def run(config: DaemonConfig, *, task_status=trio.TASK_STATUS_IGNORED) -> 
     network = network_for(config)
     await network.ensure_bridge()
     cgroups = detect_pinned(config.run_dir, config.cgroup_parent, subtree=config.cgroup_subtree)
-    kubelet = Kubelet(store, config.root, config.run_dir, network, cgroups)
+    cgroups.pod_pids_limit = config.pod_max_pids
+    # Hidden from containers besides this daemon's root and run dir: its socket, and the
+    # default locations (where another daemon on this host keeps its state).
+    hidden = (str(config.socket_path), str(DEFAULT_ROOT), str(DEFAULT_RUN_DIR))
+    kubelet = Kubelet(store, config.root, config.run_dir, network, cgroups,
+                      hidden_paths=hidden)
     api = ApiServer(store, kubelet)
     write_pid_file(config.run_dir)
     try:

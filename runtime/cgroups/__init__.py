@@ -14,13 +14,21 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..layout import cgroup_placement
-from .base import DEFAULT_PIDS_LIMIT, SUBTREE, CgroupDriver, CgroupError, Limits
+from .base import (
+    DEFAULT_PIDS_LIMIT,
+    DEFAULT_POD_PIDS_LIMIT,
+    SUBTREE,
+    CgroupDriver,
+    CgroupError,
+    Limits,
+)
 from .v1 import CONTROLLERS as V1_CONTROLLERS
 from .v1 import CgroupV1
 from .v2 import CgroupV2
 
 __all__ = [
     "DEFAULT_PIDS_LIMIT",
+    "DEFAULT_POD_PIDS_LIMIT",
     "CgroupDriver",
     "CgroupError",
     "CgroupV1",

@@ -34,6 +34,10 @@ POD_PREFIX = "pod-"
 # exhausting the machine's pid space (kernel default pid_max is 32768 on small machines)
 # while leaving ample room for real workloads.
 DEFAULT_PIDS_LIMIT = 4096
+# The whole pod (pause and every container) gets this pids limit unless the daemon is told
+# otherwise (--pod-max-pids; the kubelet's --pod-max-pids, whose default is unlimited): one
+# pod's fork bomb then cannot take the host's pids even with several containers.
+DEFAULT_POD_PIDS_LIMIT = 4096
 CFS_PERIOD_US = 100_000
 EXIT_WAIT = 2.0  # seconds to wait for killed processes to leave a cgroup
 
@@ -51,6 +55,7 @@ class Limits:
 
 class CgroupDriver(Protocol):
     version: int
+    pod_pids_limit: int | None
 
     def create_pod(self, uid: str) -> None: ...
     def create_container(self, uid: str, name: str, limits: Limits) -> None: ...
@@ -118,6 +123,7 @@ class CgroupBackend:
     """
 
     version = 0
+    pod_pids_limit: int | None = DEFAULT_POD_PIDS_LIMIT  # None: no pod-level limit
 
     def __init__(self, roots: dict[str, str], subtree: str = SUBTREE) -> None:
         if not roots:
@@ -151,6 +157,10 @@ class CgroupBackend:
     def create_pod(self, uid: str) -> None:
         for path in self.dirs(uid):
             self.mkdir(path)
+        self.apply_pod_limits(uid)
+
+    def apply_pod_limits(self, uid: str) -> None:
+        raise NotImplementedError
 
     def create_container(self, uid: str, name: str, limits: Limits) -> None:
         self.create_pod(uid)

@@ -59,9 +59,13 @@ class CgroupV1(CgroupBackend):
                 unique[controller] = root
         super().__init__(unique, subtree)
 
-    def _dir(self, controller: str, uid: str, name: str) -> str:
+    def _dir(self, controller: str, uid: str, name: str | None) -> str:
         root = self.controller_roots[controller]
         return next(d for d, r in zip(self.dirs(uid, name), self.roots.values()) if r == root)
+
+    def apply_pod_limits(self, uid: str) -> None:
+        pids = "max" if self.pod_pids_limit is None else str(self.pod_pids_limit)
+        write_file(os.path.join(self._dir("pids", uid, None), "pids.max"), pids)
 
     def apply_limits(self, uid: str, name: str, limits: Limits) -> None:
         memory = MemoryController(_PathNode(self._dir("memory", uid, name)))

@@ -90,6 +90,12 @@ class CgroupV2(CgroupBackend):
         self.mkdir(pod)
         self._enable(pod)
         self.mkdir(os.path.join(pod, PAUSE_LEAF))
+        self.apply_pod_limits(uid)
+
+    def apply_pod_limits(self, uid: str) -> None:
+        if "pids" in self.controllers:
+            pids = "max" if self.pod_pids_limit is None else str(self.pod_pids_limit)
+            write_file(os.path.join(self.primary(uid), "pids.max"), pids)
 
     def member_dirs(self, uid: str, name: str | None) -> list[str]:
         if name is None:

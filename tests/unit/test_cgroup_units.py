@@ -293,6 +293,11 @@ def test_pids_recursive_for_pod_and_pod_uids_and_remove(hybrid):
     assert driver.pod_uids() == {"u1", "u2"}
     os.unlink(f"{mem}/pod-u1/cgroup.procs")  # a fake tree cannot rmdir dirs holding files
     os.unlink(f"{mem}/pod-u1/app/cgroup.procs")
+    for uid in ("u1", "u2"):  # the pod-level pids limit (issue 15)
+        pids_max = f"{root}/pids/tinykube/pod-{uid}/pids.max"
+        with open(pids_max) as f:
+            assert f.read() == "4096"
+        os.unlink(pids_max)
     driver.remove("u1")
     driver.remove("u1")  # idempotent
     assert driver.pod_uids() == {"u2"}

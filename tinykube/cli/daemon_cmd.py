@@ -30,6 +30,9 @@ def register(commands: argparse._SubParsersAction) -> None:
                    help=f"TLS listener for kubectl and client libraries (default "
                         f"{DEFAULT_LISTEN}; `none`: only the unix socket); "
                         "`tinykube kubeconfig` prints its credentials")
+    p.add_argument("--pod-max-pids", type=int, default=4096, metavar="N",
+                   help="pids limit of each pod (pause and all containers; a fork bomb stays "
+                        "in its pod); 0: no limit (default 4096)")
     p.set_defaults(handler=daemon)
 
 
@@ -50,4 +53,5 @@ def daemon(args: argparse.Namespace, client: Client) -> int:
                              bridge=args.bridge, cidr=args.pod_cidr,
                              cgroup_parent=args.cgroup_parent,
                              cgroup_subtree=args.cgroup_subtree,
-                             accept_empty_store=args.accept_empty_store, listen=args.listen))
+                             accept_empty_store=args.accept_empty_store, listen=args.listen,
+                             pod_max_pids=args.pod_max_pids if args.pod_max_pids > 0 else None))
