@@ -426,3 +426,22 @@ def test_fork_bomb_stays_in_its_pod(node):
         assert node.cli("get", "pods").returncode == 0
     finally:
         delete(node, "bomb", "neighbour", "latecomer")
+
+
+@pytest.mark.root
+def test_host_network_and_host_ipc(node):
+    manifest = pod("hostnet", spec_yaml="  hostNetwork: true\n  hostIPC: true",
+                   command="exec sleep infinity")
+    running = run_pod(node, manifest, "hostnet")
+    try:
+        assert running["status"]["podIP"] == running["status"]["hostIP"]
+        for ns in ("net", "ipc", "uts"):
+            inside = sh(node, "hostnet", f"readlink /proc/self/ns/{ns}").stdout.strip()
+            assert inside == os.readlink(f"/proc/self/ns/{ns}"), ns
+        assert sh(node, "hostnet", "hostname").stdout.strip() == os.uname().nodename
+        # Still confined otherwise: its own PID namespace, default capabilities.
+        status = sh(node, "hostnet", "cat /proc/1/status").stdout
+        assert status_field(status, "Name") == "sleep"
+        assert status_field(status, "CapEff") == DEFAULT_CAPS
+    finally:
+        delete(node, "hostnet")

@@ -39,6 +39,9 @@ class Node:
         self.network, self.cgroups = network, cgroups
 
     async def create(self, name: str, containers: list[dict], **spec: Any) -> dict:
+        # A short grace unless a test sets one: `sh -c "sleep 1000"` is PID 1 of its
+        # container and, as under Kubernetes, ignores SIGTERM, so a stop takes the grace.
+        spec.setdefault("terminationGracePeriodSeconds", 2)
         pod = {"apiVersion": "v1", "kind": "Pod",
                "metadata": {"name": name, "namespace": "default"},
                "spec": {"containers": containers, **spec}}
