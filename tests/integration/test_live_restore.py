@@ -39,9 +39,10 @@ spec:
 
 
 def exit_on_trigger(name: str, policy: str, trigger: Path) -> str:
-    # Polls a host file (containers see the host's filesystem except their volumes), so the
-    # test can make it exit at a moment of its choosing, here while no daemon runs.
-    script = f"while [ ! -e {trigger} ]; do sleep 0.1; done; exit 3"
+    # Polls a host file, so the test can make it exit at a moment of its choosing, here
+    # while no daemon runs. The file's directory comes in as a hostPath volume: a container's
+    # /tmp (where tmp_path is) is a private tmpfs of its own.
+    script = f"while [ ! -e /trigger/{trigger.name} ]; do sleep 0.1; done; exit 3"
     return f"""
 apiVersion: v1
 kind: Pod
@@ -49,7 +50,9 @@ metadata: {{name: {name}}}
 spec:
   restartPolicy: {policy}
   terminationGracePeriodSeconds: 1
-  containers: [{{name: c, command: [sh, -c, "{script}"]}}]
+  volumes: [{{name: trigger, hostPath: {{path: {trigger.parent}}}}}]
+  containers: [{{name: c, command: [sh, -c, "{script}"],
+                volumeMounts: [{{name: trigger, mountPath: /trigger}}]}}]
 ---"""
 
 
