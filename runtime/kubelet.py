@@ -51,8 +51,8 @@ class Kubelet:
                  hidden_paths: tuple[str, ...] = ()) -> None:
         self.store = store
         # Containers never see the daemon's state: its root and run dir at least.
-        hidden = tuple(dict.fromkeys(os.path.realpath(p)
-                                     for p in [root, run_dir, *hidden_paths]))
+        hidden = tuple(dict.fromkeys(os.path.realpath(os.fspath(p))
+                                     for p in (str(root), str(run_dir), *hidden_paths)))
         self.ctx = NodeContext(store=store, root=Path(root), run_dir=Path(run_dir),
                                network=network, cgroups=cgroups, sockets=NetnsSockets(),
                                backoff_policy=backoff_policy, hidden_paths=hidden,

@@ -167,7 +167,7 @@ def test_container_plan_order():
     assert ops[1] == ("tmpfs", "/tmp", "mode=1777")
     # /tmp/x exists on the host but not on the fresh /tmp: created, not bound over.
     assert ("mkdir", "/tmp/x") in ops and ("mkdir", "/tmp/x/data") in ops
-    assert ("mirror", "/usr") == ops[kinds.index("mirror")][:2]
+    assert ops[kinds.index("mirror")][:2] == ("mirror", "/usr")
     assert ("seal", "/usr") in ops
     assert kinds.index("hide") > max(i for i, k in enumerate(kinds) if k == "bind")
     assert kinds[kinds.index("child") + 1] == "proc"

@@ -77,7 +77,8 @@ def validate_container_security(context: Any, path: str) -> list[FieldError]:
             errors.append(FieldError.invalid(
                 path, sc, "cannot set `allowPrivilegeEscalation` to false and `privileged` to "
                 "true"))
-        for value in caps.get("add") if isinstance(caps.get("add"), list) else []:
+        added = caps.get("add")
+        for value in added if isinstance(added, list) else []:
             if value == "CAP_SYS_ADMIN":
                 errors.append(FieldError.invalid(
                     path, sc, "cannot set `allowPrivilegeEscalation` to false and "
