@@ -155,6 +155,21 @@ def test_exec_over_websocket(kube):
     assert wrong.returncode == 1 and "container nope is not valid" in wrong.stderr
 
 
+def test_exec_with_a_terminal(kube):
+    """`kubectl exec -it` needs a terminal on its side: `script` gives it one."""
+    import shutil
+    if not shutil.which("script"):
+        pytest.skip("script (util-linux) is not installed")
+    wait_for(lambda: running_pods(kube), timeout=60, what="a running web pod")
+    pod = running_pods(kube)[0]
+    command = (f"{kube.kubectl_path} exec -it {pod} -- sh -c "
+               "'echo out; echo err >&2; exit 2'")
+    result = subprocess.run(["script", "-qec", command, "/dev/null"], capture_output=True,
+                            text=True, env=kube.env, timeout=60, check=False)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert result.stdout.replace("\r", "").startswith("out\nerr\n")  # one stream with -t
+
+
 def test_get_watch_prints_the_table_then_changes(kube):
     try:
         kube.kubectl("get", "pods", "-w", "-l", "app=web", timeout=4)

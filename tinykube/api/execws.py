@@ -3,7 +3,7 @@
 The command comes in the query string (`command=sh&command=-c&command=...`, `container`,
 `stdin`, `stdout`, `stderr`, `tty`). Every binary message starts with a channel byte:
 0 stdin, 1 stdout, 2 stderr, 3 error (the final `Status`, carrying the exit code), 4 resize
-(ignored: there are no terminals), 255 close (v5: the client closed the channel in the next
+(ignored: there are no terminals; with `tty=true` stderr goes out on stdout), 255 close (v5: the client closed the channel in the next
 byte, e.g. stdin). The WebSocket protocol itself is hypercorn's (wsproto).
 """
 
@@ -64,8 +64,11 @@ async def serve(scope: dict[str, Any], receive: Any, send: Any, start: Start) ->
         await error(e.status())
         return
     wants_stdin = _truthy(query.get("stdin"))
+    # With -t the client reads one stream; the process still has pipes, not a terminal
+    # (tinykube allocates no ptys), so its stderr joins stdout as a terminal would show it.
+    stderr_channel = STDOUT if _truthy(query.get("tty")) else STDERR
     try:
-        code = await _run(process, receive, send, wants_stdin)
+        code = await _run(process, receive, send, wants_stdin, stderr_channel)
     finally:
         if process.returncode is None:
             process.kill()
@@ -75,7 +78,8 @@ async def serve(scope: dict[str, Any], receive: Any, send: Any, start: Start) ->
         await error(exit_status(code, command))
 
 
-async def _run(process: trio.Process, receive: Any, send: Any, wants_stdin: bool) -> int | None:
+async def _run(process: trio.Process, receive: Any, send: Any, wants_stdin: bool,
+               stderr_channel: int) -> int | None:
     """Pump the streams until the process exits (its exit code) or the client leaves (None)."""
     if not wants_stdin and process.stdin is not None:
         await process.stdin.aclose()
@@ -106,7 +110,7 @@ async def _run(process: trio.Process, receive: Any, send: Any, wants_stdin: bool
         nursery.start_soon(from_client, nursery.cancel_scope)
         async with trio.open_nursery() as pumps:
             pumps.start_soon(pump, STDOUT, process.stdout)
-            pumps.start_soon(pump, STDERR, process.stderr)
+            pumps.start_soon(pump, stderr_channel, process.stderr)
         code = await process.wait()
         result[0] = code if code >= 0 else 128 - code
         nursery.cancel_scope.cancel()
