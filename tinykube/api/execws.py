@@ -3,8 +3,9 @@
 The command comes in the query string (`command=sh&command=-c&command=...`, `container`,
 `stdin`, `stdout`, `stderr`, `tty`). Every binary message starts with a channel byte:
 0 stdin, 1 stdout, 2 stderr, 3 error (the final `Status`, carrying the exit code), 4 resize
-(ignored: there are no terminals; with `tty=true` stderr goes out on stdout), 255 close (v5: the client closed the channel in the next
-byte, e.g. stdin). The WebSocket protocol itself is hypercorn's (wsproto).
+(ignored: there are no terminals; with `tty=true` stderr goes out on stdout), 255 close (v5:
+the client closed the channel in the next byte, e.g. stdin). The WebSocket protocol itself is
+hypercorn's (wsproto).
 """
 
 from __future__ import annotations
