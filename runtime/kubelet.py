@@ -148,9 +148,18 @@ class Kubelet:
         """Tear down what a previous daemon left for pods that no longer exist; pods that do
         exist resume from their records when their workers start (see PodWorker)."""
         live = {pod["metadata"]["uid"] for pod in pods}
+        # A pod whose stored object could not be loaded is not gone: leave it alone (neither
+        # adopted nor torn down) until `tinykube doctor` has dealt with its row.
+        unloadable = {(ns, name) for kind, ns, name in getattr(self.store, "unloadable", {})
+                      if kind == "Pod"}
         orphans: dict[str, records.PodRecord | None] = {}
         for record in records.list_records(self.ctx.run_dir):
-            if record.uid not in live:
+            if (record.namespace, record.name) in unloadable:
+                log.warning("pod %s/%s: its stored object cannot be loaded; leaving its "
+                            "processes alone (see `tinykube doctor`)", record.namespace,
+                            record.name)
+                live.add(record.uid)
+            elif record.uid not in live:
                 orphans[record.uid] = record
         try:
             cgroup_uids = await trio.to_thread.run_sync(self.ctx.cgroups.pod_uids)
