@@ -3,8 +3,9 @@ daemon, and a restart after each. After every case the daemon starts, `/healthz`
 within 100 ms, no object outside the request changed (a snapshot of every object's metadata
 and spec), and the StatefulSet's claim directory and its data are still there.
 
-Bounded in time: the whole campaign must finish within CAMPAIGN_SECONDS (a restart takes
-about a second; the watch case waits 3 s for its answer by design).
+Bounded in time: the whole campaign must finish within CAMPAIGN_SECONDS (most of it is the
+restarts, ~4 s each on a busy shared machine; the watch case waits 3 s for its answer by
+design); every request has its own 20 s timeout, so a hang fails at once.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from tests.integration.daemon import Daemon, wait_for
 
 pytestmark = pytest.mark.root
 
-CAMPAIGN_SECONDS = 120
+CAMPAIGN_SECONDS = 180  # ~30 cases x a daemon restart (~4 s on a busy shared 2-core machine)
 
 
 def _claim_file(daemon: Daemon):
