@@ -571,7 +571,8 @@ def test_the_api_answers_only_root_on_its_socket(daemon):
             os._exit(code)
     _, status = os.waitpid(pid, 0)
     assert os.waitstatus_to_exitcode(status) == 3, "an unprivileged user reached the API"
-    # The daemon listens on no TCP port.
+    # Its only inet socket is the TLS listener it was told to use (loopback, authenticated:
+    # tests/unit/test_api_tls.py); nothing else, and no UDP at all.
     assert daemon.process is not None
     inodes = set()
     for fd in Path(f"/proc/{daemon.process.pid}/fd").iterdir():
@@ -581,7 +582,11 @@ def test_the_api_answers_only_root_on_its_socket(daemon):
             continue
         if target.startswith("socket:["):
             inodes.add(target[8:-1])
+    listen_port = int(daemon.listen.rpartition(":")[2])
+    allowed = f"0100007F:{listen_port:04X}"  # 127.0.0.1:<port> as /proc/net/tcp writes it
     for table in ("tcp", "tcp6", "udp", "udp6"):
         for line in Path(f"/proc/{daemon.process.pid}/net/{table}").read_text().splitlines()[1:]:
             fields = line.split()
-            assert fields[9] not in inodes, f"the daemon has an inet socket: {line}"
+            if fields[9] in inodes:
+                assert table == "tcp" and fields[1] == allowed, \
+                    f"the daemon has an inet socket besides its TLS listener: {line}"

@@ -142,3 +142,27 @@ def test_running_pods_and_deployments_read_through_the_typed_models(api_client, 
     assert client.VersionApi(api_client).get_code().major == "1"
     apps.delete_namespaced_deployment("py-running", "default")
     _ = Daemon
+
+
+def test_namespaces(api_client):
+    from kubernetes import client
+    from kubernetes.client.rest import ApiException
+
+    core = client.CoreV1Api(api_client)
+    created = core.create_namespace({"apiVersion": "v1", "kind": "Namespace",
+                                     "metadata": {"name": "py-team"}})
+    assert created.status.phase == "Active"
+    assert "py-team" in [n.metadata.name for n in core.list_namespace().items]
+    core.create_namespaced_pod("py-team", {**MANIFESTS["Pod"], "metadata": {"name": "inside"}})
+    patched = core.patch_namespace("py-team", {"metadata": {"labels": {"team": "py"}}})
+    assert patched.metadata.labels["team"] == "py"
+    core.delete_namespace("py-team")
+    assert core.list_namespaced_pod("py-team").items == [] or all(
+        p.metadata.deletion_timestamp for p in core.list_namespaced_pod("py-team").items)
+    wait_for(lambda: not core.list_namespaced_pod("py-team").items, timeout=60,
+             what="the namespace's pods gone")
+    try:
+        core.read_namespace("py-team")
+        raise AssertionError("the namespace is still there")
+    except ApiException as e:
+        assert e.status == 404

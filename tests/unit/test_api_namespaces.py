@@ -40,6 +40,9 @@ async def test_namespaces_lifecycle(api):  # noqa: F811
     with pytest.raises(ApiError) as err:
         await call(client.request, "DELETE", f"{NS}/default")
     assert err.value.code == 403
+    with pytest.raises(ApiError) as err:  # a clear refusal, not a list posing as a stream
+        await call(client.request, "GET", NS, params={"watch": "true"})
+    assert err.value.code == 405
 
 
 async def test_namespace_dry_run_and_discovery(api):  # noqa: F811

@@ -97,6 +97,9 @@ async def handle(api: Any, request: Any, name: str | None) -> tuple[int, dict]:
     writer = dryrun.DryRunStore(store) if request.method != "GET" and dryrun.requested(
         request.query) else store
     known = all_namespaces(store)
+    if request.method == "GET" and (request.query.get("watch") or "").lower() in ("1", "true"):
+        raise ApiError("watching namespaces is not supported by tinykube; list them instead",
+                       code=405, reason="MethodNotAllowed")
     if request.method == "GET" and name is None:
         items = list(known.values())
         wanted_name = request.query.get("fieldSelector", "").partition("metadata.name=")[2]
