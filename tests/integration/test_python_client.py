@@ -12,7 +12,8 @@ pytestmark = pytest.mark.root
 
 LABELS = {"suite": "pyclient"}
 TEMPLATE = {"metadata": {"labels": LABELS},
-            "spec": {"containers": [{"name": "main", "image": "busybox",
+            "spec": {"terminationGracePeriodSeconds": 1,  # sleep ignores SIGTERM as pid 1
+                     "containers": [{"name": "main", "image": "busybox",
                                      "command": ["sleep", "3600"]}]}}
 SELECTOR = {"matchLabels": LABELS}
 
