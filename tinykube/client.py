@@ -38,7 +38,7 @@ def default_socket() -> Path:
 
 def collection_path(info: KindInfo, namespace: str | None) -> str:
     base = f"/apis/{info.api_version}" if info.group else "/api/v1"
-    if namespace is None or namespace == "*":
+    if namespace is None or namespace == "*" or not info.namespaced:  # cluster-scoped: ns
         return f"{base}/{info.plural}"
     return f"{base}/namespaces/{namespace}/{info.plural}"
 

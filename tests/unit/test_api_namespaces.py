@@ -54,3 +54,9 @@ async def test_namespace_dry_run_and_discovery(api):  # noqa: F811
     core = await call(client.request, "GET", "/api/v1")
     (ns,) = [r for r in core["resources"] if r["name"] == "namespaces"]
     assert ns["namespaced"] is False and ns["shortNames"] == ["ns"]
+
+
+async def test_the_tinykube_client_lists_namespaces_cluster_wide(api):  # noqa: F811
+    _, client, _ = api
+    listed = await call(client.list, "Namespace", "default")  # `tinykube get ns`
+    assert [o["metadata"]["name"] for o in listed] == ["default"]

@@ -110,7 +110,10 @@ async def handle(api: Any, request: Any, name: str | None) -> tuple[int, dict]:
         return 200, _table_if_asked(request, body)
     if request.method == "POST" and name is None:
         obj = _checked(request.json(), None)
-        if obj["metadata"]["name"] in known:
+        existing = known.get(obj["metadata"]["name"])
+        if existing is not None and (request.query.get("apply") or "") == "true":
+            return 200, existing  # `tinykube apply` of a namespace that exists: unchanged
+        if existing is not None:
             raise AlreadyExists.for_object(KIND, obj["metadata"]["name"])
         return 201, _public(await writer.create(obj, durable=True))
     if name is None:
