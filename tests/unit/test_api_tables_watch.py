@@ -89,3 +89,20 @@ async def test_bad_watch_options_are_400(api, query):  # noqa: F811
     _, _, socket = api
     code, data = await call(get, socket, f"{BASE}?watch=1&{query}")
     assert code == 400 and json.loads(data)["kind"] == "Status"
+
+
+async def test_allow_watch_bookmarks_sends_periodic_bookmarks(api, monkeypatch):  # noqa: F811
+    from tinykube.api import watchopts
+
+    store, client, socket = api
+    monkeypatch.setattr(watchopts, "BOOKMARK_INTERVAL", 0.2)  # Kubernetes: about a minute
+    await call(client.create, deployment("a"))
+    path = (f"{BASE}?watch=1&resourceVersion={store.resource_version}"
+            "&allowWatchBookmarks=true&timeoutSeconds=1")
+    _, data = await call(get, socket, path)
+    found = events(data)
+    assert found and {e["type"] for e in found} == {"BOOKMARK"}
+    assert all(e["object"]["metadata"]["resourceVersion"] == str(store.resource_version)
+               and "annotations" not in e["object"]["metadata"] for e in found)
+    _, data = await call(get, socket, path.replace("&allowWatchBookmarks=true", ""))
+    assert events(data) == []  # no bookmarks unless allowed
