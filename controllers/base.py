@@ -25,7 +25,6 @@ import time
 import weakref
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 import trio
@@ -34,6 +33,7 @@ from .hashing import random_suffix
 from .workqueue import WorkQueue
 
 from tinykube import labels
+from tinykube.model import meta
 from tinykube.model.errors import AlreadyExists, Conflict, Gone, NotFound
 from tinykube.model.meta import Obj
 
@@ -239,10 +239,6 @@ def is_controlled_by(obj: Obj, owner: Obj) -> bool:
     return ref is not None and ref.get("uid") == owner["metadata"]["uid"]
 
 
-def is_being_deleted(obj: Obj) -> bool:
-    return bool(obj.get("metadata", {}).get("deletionTimestamp"))
-
-
 def selector_for(owner: Obj) -> labels.Selector:
     """The owner's pod selector. ReplicationController's defaults to its template labels.
     An empty selector matches nothing here: adopting every pod of the namespace is never
@@ -271,7 +267,7 @@ def classify(owner: Obj, candidates: Iterable[Obj], matches: Callable[[Obj], boo
     Objects controlled by another owner are left alone. Orphans are adopted only if they match,
     are not being deleted, and the owner itself is not being deleted."""
     owner_uid = owner["metadata"]["uid"]
-    owner_deleting = is_being_deleted(owner)
+    owner_deleting = meta.is_being_deleted(owner)
     owned: list[Obj] = []
     adopt: list[Obj] = []
     release: list[Obj] = []
@@ -285,7 +281,7 @@ def classify(owner: Obj, candidates: Iterable[Obj], matches: Callable[[Obj], boo
             elif not owner_deleting:
                 release.append(obj)
             continue
-        if owner_deleting or is_being_deleted(obj) or not matches(obj):
+        if owner_deleting or meta.is_being_deleted(obj) or not matches(obj):
             continue
         adopt.append(obj)
     return Claim(owned, adopt, release)
@@ -326,11 +322,11 @@ async def adopt(store: Store, owner: Obj, obj: Obj,
     owner_uid = owner["metadata"]["uid"]
 
     def add_ref(fresh: Obj) -> bool:
-        if controller_ref(fresh) is not None or is_being_deleted(fresh) or not matches(fresh):
+        if controller_ref(fresh) is not None or meta.is_being_deleted(fresh) or not matches(fresh):
             return False
         current_owner = store.try_get(owner["kind"], *key_of(owner))
         if (current_owner is None or current_owner["metadata"]["uid"] != owner_uid
-                or is_being_deleted(current_owner)):
+                or meta.is_being_deleted(current_owner)):
             return False
         refs = [r for r in owner_refs(fresh) if r.get("uid") != owner_uid]
         fresh["metadata"]["ownerReferences"] = refs + [owner_ref(owner)]
@@ -406,73 +402,10 @@ async def create_pod(store: Store, owner: Obj, template: Obj, *,
     raise AssertionError("unreachable")
 
 
-# ---- pod state ----------------------------------------------------------------------------
-
-TERMINAL_PHASES = frozenset({"Succeeded", "Failed"})
-
-
-def parse_time(stamp: str | None) -> float | None:
-    """RFC 3339 (`2026-11-03T10:00:00Z`, fractions allowed) -> epoch seconds; None if unset."""
-    if not stamp:
-        return None
-    try:
-        return datetime.fromisoformat(stamp).timestamp()  # 3.11 reads a trailing "Z"
-    except ValueError:
-        return None
-
+# ---- pod state (the facts themselves are in tinykube/model/meta.py) ----------------
 
 def now() -> float:
     return time.time()
-
-
-def is_terminal(pod: Obj) -> bool:
-    return (pod.get("status") or {}).get("phase") in TERMINAL_PHASES
-
-
-def is_active(pod: Obj) -> bool:
-    """Kubernetes' IsPodActive: not Succeeded/Failed and not being deleted."""
-    return not is_terminal(pod) and not is_being_deleted(pod)
-
-
-def ready_condition(pod: Obj) -> Obj | None:
-    for condition in (pod.get("status") or {}).get("conditions") or []:
-        if condition.get("type") == "Ready":
-            return condition
-    return None
-
-
-def is_ready(pod: Obj) -> bool:
-    condition = ready_condition(pod)
-    return condition is not None and condition.get("status") == "True"
-
-
-def ready_since(pod: Obj) -> float | None:
-    """When the pod last became ready (None if not ready or unknown)."""
-    condition = ready_condition(pod)
-    if condition is None or condition.get("status") != "True":
-        return None
-    return parse_time(condition.get("lastTransitionTime"))
-
-
-def is_available(pod: Obj, min_ready_seconds: int, at: float) -> bool:
-    """Ready for at least `min_ready_seconds` (Kubernetes' IsPodAvailable)."""
-    if not is_ready(pod):
-        return False
-    if min_ready_seconds <= 0:
-        return True
-    since = ready_since(pod)
-    return since is not None and since + min_ready_seconds <= at
-
-
-def available_in(pod: Obj, min_ready_seconds: int, at: float) -> float | None:
-    """Seconds until a ready pod becomes available; None if not ready or already available."""
-    if min_ready_seconds <= 0 or not is_ready(pod):
-        return None
-    since = ready_since(pod)
-    if since is None:
-        return None
-    remaining = since + min_ready_seconds - at
-    return remaining if remaining > 0 else None
 
 
 def restart_count(pod: Obj) -> int:
@@ -492,10 +425,10 @@ def owner_keys_for(owner_kind: str) -> KeyMapper:
         ref = controller_ref(obj)
         if ref is not None:
             return [(namespace, ref["name"])] if ref.get("kind") == owner_kind else []
-        if event_type == "DELETED" or is_being_deleted(obj):
+        if event_type == "DELETED" or meta.is_being_deleted(obj):
             return []
         pod_labels = obj["metadata"].get("labels") or {}
         return [key_of(owner) for owner in store.list(owner_kind, namespace)
-                if not is_being_deleted(owner) and selector_for(owner).matches(pod_labels)]
+                if not meta.is_being_deleted(owner) and selector_for(owner).matches(pod_labels)]
 
     return mapper

@@ -36,6 +36,7 @@ from . import base
 from .base import Requeue
 from .workqueue import WorkQueue
 
+from tinykube.model import meta
 from tinykube.model.errors import NotFound
 from tinykube.model.kinds import KINDS, find
 from tinykube.model.meta import Obj
@@ -103,7 +104,7 @@ def _finalizers(obj: Obj) -> list[str]:
 
 
 def _waiting_for_dependents(obj: Obj) -> bool:
-    return base.is_being_deleted(obj) and FOREGROUND in _finalizers(obj)
+    return meta.is_being_deleted(obj) and FOREGROUND in _finalizers(obj)
 
 
 def plan(objects: Iterable[Obj], focus: Iterable[str] | None = None) -> list[Action]:
@@ -142,7 +143,7 @@ def plan(objects: Iterable[Obj], focus: Iterable[str] | None = None) -> list[Act
     for uid in focus_uids:
         obj = world[uid]
         ref_self = ObjectRef.of(obj)
-        if base.is_being_deleted(obj):
+        if meta.is_being_deleted(obj):
             finalizers = _finalizers(obj)
             if ORPHAN in finalizers:
                 actions += [RemoveOwnerRefs(ObjectRef.of(d), frozenset({uid}))
@@ -157,7 +158,7 @@ def plan(objects: Iterable[Obj], focus: Iterable[str] | None = None) -> list[Act
                         gone = {u for u, s in states.items() if s != "solid"}
                         actions.append(RemoveOwnerRefs(ObjectRef.of(dep), frozenset(gone)))
                         continue
-                    elif not base.is_being_deleted(dep):
+                    elif not meta.is_being_deleted(dep):
                         actions.append(delete_waiting(dep, f"owner {ref_self} is deleted in the "
                                                    "foreground"))
                     if any(r.get("uid") == uid and r.get("blockOwnerDeletion")
@@ -205,7 +206,7 @@ class Node:
     def of(cls, obj: Obj) -> Node:
         owners = tuple((str(r.get("uid", "")), str(r.get("kind", "")), str(r.get("name", "")))
                        for r in _refs(obj))
-        return cls(ObjectRef.of(obj), owners, base.is_being_deleted(obj),
+        return cls(ObjectRef.of(obj), owners, meta.is_being_deleted(obj),
                    tuple(_finalizers(obj)))
 
     @property
@@ -297,7 +298,7 @@ class GarbageCollector:
             world.setdefault(owner["metadata"]["uid"], owner)
         for dep in self._dependents(uid):
             world.setdefault(dep["metadata"]["uid"], dep)
-            if base.is_being_deleted(obj):
+            if meta.is_being_deleted(obj):
                 for other in self._owners(dep):
                     world.setdefault(other["metadata"]["uid"], other)
             for grand in self._dependents(dep["metadata"]["uid"]):

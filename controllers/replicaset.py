@@ -30,6 +30,7 @@ import trio
 from . import base
 from .base import ControllerSpec, Key, Requeue
 
+from tinykube.model import meta
 from tinykube.model.errors import NotFound
 from tinykube.model.meta import Obj
 
@@ -68,9 +69,9 @@ def victim_rank(pod: Obj) -> tuple[Any, ...]:
     Kubernetes' afterOrZero. The name breaks remaining ties so the order is deterministic."""
     spec = pod.get("spec") or {}
     phase = (pod.get("status") or {}).get("phase") or ""
-    ready = base.is_ready(pod)
-    ready_at = base.ready_since(pod) if ready else None
-    created = base.parse_time(pod["metadata"].get("creationTimestamp"))
+    ready = meta.is_ready(pod)
+    ready_at = meta.ready_since(pod) if ready else None
+    created = meta.parse_time(pod["metadata"].get("creationTimestamp"))
     return (
         1 if spec.get("nodeName") else 0,
         _PHASE_RANK.get(phase, 0),
@@ -85,7 +86,7 @@ def victim_rank(pod: Obj) -> tuple[Any, ...]:
 def plan_replicas(owner: Obj, pods: list[Obj], now: float, *,
                   burst: int = BURST_REPLICAS) -> ReplicaPlan:
     """The decision for one ReplicaSet/ReplicationController given every pod in its namespace."""
-    if base.is_being_deleted(owner):
+    if meta.is_being_deleted(owner):
         return ReplicaPlan()
     spec = owner.get("spec") or {}
     matches = base.labels_match(base.selector_for(owner))
@@ -93,8 +94,8 @@ def plan_replicas(owner: Obj, pods: list[Obj], now: float, *,
     candidates = [p for p in pods if (p["metadata"].get("namespace") or "default") == namespace]
     claim = base.classify(owner, candidates, matches)
     mine = claim.owned + claim.adopt
-    active = [p for p in mine if base.is_active(p)]
-    terminal = [p for p in mine if base.is_terminal(p) and not base.is_being_deleted(p)]
+    active = [p for p in mine if meta.is_active(p)]
+    terminal = [p for p in mine if meta.is_terminal(p) and not meta.is_being_deleted(p)]
 
     wanted = int(spec.get("replicas", 1))
     diff = len(active) - wanted
@@ -103,7 +104,7 @@ def plan_replicas(owner: Obj, pods: list[Obj], now: float, *,
 
     min_ready = int(spec.get("minReadySeconds") or 0)
     status = compute_status(owner, active, min_ready, now)
-    waits = [w for p in active if (w := base.available_in(p, min_ready, now)) is not None]
+    waits = [w for p in active if (w := meta.available_in(p, min_ready, now))]  # not yet
     return ReplicaPlan(
         adopt=claim.adopt,
         release=claim.release,
@@ -128,8 +129,8 @@ def compute_status(owner: Obj, active: list[Obj], min_ready: int, now: float) ->
     status.update(
         replicas=len(active),
         fullyLabeledReplicas=sum(1 for p in active if fully_labeled(p)),
-        readyReplicas=sum(1 for p in active if base.is_ready(p)),
-        availableReplicas=sum(1 for p in active if base.is_available(p, min_ready, now)),
+        readyReplicas=sum(1 for p in active if meta.is_ready(p)),
+        availableReplicas=sum(1 for p in active if meta.is_available(p, min_ready, now)),
         observedGeneration=owner["metadata"].get("generation", 1),
     )
     return status

@@ -45,6 +45,8 @@ from .claimledger import ClaimKey, ClaimLedger, read_ledger, write_ledger
 from .safepath import remove_tree
 from .volumes import VolumeError, claim_dir
 
+from tinykube.model.meta import is_terminal
+
 log = logging.getLogger("tinykube.runtime.claims")
 
 KIND = "PersistentVolumeClaim"
@@ -211,4 +213,4 @@ def _key(claim: dict[str, Any]) -> ClaimKey:
 
 
 def _finished(pod: dict[str, Any]) -> bool:
-    return (pod.get("status") or {}).get("phase") in ("Succeeded", "Failed")
+    return is_terminal(pod)

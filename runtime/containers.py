@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import os
 import signal
-from datetime import UTC, datetime
+import time
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -48,8 +48,9 @@ from .status import (
     RestartPolicy,
     TerminatedReason,
     WaitingReason,
-    now_iso,
 )
+
+from tinykube.model.meta import now_iso, parse_time
 
 log = logging.getLogger("tinykube.runtime.podworker")
 
@@ -183,11 +184,8 @@ class ContainerSupervisor:
     def _adopted_probe_clock(self) -> float:
         """The trio time an adopted container started, so probes' initialDelaySeconds count
         from its real start, not from the daemon's restart (as the kubelet's prober does)."""
-        started_at = self.status.state.get("running", {}).get("startedAt")
-        try:
-            age = (datetime.now(UTC) - datetime.fromisoformat(started_at)).total_seconds()
-        except (TypeError, ValueError):
-            age = 0.0
+        started_at = parse_time(self.status.state.get("running", {}).get("startedAt"))
+        age = time.time() - started_at if started_at is not None else 0.0
         return trio.current_time() - max(0.0, age)
 
     # -- one run -------------------------------------------------------------------------------

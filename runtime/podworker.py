@@ -61,9 +61,10 @@ from .sandbox import (
     stop_sandbox,
     wait_pid_exit,
 )
-from .status import ContainerStatus, RestartPolicy, TerminatedReason, now_iso
+from .status import ContainerStatus, RestartPolicy, TerminatedReason
 
 from tinykube.model.errors import ApiError, NotFound
+from tinykube.model.meta import now_iso
 
 log = logging.getLogger("tinykube.runtime.podworker")
 

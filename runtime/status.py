@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
 
@@ -72,10 +71,6 @@ class ConditionType(str, enum.Enum):
 
 # Exit code of a process killed by SIGKILL, as the shim reports it (128 + 9).
 SIGKILL_EXIT_CODE = 137
-
-
-def now_iso() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def should_restart(restart_policy: RestartPolicy | str, exit_code: int) -> bool:

@@ -41,7 +41,6 @@ import time
 import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 
 import trio
@@ -56,6 +55,7 @@ from tinykube.model.errors import (
     Invalid,
     NotFound,
 )
+from tinykube.model.meta import now_iso
 
 log = logging.getLogger("tinykube.store")
 
@@ -77,10 +77,6 @@ def clone(obj: dict) -> dict:
     """A deep copy; a pickle round trip is ~5x faster than copy.deepcopy on pod-sized dicts,
     and every read hands out a copy."""
     return pickle.loads(pickle.dumps(obj, pickle.HIGHEST_PROTOCOL))
-
-
-def now_iso() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def object_key(obj: dict) -> Key:

@@ -12,6 +12,7 @@ from . import progress, recreate, rolling, sync, util
 from .planner import Plan
 from .util import RSState
 
+from tinykube.model import meta
 from tinykube.model.meta import Obj
 
 
@@ -38,7 +39,7 @@ def decide(deployment: Obj, rss: list[RSState], now: float) -> Plan:
     except ValueError as e:
         plan.event("InvalidStrategy", f"spec.strategy.rollingUpdate: {e}", "Warning")
         return plan
-    if d["metadata"].get("deletionTimestamp"):
+    if meta.is_being_deleted(d):
         new, old = plan.new_and_old(create=False)
         progress.sync_deployment_status(plan, old + ([new] if new else []), new)
         return plan

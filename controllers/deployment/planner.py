@@ -16,6 +16,7 @@ from ..base import owner_ref
 from . import util
 from .util import RSState
 
+from tinykube.model import meta
 from tinykube.model.meta import Obj
 
 
@@ -148,7 +149,7 @@ class Plan:
         """cleanupDeployment: keep revisionHistoryLimit old replica sets, deleting the oldest
         revisions first, and only ones that are fully scaled down."""
         limit = util.revision_history_limit(self.deployment)
-        alive = [rs for rs in old if not rs.obj["metadata"].get("deletionTimestamp")]
+        alive = [rs for rs in old if not meta.is_being_deleted(rs.obj)]
         excess = len(alive) - limit
         if excess <= 0:
             return

@@ -17,6 +17,7 @@ from . import util
 from .planner import Plan
 from .util import RSState
 
+from tinykube.model import meta
 from tinykube.model.meta import Obj
 
 
@@ -120,7 +121,7 @@ def _requeue_stuck(plan: Plan, status: Obj) -> None:
         return
     if util.deployment_complete(d, status) or current["reason"] == util.TIMED_OUT:
         return
-    since = util.parse_time(current.get("lastUpdateTime"))
+    since = meta.parse_time(current.get("lastUpdateTime"))
     if since is None:
         return
     # Due already (a complete Deployment older than its deadline that just lost a pod): as

@@ -18,11 +18,11 @@ import math
 import struct
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
 from ..hashing import canonical_json, hash_string
 
+from tinykube.model import meta
 from tinykube.model.meta import Obj
 
 HASH_LABEL = "pod-template-hash"
@@ -53,23 +53,6 @@ FOUND_NEW_RS = "FoundNewReplicaSet"
 NEW_RS_AVAILABLE = "NewReplicaSetAvailable"
 TIMED_OUT = "ProgressDeadlineExceeded"
 PAUSED, RESUMED = "DeploymentPaused", "DeploymentResumed"
-
-
-# ---- time ---------------------------------------------------------------------------------
-
-def iso(ts: float) -> str:
-    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def parse_time(text: str | None) -> float | None:
-    if not text:
-        return None
-    for fmt in ("%Y-%m-%dT%H:%M:%SZ", "%Y-%m-%dT%H:%M:%S.%fZ"):
-        try:
-            return datetime.strptime(text, fmt).replace(tzinfo=UTC).timestamp()
-        except ValueError:
-            continue
-    return None
 
 
 # ---- spec with defaults -------------------------------------------------------------------
@@ -286,7 +269,7 @@ def get_condition(status: Obj, type_: str) -> Obj | None:
 
 
 def new_condition(type_: str, status: str, reason: str, message: str, now: float) -> Obj:
-    stamp = iso(now)
+    stamp = meta.format_time(now)
     return {"type": type_, "status": status, "lastUpdateTime": stamp,
             "lastTransitionTime": stamp, "reason": reason, "message": message}
 
@@ -313,20 +296,6 @@ def remove_condition(status: Obj, type_: str) -> None:
 
 
 # ---- pods ---------------------------------------------------------------------------------
-
-def pod_ready_since(pod: Obj) -> float | None:
-    """When the pod's Ready condition last became True, or None if it is not ready."""
-    for cond in (pod.get("status") or {}).get("conditions") or []:
-        if cond.get("type") == "Ready":
-            if cond.get("status") != "True":
-                return None
-            return parse_time(cond.get("lastTransitionTime")) or 0.0
-    return None
-
-
-def pod_terminal(pod: Obj) -> bool:
-    return (pod.get("status") or {}).get("phase") in ("Succeeded", "Failed")
-
 
 def controller_uid(obj: Obj) -> str | None:
     for ref in (obj.get("metadata") or {}).get("ownerReferences") or []:
@@ -396,21 +365,21 @@ def rs_state(rs: Obj, pods: list[Obj], now: float) -> RSState:
     state = RSState(obj=copy.deepcopy(rs))
     min_ready = min_ready_seconds(rs)
     for pod in pods:
-        if pod_terminal(pod):
+        if meta.is_terminal(pod):
             continue
-        if pod["metadata"].get("deletionTimestamp"):
+        if meta.is_being_deleted(pod):
             state.terminating += 1
             continue
         state.actual += 1
-        since = pod_ready_since(pod)
-        if since is None:
+        if not meta.is_ready(pod):
             continue
         state.ready += 1
-        due = since + min_ready
-        if min_ready == 0 or due <= now:
+        wait = meta.available_in(pod, min_ready, now)
+        if wait == 0.0:
             state.available += 1
-        elif state.next_available_at is None or due < state.next_available_at:
-            state.next_available_at = due
+        elif wait is not None and (state.next_available_at is None
+                                   or now + wait < state.next_available_at):
+            state.next_available_at = now + wait
     return state
 
 
@@ -480,6 +449,6 @@ def deployment_timed_out(d: Obj, status: Obj, now: float) -> bool:
         return False
     if cond.get("reason") == TIMED_OUT:
         return True
-    since = parse_time(cond.get("lastUpdateTime"))
+    since = meta.parse_time(cond.get("lastUpdateTime"))
     return since is not None and since + deadline < now
 

@@ -29,6 +29,7 @@ from .identity import (
     parent_and_ordinal,
 )
 
+from tinykube.model import meta
 from tinykube.model.errors import AlreadyExists, ApiError, Conflict, NotFound
 from tinykube.model.meta import Obj
 
@@ -49,7 +50,7 @@ async def reconcile(store: Store, key: Key, *, now: float | None = None) -> base
     waiting on minReadySeconds. Raises ApiError for a retry with back-off."""
     namespace, name = key
     sts = store.try_get(KIND, namespace, name)
-    if sts is None or base.is_being_deleted(sts):
+    if sts is None or meta.is_being_deleted(sts):
         return None  # its pods/claims/revisions are the garbage collector's business
     try:
         selector = base.selector_for(sts)

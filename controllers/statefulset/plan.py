@@ -29,12 +29,12 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
 from . import claims as claimlib
 from . import identity as ident
 
+from tinykube.model import meta
 from tinykube.model.meta import Obj
 
 ORDERED_READY, PARALLEL = "OrderedReady", "Parallel"
@@ -121,52 +121,18 @@ class Settings:
         )
 
 
-# ---- pod health --------------------------------------------------------------------------
-
-def _phase(pod: Obj) -> str:
-    return (pod.get("status") or {}).get("phase") or ""
-
-
-def is_terminating(pod: Obj) -> bool:
-    return bool(pod["metadata"].get("deletionTimestamp"))
-
-
-def _ready_condition(pod: Obj) -> Obj | None:
-    for cond in (pod.get("status") or {}).get("conditions") or []:
-        if cond.get("type") == "Ready":
-            return cond
-    return None
-
-
-def is_running_and_ready(pod: Obj) -> bool:
-    cond = _ready_condition(pod)
-    return _phase(pod) == "Running" and cond is not None and cond.get("status") == "True"
-
-
-def _parse_time(text: str | None) -> float | None:
-    if not text:
-        return None
-    try:
-        return datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(
-            tzinfo=UTC).timestamp()
-    except ValueError:
-        return None
-
+# ---- pod health (Kubernetes' podutil, tinykube/model/meta.py) -------------------------------
 
 def available_in(pod: Obj, min_ready_seconds: int, now: float) -> float | None:
-    """0 if the pod is available now, seconds until it will be if Ready, None if not Ready."""
-    if not is_running_and_ready(pod):
+    """meta.available_in for a Running pod (the StatefulSet controller's isRunningAndAvailable);
+    None for a pod in any other phase."""
+    if meta.pod_phase(pod) != "Running":
         return None
-    if min_ready_seconds <= 0:
-        return 0.0
-    since = _parse_time((_ready_condition(pod) or {}).get("lastTransitionTime"))
-    if since is None:
-        return 0.0
-    return max(0.0, since + min_ready_seconds - now)
+    return meta.available_in(pod, min_ready_seconds, now)
 
 
 def is_healthy(pod: Obj | None, min_ready_seconds: int, now: float) -> bool:
-    return (pod is not None and not is_terminating(pod)
+    return (pod is not None and not meta.is_being_deleted(pod)
             and available_in(pod, min_ready_seconds, now) == 0.0)
 
 
@@ -207,7 +173,7 @@ class _Planner:
 
     def run(self) -> Plan:
         self.plan.status = self._status()
-        if self.sts["metadata"].get("deletionTimestamp"):
+        if meta.is_being_deleted(self.sts):
             return self.plan  # the GC is taking it apart: only report
         self._claim_retention()
         if self._replicas() and self.monotonic:
@@ -237,14 +203,14 @@ class _Planner:
         if pod is None:
             self._create(ordinal)
             return True
-        if _phase(pod) in ("Failed", "Succeeded"):
+        if meta.pod_phase(pod) in ("Failed", "Succeeded"):
             # The next pass recreates it under the same name once it is gone from the store.
-            if not is_terminating(pod):
+            if not meta.is_being_deleted(pod):
                 self._delete(pod, "failed")
             return True
-        if is_terminating(pod):
+        if meta.is_being_deleted(pod):
             return True
-        if _phase(pod) in ("", "Pending"):
+        if meta.pod_phase(pod) in ("", "Pending"):
             self._create_missing_claims(ordinal, pod["metadata"]["name"])
         wait = available_in(pod, self.settings.min_ready_seconds, self.now)
         if wait is None:
@@ -281,7 +247,7 @@ class _Planner:
 
     def _stale_claim(self, ordinal: int) -> bool:
         return any(
-            name in self.claims and self.claims[name]["metadata"].get("deletionTimestamp")
+            name in self.claims and meta.is_being_deleted(self.claims[name])
             for _, name in self._claim_names(ordinal))
 
     def _create_missing_claims(self, ordinal: int, pod_name: str) -> None:
@@ -297,7 +263,7 @@ class _Planner:
         """Parallel deletes every condemned pod; OrderedReady handles only the highest one."""
         first_unhealthy = self._first_unhealthy()
         for pod in self.condemned:
-            if is_terminating(pod):
+            if meta.is_being_deleted(pod):
                 if self.monotonic:
                     return True  # wait until it is gone before the next one
                 continue
@@ -338,7 +304,7 @@ class _Planner:
         for name in sorted(self.claims):
             claim = self.claims[name]
             parsed = claimlib.parse_claim(self.sts, name)
-            if parsed is None or claim["metadata"].get("deletionTimestamp"):
+            if parsed is None or meta.is_being_deleted(claim):
                 continue
             _, ordinal = parsed
             if (policy.when_scaled == claimlib.DELETE and ordinal >= self.settings.replicas
@@ -379,14 +345,14 @@ class _Planner:
         }
         for pod in self.pods:
             status["replicas"] += 1
-            if is_running_and_ready(pod):
+            if meta.is_running_and_ready(pod):
                 status["readyReplicas"] += 1
                 wait = available_in(pod, ms, now)
                 if wait == 0.0:
                     status["availableReplicas"] += 1
                 elif wait is not None:
                     self._requeue(wait)
-            if not is_terminating(pod):
+            if not meta.is_being_deleted(pod):
                 revision = ident.pod_revision(pod)
                 status["currentReplicas"] += revision == self.current.name
                 status["updatedReplicas"] += revision == self.update.name

@@ -20,8 +20,10 @@ from tinykube.cli import rollout
 from tinykube.controllers import replicaset
 from tinykube.controllers.deployment import controller as deployment_controller
 from tinykube.controllers.deployment import util
+from tinykube.model import meta
 from tinykube.model.errors import Conflict, NotFound
-from tinykube.store import Store, now_iso
+from tinykube.model.meta import now_iso
+from tinykube.store import Store
 
 NS = "default"
 BROKEN = "tinykube.test/broken"  # pod annotation: the fake kubelet never makes it ready
@@ -100,7 +102,7 @@ class Sampler:
 
     def sample(self):
         active = [p for p in self.pods.values() if not p["metadata"].get("deletionTimestamp")]
-        available = [p for p in active if util.pod_ready_since(p) is not None]
+        available = [p for p in active if meta.is_ready(p)]
         hashes = frozenset(p["metadata"]["labels"].get(util.HASH_LABEL)
                            for p in self.pods.values())
         return len(active), len(available), hashes

@@ -21,8 +21,8 @@ from typing import Any
 import pytest
 
 from tests.integration.daemon import Daemon, container_pid, is_ready, wait_for
-from tinykube.controllers.base import parse_time
 from tinykube.model.errors import NotFound
+from tinykube.model.meta import parse_time
 
 pytestmark = pytest.mark.root
 

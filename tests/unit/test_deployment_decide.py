@@ -9,6 +9,7 @@ import pytest
 from tinykube.controllers.deployment import util
 from tinykube.controllers.deployment.decide import decide
 from tinykube.controllers.deployment.util import RSState
+from tinykube.model import meta
 
 NOW = 1_000_000.0
 T1 = {"metadata": {"labels": {"app": "web"}},
@@ -180,7 +181,7 @@ class World:
         if plan.create is not None:
             obj = copy.deepcopy(plan.create.obj)
             obj["metadata"]["uid"] = "uid-" + obj["metadata"]["name"]
-            obj["metadata"]["creationTimestamp"] = util.iso(NOW + self.clock)
+            obj["metadata"]["creationTimestamp"] = meta.format_time(NOW + self.clock)
             self.rss[obj["metadata"]["name"]] = obj
             self.pods[obj["metadata"]["name"]] = []
             changed = True
@@ -403,7 +404,7 @@ def test_history_limit_prunes_oldest_revisions():
 
 def test_progress_deadline_exceeded():
     d = deployment(T2, 6, progressDeadlineSeconds=60)
-    stamp = util.iso(NOW - 120)
+    stamp = meta.format_time(NOW - 120)
     d["status"] = {"replicas": 8, "updatedReplicas": 3, "availableReplicas": 5,
                    "readyReplicas": 5, "unavailableReplicas": 3, "observedGeneration": 1,
                    "conditions": [{"type": "Progressing", "status": "True",
@@ -419,7 +420,7 @@ def test_progress_deadline_exceeded():
 
 def test_requeue_before_deadline_and_for_min_ready():
     d = deployment(T2, 6, progressDeadlineSeconds=60)
-    stamp = util.iso(NOW - 20)
+    stamp = meta.format_time(NOW - 20)
     d["status"] = {"replicas": 8, "updatedReplicas": 3, "availableReplicas": 5,
                    "readyReplicas": 5, "unavailableReplicas": 3, "observedGeneration": 1,
                    "conditions": [{"type": "Progressing", "status": "True",
@@ -439,7 +440,7 @@ def test_complete_deployment_past_its_deadline_losing_a_pod_is_never_requeued_no
     deadline), then a pod is lost: the re-check used to be due in the past, i.e. "now",
     every time -> a reconcile loop at 100% CPU."""
     d = deployment(T1, 3, progressDeadlineSeconds=2)
-    stamp = util.iso(NOW - 3600)
+    stamp = meta.format_time(NOW - 3600)
     d["status"] = {"replicas": 3, "updatedReplicas": 3, "availableReplicas": 3,
                    "readyReplicas": 3, "observedGeneration": 1,
                    "conditions": [{"type": "Progressing", "status": "True",

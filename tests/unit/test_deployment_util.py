@@ -4,6 +4,7 @@ revision annotations, conditions."""
 import pytest
 
 from tinykube.controllers.deployment import util
+from tinykube.model import meta
 
 
 @pytest.mark.parametrize("surge, unavailable, desired, expected", [
@@ -123,18 +124,18 @@ def test_set_condition_keeps_times_unless_status_changes():
     util.set_condition(status, util.new_condition("Available", "True", "B", "m", 300))
     cond = status["conditions"][0]
     assert cond["lastTransitionTime"] == first["lastTransitionTime"]
-    assert cond["lastUpdateTime"] == util.iso(300)
+    assert cond["lastUpdateTime"] == meta.format_time(300)
     util.set_condition(status, util.new_condition("Available", "False", "C", "m", 400))
-    assert status["conditions"][0]["lastTransitionTime"] == util.iso(400)
+    assert status["conditions"][0]["lastTransitionTime"] == meta.format_time(400)
 
 
 def pod(ready_at=None, deleting=False, phase="Running"):
     p = {"metadata": {"name": "p"}, "status": {"phase": phase, "conditions": []}}
     if ready_at is not None:
         p["status"]["conditions"].append({"type": "Ready", "status": "True",
-                                          "lastTransitionTime": util.iso(ready_at)})
+                                          "lastTransitionTime": meta.format_time(ready_at)})
     if deleting:
-        p["metadata"]["deletionTimestamp"] = util.iso(0)
+        p["metadata"]["deletionTimestamp"] = meta.format_time(0)
     return p
 
 

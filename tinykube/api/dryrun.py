@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import copy
 import uuid
-from datetime import UTC, datetime
 from typing import Any
 
 from tinykube.model.errors import AlreadyExists, BadRequest, Conflict, NotFound
+from tinykube.model.meta import now_iso
 
 _SYSTEM_FIELDS = ("uid", "creationTimestamp", "generation", "deletionTimestamp",
                   "deletionGracePeriodSeconds", "resourceVersion", "namespace", "name")
@@ -30,7 +30,7 @@ def requested(query: dict[str, str]) -> bool:
 
 
 def _now() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return now_iso()
 
 
 class DryRunStore:

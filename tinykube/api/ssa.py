@@ -14,12 +14,12 @@ from __future__ import annotations
 
 import copy
 import json
-from datetime import UTC, datetime
 from typing import Any
 
 from tinykube.api.patch import strategic_merge
 from tinykube.model import schema
 from tinykube.model.errors import ApiError, BadRequest
+from tinykube.model.meta import now_iso
 
 Path = tuple[str, ...]
 TRACKED_METADATA = ("labels", "annotations")
@@ -121,7 +121,7 @@ def _from_leaves(paths: set[Path]) -> dict:
 
 def _entry(manager: str, api_version: str, fields: dict) -> dict:
     return {"manager": manager, "operation": "Apply", "apiVersion": api_version,
-            "time": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "time": now_iso(),
             "fieldsType": "FieldsV1", "fieldsV1": fields}
 
 

@@ -10,14 +10,17 @@ from typing import Any
 import yaml
 
 from tinykube.model.kinds import find
+from tinykube.model.meta import parse_time
 
 
 def age(timestamp: str | None, now: datetime | None = None) -> str:
     """kubectl's short human duration: 5s, 3m12s, 4h, 2d."""
     if not timestamp:
         return "<unknown>"
-    then = datetime.strptime(timestamp, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
-    seconds = int(((now or datetime.now(UTC)) - then).total_seconds())
+    then = parse_time(timestamp)
+    if then is None:
+        return "<unknown>"
+    seconds = int((now or datetime.now(UTC)).timestamp() - then)
     seconds = max(seconds, 0)
     if seconds < 120:
         return f"{seconds}s"
