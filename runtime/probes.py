@@ -21,12 +21,10 @@ low-level `exec_in_container`), which is a process per attempt, as in Kubernetes
 
 from __future__ import annotations
 
+import copy
 import enum
 import math
-import os
-import queue
 import socket
-import threading
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -36,6 +34,9 @@ import trio
 
 from . import syscalls
 from .sandbox import SpawnError
+
+from tinykube.model.defaults import default_probe
+from tinykube.netns.threads import SerialThread
 
 
 class ProbeError(ValueError):
@@ -69,66 +70,44 @@ class ProbeSpec:
     failure_threshold: int = 3
 
 
-def _number(probe: dict[str, Any], key: str, default: int, minimum: int, where: str) -> int:
-    value = probe.get(key, default)
-    if value is None:
-        value = default
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ProbeError(f"{where}.{key}: must be an integer >= {minimum}, got {value!r}")
-    return value
+HANDLERS = ("exec", "tcpSocket", "httpGet")
 
 
-def resolve_port(port: Any, container: dict[str, Any], where: str) -> int:
+def resolve_port(port: int | str, container: dict[str, Any], where: str) -> int:
     """A probe port: a number, or the name of one of the container's ports."""
-    if isinstance(port, int) and not isinstance(port, bool) and 0 < port < 65536:
+    if isinstance(port, int):
         return port
-    if isinstance(port, str):
-        if port.isdigit() and 0 < int(port) < 65536:
-            return int(port)
-        for declared in container.get("ports") or []:
-            if declared.get("name") == port:
-                return int(declared["containerPort"])
-        raise ProbeError(f"{where}.port: no container port named {port!r}")
-    raise ProbeError(f"{where}.port: must be a port number or a port name, got {port!r}")
+    if port.isdigit():
+        return int(port)
+    for declared in container.get("ports") or []:
+        if declared.get("name") == port:
+            return int(declared["containerPort"])
+    # Validation refuses this; a pod written straight into the store can still say it.
+    raise ProbeError(f"{where}.port: no container port named {port!r}")
 
 
 def parse_probe(kind: ProbeKind, probe: dict[str, Any], container: dict[str, Any],
                 where: str) -> ProbeSpec:
-    """A container's `<kind>Probe` dict -> ProbeSpec, with Kubernetes' defaults."""
+    """A container's `<kind>Probe` -> ProbeSpec. The API validated it (model/validation.py)
+    and the defaults are model/defaults.py's, applied to a copy here too for pods that were
+    written without them."""
+    probe = copy.deepcopy(probe)
+    default_probe(probe)
     timing: dict[str, Any] = {
-        "initial_delay": _number(probe, "initialDelaySeconds", 0, 0, where),
-        "period": _number(probe, "periodSeconds", 10, 1, where),
-        "timeout": _number(probe, "timeoutSeconds", 1, 1, where),
-        "success_threshold": _number(probe, "successThreshold", 1, 1, where),
-        "failure_threshold": _number(probe, "failureThreshold", 3, 1, where),
+        "initial_delay": probe["initialDelaySeconds"], "period": probe["periodSeconds"],
+        "timeout": probe["timeoutSeconds"], "success_threshold": probe["successThreshold"],
+        "failure_threshold": probe["failureThreshold"],
     }
-    if kind is not ProbeKind.READINESS and timing["success_threshold"] != 1:
-        raise ProbeError(f"{where}.successThreshold: must be 1 for {kind.field}")
-    handlers = [h for h in ("exec", "tcpSocket", "httpGet", "grpc") if h in probe]
-    if len(handlers) != 1:
-        raise ProbeError(f"{where}: exactly one of exec, tcpSocket, httpGet must be set")
-    handler = handlers[0]
-    body = probe[handler] or {}
+    handler = next(h for h in HANDLERS if probe.get(h) is not None)
+    body = probe[handler]
     if handler == "exec":
-        command = body.get("command")
-        if not command or not all(isinstance(a, str) for a in command):
-            raise ProbeError(f"{where}.exec.command: must be a non-empty list of strings")
-        return ProbeSpec(kind, handler, command=tuple(command), **timing)
-    if handler == "grpc":
-        raise ProbeError(f"{where}.grpc: gRPC probes are not supported (use exec, tcpSocket "
-                         "or httpGet)")
-    port = resolve_port(body.get("port"), container, f"{where}.{handler}")
+        return ProbeSpec(kind, handler, command=tuple(body["command"]), **timing)
+    port = resolve_port(body["port"], container, f"{where}.{handler}")
     if handler == "tcpSocket":
         return ProbeSpec(kind, handler, host=body.get("host") or None, port=port, **timing)
-    scheme = (body.get("scheme") or "HTTP").upper()
-    if scheme != "HTTP":
-        raise ProbeError(f"{where}.httpGet.scheme: only HTTP is supported, got {scheme!r}")
-    path = body.get("path") or "/"
-    if not path.startswith("/"):
-        path = "/" + path
     headers = tuple((h["name"], h["value"]) for h in body.get("httpHeaders") or [])
-    return ProbeSpec(kind, handler, host=body.get("host") or None, port=port, path=path,
-                     scheme=scheme, headers=headers, **timing)
+    return ProbeSpec(kind, handler, host=body.get("host") or None, port=port, path=body["path"],
+                     scheme=body["scheme"], headers=headers, **timing)
 
 
 def container_probes(container: dict[str, Any], where: str) -> dict[ProbeKind, ProbeSpec]:
@@ -178,66 +157,28 @@ class NetnsSockets:
     """One long-lived thread that creates sockets inside pods' network namespaces.
 
     setns(CLONE_NEWNET) changes only the calling thread, so the thread is ours alone (never
-    trio's thread cache, whose threads run other jobs). It hops from netns to netns, never
-    back to the host's: it only ever creates sockets.
+    trio's thread cache, whose threads run other jobs): a `netns.threads.SerialThread`, the
+    same mechanism the host's netlink work runs on. It hops from netns to netns, never back
+    to the host's: it only ever creates sockets.
     """
 
     def __init__(self) -> None:
-        self._jobs: queue.SimpleQueue[Any] = queue.SimpleQueue()
-        self._thread: threading.Thread | None = None
-        self._lock = threading.Lock()
-
-    def _ensure_thread(self) -> None:
-        with self._lock:
-            if self._thread is None or not self._thread.is_alive():
-                self._thread = threading.Thread(target=self._serve, name="tk-netns-sockets",
-                                                daemon=True)
-                self._thread.start()
-
-    def _serve(self) -> None:
-        while True:
-            job = self._jobs.get()
-            if job is None:
-                return
-            netns_fd, family, kind, deliver = job
-            try:
-                syscalls.setns(netns_fd, syscalls.CLONE_NEWNET)
-                sock = socket.socket(family, kind)
-                result: Any = sock.detach()
-            except OSError as e:
-                result = e
-            deliver(result)
+        self._thread: SerialThread[None] = SerialThread(
+            "tk-netns-sockets", open_resource=lambda: None, close_resource=lambda _: None)
 
     async def socket(self, netns_fd: int, family: int = socket.AF_INET,
                      kind: int = socket.SOCK_STREAM) -> trio.socket.SocketType:
         """A trio socket created in the netns open at `netns_fd` (kept open by the caller)."""
-        self._ensure_thread()
-        token = trio.lowlevel.current_trio_token()
-        done = trio.Event()
-        box: dict[str, Any] = {}
 
-        def on_trio_thread(result: Any) -> None:
-            if box.get("abandoned") and isinstance(result, int):
-                os.close(result)  # the caller was cancelled meanwhile
-                return
-            box["result"] = result
-            done.set()
+        def create(_: None) -> int:
+            syscalls.setns(netns_fd, syscalls.CLONE_NEWNET)
+            return socket.socket(family, kind).detach()
 
-        self._jobs.put((netns_fd, family, kind,
-                        lambda result: token.run_sync_soon(on_trio_thread, result)))
-        try:
-            await done.wait()
-        except BaseException:
-            box["abandoned"] = True
-            raise
-        result = box["result"]
-        if isinstance(result, OSError):
-            raise result
-        return trio.socket.socket(family, kind, fileno=result)
+        fd = await self._thread.run(create)
+        return trio.socket.socket(family, kind, fileno=fd)
 
     def close(self) -> None:
-        if self._thread is not None and self._thread.is_alive():
-            self._jobs.put(None)
+        self._thread.close()
 
 
 # -- the three handlers ----------------------------------------------------------------------

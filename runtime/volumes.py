@@ -10,11 +10,14 @@ Names become path components through `layout.component`, which refuses a slash o
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from . import layout
+
+from tinykube.model.schema import VOLUME_SOURCES, volume_sources
 
 
 class VolumeError(ValueError):
@@ -38,27 +41,40 @@ def claim_dir(root: Path, namespace: str, claim: str) -> Path:
 def prepare_volumes(pod: dict[str, Any], root: Path) -> dict[str, Path]:
     """Create every volume of the pod on the host; returns {volume name: host path}."""
     meta = pod["metadata"]
-    namespace = meta.get("namespace") or "default"
     paths: dict[str, Path] = {}
     for i, volume in enumerate((pod.get("spec") or {}).get("volumes") or []):
         field = f"spec.volumes[{i}]"
         name = layout.component(volume.get("name"), f"{field}.name", VolumeError)
-        if "emptyDir" in volume:
-            path = layout.empty_dir(root, layout.component(meta["uid"], "metadata.uid",
-                                                           VolumeError), name)
-            path.mkdir(parents=True, exist_ok=True)
-        elif "hostPath" in volume:
-            path = _host_path(volume["hostPath"] or {}, f"{field}.hostPath")
-        elif "persistentVolumeClaim" in volume:
-            claim: Any = (volume["persistentVolumeClaim"] or {}).get("claimName")
-            path = claim_dir(root, namespace, claim)
-            path.mkdir(parents=True, exist_ok=True)
-        else:
-            kinds = [k for k in volume if k != "name"]
-            raise VolumeError(f"{field}: unsupported volume source {kinds} "
-                              "(supported: emptyDir, hostPath, persistentVolumeClaim)")
-        paths[name] = path
+        sources = volume_sources(volume)
+        if len(sources) != 1:
+            raise VolumeError(f"{field}: needs exactly one volume source of "
+                              f"{', '.join(VOLUME_SOURCES)}, got {sources or 'none'}")
+        paths[name] = PREPARE[sources[0]](volume, meta, root, field)
     return paths
+
+
+def _empty_dir(volume: dict[str, Any], meta: dict[str, Any], root: Path, field: str) -> Path:
+    uid = layout.component(meta["uid"], "metadata.uid", VolumeError)
+    path = layout.empty_dir(root, uid, volume["name"])
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def _claim(volume: dict[str, Any], meta: dict[str, Any], root: Path, field: str) -> Path:
+    claim: Any = (volume["persistentVolumeClaim"] or {}).get("claimName")
+    path = claim_dir(root, meta.get("namespace") or "default", claim)
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def _host(volume: dict[str, Any], meta: dict[str, Any], root: Path, field: str) -> Path:
+    return _host_path(volume["hostPath"] or {}, f"{field}.hostPath")
+
+
+# How each of the model's VOLUME_SOURCES becomes a host path (tests check every one has one).
+PREPARE: dict[str, Callable[[dict[str, Any], dict[str, Any], Path, str], Path]] = {
+    "emptyDir": _empty_dir, "hostPath": _host, "persistentVolumeClaim": _claim,
+}
 
 
 def _host_path(source: dict[str, Any], field: str) -> Path:

@@ -313,6 +313,9 @@ def test_volumes_and_mounts():
      "or equal to 1")),
     ({"exec": {"command": ["x"]}, "successThreshold": 2},
      "spec.containers[0].livenessProbe.successThreshold: Invalid value: 2: must be 1"),
+    ({"httpGet": {"port": 80, "scheme": "HTTPS"}},
+     ("spec.containers[0].livenessProbe.httpGet.scheme: Forbidden: HTTPS is not supported by "
+      "tinykube (use HTTP)")),
     ({"grpc": {"port": 1}},
      ("spec.containers[0].livenessProbe.grpc: Forbidden: not supported by tinykube (use exec, "
      "tcpSocket or httpGet)")),

@@ -11,8 +11,10 @@ from __future__ import annotations
 from typing import Any
 
 POD_DEFAULTS = {"restartPolicy": "Always", "terminationGracePeriodSeconds": 30}
+PROBE_FIELDS = ("livenessProbe", "readinessProbe", "startupProbe")
 PROBE_DEFAULTS = {"initialDelaySeconds": 0, "periodSeconds": 10, "timeoutSeconds": 1,
                   "successThreshold": 1, "failureThreshold": 3}
+HTTP_GET_DEFAULTS = {"path": "/", "scheme": "HTTP"}
 
 
 def _fill(target: Any, defaults: dict[str, Any]) -> None:
@@ -70,18 +72,21 @@ def default_pod_spec(spec: Any) -> None:
     for container in _items(spec.get("containers")):
         if not isinstance(container, dict):
             continue
-        for probe_name in ("livenessProbe", "readinessProbe", "startupProbe"):
-            probe = container.get(probe_name)
-            if isinstance(probe, dict):
-                _fill(probe, PROBE_DEFAULTS)
-                http = probe.get("httpGet")
-                _fill(http, {"path": "/", "scheme": "HTTP"})
+        for probe_name in PROBE_FIELDS:
+            default_probe(container.get(probe_name))
         for port in _items(container.get("ports")):
             _fill(port, {"protocol": "TCP"})
             if spec.get("hostNetwork") is True and isinstance(port, dict):
                 # On the host's network a container port is a host port (SetDefaults_PodSpec).
                 _fill(port, {"hostPort": port.get("containerPort")})
 
+
+
+def default_probe(probe: Any) -> None:
+    """Kubernetes' probe defaults, in place (the runtime reads probes through this too)."""
+    if isinstance(probe, dict):
+        _fill(probe, PROBE_DEFAULTS)
+        _fill(probe.get("httpGet"), HTTP_GET_DEFAULTS)
 
 def _default_template(spec: dict[str, Any]) -> None:
     template = spec.get("template")

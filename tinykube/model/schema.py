@@ -412,15 +412,32 @@ CONTAINER = Obj({
     "volumeDevices": UNSUPPORTED,
 }, required=("name",))
 
-VOLUME = Obj({
-    "name": Str(),
+# The volume sources tinykube runs: the one table validation ("one source per volume"), the
+# runtime (runtime/volumes.py prepares each) and this schema read. Adding a source is adding
+# it here and its preparation there (tests/unit/test_volumes.py checks both agree).
+VOLUME_SOURCES: dict[str, Node] = {
     "emptyDir": Obj({"medium": Str(("", "Memory")), "sizeLimit": Quantity("memory")}),
     "hostPath": Obj({"path": Str(absolute_path=True), "type": Str((
         "", "DirectoryOrCreate", "Directory", "FileOrCreate", "File", "Socket", "CharDevice",
         "BlockDevice"))}, required=("path",)),
     "persistentVolumeClaim": Obj({"claimName": Str(), "readOnly": Bool()},
                                  required=("claimName",)),
-    **{name: Unsupported("use emptyDir, hostPath or persistentVolumeClaim") for name in (
+}
+
+
+def _or(words: list[str]) -> str:
+    return f"{', '.join(words[:-1])} or {words[-1]}" if len(words) > 1 else words[0]
+
+
+def volume_sources(volume: dict[str, Any]) -> list[str]:
+    """The VOLUME_SOURCES a volume sets, in table order (a valid volume sets exactly one)."""
+    return [name for name in VOLUME_SOURCES if volume.get(name) is not None]
+
+
+VOLUME = Obj({
+    "name": Str(),
+    **VOLUME_SOURCES,
+    **{name: Unsupported("use " + _or(list(VOLUME_SOURCES))) for name in (
         "configMap", "secret", "projected", "downwardAPI", "nfs", "csi", "ephemeral",
         "image", "iscsi", "gitRepo")},
 }, required=("name",))

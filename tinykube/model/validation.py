@@ -254,8 +254,7 @@ def _validate_volumes(volumes: list[Any], path: str) -> tuple[set[str], list[Fie
             if name in seen:
                 errors.append(FieldError.duplicate(f"{v_path}.name", name))
             seen.add(name)
-        sources = [s for s in ("emptyDir", "hostPath", "persistentVolumeClaim")
-                   if volume.get(s) is not None]
+        sources = schema.volume_sources(volume)
         if len(sources) > 1:
             errors.append(FieldError.forbidden(f"{v_path}.{sources[1]}",
                                                "may not specify more than 1 volume type"))
@@ -344,6 +343,9 @@ def _validate_probe(probe: dict[str, Any], path: str, port_names: set[str], *,
                 errors.append(FieldError.invalid(
                     f"{path}.{handler}.port", port,
                     "must be a port number or the name of one of the container's ports"))
+    if _d(probe.get("httpGet")).get("scheme") == "HTTPS":
+        errors.append(FieldError.forbidden(f"{path}.httpGet.scheme",
+                                           "HTTPS is not supported by tinykube (use HTTP)"))
     http_path = _d(probe.get("httpGet")).get("path")
     if isinstance(http_path, str) and http_path and not http_path.startswith("/"):
         errors.append(FieldError.invalid(f"{path}.httpGet.path", http_path,
