@@ -52,14 +52,13 @@ from tinykube.model.errors import (
     Invalid,
     NotFound,
 )
-from tinykube.model.kinds import USER_KINDS, KindInfo, UnknownKind, by_plural
+from tinykube.model.kinds import KindInfo, UnknownKind, by_plural
 from tinykube.store import Store
 
 log = logging.getLogger("tinykube.api")
 
 MAX_BODY_BYTES = 3 * 1024 * 1024  # etcd refuses values above ~1.5 MiB; leave room for YAML
 MAX_JSON_DEPTH = 100
-SCALABLE = {"ReplicaSet", "ReplicationController", "Deployment", "StatefulSet"}
 GENERATE_NAME_ATTEMPTS = 8  # a taken generated name is redrawn (Kubernetes' RetryGenerateName)
 # A watch from a resourceVersion the store has not reached waits this long, then is answered
 # 504 "Too large resource version" with Retry-After, as Kubernetes' watch cache does.
@@ -209,7 +208,7 @@ class ApiServer:
         if handler is None:
             raise ApiError(f"method {method} is not allowed on this path", code=405,
                            reason="MethodNotAllowed")
-        if route.subresource == "scale" and route.info.kind not in SCALABLE:
+        if route.subresource == "scale" and not route.info.scalable:
             raise NotFound(f"{route.info.plural} have no scale subresource")
         if route.subresource in ("log", "exec") and route.info.kind != "Pod":
             raise NotFound(f"{route.info.plural} have no {route.subresource} subresource")
@@ -661,7 +660,7 @@ def _checked_body(obj: Any, route: Route, *, name: str | None = None,
     if kind != route.info.kind:
         raise BadRequest(f"kind: the body's kind {kind!r} does not match the path "
                          f"({route.info.kind})")
-    if user_kind and kind not in USER_KINDS:
+    if user_kind and not route.info.user:
         raise BadRequest(f"{kind} objects are written by tinykube itself")
     api_version = obj.get("apiVersion")
     if api_version != route.info.api_version:

@@ -23,8 +23,10 @@ from typing import Any
 
 from tinykube.client import Client, StreamIdle
 from tinykube.model.errors import NotFound
+from tinykube.model.kinds import KINDS
 
-CONTROLLER_KINDS = ("Deployment", "StatefulSet", "ReplicaSet", "ReplicationController")
+# Owners before what they own, so a controller does not replace what cleanup deletes.
+CONTROLLER_KINDS = tuple(k.kind for k in reversed(KINDS) if k.workload)
 
 
 def wait_for(predicate: Callable[[], Any], timeout: float = 30.0, interval: float = 0.1,

@@ -85,6 +85,14 @@ def test_kind_table():
     assert kinds.by_plural("apps", "statefulsets").kind == "StatefulSet"
     with pytest.raises(kinds.UnknownKind):
         kinds.by_plural("", "deployments")  # wrong group
-    with pytest.raises(kinds.UnknownKind, match='no kind "Deployment" is registered for version '
-                                               '"v1"'):
-        kinds.by_api_version_kind("v1", "Deployment")
+
+
+def test_kind_traits_are_fields_of_the_table():
+    by = kinds.by_kind
+    assert [k.kind for k in kinds.KINDS if k.workload] == [
+        "ReplicationController", "ReplicaSet", "Deployment", "StatefulSet"]
+    assert all(k.scalable and k.in_all and k.user for k in kinds.KINDS if k.workload)
+    assert by("Pod").in_all and not by("Pod").scalable and by("Pod").wide_columns == ("IP", "NODE")
+    assert not by("Event").user and not by("ControllerRevision").user
+    assert [k.kind for k in kinds.KINDS if k.rollout] == ["Deployment", "StatefulSet"]
+    assert by("Deployment").wide_columns == ("CONTAINERS", "COMMAND")

@@ -22,10 +22,6 @@ VERSION = {"major": "1", "minor": "37", "gitVersion": "v1.37.0+tinykube",
 
 ALL_VERBS = ["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"]
 READ_VERBS = ["get", "list", "watch"]
-# Kinds in `kubectl get all` (Kubernetes puts these workload kinds in category "all").
-IN_ALL = {"Pod", "ReplicationController", "ReplicaSet", "Deployment", "StatefulSet"}
-SCALABLE = {"ReplicationController", "ReplicaSet", "Deployment", "StatefulSet"}
-WRITTEN_BY_TINYKUBE = {"Event", "ControllerRevision"}  # users read these, tinykube writes
 
 AGGREGATED = "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList"
 AGGREGATED_V2BETA1 = "application/json;g=apidiscovery.k8s.io;v=v2beta1;as=APIGroupDiscoveryList"
@@ -44,15 +40,15 @@ NAMESPACE_VERBS = ["create", "delete", "get", "list", "patch", "update"]
 def verbs(info: KindInfo) -> list[str]:
     if info.kind == "Namespace":
         return NAMESPACE_VERBS
-    return READ_VERBS if info.kind in WRITTEN_BY_TINYKUBE else ALL_VERBS
+    return READ_VERBS if not info.user else ALL_VERBS
 
 
 def subresources(info: KindInfo) -> list[tuple[str, str, str, str, list[str]]]:
     """(name, group, version, kind, verbs) of each subresource."""
     found = []
-    if info.kind not in WRITTEN_BY_TINYKUBE and info.namespaced:
+    if info.user and info.namespaced:
         found.append(("status", info.group, info.version, info.kind, ["get", "patch", "update"]))
-    if info.kind in SCALABLE:
+    if info.scalable:
         found.append(("scale", "autoscaling", "v1", "Scale", ["get", "patch", "update"]))
     if info.kind == "Pod":
         found.append(("log", "", "v1", "Pod", ["get"]))
@@ -75,7 +71,7 @@ def _legacy_resources(api_version: str) -> dict:
             "name": info.plural, "singularName": info.kind.lower(),
             "namespaced": info.namespaced, "kind": info.kind, "verbs": verbs(info),
             **({"shortNames": list(info.short_names)} if info.short_names else {}),
-            **({"categories": ["all"]} if info.kind in IN_ALL else {}),
+            **({"categories": ["all"]} if info.in_all else {}),
         })
         for name, group, version, kind, sub_verbs in subresources(info):
             resources.append({
@@ -103,7 +99,7 @@ def _aggregated_group(group: str) -> dict:
             }
             if info.short_names:
                 resource["shortNames"] = list(info.short_names)
-            if info.kind in IN_ALL:
+            if info.in_all:
                 resource["categories"] = ["all"]
             subs = [{"subresource": name,
                      "responseKind": {"group": g, "version": v, "kind": k}, "verbs": sv}

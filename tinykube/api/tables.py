@@ -9,12 +9,9 @@ from typing import Any
 
 from tinykube.api.discovery import media_types
 from tinykube.cli import printing
+from tinykube.model.kinds import find
 
 TABLE_CONTENT_TYPE = "application/json;as=Table;v=v1;g=meta.k8s.io"
-# Wide columns of an empty list cannot be read off an object: the kind's own headers.
-_WIDE_HEADERS = {"Pod": ["IP", "NODE"], "ReplicaSet": ["CONTAINERS", "COMMAND"],
-                 "ReplicationController": ["CONTAINERS", "COMMAND"],
-                 "Deployment": ["CONTAINERS", "COMMAND"], "StatefulSet": ["CONTAINERS", "COMMAND"]}
 
 
 def wanted(accept: str | None) -> bool:
@@ -34,13 +31,18 @@ def _column(name: str, priority: int = 0) -> dict:
             "priority": priority}
 
 
+def _wide_columns(kind: str) -> tuple[str, ...]:
+    info = find(kind)
+    return info.wide_columns if info is not None else ()
+
+
 def columns(kind: str) -> list[dict]:
     if kind == "Event":
         headers, _ = printing.COLUMNS["Event"]
         return [_column(h) for h in headers]
     headers, _ = printing.COLUMNS.get(kind, ([], None))
     return ([_column("NAME")] + [_column(h) for h in headers] + [_column("AGE")]
-            + [_column(h, 1) for h in _WIDE_HEADERS.get(kind, [])])
+            + [_column(h, 1) for h in _wide_columns(kind)])
 
 
 def _cells(obj: dict) -> list[Any]:

@@ -14,10 +14,14 @@ from tinykube.cli.duration import parse_duration
 from tinykube.client import Client, StreamIdle
 from tinykube.model import defaults, validation
 from tinykube.model.errors import ApiError, Invalid
-from tinykube.model.kinds import KindInfo, lookup
+from tinykube.model.kinds import KINDS, KindInfo, lookup
 from tinykube.model.manifests import load_manifests
 
-ALL_KINDS = ("pods", "replicationcontrollers", "deployments", "replicasets", "statefulsets")
+# `get all` / `delete all`: the kinds of Kubernetes' category "all", in kubectl's order.
+ALL_KINDS = tuple(k.plural for k in sorted((k for k in KINDS if k.in_all),
+                                           key=lambda k: ("Pod", "ReplicationController",
+                                                          "Deployment", "ReplicaSet",
+                                                          "StatefulSet").index(k.kind)))
 
 
 def register(commands: argparse._SubParsersAction) -> None:

@@ -129,16 +129,16 @@ COLUMNS: dict[str, Columns] = {
 
 
 def _wide(obj: dict) -> tuple[list[str], list[str]]:
-    kind = obj["kind"]
-    if kind == "Pod":
-        return ["IP", "NODE"], [obj.get("status", {}).get("podIP") or "<none>", "localhost"]
-    if kind in ("ReplicaSet", "ReplicationController", "Deployment", "StatefulSet"):
+    info = find(obj["kind"])
+    if info is None or not info.wide_columns:
+        return [], []
+    if info.workload:
         template = obj.get("spec", {}).get("template", {}).get("spec", {})
         names = ",".join(c.get("name", "") for c in template.get("containers", []))
         commands = ",".join(" ".join(c.get("command", []) + c.get("args", []))
                             for c in template.get("containers", []))
-        return ["CONTAINERS", "COMMAND"], [names, commands[:60]]
-    return [], []
+        return list(info.wide_columns), [names, commands[:60]]
+    return list(info.wide_columns), [obj.get("status", {}).get("podIP") or "<none>", "localhost"]
 
 
 def render_table(objects: list[dict], *, wide: bool = False, with_kind: bool = False,

@@ -27,7 +27,6 @@ from tinykube.controllers.deployment import util
 from tinykube.model.kinds import KindInfo, lookup
 
 RESTARTED_AT = "kubectl.kubernetes.io/restartedAt"
-SUPPORTED = ("Deployment", "StatefulSet")
 
 
 class RolloutError(Exception):
@@ -83,7 +82,7 @@ def parse_target(target: str, name: str | None) -> tuple[KindInfo, str]:
     if not name:
         raise RolloutError("you must specify a resource: deployment/NAME or statefulset/NAME")
     info = lookup(kind)
-    if info.kind not in SUPPORTED:
+    if not info.rollout:
         raise RolloutError(f"no rollout for {info.resource}: only deployments and "
                            f"statefulsets have rollouts")
     return info, name

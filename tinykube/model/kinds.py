@@ -1,7 +1,9 @@
 """The kinds tinykube knows: one table, looked up by kind, plural, short name or group.
 
 The CLI resolves what a user types (`po`, `Pods`, `deployment.apps`, `deploy`) with
-`lookup`; the API server routes `/apis/<group>/<version>/<plural>` with `by_plural`.
+`lookup`; the API server routes `/apis/<group>/<version>/<plural>` with `by_plural`. What
+differs between kinds (who writes them, /scale, `get all`, rollout, wide columns) is a field
+of `KindInfo`: adding a kind is adding one row to `KINDS`.
 """
 
 from __future__ import annotations
@@ -18,6 +20,22 @@ class KindInfo:
     plural: str
     short_names: tuple[str, ...]
     namespaced: bool = True
+    user: bool = True  # users create and apply it (else only tinykube writes it; users read)
+    workload: bool = False  # runs pods from a pod template: has /scale, wide CONTAINERS/COMMAND
+    in_all: bool = False  # in `get all` (Kubernetes' category "all")
+    rollout: bool = False  # `rollout status/history/undo/restart/pause/resume` work on it
+
+    @property
+    def scalable(self) -> bool:
+        """Has the /scale subresource."""
+        return self.workload
+
+    @property
+    def wide_columns(self) -> tuple[str, ...]:
+        """The extra headers of `get -o wide` (and the Table's priority-1 columns)."""
+        if self.kind == "Pod":
+            return ("IP", "NODE")
+        return ("CONTAINERS", "COMMAND") if self.workload else ()
 
     @property
     def resource(self) -> str:
@@ -30,28 +48,25 @@ class KindInfo:
         return f"{self.kind}.{self.group}" if self.group else self.kind
 
 
-def _info(kind: str, api_version: str, plural: str, *short: str) -> KindInfo:
+def _info(kind: str, api_version: str, plural: str, *short: str, user: bool = True,
+          workload: bool = False, in_all: bool = False, rollout: bool = False) -> KindInfo:
     group, _, version = api_version.rpartition("/")
-    return KindInfo(kind, api_version, group, version, plural, tuple(short), True)
+    return KindInfo(kind, api_version, group, version, plural, tuple(short), True, user=user,
+                    workload=workload, in_all=in_all or workload, rollout=rollout)
 
 
 KINDS: tuple[KindInfo, ...] = (
-    _info("Pod", "v1", "pods", "po"),
-    _info("ReplicationController", "v1", "replicationcontrollers", "rc"),
+    _info("Pod", "v1", "pods", "po", in_all=True),
+    _info("ReplicationController", "v1", "replicationcontrollers", "rc", workload=True),
     _info("PersistentVolumeClaim", "v1", "persistentvolumeclaims", "pvc"),
-    _info("Event", "v1", "events", "ev"),
-    _info("ReplicaSet", "apps/v1", "replicasets", "rs"),
-    _info("Deployment", "apps/v1", "deployments", "deploy"),
-    _info("StatefulSet", "apps/v1", "statefulsets", "sts"),
-    _info("ControllerRevision", "apps/v1", "controllerrevisions"),
-    # Cluster-scoped; served by tinykube/api/namespaces.py.
-    KindInfo("Namespace", "v1", "", "v1", "namespaces", ("ns",), namespaced=False),
+    _info("Event", "v1", "events", "ev", user=False),
+    _info("ReplicaSet", "apps/v1", "replicasets", "rs", workload=True),
+    _info("Deployment", "apps/v1", "deployments", "deploy", workload=True, rollout=True),
+    _info("StatefulSet", "apps/v1", "statefulsets", "sts", workload=True, rollout=True),
+    _info("ControllerRevision", "apps/v1", "controllerrevisions", user=False),
+    # Cluster-scoped; served by tinykube/api/namespaces.py, not the generic write path.
+    KindInfo("Namespace", "v1", "", "v1", "namespaces", ("ns",), namespaced=False, user=False),
 )
-
-# Kinds a user may submit (create/apply); the rest are written by tinykube itself.
-USER_KINDS: frozenset[str] = frozenset(
-    {"Pod", "ReplicationController", "PersistentVolumeClaim", "ReplicaSet", "Deployment",
-     "StatefulSet"})
 
 _BY_KIND = {k.kind: k for k in KINDS}
 _BY_PLURAL = {(k.group, k.plural): k for k in KINDS}
@@ -86,15 +101,6 @@ def by_plural(group: str, plural: str) -> KindInfo:
         where = f"{group}/" if group else ""
         raise UnknownKind(f'the server could not find the requested resource "{where}{plural}"'
                           ) from None
-
-
-def by_api_version_kind(api_version: str, kind: str) -> KindInfo:
-    """Manifest lookup: the kind must exist and belong to `api_version`."""
-    info = _BY_KIND.get(kind)
-    if info is None or info.api_version != api_version:
-        version = api_version or '""'
-        raise UnknownKind(f'no kind "{kind}" is registered for version "{version}"')
-    return info
 
 
 def lookup(name: str) -> KindInfo:

@@ -26,12 +26,11 @@ from tinykube import labels as label_selectors
 from tinykube.model import names, quantity, schema, security
 from tinykube.model.defaults import apply_defaults
 from tinykube.model.errors import FieldError
-from tinykube.model.kinds import KINDS, USER_KINDS
+from tinykube.model.kinds import KINDS
 
 MAX_ANNOTATIONS_BYTES = 256 * 1024
 # Downward API fields tinykube can fill in (the runtime resolves them at container start).
 ENV_FIELD_PATHS = ("metadata.name", "metadata.namespace", "status.podIP")
-CONTROLLER_KINDS = ("ReplicationController", "ReplicaSet", "Deployment", "StatefulSet")
 _PERCENT = re.compile(r"[0-9]+%")
 
 
@@ -170,7 +169,7 @@ def _check_type_meta(obj: dict[str, Any]) -> list[FieldError]:
             "apiVersion", api_version,
             f'no kind "{kind}" is registered for version "{api_version}" '
             f'(use apiVersion "{info.api_version}")')]
-    if kind not in USER_KINDS:
+    if not info.user:
         return [FieldError.forbidden("kind", f"{kind} objects are written by tinykube itself")]
     return []
 
