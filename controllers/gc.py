@@ -113,74 +113,100 @@ def plan(objects: Iterable[Obj], focus: Iterable[str] | None = None) -> list[Act
     `objects` must hold, for each focus object: its live owners, and for a deleting owner,
     all its dependents with their owners and their own dependents. An owner uid missing from
     `objects` counts as gone."""
-    world: dict[str, Obj] = {o["metadata"]["uid"]: o for o in objects}
-    dependents: dict[str, list[Obj]] = {}
-    for obj in world.values():
-        for ref in _refs(obj):
-            dependents.setdefault(ref.get("uid", ""), []).append(obj)
+    world = _World(objects)
+    focus_uids = list(world.objects) if focus is None else [
+        u for u in focus if u in world.objects]
+    actions: list[Action] = []
+    for uid in focus_uids:
+        actions += world.plan_for(world.objects[uid])
+    return _dedup(actions)
 
-    def blocking_dependents(uid: str) -> list[Obj]:
-        return [d for d in dependents.get(uid, [])
-                if any(r.get("uid") == uid and r.get("blockOwnerDeletion") for r in _refs(d))]
 
-    def delete_waiting(obj: Obj, reason: str) -> Delete:
-        # Kubernetes: a dependent of an owner deleted in the foreground is itself deleted in
-        # the foreground when it has dependents, so the wait reaches all the way down.
-        cascade = "Foreground" if blocking_dependents(obj["metadata"]["uid"]) else "Background"
-        return Delete(ObjectRef.of(obj), cascade, reason)
+class _World:
+    """The objects `plan` sees, indexed by uid and by owner."""
 
-    def owner_state(ref: Obj) -> str:
+    def __init__(self, objects: Iterable[Obj]) -> None:
+        self.objects: dict[str, Obj] = {o["metadata"]["uid"]: o for o in objects}
+        self.dependents: dict[str, list[Obj]] = {}
+        for obj in self.objects.values():
+            for ref in _refs(obj):
+                self.dependents.setdefault(ref.get("uid", ""), []).append(obj)
+
+    def plan_for(self, obj: Obj) -> list[Action]:
+        if not meta.is_being_deleted(obj):
+            return self._collect(obj)
+        # A deleting object is never itself collected again; its finalizer says what to do.
+        finalizers = _finalizers(obj)
+        if ORPHAN in finalizers:
+            return self._orphan_dependents(obj)
+        if FOREGROUND in finalizers:
+            return self._delete_dependents_first(obj)
+        return []
+
+    # -- an owner being deleted --------------------------------------------------------------
+    def _orphan_dependents(self, owner: Obj) -> list[Action]:
+        uid = owner["metadata"]["uid"]
+        actions: list[Action] = [RemoveOwnerRefs(ObjectRef.of(d), frozenset({uid}))
+                                 for d in self.dependents.get(uid, [])]
+        return [*actions, RemoveFinalizer(ObjectRef.of(owner), ORPHAN)]
+
+    def _delete_dependents_first(self, owner: Obj) -> list[Action]:
+        uid, ref_owner = owner["metadata"]["uid"], ObjectRef.of(owner)
+        actions: list[Action] = []
+        still_blocking = False
+        for dep in self.dependents.get(uid, []):
+            states = self._owner_states(dep)
+            if any(s == "solid" for u, s in states.items() if u != uid):
+                # Another owner keeps it alive: just let go of it.
+                gone = {u for u, s in states.items() if s != "solid"}
+                actions.append(RemoveOwnerRefs(ObjectRef.of(dep), frozenset(gone)))
+                continue
+            if not meta.is_being_deleted(dep):
+                actions.append(self._delete_waiting(
+                    dep, f"owner {ref_owner} is deleted in the foreground"))
+            still_blocking = still_blocking or _blocks(dep, uid)
+        if not still_blocking:
+            actions.append(RemoveFinalizer(ref_owner, FOREGROUND))
+        return actions
+
+    # -- a dependent whose owners may be gone --------------------------------------------------
+    def _collect(self, obj: Obj) -> list[Action]:
+        states = self._owner_states(obj)
+        gone = {u for u, s in states.items() if s != "solid"}
+        if not gone:
+            return []
+        ref_self = ObjectRef.of(obj)
+        if len(gone) < len(states):
+            return [RemoveOwnerRefs(ref_self, frozenset(u for u in gone if u))]
+        if any(s == "waiting" for s in states.values()):
+            return [self._delete_waiting(obj, "its owner is deleted in the foreground")]
+        return [Delete(ref_self, "Background", "its owner no longer exists")]
+
+    # -- facts -----------------------------------------------------------------------------------
+    def _owner_states(self, obj: Obj) -> dict[str, str]:
+        return {r.get("uid", ""): self._owner_state(r) for r in _refs(obj)}
+
+    def _owner_state(self, ref: Obj) -> str:
         """solid, dangling (gone) or waiting (being deleted in the foreground)."""
         if find(str(ref.get("kind", ""))) is None:
             return "solid"  # unknown kind: we cannot tell, so never cascade on it
-        owner = world.get(ref.get("uid", ""))
+        owner = self.objects.get(ref.get("uid", ""))
         if owner is None or owner.get("kind") != ref.get("kind"):
             return "dangling"
         return "waiting" if _waiting_for_dependents(owner) else "solid"
 
-    actions: list[Action] = []
-    focus_uids = list(world) if focus is None else [u for u in focus if u in world]
-    for uid in focus_uids:
-        obj = world[uid]
-        ref_self = ObjectRef.of(obj)
-        if meta.is_being_deleted(obj):
-            finalizers = _finalizers(obj)
-            if ORPHAN in finalizers:
-                actions += [RemoveOwnerRefs(ObjectRef.of(d), frozenset({uid}))
-                            for d in dependents.get(uid, [])]
-                actions.append(RemoveFinalizer(ref_self, ORPHAN))
-            elif FOREGROUND in finalizers:
-                still_blocking = False
-                for dep in dependents.get(uid, []):
-                    states = {r.get("uid", ""): owner_state(r) for r in _refs(dep)}
-                    if any(s == "solid" for u, s in states.items() if u != uid):
-                        # Another owner keeps it alive: just let go of it.
-                        gone = {u for u, s in states.items() if s != "solid"}
-                        actions.append(RemoveOwnerRefs(ObjectRef.of(dep), frozenset(gone)))
-                        continue
-                    elif not meta.is_being_deleted(dep):
-                        actions.append(delete_waiting(dep, f"owner {ref_self} is deleted in the "
-                                                   "foreground"))
-                    if any(r.get("uid") == uid and r.get("blockOwnerDeletion")
-                           for r in _refs(dep)):
-                        still_blocking = True
-                if not still_blocking:
-                    actions.append(RemoveFinalizer(ref_self, FOREGROUND))
-            continue  # a deleting object is never itself collected again
-        refs = _refs(obj)
-        if not refs:
-            continue
-        states = {r.get("uid"): owner_state(r) for r in refs}
-        gone = {u for u, s in states.items() if s != "solid"}
-        if not gone:
-            continue
-        if len(gone) < len(states):
-            actions.append(RemoveOwnerRefs(ref_self, frozenset(u for u in gone if u)))
-        elif any(s == "waiting" for s in states.values()):
-            actions.append(delete_waiting(obj, "its owner is deleted in the foreground"))
-        else:
-            actions.append(Delete(ref_self, "Background", "its owner no longer exists"))
-    return _dedup(actions)
+    def _delete_waiting(self, obj: Obj, reason: str) -> Delete:
+        # Kubernetes: a dependent of an owner deleted in the foreground is itself deleted in
+        # the foreground when it has dependents, so the wait reaches all the way down.
+        uid = obj["metadata"]["uid"]
+        blocked = any(_blocks(d, uid) for d in self.dependents.get(uid, []))
+        return Delete(ObjectRef.of(obj), "Foreground" if blocked else "Background", reason)
+
+
+def _blocks(dependent: Obj, owner_uid: str) -> bool:
+    """The dependent holds up its owner's foreground deletion (blockOwnerDeletion)."""
+    return any(r.get("uid") == owner_uid and r.get("blockOwnerDeletion")
+               for r in _refs(dependent))
 
 
 def _dedup(actions: list[Action]) -> list[Action]:

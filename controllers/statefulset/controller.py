@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import trio
@@ -168,59 +169,68 @@ async def apply(store: Store, sts: Obj, plan: planlib.Plan) -> None:
         raise first
 
 
+@dataclass(frozen=True)
+class _Step:
+    """How one kind of plan action is carried out, and the events that report it (Kubernetes'
+    texts: `<verb> <what> <ok>`, `<verb> <what> <fails>: <error>`)."""
+
+    verb: str  # create, update, delete: also the event reasons' Successful<Verb>/Failed<Verb>
+    call: Callable[[Store, str, Any], Awaitable[object]]  # (store, namespace, action)
+    what: Callable[[Any, str], str] | None  # (action, set name); None: no events at all
+    ok: str = "successful"
+    fails: str | None = "failed error"  # None: no event when it fails
+    done_already: type[ApiError] | None = None  # this error means the outcome is there
+
+
+def _pod_what(pod: Obj, set_name: str) -> str:
+    return f"Pod {pod['metadata']['name']} in StatefulSet {set_name}"
+
+
+_STEPS: dict[type, _Step] = {
+    planlib.CreateClaim: _Step(
+        "create", lambda store, ns, a: store.create(a.claim),
+        lambda a, set_name: (f"Claim {a.claim['metadata']['name']} Pod {a.pod_name} "
+                             f"in StatefulSet {set_name}"),
+        ok="success", fails="failure", done_already=AlreadyExists),  # e.g. an earlier pass
+    planlib.CreatePod: _Step(
+        "create", lambda store, ns, a: store.create(a.pod),
+        lambda a, set_name: _pod_what(a.pod, set_name)),
+    planlib.DeletePod: _Step(
+        "delete", lambda store, ns, a: store.delete("Pod", ns, a.name, uid=a.uid or None),
+        lambda a, set_name: f"Pod {a.name} in StatefulSet {set_name}", done_already=NotFound),
+    planlib.UpdatePod: _Step(
+        "update", lambda store, ns, a: store.update(a.pod),
+        lambda a, set_name: _pod_what(a.pod, set_name), fails=None),
+    planlib.UpdateClaim: _Step("update", lambda store, ns, a: store.update(a.claim), None),
+    planlib.DeleteClaim: _Step(
+        "delete", lambda store, ns, a: store.delete("PersistentVolumeClaim", ns, a.name,
+                                                    uid=a.uid or None),
+        lambda a, set_name: f"Claim {a.name} Pod {a.pod_name} in StatefulSet {set_name}",
+        ok="success", fails=None, done_already=NotFound),
+}
+
+
 async def _apply_one(store: Store, sts: Obj, action: planlib.Action) -> None:
     set_name = sts["metadata"]["name"]
     namespace = sts["metadata"].get("namespace", "default")
-    event = store.record_event
-    if isinstance(action, planlib.CreateClaim):
-        claim = action.claim["metadata"]["name"]
-        what = f"Claim {claim} Pod {action.pod_name} in StatefulSet {set_name}"
-        try:
-            await store.create(action.claim)
-        except AlreadyExists:
-            return  # created meanwhile (e.g. by an earlier pass): that is what we wanted
-        except ApiError as err:
-            await event(sts, "Warning", "FailedCreate", f"create {what} failure: {err.message}")
-            raise
-        await event(sts, "Normal", "SuccessfulCreate", f"create {what} success")
-    elif isinstance(action, planlib.CreatePod):
-        pod = action.pod["metadata"]["name"]
-        what = f"Pod {pod} in StatefulSet {set_name}"
-        try:
-            await store.create(action.pod)
-        except ApiError as err:
-            await event(sts, "Warning", "FailedCreate",
-                        f"create {what} failed error: {err.message}")
-            raise
-        await event(sts, "Normal", "SuccessfulCreate", f"create {what} successful")
-    elif isinstance(action, planlib.DeletePod):
-        what = f"Pod {action.name} in StatefulSet {set_name}"
-        try:
-            await store.delete("Pod", namespace, action.name, uid=action.uid or None)
-        except NotFound:
+    step = _STEPS[type(action)]
+    what = step.what(action, set_name) if step.what is not None else None
+    reason = step.verb.title()
+    try:
+        await step.call(store, namespace, action)
+    except ApiError as err:
+        if step.done_already is not None and isinstance(err, step.done_already):
             return
-        except ApiError as err:
-            await event(sts, "Warning", "FailedDelete",
-                        f"delete {what} failed error: {err.message}")
-            raise
+        if what is not None and step.fails is not None:
+            await store.record_event(sts, "Warning", f"Failed{reason}",
+                                     f"{step.verb} {what} {step.fails}: {err.message}")
+        raise
+    if isinstance(action, planlib.DeletePod):
         log.info("statefulset %s/%s: deleted pod %s (%s)", namespace, set_name, action.name,
                  action.why)
-        await event(sts, "Normal", "SuccessfulDelete", f"delete {what} successful")
-    elif isinstance(action, planlib.UpdatePod):
-        pod = action.pod["metadata"]["name"]
-        await store.update(action.pod)
-        await event(sts, "Normal", "SuccessfulUpdate",
-                    f"update Pod {pod} in StatefulSet {set_name} successful")
-    elif isinstance(action, planlib.UpdateClaim):
-        await store.update(action.claim)
-    elif isinstance(action, planlib.DeleteClaim):
-        what = f"Claim {action.name} Pod {action.pod_name} in StatefulSet {set_name}"
-        try:
-            await store.delete("PersistentVolumeClaim", namespace, action.name,
-                               uid=action.uid or None)
-        except NotFound:
-            return
-        await event(sts, "Normal", "SuccessfulDelete", f"delete {what} success")
+    if what is not None:
+        await store.record_event(sts, "Normal", f"Successful{reason}",
+                                 f"{step.verb} {what} {step.ok}")
 
 
 # ---- mapping watch events to keys ------------------------------------------------------------
