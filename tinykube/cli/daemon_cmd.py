@@ -6,11 +6,13 @@ import argparse
 from pathlib import Path
 
 from tinykube.client import Client
+from tinykube.locations import DEFAULT_ROOT, DEFAULT_RUN_DIR
 
 
 def register(commands: argparse._SubParsersAction) -> None:
+    # Imported here, not at the top: it loads cryptography, which every other
+    # command would then load at start-up.
     from tinykube.api.tls import DEFAULT_LISTEN
-    from tinykube.locations import DEFAULT_ROOT, DEFAULT_RUN_DIR
 
     p = commands.add_parser("daemon", help="run the tinykube daemon (as root)")
     p.add_argument("--root", type=Path, default=DEFAULT_ROOT,
@@ -36,7 +38,9 @@ def register(commands: argparse._SubParsersAction) -> None:
     p.set_defaults(handler=daemon)
 
 
-def _listen(text: str):
+def _listen(text: str):  # -> tinykube.api.tls.Listen | None
+    # Imported here, not at the top: it loads cryptography, which every other
+    # command would then load at start-up.
     from tinykube.api.tls import parse_listen
 
     try:
@@ -46,6 +50,8 @@ def _listen(text: str):
 
 
 def daemon(args: argparse.Namespace, client: Client) -> int:
+    # Imported here, not at the top: it loads trio, hypercorn, pyroute2, which every other
+    # command would then load at start-up.
     from tinykube.daemon import DaemonConfig, main
 
     return main(DaemonConfig(root=args.root, run_dir=args.run_dir,

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import re
 
+from tinykube.cli.common import UsageError
+
 _PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h)")
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
 
@@ -19,7 +21,5 @@ def parse_duration(text: str) -> float:
         total += float(match.group(1)) * _UNITS[match.group(2)]
         pos = match.end()
     if pos != len(text) or not text:
-        from tinykube.cli.main import UsageError
-
         raise UsageError(f'invalid duration "{text}" (use e.g. 30s, 2m, 1h)')
     return total

@@ -18,6 +18,8 @@ def register(commands: argparse._SubParsersAction) -> None:
 
 
 def kubeconfig(args: argparse.Namespace, client: Client) -> int:
+    # Imported here, not at the top: it loads hypercorn, cryptography, which every other
+    # command would then load at start-up.
     from tinykube.api.listener import KUBECONFIG_PATH
 
     config = client.request("GET", KUBECONFIG_PATH)

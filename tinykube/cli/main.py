@@ -8,26 +8,22 @@ import os
 import sys
 from collections.abc import Callable
 
+from tinykube.cli import (
+    daemon_cmd,
+    doctor,
+    kubeconfig_cmd,
+    objects,
+    podio,
+    reset_cmd,
+    rollout,
+)
+from tinykube.cli.common import UsageError
 from tinykube.client import Client, DaemonUnreachable, default_socket
 from tinykube.model.errors import ApiError
 from tinykube.model.kinds import UnknownKind
 
 
-class UsageError(Exception):
-    """Bad command-line input: printed as `error: ...`, exit 1."""
-
-
 def build_parser() -> argparse.ArgumentParser:
-    from tinykube.cli import (
-        daemon_cmd,
-        doctor,
-        kubeconfig_cmd,
-        objects,
-        podio,
-        reset_cmd,
-        rollout,
-    )
-
     parser = argparse.ArgumentParser(prog="tinykube", description=(
         "Kubernetes' workload model (Pods, ReplicaSets, Deployments, StatefulSets) as real "
         "process pods on one Linux machine."))
@@ -38,10 +34,6 @@ def build_parser() -> argparse.ArgumentParser:
     for module in (daemon_cmd, objects, podio, rollout, reset_cmd, kubeconfig_cmd, doctor):
         module.register(commands)
     return parser
-
-
-def add_namespace(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("-n", "--namespace", default="default")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -81,9 +73,6 @@ def main(argv: list[str] | None = None) -> int:
         client.close()
 
 
+# `python -m tinykube.cli.main`; `python -m tinykube.cli` is tinykube/cli/__main__.py.
 if __name__ == "__main__":
-    # Run through the imported module: under `python -m` this file is also `__main__`, and the
-    # command modules raise `tinykube.cli.main.UsageError`, which `__main__`'s would not catch.
-    from tinykube.cli.main import main as _main
-
-    sys.exit(_main())
+    sys.exit(main())

@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from tinykube.cli import printing
+from tinykube.cli.common import UsageError, add_namespace
 from tinykube.cli.duration import parse_duration
 from tinykube.client import Client, StreamIdle
 from tinykube.model import defaults, validation
@@ -17,16 +18,11 @@ from tinykube.model.errors import ApiError, Invalid
 from tinykube.model.kinds import KINDS, KindInfo, lookup
 from tinykube.model.manifests import load_manifests
 
-# `get all` / `delete all`: the kinds of Kubernetes' category "all", in kubectl's order.
-ALL_KINDS = tuple(k.plural for k in sorted((k for k in KINDS if k.in_all),
-                                           key=lambda k: ("Pod", "ReplicationController",
-                                                          "Deployment", "ReplicaSet",
-                                                          "StatefulSet").index(k.kind)))
+# `get all` / `delete all`: the kinds of Kubernetes' category "all".
+ALL_KINDS = tuple(k.plural for k in KINDS if k.in_all)
 
 
 def register(commands: argparse._SubParsersAction) -> None:
-    from tinykube.cli.main import add_namespace
-
     p = commands.add_parser("apply", help="create or update objects from YAML files")
     p.add_argument("-f", "--filename", action="append", required=True,
                    help="file, directory or - for stdin (repeatable)")
@@ -86,8 +82,6 @@ def register(commands: argparse._SubParsersAction) -> None:
 
 
 def read_manifests(sources: list[str], namespace: str) -> list[dict]:
-    from tinykube.cli.main import UsageError
-
     documents: list[dict] = []
     for source in sources:
         for name, text in _read_sources(source):
@@ -103,8 +97,6 @@ def read_manifests(sources: list[str], namespace: str) -> list[dict]:
 
 
 def _read_sources(source: str) -> Iterator[tuple[str, str]]:
-    from tinykube.cli.main import UsageError
-
     if source == "-":
         yield "<stdin>", sys.stdin.read()
         return
@@ -131,8 +123,6 @@ def check_locally(documents: list[dict]) -> None:
 
 
 def apply(args: argparse.Namespace, client: Client) -> int:
-    from tinykube.cli.main import UsageError
-
     documents = read_manifests(args.filename, args.namespace)
     if not documents:
         raise UsageError("no objects passed to apply")
@@ -294,8 +284,6 @@ def _pairs(mapping: dict | None) -> str:
 
 
 def delete(args: argparse.Namespace, client: Client) -> int:
-    from tinykube.cli.main import UsageError
-
     propagation = {"background": "Background", "true": "Background",
                    "foreground": "Foreground", "orphan": "Orphan",
                    "false": "Orphan"}[args.cascade]
@@ -391,8 +379,6 @@ def _exists(client: Client, info: KindInfo, namespace: str, name: str, uid: str 
 
 
 def scale(args: argparse.Namespace, client: Client) -> int:
-    from tinykube.cli.main import UsageError
-
     if "/" in args.target:
         kind, _, name = args.target.partition("/")
     elif args.name:
@@ -409,8 +395,6 @@ def scale(args: argparse.Namespace, client: Client) -> int:
 
 
 def wait(args: argparse.Namespace, client: Client) -> int:
-    from tinykube.cli.main import UsageError
-
     kind, _, name = args.target.partition("/")
     if not name:
         raise UsageError("wait needs KIND/NAME")

@@ -5,13 +5,12 @@ from __future__ import annotations
 import argparse
 import sys
 
+from tinykube.cli.common import UsageError, add_namespace
 from tinykube.client import Client, object_path
 from tinykube.model.kinds import by_kind
 
 
 def register(commands: argparse._SubParsersAction) -> None:
-    from tinykube.cli.main import add_namespace
-
     p = commands.add_parser("logs", help="print a container's log")
     p.add_argument("pod")
     p.add_argument("-c", "--container")
@@ -54,8 +53,6 @@ def logs(args: argparse.Namespace, client: Client) -> int:
 
 
 def exec_(args: argparse.Namespace, client: Client) -> int:
-    from tinykube.cli.main import UsageError
-
     command = args.command_argv
     if not command:
         raise UsageError("you must specify at least one command for the container (after --)")

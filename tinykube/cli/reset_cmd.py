@@ -6,11 +6,10 @@ import argparse
 from pathlib import Path
 
 from tinykube.client import Client
+from tinykube.locations import DEFAULT_ROOT, DEFAULT_RUN_DIR
 
 
 def register(commands: argparse._SubParsersAction) -> None:
-    from tinykube.locations import DEFAULT_ROOT, DEFAULT_RUN_DIR
-
     p = commands.add_parser("reset", help="stop all pods and remove tinykube's host resources")
     p.add_argument("--root", type=Path, default=DEFAULT_ROOT)
     p.add_argument("--run-dir", type=Path, default=DEFAULT_RUN_DIR)
@@ -24,6 +23,8 @@ def register(commands: argparse._SubParsersAction) -> None:
 
 
 def reset(args: argparse.Namespace, client: Client) -> int:
+    # Imported here, not at the top: it loads trio, pyroute2, which every other
+    # command would then load at start-up.
     import trio
 
     from tinykube.runtime.hostreset import reset_host

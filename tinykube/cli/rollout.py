@@ -21,6 +21,7 @@ from datetime import datetime
 from typing import Any
 
 from tinykube.cli import printing
+from tinykube.cli.common import add_namespace
 from tinykube.cli.duration import parse_duration
 from tinykube.client import Client, StreamIdle
 from tinykube.controllers.deployment import util
@@ -34,8 +35,6 @@ class RolloutError(Exception):
 
 
 def register(commands: argparse._SubParsersAction) -> None:
-    from tinykube.cli.main import add_namespace
-
     rollout = commands.add_parser("rollout", help="manage the rollout of a deployment or "
                                                   "statefulset")
     sub = rollout.add_subparsers(dest="rollout_command", metavar="COMMAND")
