@@ -46,11 +46,9 @@ class CrashBackoff:
         self._clock = clock
         self._next_delay = 0.0
         self._started_at: float | None = None
-        self.restart_at: float | None = None
 
     def started(self) -> None:
         self._started_at = self._clock()
-        self.restart_at = None
 
     def exited(self) -> float:
         """The wait before the next start; doubles per crash, resets after a long clean run."""
@@ -60,15 +58,4 @@ class CrashBackoff:
         delay = self._next_delay
         self._next_delay = min(delay * 2, self.policy.cap) if delay else self.policy.initial
         self._started_at = None
-        self.restart_at = now + delay
         return delay
-
-    def remaining(self) -> float:
-        """Seconds left in the current wait (0 when not waiting)."""
-        if self.restart_at is None:
-            return 0.0
-        return max(0.0, self.restart_at - self._clock())
-
-    def reset(self) -> None:
-        self._next_delay = 0.0
-        self.restart_at = None

@@ -127,7 +127,7 @@ class ContainerProcess:
 
 
 # -- mount plan: computed here, executed by tk-shim before it runs the app -----------------------
-# Ops are plain tuples so the child only walks a list:
+# Ops are plain tuples; encode_plan turns them into the tokens tk-shim's run_plan executes:
 #   ("reroot", staging, mode, entries)  tmpfs at staging, host "/" entries bound in, moved to /
 #   ("mirror", path, mode, entries)     tmpfs over path, its host entries bound back
 #   ("mkdir", path) / ("touch", path)   mount points on our tmpfs

@@ -121,7 +121,6 @@ class Selector:
         return hash((self.nothing, self.requirements))
 
 
-EVERYTHING = Selector()
 NOTHING = Selector(nothing=True)
 
 

@@ -130,16 +130,6 @@ class Watch:
         # Copy on the way out: watchers may mutate what they get.
         return WatchEvent(event.type, clone(event.object), event.resource_version)
 
-    def drain_nowait(self) -> list[WatchEvent]:
-        """Every event already buffered, without waiting (to handle a burst in one pass)."""
-        events: list[WatchEvent] = []
-        while True:
-            try:
-                event = self._receive.receive_nowait()
-            except (trio.WouldBlock, trio.EndOfChannel):
-                return events
-            events.append(WatchEvent(event.type, clone(event.object), event.resource_version))
-
 
 class Store:
     def __init__(self, db_path: Path) -> None:

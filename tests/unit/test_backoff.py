@@ -25,22 +25,6 @@ def test_doubles_and_caps():
     assert delays == [0, 10, 20, 40, 80, 160, 300, 300]
 
 
-def test_remaining_counts_down():
-    clock = FakeClock()
-    backoff = CrashBackoff(clock=clock)
-    assert backoff.remaining() == 0
-    crash_after(backoff, clock, 1)
-    assert backoff.remaining() == 0  # the first crash restarts at once
-    crash_after(backoff, clock, 1)
-    assert backoff.remaining() == 10
-    clock.now += 4
-    assert backoff.remaining() == 6
-    clock.now += 10
-    assert backoff.remaining() == 0
-    backoff.started()
-    assert backoff.restart_at is None
-
-
 def test_resets_after_ten_minutes_up():
     clock = FakeClock()
     backoff = CrashBackoff(clock=clock)

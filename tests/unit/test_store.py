@@ -191,11 +191,3 @@ async def test_pod_with_finalizer_goes_when_processes_and_finalizers_are_gone(st
     after_runtime["metadata"]["finalizers"] = []
     await store.update(after_runtime)
     assert store.try_get("Pod", "default", "p") is None
-
-
-async def test_drain_returns_a_burst_at_once(store):
-    with store.watch("ReplicaSet") as w:
-        for n in range(5):
-            await store.create(rs(f"b{n}"))
-        assert len(w.drain_nowait()) == 5
-        assert w.drain_nowait() == []

@@ -7,6 +7,7 @@ import json
 import sqlite3
 
 import pytest
+import trio
 
 from tinykube import store as store_module
 from tinykube.model.errors import AlreadyExists, Gone, Invalid
@@ -94,8 +95,8 @@ async def test_watch_history_is_bounded_by_bytes(tmp_path, monkeypatch):
         kept = len(store._history)
         assert 200 < kept < 600
         since = store.resource_version - 10
-        with store.watch("ReplicaSet", since=since) as watch:
-            events = watch.drain_nowait()
+        with store.watch("ReplicaSet", since=since) as watch, trio.fail_after(10):
+            events = [await anext(watch) for _ in range(10)]
         assert [e.object["metadata"]["name"] for e in events] == [f"r{i}" for i in range(590, 600)]
         assert events[0].object["metadata"]["annotations"]["payload"] == payload
         with pytest.raises(Gone):
