@@ -134,3 +134,27 @@ async def test_kubeconfig_without_listener_says_why(tmp_path):
         client.close()
         nursery.cancel_scope.cancel()
     store.close()
+
+
+async def test_websocket_upgrade_needs_the_token_too(tls_api):
+    _, _, listen, pki = tls_api
+
+    def handshake() -> bytes:
+        context = ssl.create_default_context(cafile=str(pki.ca_cert))
+        with socket.create_connection((listen.host, listen.port), timeout=10) as raw, \
+                context.wrap_socket(raw, server_hostname="127.0.0.1") as tls:
+            tls.sendall(b"GET /api/v1/namespaces/default/pods/p/exec?command=id HTTP/1.1\r\n"
+                        b"Host: 127.0.0.1\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n"
+                        b"Sec-WebSocket-Version: 13\r\n"
+                        b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                        b"Sec-WebSocket-Protocol: v5.channel.k8s.io\r\n\r\n")
+            answer = b""
+            while b"}" not in answer:  # the Status body may come in its own record
+                chunk = tls.recv(4096)
+                if not chunk:
+                    break
+                answer += chunk
+            return answer
+
+    answer = await trio.to_thread.run_sync(handshake)
+    assert answer.startswith(b"HTTP/1.1 401") and b"Unauthorized" in answer
