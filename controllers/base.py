@@ -128,9 +128,8 @@ def _enqueue(queue: WorkQueue[Key], mapper: KeyMapper, store: Store, event_type:
     try:
         for key in mapper(store, event_type, obj):
             queue.add_coalesced(key, COALESCE_SECONDS)
-    except Exception:  # a bad object must not stop the watch of its whole kind
-        logger.exception("mapping %s event of %s/%s failed", event_type, obj.get("kind"),
-                         obj.get("metadata", {}).get("name"))
+    except Exception as exc:  # noqa: BLE001 -- a bad object must not stop its whole kind
+        failure_log(queue).mapping_failed(obj, event_type, exc, logger)
 
 
 async def _resync(store: Store, spec: ControllerSpec) -> None:
@@ -161,6 +160,23 @@ class FailureLog:
         self._failing[key] = signature
         logger.error("%s %s: reconcile failed; retrying with back-off (logged once while it "
                      "fails the same way)", what, key, exc_info=exc)
+
+    def mapping_failed(self, obj: dict, event_type: str, exc: BaseException,
+                       logger: logging.Logger) -> None:
+        """A watch event of `obj` could not be mapped to keys: logged once per object and
+        error, like a failing reconcile."""
+        meta = obj.get("metadata") or {}
+        key = ("mapping", obj.get("kind"), meta.get("namespace"), meta.get("name"))
+        signature = f"{type(exc).__name__}: {exc}"
+        if self._failing.get(key) == signature:
+            logger.debug("mapping %s event of %s/%s still fails: %s", event_type, key[1],
+                         key[3], signature)
+            return
+        if len(self._failing) > 10_000:  # objects come and go: never grow without bound
+            self._failing.clear()
+        self._failing[key] = signature
+        logger.error("mapping %s event of %s/%s failed (logged once while it fails the same "
+                     "way)", event_type, key[1], key[3], exc_info=exc)
 
     def succeeded(self, key: Any, logger: logging.Logger, what: str) -> None:
         if self._failing.pop(key, None) is not None:

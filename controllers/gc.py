@@ -331,10 +331,20 @@ class GarbageCollector:
                 world.setdefault(grand["metadata"]["uid"], grand)
         return list(world.values())
 
+    def _owner_unloadable(self, obj: Obj) -> bool:
+        """Whether an owner of `obj` is a stored row the store could not load: it is not
+        gone, so nothing is collected for it (see `tinykube doctor`)."""
+        unloadable = getattr(self.store, "unloadable", None)
+        if not unloadable:
+            return False
+        namespace = obj["metadata"].get("namespace") or "default"
+        return any((ref.get("kind"), namespace, ref.get("name")) in unloadable
+                   for ref in _refs(obj))
+
     async def process(self, store: Store, uid: str) -> Requeue | None:
         node = self.graph.nodes.get(uid)
         obj = self._fresh(node.ref) if node is not None else None
-        if obj is None:
+        if obj is None or self._owner_unloadable(obj):
             return None
         for action in plan(self.neighbourhood(obj), focus=[uid]):
             if not await self.apply(action):

@@ -56,6 +56,18 @@ def corrupt_rows() -> list[tuple[str, str, str, int, str]]:
                          "uid": "0f0f0f0f-0000-4000-8000-000000000003"},
             "spec": {"replicas": "three", "selector": {"matchLabels": {"app": "t"}},
                      "template": {"metadata": {"labels": {"app": "t"}}, "spec": spec}}})),
+        # well typed but invalid: a container without a name (crashed the kubelet at start)
+        ("Pod", "default", "noname", 904, _row({
+            "apiVersion": "v1", "kind": "Pod", "spec": {"containers": [{"command": ["true"]}]},
+            "metadata": {**pod_meta, "name": "noname",
+                         "uid": "0f0f0f0f-0000-4000-8000-000000000004"}})),
+        # well typed but invalid: a selector that misses its template (pods without end)
+        ("ReplicaSet", "default", "mismatch", 905, _row({
+            "apiVersion": "apps/v1", "kind": "ReplicaSet",
+            "metadata": {"name": "mismatch", "namespace": "default",
+                         "uid": "0f0f0f0f-0000-4000-8000-000000000005"},
+            "spec": {"replicas": 1, "selector": {"matchLabels": {"app": "a"}},
+                     "template": {"metadata": {"labels": {"app": "b"}}, "spec": spec}}})),
     ]
 
 
@@ -71,16 +83,16 @@ def test_start_skips_reports_and_doctor_repairs_objects_that_cannot_load(daemon:
     sock = str(daemon.socket)
     assert hostile.healthz_ms(sock) < 100
     health = daemon.client.health()
-    assert health["status"] == "ok" and health["unloadableObjects"] == 4, health
+    assert health["status"] == "ok" and health["unloadableObjects"] == 6, health
     log = daemon.log_path.read_text()
     for key in ("Pod/default/garbage", "ReplicaSet/default/torn", "ReplicaSet/default/typed",
-                "Pod/default/ "):
+                "Pod/default/noname", "ReplicaSet/default/mismatch", "Pod/default/ "):
         assert key.strip() in log, key
 
     # Reads work and say that something is missing; the good objects are all there.
     got = daemon.cli("get", "pods,rs")
     assert "web" in got.stdout
-    assert "Warning: 4 stored object(s) could not be loaded" in got.stderr, got.stderr
+    assert "Warning: 6 stored object(s) could not be loaded" in got.stderr, got.stderr
     assert "Traceback" not in got.stderr
     # The controllers run: scaling the good ReplicaSet makes a pod.
     daemon.client.scale("ReplicaSet", "web", "default", 1)
@@ -95,10 +107,12 @@ def test_start_skips_reports_and_doctor_repairs_objects_that_cannot_load(daemon:
     assert "Pod default/garbage: status: must be an object" in listed.stdout, listed.stdout
     assert "ReplicaSet default/torn: not valid JSON" in listed.stdout, listed.stdout
     assert "ReplicaSet default/typed: spec.replicas" in listed.stdout, listed.stdout
+    assert "Pod default/noname: spec.containers[0].name: Required" in listed.stdout
+    assert "ReplicaSet default/mismatch: spec.template.metadata.labels" in listed.stdout
 
     repaired = daemon.cli("doctor", "--repair")
     backups = sorted((daemon.root / "doctor-backup").iterdir())
-    assert len(backups) == 4, repaired.stdout
+    assert len(backups) == 6, repaired.stdout
     saved = {json.loads(p.read_text())["name"]: json.loads(p.read_text()) for p in backups}
     assert saved["torn"]["data"] == corrupt_rows()[2][4]
     assert json.loads(saved["garbage"]["data"])["status"] == "garbage"
@@ -117,4 +131,5 @@ def test_start_skips_reports_and_doctor_repairs_objects_that_cannot_load(daemon:
         names = {r[0] for r in sqlite.execute("SELECT name FROM objects")}
     finally:
         sqlite.close()
-    assert not names & {"", "garbage", "torn", "typed"}
+    assert not names & {"", "garbage", "torn", "typed", "noname", "mismatch"}
+    assert not any(n.startswith("mismatch-") for n in names)

@@ -11,7 +11,9 @@ from tinykube.store import Store
 def rs(name="web", replicas=1, labels=None):
     return {"apiVersion": "apps/v1", "kind": "ReplicaSet",
             "metadata": {"name": name, "labels": labels or {"app": name}},
-            "spec": {"replicas": replicas}}
+            "spec": {"replicas": replicas, "selector": {"matchLabels": labels or {"app": name}},
+                     "template": {"metadata": {"labels": labels or {"app": name}},
+                                  "spec": {"containers": [{"name": "c", "command": ["true"]}]}}}}
 
 
 def pod(name="p", grace=30):

@@ -18,7 +18,10 @@ def rs(name: str, payload: str = "") -> dict:
     return {"apiVersion": "apps/v1", "kind": "ReplicaSet",
             "metadata": {"name": name, "labels": {"app": name},
                          "annotations": {"payload": payload} if payload else {}},
-            "spec": {"replicas": 1, "selector": {"matchLabels": {"app": name}}}}
+            "spec": {"replicas": 1, "selector": {"matchLabels": {"app": name}},
+                     "template": {"metadata": {"labels": {"app": name}},
+                                  "spec": {"containers": [{"name": "c",
+                                                           "command": ["sleep", "1"]}]}}}}
 
 
 async def test_rows_that_cannot_be_served_are_skipped_reported_and_set_aside(tmp_path):
@@ -34,7 +37,11 @@ async def test_rows_that_cannot_be_served_are_skipped_reported_and_set_aside(tmp
     rows = [("Pod", "default", "", 5, json.dumps(nameless)),
             ("Pod", "default", "gs", 6, json.dumps(garbage_status)),
             ("Pod", "default", "notjson", 7, "{not json"),
-            ("Pod", "default", "binary", 8, b"\xff\xfe\x00garbage")]
+            ("Pod", "default", "binary", 8, b"\xff\xfe\x00garbage"),
+            # well typed, but a container without a name crashed the kubelet at every start
+            ("Pod", "default", "noname", 9, json.dumps({
+                "apiVersion": "v1", "kind": "Pod", "spec": {"containers": [{"command": ["x"]}]},
+                "metadata": {"name": "noname", "namespace": "default", "uid": "u3"}}))]
     raw.executemany("INSERT INTO objects VALUES (?, ?, ?, ?, ?)", rows)
     raw.commit()
     raw.close()
@@ -45,11 +52,14 @@ async def test_rows_that_cannot_be_served_are_skipped_reported_and_set_aside(tmp
         assert store.list("Pod") == []
         assert set(store.unloadable) == {("Pod", "default", ""), ("Pod", "default", "gs"),
                                          ("Pod", "default", "notjson"),
-                                         ("Pod", "default", "binary")}
+                                         ("Pod", "default", "binary"),
+                                         ("Pod", "default", "noname")}
+        assert "spec.containers[0].name" in store.unloadable[("Pod", "default", "noname")]
         assert "status" in store.unloadable[("Pod", "default", "gs")]
         assert "metadata.name" in store.unloadable[("Pod", "default", "")]
         # The name stays taken until the row is set aside: nothing overwrites it silently.
-        pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "gs"}, "spec": {}}
+        pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "gs"},
+               "spec": {"containers": [{"name": "c", "command": ["sleep", "1"]}]}}
         with pytest.raises(AlreadyExists, match="doctor"):
             await store.create(pod)
         backup = store.set_aside(("Pod", "default", "gs"), tmp_path / "backup")
