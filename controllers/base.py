@@ -161,7 +161,7 @@ class FailureLog:
         logger.error("%s %s: reconcile failed; retrying with back-off (logged once while it "
                      "fails the same way)", what, key, exc_info=exc)
 
-    def mapping_failed(self, obj: dict, event_type: str, exc: BaseException,
+    def mapping_failed(self, obj: dict[str, Any], event_type: str, exc: BaseException,
                        logger: logging.Logger) -> None:
         """A watch event of `obj` could not be mapped to keys: logged once per object and
         error, like a failing reconcile."""

@@ -22,10 +22,11 @@ from typing import Any
 
 from tinykube.model import names, schema, validation
 from tinykube.model.errors import FieldError
-from tinykube.model.kinds import KINDS, USER_KINDS
+from tinykube.model.kinds import KINDS
 from tinykube.model.meta import Obj
 
 _KNOWN_KINDS = {k.kind: k for k in KINDS}
+_USER_KINDS = frozenset(k.kind for k in KINDS if k.user)
 
 
 def load_problems(kind: str, namespace: str, name: str, data: Any) -> tuple[Obj | None, str]:
@@ -83,8 +84,8 @@ def _type_errors(obj: Obj) -> list[FieldError]:
     return [e for e in errors if e.message != "unknown field"]
 
 
-def _value_errors(obj: dict) -> list:
-    if obj["kind"] not in USER_KINDS:
+def _value_errors(obj: Obj) -> list[FieldError]:
+    if obj["kind"] not in _USER_KINDS:
         return []  # written by tinykube itself (ControllerRevision): sound types suffice
     body = {k: v for k, v in obj.items() if k != "status"}
     return [e for e in validation.validate(body) if e.message != "unknown field"]
