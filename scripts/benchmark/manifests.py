@@ -1,8 +1,11 @@
-"""The workloads the benchmark runs: the smallest honest pod (one `sleep` process) and its
+"""The workloads the benchmark runs: the smallest honest pod (one sleeping process) and its
 two-container + emptyDir variant, and controllers around that template.
 
-`sleep` exits at once on SIGTERM, and terminationGracePeriodSeconds is 2, so scale-downs and
-deletions measure tinykube's teardown rather than an app's shutdown.
+The app is `catatonit -P` (a pause that exits on SIGTERM even as PID 1 of its container,
+where `sleep`, having no handler, ignores SIGTERM as under Kubernetes), and
+terminationGracePeriodSeconds is 2, so scale-downs and deletions measure tinykube's teardown
+rather than an app's shutdown. (Until the pod isolation of issue 15 the app was `sleep
+infinity`, which exited on SIGTERM when it was not PID 1.)
 """
 
 from __future__ import annotations
@@ -10,7 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 NAMESPACE = "default"
-APP = ["sleep", "infinity"]
+APP = ["catatonit", "-P"]
 
 
 def pod_spec(containers: int = 1, empty_dir: bool = False,

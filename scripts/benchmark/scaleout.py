@@ -5,7 +5,7 @@ cost while they run, then back to 0.
 - Memory: the daemon's RSS at N and its growth over the empty daemon, per pod; the pause
   and the container's tk-shim of every pod (found in the pod's cgroups), as PSS (shared
   pages split fairly) and RSS. Per-pod overhead = daemon growth / N + pause PSS + shim PSS;
-  the app itself (`sleep`) is the user's and not counted. The host's used memory (MemTotal -
+  the app itself (`catatonit -P`) is the user's and not counted. The host's used memory (MemTotal -
   MemAvailable) growth per pod is given too, kernel objects (netns, veth, cgroups) included,
   but other work on the host moves it.
 - Idle CPU: the daemon's CPU time over `idle_seconds` with the N pods running, as % of one
@@ -112,7 +112,7 @@ def measure(ctx: Context, d, n: int, section: Section, watch) -> dict:
 def run(ctx: Context) -> Section:
     from .watching import Watcher
 
-    section = Section("Scale-out (ReplicaSet, one `sleep` per pod)")
+    section = Section("Scale-out (ReplicaSet, one sleeping app per pod)")
     results = []
     d = ctx.daemon()
     try:
