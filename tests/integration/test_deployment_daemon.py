@@ -7,8 +7,9 @@ included: their processes may still run), how many are Ready and not terminating
 minReadySeconds is 0), and which templates (pod-template-hash) have pods. The assertions run
 over every sample taken during a rollout.
 
-Pods run `python3 -m http.server` on 0.0.0.0 (probes target the pod IP, as in Kubernetes) with
-a tcpSocket readiness probe every second; a template change is an env var change.
+Pods run `python3 -m http.server` on 0.0.0.0 (probes target the pod IP, as in Kubernetes),
+under a shell that exits on SIGTERM, with a tcpSocket readiness probe every second; a
+template change is an env var change.
 """
 
 from __future__ import annotations
@@ -34,7 +35,10 @@ def deployment(version: str = "1", replicas: int = 6, cause: str | None = None,
     """Deployment `web` as a manifest (JSON is YAML); `spec` adds or overrides spec fields."""
     container = {
         "name": "web",
-        "command": command or ["python3", "-m", "http.server", str(PORT), "--bind", "0.0.0.0"],
+        # sh exits on SIGTERM (its trap) and the server with it: the server, as PID 1 of the
+        # container, would ignore SIGTERM (as under Kubernetes) and wait for the grace's SIGKILL.
+        "command": command or ["sh", "-c", "trap 'exit 0' TERM; python3 -m http.server "
+                               f"{PORT} --bind 0.0.0.0 & wait"],
         "env": [{"name": "VERSION", "value": version}],
         "readinessProbe": {"tcpSocket": {"port": probe_port}, "periodSeconds": 1},
     }

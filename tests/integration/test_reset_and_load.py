@@ -208,10 +208,13 @@ kind: Pod
 metadata: {{name: canary}}
 spec:
   terminationGracePeriodSeconds: 0
+  # The host directory comes in as a volume: a container's /tmp is its own tmpfs.
+  volumes: [{{name: beat, hostPath: {{path: "{beat.parent}"}}}}]
   containers:
     - name: c
       command: [sleep, infinity]
-      readinessProbe: {{exec: {{command: [touch, "{beat}"]}}, periodSeconds: 1}}
+      volumeMounts: [{{name: beat, mountPath: /beat}}]
+      readinessProbe: {{exec: {{command: [touch, "/beat/{beat.name}"]}}, periodSeconds: 1}}
 """)
     daemon.wait_ready("canary")
     canary_pid = container_pid(daemon.pod("canary"))
