@@ -130,6 +130,8 @@ class ContainerSupervisor:
                 return
             if not await self._back_off(exit_code):
                 return
+        if not signalled:  # the pod stopped before the first start: nothing to supervise
+            task_status.started()
 
     async def _back_off(self, exit_code: int | None) -> bool:
         """Wait out the crash back-off before the next start; False if the pod stopped."""
