@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import trio
 
-from . import deployment, gc, replicaset, statefulset
+from . import deployment, endpointslice, gc, replicaset, statefulset
 
 if TYPE_CHECKING:
     from tinykube.store import Store
@@ -26,6 +26,7 @@ CONTROLLERS: list[tuple[str, Runner]] = [
     ("replicationcontroller", functools.partial(replicaset.run, kind="ReplicationController")),
     ("deployment", deployment.run),
     ("statefulset", statefulset.run),
+    ("endpointslice", endpointslice.run),
     ("garbagecollector", gc.run),
 ]
 

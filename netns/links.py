@@ -111,7 +111,8 @@ def conflicting_routes(
     return found
 
 
-def ensure_bridge(ipr: IPRoute, name: str, gateway: str, network: ipaddress.IPv4Network) -> int:
+def ensure_bridge(ipr: IPRoute, name: str, gateway: str, network: ipaddress.IPv4Network,
+                  *, route_services: bool = False) -> int:
     """Create bridge `name` carrying `gateway/prefixlen`, up; returns its index.
 
     Refuses a same-named link that is not a bridge, a bridge that carries another IPv4
@@ -149,24 +150,36 @@ def ensure_bridge(ipr: IPRoute, name: str, gateway: str, network: ipaddress.IPv4
         )
     if not addrs:
         ipr.addr("add", index=link.index, address=gateway, prefixlen=network.prefixlen)
-    keep_pod_traffic_local(name)
+    keep_pod_traffic_local(name, route_services=route_services)
     if not link.up:
         ipr.link("set", index=link.index, state="up")
     return link.index
 
 
-def keep_pod_traffic_local(bridge: str) -> None:
-    """Never route what arrives on the bridge, even on a host with forwarding enabled.
+def keep_pod_traffic_local(bridge: str, *, route_services: bool = False) -> None:
+    """Never route what arrives on the bridge to anywhere else, even on a host with
+    forwarding enabled.
 
     Pods have no default route, but a pod running as root could add one via the gateway;
     IPv4 forwarding is decided per input interface, so turning it off on the bridge keeps
     such packets on the machine. IPv6 is switched off on the bridge (the host takes no part
-    in it there); pods still reach each other over IPv6 link-local through the bridge."""
-    for path in (
-        f"/proc/sys/net/ipv4/conf/{bridge}/forwarding",
-        f"/proc/sys/net/ipv6/conf/{bridge}/disable_ipv6",
-    ):
-        want = "0" if "ipv4" in path else "1"
+    in it there); pods still reach each other over IPv6 link-local through the bridge.
+
+    `route_services`: the service proxy DNATs a pod's packet to a service's virtual IP
+    (sent to the gateway) into a packet for another pod on the same bridge, which the host
+    must forward back out of the bridge. Then forwarding is on for the bridge only, and the
+    proxy's table (installed first) drops anything forwarded from the bridge to another
+    interface. `route_localnet` lets NodePorts answer on 127.0.0.1 (DNAT to a pod, as
+    kube-proxy's iptables mode does), and `nf_call_iptables` on this bridge makes bridged
+    replies between pods pass conntrack, so DNATed connections are translated back."""
+    wanted = {
+        f"/proc/sys/net/ipv4/conf/{bridge}/forwarding": "1" if route_services else "0",
+        f"/proc/sys/net/ipv6/conf/{bridge}/disable_ipv6": "1",
+    }
+    if route_services:
+        wanted[f"/proc/sys/net/ipv4/conf/{bridge}/route_localnet"] = "1"
+        wanted[f"/sys/class/net/{bridge}/bridge/nf_call_iptables"] = "1"
+    for path, want in wanted.items():
         with open(path, "r+") as f:  # this thread's netns: the host's
             if f.read().strip() != want:
                 f.seek(0)

@@ -48,13 +48,17 @@ class Attachment:
 class PodNetwork:
     """Bridge `bridge` for pods with addresses from `cidr`; IPAM state in `state_dir`."""
 
-    def __init__(self, state_dir: Path, bridge: str = "tk0", cidr: str = DEFAULT_CIDR) -> None:
+    def __init__(self, state_dir: Path, bridge: str = "tk0", cidr: str = DEFAULT_CIDR,
+                 service_cidr: str | None = None) -> None:
         if not bridge or len(bridge) > links.IFNAMSIZ or "/" in bridge or " " in bridge:
             raise NetworkConfigError(
                 f"bridge {bridge!r}: not a valid interface name (1-{links.IFNAMSIZ} characters)"
             )
         self.bridge = bridge
         self._ipam = Ipam(Path(state_dir), cidr)
+        # Pods route the service CIDR via the gateway (the service proxy's rules are there).
+        self.service_cidr = service_cidr
+        self._route_services = False
         self._host: SerialThread[IPRoute] = SerialThread(
             name=f"tk-netlink-{bridge}", open_resource=IPRoute, close_resource=IPRoute.close
         )
@@ -88,10 +92,27 @@ class PodNetwork:
 
         def ensure(ipr: IPRoute) -> None:
             self._bridge_index = links.ensure_bridge(
-                ipr, self.bridge, self.gateway, self._ipam.network
+                ipr, self.bridge, self.gateway, self._ipam.network,
+                route_services=self._route_services,
             )
 
         await self._host.run(ensure)
+
+    async def route_services(self) -> None:
+        """Let the host route pods' service traffic back into the bridge (see
+        `links.keep_pod_traffic_local`). Call it once the proxy's rules, which drop anything
+        forwarded out of the bridge, are in place."""
+        self._route_services = True
+
+        def enable(ipr: IPRoute) -> None:
+            links.keep_pod_traffic_local(self.bridge, route_services=True)
+            if self.service_cidr:
+                # The host's own service traffic goes to the bridge too, never to a default
+                # route: an address no rule translates then stays on the machine.
+                ipr.route("replace", dst=self.service_cidr,
+                          oif=self._lookup_bridge(ipr, cached=True))
+
+        await self._host.run(enable)
 
     async def attach(self, pod_uid: str, pause_pid: int) -> Attachment:
         """Give the pod whose pause process is `pause_pid` its eth0 and address (idempotent;
@@ -107,7 +128,8 @@ class PodNetwork:
                 )
                 try:
                     await run_on_fresh_thread(
-                        partial(configure_pod_side, netns_fd, ip, self.prefixlen, expected_peer),
+                        partial(configure_pod_side, netns_fd, ip, self.prefixlen, expected_peer,
+                                self._pod_routes()),
                         name=f"tk-podnet-{pod_uid[:8]}",
                     )
                 except PeerMismatch as exc:
@@ -144,6 +166,9 @@ class PodNetwork:
     async def teardown(self) -> None:
         """Remove every pod veth of this bridge, the bridge and the IPAM file (full reset)."""
         await self._host.run(self._teardown_host_side)
+
+    def _pod_routes(self) -> tuple[tuple[str, str], ...]:
+        return ((self.service_cidr, self.gateway),) if self.service_cidr else ()
 
     # -- host-side steps (run on the host netlink thread) ----------------------------------
 

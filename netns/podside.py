@@ -6,8 +6,10 @@ created in, so every request on it acts inside the pod. This avoids `IPRoute(net
 which forks a helper process per call (7-11 ms). The thread is never reused, so the pod's
 netns cannot leak into other work even if something below fails.
 
-No route is added: the address's prefix gives the on-link route to the pod subnet (the
-bridge), and there is deliberately no default route, so pod traffic cannot leave the machine.
+The address's prefix gives the on-link route to the pod subnet (the bridge). The only other
+route is the service CIDR via the gateway (when the node runs a service proxy), where the
+host's nftables rules translate virtual IPs to pods; there is deliberately no default route,
+so pod traffic cannot leave the machine.
 """
 
 from __future__ import annotations
@@ -29,7 +31,8 @@ class PeerMismatch(Exception):
 
 
 def configure_pod_side(
-    netns_fd: int, ip: str, prefixlen: int, expected_peer: int | None = None
+    netns_fd: int, ip: str, prefixlen: int, expected_peer: int | None = None,
+    routes: tuple[tuple[str, str], ...] = (),
 ) -> None:
     """Enter the netns open at `netns_fd` (this thread only) and configure eth0 and lo.
 
@@ -51,6 +54,12 @@ def configure_pod_side(
         if not is_up:
             ipr.link("set", index=index, state="up")
         ipr.link("set", index=LOOPBACK_INDEX, state="up")
+        for destination, gateway in routes:  # (cidr, via): after eth0 is up
+            try:
+                ipr.route("add", dst=destination, gateway=gateway, oif=index)
+            except NetlinkError as exc:
+                if exc.code != errno.EEXIST:
+                    raise
 
 
 def _index_of_eth0() -> int:

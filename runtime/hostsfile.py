@@ -6,7 +6,10 @@ same inode (truncate + write): a rename would leave the containers looking at th
 
 Pods that share `spec.subdomain` in a namespace see each other by name, as a Kubernetes
 headless service gives StatefulSet pods: `<ip> web-0.<subdomain>.<ns>.svc.cluster.local
-web-0.<subdomain> web-0`.
+web-0.<subdomain> web-0`. With cluster DNS these entries stay, as a fallback: the DNS server
+lives in the daemon, and pods keep running (and resolving their peers) while it restarts;
+they also keep StatefulSets without a governing Service working as before. DNS is what
+follows readiness: the hosts file names every peer with an address.
 """
 
 from __future__ import annotations
@@ -25,8 +28,20 @@ fe00::1\tip6-allnodes
 fe00::2\tip6-allrouters
 """
 
-# No nameserver: nothing in a pod is to leave the machine (see PLATFORM.md, Network).
+# Without cluster DNS, no nameserver: nothing in a pod is to leave the machine.
 RESOLV_CONF = "# tinykube: pods have no DNS server\noptions ndots:5\n"
+CLUSTER_DOMAIN = "cluster.local"
+
+
+def resolv_conf(namespace: str, nameserver: str | None) -> str:
+    """A pod's /etc/resolv.conf as the kubelet writes it for dnsPolicy ClusterFirst: the
+    cluster DNS server, Kubernetes' search list and ndots:5 (so `nginx` and `web-0.nginx`
+    are tried as cluster names first). None: no DNS server."""
+    if not nameserver:
+        return RESOLV_CONF
+    return (f"search {namespace}.svc.{CLUSTER_DOMAIN} svc.{CLUSTER_DOMAIN} {CLUSTER_DOMAIN}\n"
+            f"nameserver {nameserver}\n"
+            "options ndots:5\n")
 
 
 @dataclass(frozen=True)
@@ -75,12 +90,12 @@ def write_in_place(path: Path, text: str) -> bool:
 
 
 def write_pod_files(pod_dir: Path, own: HostEntry | None, peers: list[HostEntry],
-                    hostname: str) -> dict[str, Path]:
+                    hostname: str, resolv: str = RESOLV_CONF) -> dict[str, Path]:
     """Write the three files; returns {container path: host file} for the bind mounts."""
     files = {"/etc/hosts": pod_dir / "etc-hosts",
              "/etc/hostname": pod_dir / "etc-hostname",
              "/etc/resolv.conf": pod_dir / "etc-resolv.conf"}
     write_in_place(files["/etc/hosts"], render_hosts(own, peers))
     write_in_place(files["/etc/hostname"], hostname + "\n")
-    write_in_place(files["/etc/resolv.conf"], RESOLV_CONF)
+    write_in_place(files["/etc/resolv.conf"], resolv)
     return files

@@ -48,7 +48,8 @@ _LOG_NAME = re.compile(r"^(\d+)\.log$")
 class Kubelet:
     def __init__(self, store: Any, root: Path, run_dir: Path, network: Any,
                  cgroups: CgroupDriver, *, backoff_policy: BackoffPolicy = DEFAULT_POLICY,
-                 hidden_paths: tuple[str, ...] = ()) -> None:
+                 hidden_paths: tuple[str, ...] = (),
+                 cluster_dns: str | None = None) -> None:
         self.store = store
         # Containers never see the daemon's state: its root and run dir at least.
         hidden = tuple(dict.fromkeys(os.path.realpath(os.fspath(p))
@@ -56,6 +57,7 @@ class Kubelet:
         self.ctx = NodeContext(store=store, root=Path(root), run_dir=Path(run_dir),
                                network=network, cgroups=cgroups, sockets=NetnsSockets(),
                                backoff_policy=backoff_policy, hidden_paths=hidden,
+                               cluster_dns=cluster_dns,
                                hosts_peers=self._hosts_peers,
                                address_changed=self._address_changed)
         self.workers: dict[str, PodWorker] = {}

@@ -45,6 +45,7 @@ class NodeContext:
     backoff_policy: BackoffPolicy = DEFAULT_POLICY
     # Hidden from every container (an empty tmpfs over each): the daemon's root, run dir, socket.
     hidden_paths: tuple[str, ...] = ()
+    cluster_dns: str | None = None  # the nameserver pods' resolv.conf names (None: none)
     # The kubelet keeps subdomain peers' /etc/hosts current; these let it know.
     hosts_peers: Callable[[PodWorker], list[HostEntry]] = lambda worker: []
     address_changed: Callable[[PodWorker], None] = lambda worker: None

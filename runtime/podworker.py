@@ -357,8 +357,10 @@ class PodWorker:
         """(Re)write the pod's files in place; the kubelet calls it when subdomain peers change."""
         if not self.pod_dir.is_dir():
             return
+        namespace = self.pod["metadata"].get("namespace") or "default"
         self.pod_files = hostsfile.write_pod_files(
-            self.pod_dir, self.hosts_entry(), self.ctx.hosts_peers(self), self.hostname)
+            self.pod_dir, self.hosts_entry(), self.ctx.hosts_peers(self), self.hostname,
+            hostsfile.resolv_conf(namespace, self.ctx.cluster_dns))
 
     def _seed_adopted_statuses(self) -> None:
         """Carry over what the last status said of containers a previous daemon started, so

@@ -43,6 +43,7 @@ from tinykube.api import (
 )
 from tinykube.api import patch as patching
 from tinykube.api.patch import merge_patch  # noqa: F401  (re-exported: tests, old callers)
+from tinykube.api.serviceips import ServiceAllocator, keep_allocated
 from tinykube.model import defaults, names, schema, validation
 from tinykube.model.errors import (
     AlreadyExists,
@@ -52,7 +53,7 @@ from tinykube.model.errors import (
     Invalid,
     NotFound,
 )
-from tinykube.model.kinds import KindInfo, UnknownKind, by_plural
+from tinykube.model.kinds import KINDS, KindInfo, UnknownKind, by_plural
 from tinykube.store import Store
 
 log = logging.getLogger("tinykube.api")
@@ -117,9 +118,12 @@ class Route:
 
 
 class ApiServer:
-    def __init__(self, store: Store, node: Node | None = None) -> None:
+    def __init__(self, store: Store, node: Node | None = None,
+                 services: ServiceAllocator | None = None) -> None:
         self.store = store
         self.node = node
+        # ClusterIPs and NodePorts; shared with dry-run servers (they allocate, store nothing)
+        self.services = services or ServiceAllocator(store)
 
     # ---- ASGI entry ----------------------------------------------------------------------
 
@@ -183,7 +187,8 @@ class ApiServer:
         """This server, or for `dryRun=All` one whose writes store nothing."""
         if request.method in ("POST", "PUT", "PATCH", "DELETE") and dryrun.requested(
                 request.query):
-            return ApiServer(dryrun.DryRunStore(self.store), self.node)  # type: ignore[arg-type]
+            return ApiServer(dryrun.DryRunStore(self.store), self.node,  # type: ignore[arg-type]
+                             self.services)
         return self
 
     def _handler(self, method: str, route: Route) -> Any:
@@ -323,14 +328,14 @@ class ApiServer:
         admitted = _admit_new(obj)
         meta = admitted["metadata"]
         if meta.get("name") or not meta.get("generateName"):
-            return 201, await self.store.create(admitted, durable=True)
+            return 201, await self._store_new(admitted)
         # generateName as Kubernetes does: the name is drawn before validation (which
         # checked the prefix) and redrawn when taken.
         for _ in range(GENERATE_NAME_ATTEMPTS):
             meta["name"] = names.generate_name(meta["generateName"])
             _raise_if_invalid(admitted, validation.validate(admitted))
             try:
-                return 201, await self.store.create(admitted, durable=True)
+                return 201, await self._store_new(admitted)
             except AlreadyExists:
                 continue
         raise AlreadyExists(f"no free name with prefix {meta['generateName']!r} after "
@@ -357,7 +362,7 @@ class ApiServer:
         admitted = _admit_new(manifest)
         current = self.store.try_get(route.info.kind, _ns(route), name)
         if current is None:
-            return 201, await self.store.create(admitted, durable=True)
+            return 201, await self._store_new(admitted)
         previous = _last_applied(current)
         # Top-level spec fields that neither this manifest nor the last one set were set by
         # someone else (`rollout pause`, `scale`): keep them, as kubectl's 3-way merge does.
@@ -375,6 +380,7 @@ class ApiServer:
             merged.update(desired["metadata"].get(key) or {})
             new["metadata"][key] = merged
         new["spec"] = desired.get("spec", {})
+        keep_allocated(current, new)
         _raise_if_invalid(new, validation.validate(new) + validation.validate_update(current, new))
         return 200, await self.store.update(new, durable=True)
 
@@ -399,14 +405,24 @@ class ApiServer:
                         force=_truthy(request.query.get("force")))
         obj = _checked_body(obj, route, name=route.name)
         if current is None:
-            return 201, await self.store.create(_admit_new(obj), durable=True)
+            return 201, await self._store_new(_admit_new(obj))
         return 200, await self._update(route, obj)
 
     async def _update(self, route: Route, obj: dict) -> dict:
         current = self.store.get(route.info.kind, _ns(route), route.name or "")
         obj = defaults.apply_defaults(obj)
+        keep_allocated(current, obj)
         _raise_if_invalid(obj, validation.validate(obj) + validation.validate_update(current, obj))
         return await self.store.update(obj, durable=True)
+
+    async def _store_new(self, obj: dict) -> dict:
+        """Create an admitted object; a Service gets its clusterIP and nodePorts first."""
+        async def create(new: dict) -> dict:
+            return await self.store.create(new, durable=True)
+
+        if obj.get("kind") == "Service":
+            return await self.services.create(obj, create)
+        return await create(obj)
 
     async def replace_status(self, route: Route, request: Request) -> tuple[int, dict]:
         obj = _checked_body(request.json(), route, name=route.name, user_kind=False)
@@ -621,12 +637,15 @@ def _patched(current: dict, request: Request, route: Route | None) -> Any:
     return patching.apply_patch(current, content_type, request.json(), node)
 
 
+_GROUPS = frozenset(info.group for info in KINDS if info.group)  # apps, discovery.k8s.io
+
+
 def _route(path: str) -> Route:
     parts = [p for p in path.split("/") if p]
     if parts[:2] == ["api", "v1"]:
         group, rest = "", parts[2:]
-    elif parts[:3] == ["apis", "apps", "v1"]:
-        group, rest = "apps", parts[3:]
+    elif len(parts) >= 3 and parts[0] == "apis" and parts[2] == "v1" and parts[1] in _GROUPS:
+        group, rest = parts[1], parts[3:]
     else:
         raise NotFound(f"the server could not find the requested resource ({path})")
     namespace = None

@@ -16,6 +16,7 @@ from pathlib import Path
 import trio
 
 from tinykube.api.listener import ListenError, WithKubeconfig, check_free, serve_tls
+from tinykube.api.serviceips import DEFAULT_SERVICE_CIDR, ServiceAllocator
 from tinykube.api.tls import DEFAULT_LISTEN, Listen, ensure_pki, parse_listen
 from tinykube.apiserver import ApiServer, serve
 from tinykube.locations import DEFAULT_ROOT, DEFAULT_RUN_DIR
@@ -39,6 +40,10 @@ class DaemonConfig:
     # The TLS listener beside the unix socket (None: none).
     listen: Listen | None = parse_listen(DEFAULT_LISTEN)  # noqa: RUF009 - frozen, safe to share
     pod_max_pids: int | None = 4096  # None: no pod-level pids limit
+    service_cidr: str = DEFAULT_SERVICE_CIDR
+    service_proxy: bool = True  # nftables rules for ClusterIPs and NodePorts
+    cluster_dns: bool = True  # a DNS server on the bridge's gateway address, port 53
+    dns_upstream: str = "host"  # names outside the cluster: host | none | IP[:PORT]
 
     @property
     def socket_path(self) -> Path:
@@ -48,7 +53,8 @@ class DaemonConfig:
 def network_for(config: DaemonConfig):  # -> netns.podnet.PodNetwork
     from tinykube.netns.podnet import PodNetwork
 
-    return PodNetwork(layout.network_dir(config.root), bridge=config.bridge, cidr=config.cidr)
+    return PodNetwork(layout.network_dir(config.root), bridge=config.bridge, cidr=config.cidr,
+                      service_cidr=config.service_cidr if config.service_proxy else None)
 
 
 async def run(config: DaemonConfig, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
@@ -77,8 +83,9 @@ async def run(config: DaemonConfig, *, task_status=trio.TASK_STATUS_IGNORED) -> 
     # default locations (where another daemon on this host keeps its state).
     hidden = (str(config.socket_path), str(DEFAULT_ROOT), str(DEFAULT_RUN_DIR))
     kubelet = Kubelet(store, config.root, config.run_dir, network, cgroups,
-                      hidden_paths=hidden)
-    api = ApiServer(store, kubelet)
+                      hidden_paths=hidden,
+                      cluster_dns=network.gateway if config.cluster_dns else None)
+    api = ApiServer(store, kubelet, ServiceAllocator(store, config.service_cidr))
     write_pid_file(config.run_dir)
     try:
         async with trio.open_nursery() as nursery:
@@ -93,6 +100,7 @@ async def run(config: DaemonConfig, *, task_status=trio.TASK_STATUS_IGNORED) -> 
                 await nursery.start(serve_tls, api, config.listen, pki)
             await nursery.start(kubelet.run)
             await nursery.start(run_all, store)
+            await _start_services(nursery, config, store, network)
             log.info("tinykube is serving on %s%s (root %s)", config.socket_path,
                      f" and {config.listen.url}" if config.listen else "", config.root)
             task_status.started()
@@ -101,6 +109,21 @@ async def run(config: DaemonConfig, *, task_status=trio.TASK_STATUS_IGNORED) -> 
         network.close()
         store.close()
         log.info("tinykube stopped; pods keep running until the next start re-adopts them")
+
+
+async def _start_services(nursery: trio.Nursery, config: DaemonConfig, store: Store,
+                          network) -> None:
+    """The service proxy and cluster DNS (after the kubelet made the bridge they use)."""
+    from tinykube.services.dnsserver import DnsServer, parse_upstream
+    from tinykube.services.proxy import ServiceProxy
+    from tinykube.services.proxyrules import NetworkFacts
+
+    if config.service_proxy:
+        facts = NetworkFacts(config.bridge, network.cidr, (network.gateway, "127.0.0.1"))
+        await nursery.start(ServiceProxy(store, facts, network.route_services).run)
+    if config.cluster_dns:
+        await nursery.start(DnsServer(store, network.gateway,
+                                      upstream=parse_upstream(config.dns_upstream)).run)
 
 
 async def _stop_on_signal(scope: trio.CancelScope) -> None:

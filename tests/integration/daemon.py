@@ -51,6 +51,8 @@ class Daemon:
         self.bridge = f"tkd{tag}"
         self.cgroup_subtree = f"tinykube-test-{tag}"
         self.cidr = f"10.{random.randrange(100, 200)}.{random.randrange(256)}.0/24"
+        # Each daemon's ClusterIPs apart: every proxy table sees every packet on the host.
+        self.service_cidr = f"10.{random.randrange(200, 250)}.{random.randrange(256)}.0/24"
         self.log_path = base / "daemon.log"
         # The TLS listener on a free loopback port: test daemons run side by side.
         self.listen = f"127.0.0.1:{free_port()}"
@@ -65,7 +67,9 @@ class Daemon:
         return ["--socket", str(self.socket), "daemon", "--root", str(self.root),
                 "--run-dir", str(self.run_dir), "--bridge", self.bridge,
                 "--pod-cidr", self.cidr, "--cgroup-subtree", self.cgroup_subtree,
-                "--listen", self.listen, *self.extra_args]
+                "--listen", self.listen, "--service-cidr", self.service_cidr,
+                # Tests never send DNS queries off the machine.
+                "--dns-upstream", "none", *self.extra_args]
 
     def start(self) -> Daemon:
         with open(self.log_path, "ab") as log:  # the daemon keeps its own copy of the fd
@@ -208,6 +212,9 @@ def assert_no_leaks(bridge: str, uids: set[str], root: Path,
     leftover = [line for line in links.splitlines()
                 if f": {bridge}" in line or any(f"tkv{u[:8]}" in line for u in uids)]
     assert not leftover, f"links left behind: {leftover}"
+    table = subprocess.run(["nft", "list", "table", "ip", f"tinykube_{bridge}"],
+                           capture_output=True, text=True, check=False)
+    assert table.returncode != 0, f"nftables table tinykube_{bridge} left behind"
     names = {f"pod-{uid}" for uid in uids}
     cgroups = []
     # os.walk, not Path.glob: other tests' cgroups vanish mid-walk, which glob raises on.

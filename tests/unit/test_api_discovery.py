@@ -28,13 +28,18 @@ async def test_version_and_legacy_discovery(api):  # noqa: F811
     _, _, versions = await call(get, socket, "/api/")
     assert versions["kind"] == "APIVersions" and versions["versions"] == ["v1"]
     _, _, groups = await call(get, socket, "/apis")
-    assert [g["name"] for g in groups["groups"]] == ["apps"]
+    assert [g["name"] for g in groups["groups"]] == ["apps", "discovery.k8s.io"]
     _, _, core = await call(get, socket, "/api/v1/")
     by_name = {r["name"]: r for r in core["resources"]}
     assert by_name["pods"]["shortNames"] == ["po"] and by_name["pods"]["categories"] == ["all"]
     assert "watch" in by_name["pods"]["verbs"] and by_name["pods"]["namespaced"] is True
     assert {"pods/log", "pods/exec", "pods/status", "replicationcontrollers/scale"} <= set(
         by_name)
+    assert by_name["services"]["shortNames"] == ["svc"] and by_name["services"]["kind"] == \
+        "Service"
+    _, _, discovery = await call(get, socket, "/apis/discovery.k8s.io/v1/")
+    slices = {r["name"]: r for r in discovery["resources"]}["endpointslices"]
+    assert slices["kind"] == "EndpointSlice" and slices["namespaced"] is True
     _, _, apps = await call(get, socket, "/apis/apps/v1/")
     by_name = {r["name"]: r for r in apps["resources"]}
     assert by_name["deployments"]["shortNames"] == ["deploy"]
@@ -48,7 +53,9 @@ async def test_aggregated_discovery_when_asked(api):  # noqa: F811
     assert code == 200 and "as=APIGroupDiscoveryList" in content_type
     assert body["kind"] == "APIGroupDiscoveryList"
     assert body["apiVersion"] == "apidiscovery.k8s.io/v2"
-    (apps,) = body["items"]
+    groups = {item["metadata"]["name"]: item for item in body["items"]}
+    assert set(groups) == {"apps", "discovery.k8s.io"}
+    apps = groups["apps"]
     resources = {r["resource"]: r for r in apps["versions"][0]["resources"]}
     deploy = resources["deployments"]
     assert deploy["scope"] == "Namespaced" and deploy["responseKind"]["kind"] == "Deployment"
@@ -63,7 +70,11 @@ async def test_aggregated_discovery_when_asked(api):  # noqa: F811
 async def test_openapi_v3_index_and_documents(api):  # noqa: F811
     _, _, socket = api
     _, _, index = await call(get, socket, "/openapi/v3")
-    assert set(index["paths"]) == {"api/v1", "apis/apps/v1"}
+    assert set(index["paths"]) == {"api/v1", "apis/apps/v1", "apis/discovery.k8s.io/v1"}
+    _, _, doc = await call(get, socket,
+                           index["paths"]["apis/discovery.k8s.io/v1"]["serverRelativeURL"])
+    endpoint_slice = doc["components"]["schemas"]["io.k8s.api.discovery.v1.EndpointSlice"]
+    assert {"addressType", "endpoints", "ports"} <= set(endpoint_slice["properties"])
     _, _, doc = await call(get, socket, index["paths"]["apis/apps/v1"]["serverRelativeURL"])
     deployment = doc["components"]["schemas"]["io.k8s.api.apps.v1.Deployment"]
     assert deployment["x-kubernetes-group-version-kind"] == [

@@ -20,6 +20,8 @@ ALLOWED = {
     "tinykube.netns": set(),
     "tinykube.controllers": {"tinykube.model", "tinykube.labels", "tinykube.store"},
     "tinykube.runtime": {"tinykube.model", "tinykube.labels", "tinykube.store", "tinykube.netns"},
+    # the service proxy (nftables) and cluster DNS: they read Services from the store
+    "tinykube.services": {"tinykube.model", "tinykube.store"},
 }
 # folder at the repo root -> the package it installs as (pyproject's package-dir)
 PACKAGE_OF_FOLDER = {"tinykube": "tinykube", "controllers": "tinykube.controllers",

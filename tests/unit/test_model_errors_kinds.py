@@ -59,7 +59,8 @@ def test_field_error_shapes():
 
 
 @pytest.mark.parametrize("name, kind", [
-    ("po", "Pod"), ("Pods", "Pod"), ("pod", "Pod"), ("POD", "Pod"),
+    ("po", "Pod"), ("Pods", "Pod"), ("pod", "Pod"), ("POD", "Pod"), ("svc", "Service"),
+    ("endpointslices.discovery.k8s.io", "EndpointSlice"),
     ("rc", "ReplicationController"), ("replicationcontrollers", "ReplicationController"),
     ("rs", "ReplicaSet"), ("replicaset", "ReplicaSet"),
     ("deploy", "Deployment"), ("deployments.apps", "Deployment"), ("Deployment", "Deployment"),
@@ -72,8 +73,8 @@ def test_lookup(name, kind):
 
 
 def test_lookup_unknown():
-    with pytest.raises(kinds.UnknownKind, match='resource type "services"'):
-        kinds.lookup("services")
+    with pytest.raises(kinds.UnknownKind, match='resource type "configmaps"'):
+        kinds.lookup("configmaps")
 
 
 def test_kind_table():

@@ -72,7 +72,8 @@ def to_openapi(node: s.Node) -> dict[str, Any]:
 
 
 def schema_name(info: KindInfo, kind: str | None = None) -> str:
-    package = "core" if not info.group else info.group
+    # Go package names: the group's first label (discovery.k8s.io -> io.k8s.api.discovery).
+    package = "core" if not info.group else info.group.split(".")[0]
     return f"io.k8s.api.{package}.{info.version}.{kind or info.kind}"
 
 

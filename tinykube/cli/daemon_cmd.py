@@ -35,6 +35,15 @@ def register(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--pod-max-pids", type=int, default=4096, metavar="N",
                    help="pids limit of each pod (pause and all containers; a fork bomb stays "
                         "in its pod); 0: no limit (default 4096)")
+    p.add_argument("--service-cidr", default="10.96.0.0/16",
+                   help="ClusterIP range of Services (default 10.96.0.0/16)")
+    p.add_argument("--no-service-proxy", dest="service_proxy", action="store_false",
+                   help="do not program nftables for Services (no ClusterIP/NodePort traffic)")
+    p.add_argument("--no-cluster-dns", dest="cluster_dns", action="store_false",
+                   help="no DNS server for pods (their resolv.conf names none)")
+    p.add_argument("--dns-upstream", default="host", metavar="host|none|IP[:PORT]",
+                   help="where cluster DNS sends names outside cluster.local (default: the "
+                        "host's first nameserver; none: refuse them)")
     p.set_defaults(handler=daemon)
 
 
@@ -60,4 +69,6 @@ def daemon(args: argparse.Namespace, client: Client) -> int:
                              cgroup_parent=args.cgroup_parent,
                              cgroup_subtree=args.cgroup_subtree,
                              accept_empty_store=args.accept_empty_store, listen=args.listen,
-                             pod_max_pids=args.pod_max_pids if args.pod_max_pids > 0 else None))
+                             pod_max_pids=args.pod_max_pids if args.pod_max_pids > 0 else None,
+                             service_cidr=args.service_cidr, service_proxy=args.service_proxy,
+                             cluster_dns=args.cluster_dns, dns_upstream=args.dns_upstream))

@@ -220,12 +220,16 @@ def describe(args: argparse.Namespace, client: Client) -> int:
     chunks = []
     for info, names in targets:
         for obj in _fetch(client, info, names, args.namespace, args.selector):
-            chunks.append(describe_text(obj, client.events(obj)))
+            slices = None
+            if obj["kind"] == "Service":
+                slices = client.list("EndpointSlice", obj["metadata"].get("namespace"),
+                                     f"kubernetes.io/service-name={obj['metadata']['name']}")
+            chunks.append(describe_text(obj, client.events(obj), slices))
     print("\n\n".join(chunks))
     return 0
 
 
-def describe_text(obj: dict, events: list[dict]) -> str:
+def describe_text(obj: dict, events: list[dict], slices: list[dict] | None = None) -> str:
     meta = obj["metadata"]
     lines = [
         f"Name:         {meta['name']}",
@@ -243,6 +247,8 @@ def describe_text(obj: dict, events: list[dict]) -> str:
         lines.append(f"Terminating:  since {meta['deletionTimestamp']}")
     if obj["kind"] == "Pod":
         lines += _describe_pod(obj)
+    if obj["kind"] == "Service":
+        lines += describe_service(obj, slices or [])
     for section in ("spec", "status"):
         if obj.get(section):
             lines.append(f"{section.capitalize()}:")
@@ -272,6 +278,50 @@ def _describe_pod(pod: dict) -> list[str]:
                      f"restarts={cs.get('restartCount', 0)}"
                      + (f" exitCode={detail['exitCode']}" if "exitCode" in detail else ""))
     return lines
+
+
+def describe_service(service: dict, slices: list[dict]) -> list[str]:
+    """kubectl's Service lines; `Endpoints:` lists the ready addresses of each port as
+    `ip:port`, the first three then `+ N more...`, `<none>` when there are none."""
+    spec = service.get("spec") or {}
+    selector = ",".join(f"{k}={v}" for k, v in sorted((spec.get("selector") or {}).items()))
+    lines = [f"Selector:          {selector or '<none>'}",
+             f"Type:              {spec.get('type', 'ClusterIP')}",
+             f"IP Family Policy:  {spec.get('ipFamilyPolicy', 'SingleStack')}",
+             f"IP Families:       {','.join(spec.get('ipFamilies') or ['IPv4'])}",
+             f"IP:                {spec.get('clusterIP', '')}",
+             f"IPs:               {','.join(spec.get('clusterIPs') or [])}"]
+    ports = spec.get("ports") or [{}]
+    for port in ports:
+        name = port.get("name") or ""
+        if port:
+            protocol = port.get("protocol", "TCP")
+            lines.append(f"Port:              {name or '<unset>'}  {port.get('port')}/{protocol}")
+            lines.append(f"TargetPort:        {port.get('targetPort')}/{protocol}")
+            if port.get("nodePort"):
+                lines.append(f"NodePort:          {name or '<unset>'}  "
+                             f"{port['nodePort']}/{protocol}")
+        lines.append(f"Endpoints:         {_endpoints_line(slices, name)}")
+    lines.append(f"Session Affinity:  {spec.get('sessionAffinity', 'None')}")
+    if spec.get("publishNotReadyAddresses"):
+        lines.append("Publish Not Ready Addresses:  true")
+    return lines
+
+
+def _endpoints_line(slices: list[dict], port_name: str) -> str:
+    found = []
+    for endpoint_slice in slices:
+        numbers = [p.get("port") for p in endpoint_slice.get("ports") or []
+                   if (p.get("name") or "") == port_name]
+        for endpoint in endpoint_slice.get("endpoints") or []:
+            if (endpoint.get("conditions") or {}).get("ready") is False:
+                continue
+            for address in endpoint.get("addresses") or []:
+                found += [f"{address}:{n}" for n in numbers] or [address]
+    if not found:
+        return "<none>"
+    shown = ",".join(found[:3])
+    return shown + (f" + {len(found) - 3} more..." if len(found) > 3 else "")
 
 
 def _pairs(mapping: dict | None) -> str:

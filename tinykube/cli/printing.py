@@ -114,6 +114,29 @@ def _event_row(obj: dict) -> list[str]:
             f"{inv.get('kind', '').lower()}/{inv.get('name', '')}", obj.get("message", "")]
 
 
+def service_ports(service: dict) -> str:
+    """`80/TCP`, `80:30080/TCP` for a NodePort, comma-joined; `<none>` without ports."""
+    ports = [f"{p.get('port')}" + (f":{p['nodePort']}" if p.get("nodePort") else "")
+             + f"/{p.get('protocol') or 'TCP'}"
+             for p in (service.get("spec") or {}).get("ports") or []]
+    return ",".join(ports) or "<none>"
+
+
+def _service_row(obj: dict) -> list[str]:
+    spec = obj.get("spec") or {}
+    return [spec.get("type") or "ClusterIP", spec.get("clusterIP") or "<none>", "<none>",
+            service_ports(obj)]
+
+
+def _endpoint_slice_row(obj: dict) -> list[str]:
+    ports = ",".join(str(p.get("port")) for p in obj.get("ports") or []) or "<unset>"
+    addresses = [a for e in obj.get("endpoints") or [] for a in e.get("addresses") or []]
+    shown = ",".join(addresses[:3]) or "<unset>"
+    if len(addresses) > 3:
+        shown += f" + {len(addresses) - 3} more..."
+    return [obj.get("addressType") or "", ports, shown]
+
+
 Columns = tuple[list[str], Callable[[dict], list[str]]]
 
 COLUMNS: dict[str, Columns] = {
@@ -124,6 +147,8 @@ COLUMNS: dict[str, Columns] = {
     "StatefulSet": (["READY"], _sts_row),
     "PersistentVolumeClaim": (["STATUS", "VOLUME", "CAPACITY", "ACCESS MODES"], _pvc_row),
     "ControllerRevision": (["CONTROLLER", "REVISION"], _revision_row),
+    "Service": (["TYPE", "CLUSTER-IP", "EXTERNAL-IP", "PORT(S)"], _service_row),
+    "EndpointSlice": (["ADDRESSTYPE", "PORTS", "ENDPOINTS"], _endpoint_slice_row),
     "Event": (["LAST SEEN", "TYPE", "REASON", "OBJECT", "MESSAGE"], _event_row),
 }
 
@@ -138,6 +163,10 @@ def _wide(obj: dict) -> tuple[list[str], list[str]]:
         commands = ",".join(" ".join(c.get("command", []) + c.get("args", []))
                             for c in template.get("containers", []))
         return list(info.wide_columns), [names, commands[:60]]
+    if info.kind == "Service":
+        selector = (obj.get("spec") or {}).get("selector") or {}
+        return list(info.wide_columns), [
+            ",".join(f"{k}={v}" for k, v in sorted(selector.items())) or "<none>"]
     return list(info.wide_columns), [obj.get("status", {}).get("podIP") or "<none>", "localhost"]
 
 

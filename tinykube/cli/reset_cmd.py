@@ -28,9 +28,16 @@ def reset(args: argparse.Namespace, client: Client) -> int:
     import trio
 
     from tinykube.runtime.hostreset import reset_host
+    from tinykube.services import nft
+    from tinykube.services.proxy import remove_table
 
     done = trio.run(reset_host, args.root, args.run_dir, args.bridge, args.pod_cidr,
                     args.cgroup_parent, args.cgroup_subtree, args.purge)
+    try:  # after the daemon stopped, so nothing re-creates it
+        if remove_table(args.bridge):
+            done.append(f"removed nftables table ip {nft.table_of(args.bridge)}")
+    except nft.NftError as e:
+        done.append(f"could not remove the service proxy's nftables table: {e}")
     for line in done:
         print(line)
     kept = "" if args.purge else " (store and persistent volumes kept; --purge removes them)"

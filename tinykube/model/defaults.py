@@ -139,6 +139,26 @@ def _default_pvc(spec: dict[str, Any]) -> None:
     _fill(spec, {"volumeMode": "Filesystem"})
 
 
+SESSION_AFFINITY_TIMEOUT = 10800  # Kubernetes' DefaultClientIPServiceAffinitySeconds (3 h)
+
+
+def _default_service(spec: dict[str, Any]) -> None:
+    """SetDefaults_Service: type, affinity, TCP, targetPort = port; NodePort services route
+    external traffic cluster-wide. The clusterIP and nodePorts are allocated on create."""
+    _fill(spec, {"type": "ClusterIP", "sessionAffinity": "None",
+                 "internalTrafficPolicy": "Cluster"})
+    if spec["type"] == "NodePort":
+        _fill(spec, {"externalTrafficPolicy": "Cluster"})
+    if spec["sessionAffinity"] == "ClientIP":
+        _fill(_child(_child(spec, "sessionAffinityConfig"), "clientIP"),
+              {"timeoutSeconds": SESSION_AFFINITY_TIMEOUT})
+    for port in _items(spec.get("ports")):
+        if isinstance(port, dict):
+            _fill(port, {"protocol": "TCP"})
+            if port.get("targetPort") in (None, 0, ""):
+                port["targetPort"] = port.get("port")
+
+
 _BY_KIND = {
     "Pod": default_pod_spec,
     "ReplicationController": _default_rc,
@@ -146,4 +166,5 @@ _BY_KIND = {
     "Deployment": _default_deployment,
     "StatefulSet": _default_statefulset,
     "PersistentVolumeClaim": _default_pvc,
+    "Service": _default_service,
 }

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 @dataclass(frozen=True)
 class KindInfo:
     kind: str
-    api_version: str  # "v1" or "apps/v1"
+    api_version: str  # "v1", "apps/v1", "discovery.k8s.io/v1"
     group: str  # "" for the core group
     version: str
     plural: str
@@ -35,6 +35,8 @@ class KindInfo:
         """The extra headers of `get -o wide` (and the Table's priority-1 columns)."""
         if self.kind == "Pod":
             return ("IP", "NODE")
+        if self.kind == "Service":
+            return ("SELECTOR",)
         return ("CONTAINERS", "COMMAND") if self.workload else ()
 
     @property
@@ -64,6 +66,8 @@ KINDS: tuple[KindInfo, ...] = (
     _info("Deployment", "apps/v1", "deployments", "deploy", workload=True, rollout=True),
     _info("StatefulSet", "apps/v1", "statefulsets", "sts", workload=True, rollout=True),
     _info("ControllerRevision", "apps/v1", "controllerrevisions", user=False),
+    _info("Service", "v1", "services", "svc", in_all=True),
+    _info("EndpointSlice", "discovery.k8s.io/v1", "endpointslices"),
     # Cluster-scoped; served by tinykube/api/namespaces.py, not the generic write path.
     KindInfo("Namespace", "v1", "", "v1", "namespaces", ("ns",), namespaced=False, user=False),
 )

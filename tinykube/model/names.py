@@ -47,6 +47,23 @@ def dns1123_label(value: str) -> list[str]:
     return errors
 
 
+_DNS1035_FMT = "[a-z]([-a-z0-9]*[a-z0-9])?"
+_DNS1035_RE = re.compile(_DNS1035_FMT)
+
+
+def dns1035_label(value: str) -> list[str]:
+    """Service names: they become DNS names (`<svc>.<ns>.svc`), so they start with a letter."""
+    errors = []
+    if len(value) > DNS1123_LABEL_MAX:
+        errors.append(_max_len(DNS1123_LABEL_MAX))
+    if not _DNS1035_RE.fullmatch(value):
+        errors.append(
+            "a DNS-1035 label must consist of lower case alphanumeric characters or '-', start "
+            "with an alphabetic character, and end with an alphanumeric character (e.g. "
+            f"'my-name',  or 'abc-123', regex used for validation is '{_DNS1035_FMT}')")
+    return errors
+
+
 def dns1123_subdomain(value: str) -> list[str]:
     """Object names (`metadata.name`), label-key prefixes."""
     errors = []

@@ -511,6 +511,55 @@ PVC_TEMPLATE = Obj({
     "metadata": TEMPLATE_META, "spec": PVC_SPEC, "status": AnyValue(),
 }, required=("metadata", "spec"))
 
+# --- Service and EndpointSlice (discovery.k8s.io/v1) ---------------------------------------
+
+SERVICE_TYPES = ("ClusterIP", "NodePort")
+PROTOCOLS = ("TCP", "UDP", "SCTP")
+SERVICE_PROTOCOLS = ("TCP", "UDP")  # what the nftables proxy programs
+
+SERVICE_PORT = Obj({
+    "name": Str(), "protocol": Str(SERVICE_PROTOCOLS), "port": Int(1, 65535),
+    "targetPort": PORT, "nodePort": Int(0, 65535), "appProtocol": Str(),
+}, required=("port",))
+
+SERVICE_SPEC = Obj({
+    "type": Str(SERVICE_TYPES),
+    "selector": STRING_MAP,
+    "ports": ListOf(SERVICE_PORT, merge_key="port"),
+    "clusterIP": Str(), "clusterIPs": ListOf(Str(), max_items=1),
+    "ipFamilies": ListOf(Str(("IPv4",)), max_items=1),
+    "ipFamilyPolicy": Str(("SingleStack", "PreferDualStack", "RequireDualStack")),
+    "sessionAffinity": Str(("None", "ClientIP")),
+    "sessionAffinityConfig": Obj({"clientIP": Obj({"timeoutSeconds": Int(1, 86400)})}),
+    "publishNotReadyAddresses": Bool(),
+    # One node: Cluster and Local pick from the same endpoints.
+    "externalTrafficPolicy": Str(("Cluster", "Local")),
+    "internalTrafficPolicy": Str(("Cluster", "Local")),
+    "trafficDistribution": IGNORED, "healthCheckNodePort": IGNORED,
+    "allocateLoadBalancerNodePorts": IGNORED, "loadBalancerClass": IGNORED,
+    "loadBalancerSourceRanges": IGNORED,
+    "externalName": Unsupported("ExternalName services are not supported"),
+    "externalIPs": Unsupported("traffic never leaves the machine"),
+    "loadBalancerIP": Unsupported("no load balancers on one node"),
+})
+
+ENDPOINT = Obj({
+    "addresses": ListOf(Str(non_empty=True), min_items=1, max_items=100),
+    "conditions": Obj({"ready": Bool(), "serving": Bool(), "terminating": Bool()}),
+    "hostname": Str(), "nodeName": Str(), "zone": Str(),
+    "targetRef": Obj({"kind": Str(), "namespace": Str(), "name": Str(), "uid": Str(),
+                      "apiVersion": Str(), "resourceVersion": Str(), "fieldPath": Str()}),
+    "hints": IGNORED, "deprecatedTopology": IGNORED,
+}, required=("addresses",))
+
+ENDPOINT_SLICE = Obj({
+    "apiVersion": Str(), "kind": Str(), "metadata": OBJECT_META,
+    "addressType": Str(("IPv4", "IPv6", "FQDN")),
+    "endpoints": ListOf(ENDPOINT, max_items=1000),
+    "ports": ListOf(Obj({"name": Str(), "protocol": Str(PROTOCOLS), "port": Int(1, 65535),
+                         "appProtocol": Str()}), max_items=100),
+}, required=("metadata", "addressType"))
+
 _CONTROLLER_COMMON = {"replicas": REPLICAS, "minReadySeconds": Int(0, 2**31 - 1),
                       "template": POD_TEMPLATE}
 
@@ -547,6 +596,8 @@ SCHEMAS: dict[str, Obj] = {
         "ordinals": Unsupported("ordinals start at 0"),
     }, required=("selector", "template"))),
     "PersistentVolumeClaim": _top(PVC_SPEC),
+    "Service": _top(SERVICE_SPEC),
+    "EndpointSlice": ENDPOINT_SLICE,
 }
 
 
@@ -633,6 +684,7 @@ STATUS_SCHEMAS: dict[str, Obj] = {
     "StatefulSet": Obj({**_REPLICA_COUNTS, "currentReplicas": COUNT, "updatedReplicas": COUNT,
                         "currentRevision": TEXT, "updateRevision": TEXT,
                         "collisionCount": COUNT}),
+    "Service": Obj({"loadBalancer": IGNORED, "conditions": CONDITIONS}),
     "PersistentVolumeClaim": Obj({
         "phase": Str(("Pending", "Bound", "Lost")),
         "accessModes": ListOf(Str(ACCESS_MODES)),

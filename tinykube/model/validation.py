@@ -18,6 +18,7 @@ its default. The API server may call `apply_defaults` before or after `validate`
 from __future__ import annotations
 
 import copy
+import ipaddress
 import json
 import re
 from typing import Any
@@ -72,6 +73,10 @@ def validate(obj: Any) -> list[FieldError]:
         errors += validate_pod_spec(spec, "spec")
     elif kind == "PersistentVolumeClaim":
         errors += _validate_pvc_spec(spec, "spec")
+    elif kind == "Service":
+        errors += validate_service_spec(spec, "spec")
+    elif kind == "EndpointSlice":
+        errors += _validate_endpoint_slice(obj)
     else:
         errors += _validate_controller(kind, spec, "spec")
     return _unique(errors)
@@ -116,6 +121,8 @@ def validate_update(old: Any, new: Any) -> list[FieldError]:
                 "`spec.containers[*].image`, `spec.activeDeadlineSeconds`, `spec.tolerations` "
                 "(only additions to existing tolerations) and "
                 "`spec.terminationGracePeriodSeconds`"))
+    elif kind == "Service":
+        errors += _validate_service_update(old_spec, new_spec)
     elif (kind == "PersistentVolumeClaim"
           and _without(old_spec, ("resources",)) != _without(new_spec, ("resources",))):
         errors.append(FieldError.forbidden(
@@ -179,7 +186,9 @@ def validate_object_meta(meta: Any, path: str, kind: str) -> list[FieldError]:
     errors: list[FieldError] = []
     name, generate_name = meta.get("name"), meta.get("generateName")
     # StatefulSet pods are named <set>-<ordinal> and use that name as hostname.
-    name_rule = names.dns1123_label if kind == "StatefulSet" else names.dns1123_subdomain
+    name_rule = {"StatefulSet": names.dns1123_label,
+                 # A service's name is a DNS label of its own (`<svc>.<ns>.svc`).
+                 "Service": names.dns1035_label}.get(kind, names.dns1123_subdomain)
     if name is None or name == "":
         if not generate_name:
             errors.append(FieldError.required(f"{path}.name", "name or generateName is required"))
@@ -529,3 +538,105 @@ def _validate_pvc_spec(spec: dict[str, Any], path: str) -> list[FieldError]:
     except quantity.QuantityError:
         pass  # reported by the schema pass
     return []
+
+
+# --- services ------------------------------------------------------------------------------
+
+NODE_PORT_RANGE = (30000, 32767)  # the API server's default --service-node-port-range
+
+
+def validate_service_spec(spec: dict[str, Any], path: str) -> list[FieldError]:
+    """ValidateService: ports (names, uniqueness, targetPort), clusterIP form, NodePort rules,
+    affinity. Whether a requested clusterIP is free and inside the service CIDR is the
+    allocator's check (it knows the CIDR and the other services)."""
+    errors: list[FieldError] = []
+    service_type = spec.get("type") or "ClusterIP"
+    cluster_ip = spec.get("clusterIP")
+    headless = cluster_ip == "None"
+    ports = _l(spec.get("ports"))
+    if not ports and not headless:
+        errors.append(FieldError.required(f"{path}.ports"))
+    names_seen: set[str] = set()
+    keys_seen: set[tuple[Any, Any]] = set()
+    node_ports_seen: set[tuple[Any, Any]] = set()
+    for i, port in enumerate(ports):
+        p_path = f"{path}.ports[{i}]"
+        port = _d(port)
+        name = port.get("name")
+        if len(ports) > 1 and not name:
+            errors.append(FieldError.required(f"{p_path}.name"))
+        elif isinstance(name, str) and name:
+            errors += _name_errors(f"{p_path}.name", name, names.dns1123_label)
+            if name in names_seen:
+                errors.append(FieldError.duplicate(f"{p_path}.name", name))
+            names_seen.add(name)
+        key = (port.get("port"), port.get("protocol") or "TCP")
+        if key in keys_seen:
+            errors.append(FieldError.duplicate(p_path, {"port": key[0], "protocol": key[1]}))
+        keys_seen.add(key)
+        target = port.get("targetPort")
+        if isinstance(target, str):
+            errors += _name_errors(f"{p_path}.targetPort", target, names.port_name)
+        node_port = port.get("nodePort")
+        if node_port:
+            if service_type != "NodePort":
+                errors.append(FieldError.forbidden(
+                    f"{p_path}.nodePort", "may not be used when `type` is 'ClusterIP'"))
+            elif not NODE_PORT_RANGE[0] <= node_port <= NODE_PORT_RANGE[1]:
+                errors.append(FieldError.invalid(
+                    f"{p_path}.nodePort", node_port,
+                    f"provided port is not in the valid range. The range of valid ports is "
+                    f"{NODE_PORT_RANGE[0]}-{NODE_PORT_RANGE[1]}"))
+            elif (node_port, key[1]) in node_ports_seen:
+                errors.append(FieldError.duplicate(f"{p_path}.nodePort", node_port))
+            node_ports_seen.add((node_port, key[1]))
+    if isinstance(cluster_ip, str) and cluster_ip not in ("", "None"):
+        errors += _ipv4_errors(f"{path}.clusterIP", cluster_ip)
+    cluster_ips = _l(spec.get("clusterIPs"))
+    if cluster_ips and cluster_ip not in (None, "") and cluster_ips[0] != cluster_ip:
+        errors.append(FieldError.invalid(f"{path}.clusterIPs[0]", cluster_ips[0],
+                                         "must match `clusterIP` when both are specified"))
+    if headless and service_type == "NodePort":
+        errors.append(FieldError.invalid(f"{path}.clusterIP", cluster_ip,
+                                         "may not be set to 'None' for NodePort services"))
+    if headless and spec.get("sessionAffinity") not in (None, "None"):
+        errors.append(FieldError.invalid(f"{path}.sessionAffinity", spec.get("sessionAffinity"),
+                                         "must be None when .spec.clusterIP is None"))
+    if spec.get("sessionAffinity") != "ClientIP" and _d(spec.get("sessionAffinityConfig")):
+        errors.append(FieldError.invalid(
+            f"{path}.sessionAffinityConfig", spec.get("sessionAffinityConfig"),
+            "must not be set when session affinity is None"))
+    errors += label_selectors.validate_labels(spec.get("selector"), f"{path}.selector")
+    return errors
+
+
+def _ipv4_errors(path: str, value: str) -> list[FieldError]:
+    try:
+        ipaddress.IPv4Address(value)
+    except ValueError:
+        return [FieldError.invalid(path, value, "must be a valid IP address, (e.g. 10.9.8.7) "
+                                                "or 'None'")]
+    return []
+
+
+def _validate_service_update(old: dict[str, Any], new: dict[str, Any]) -> list[FieldError]:
+    """The API server carries an unset clusterIP over from the stored object before this
+    check, so only a real change is refused (Kubernetes: immutable once allocated)."""
+    old_ip, new_ip = old.get("clusterIP"), new.get("clusterIP")
+    if old_ip and new_ip != old_ip:
+        return [FieldError.invalid("spec.clusterIP", new_ip, "field is immutable")]
+    return []
+
+
+def _validate_endpoint_slice(obj: dict[str, Any]) -> list[FieldError]:
+    errors: list[FieldError] = []
+    if obj.get("addressType") == "IPv4":
+        for i, endpoint in enumerate(_l(obj.get("endpoints"))):
+            for j, address in enumerate(_l(_d(endpoint).get("addresses"))):
+                if isinstance(address, str):
+                    errors += _ipv4_errors(f"endpoints[{i}].addresses[{j}]", address)
+    for i, port in enumerate(_l(obj.get("ports"))):
+        name = _d(port).get("name")
+        if isinstance(name, str) and name:
+            errors += _name_errors(f"ports[{i}].name", name, names.dns1123_label)
+    return errors
