@@ -34,6 +34,7 @@ from .base import ControllerSpec, Key
 
 from tinykube import labels
 from tinykube.model.errors import AlreadyExists, NotFound
+from tinykube.model.meta import Obj
 
 if TYPE_CHECKING:
     from tinykube.store import Store
@@ -48,20 +49,20 @@ PortList = tuple[tuple[str, str, int], ...]  # (name, protocol, port), in Servic
 
 @dataclass
 class SlicePlan:
-    create: list[dict] = field(default_factory=list)
-    update: list[dict] = field(default_factory=list)
-    delete: list[dict] = field(default_factory=list)
+    create: list[Obj] = field(default_factory=list)
+    update: list[Obj] = field(default_factory=list)
+    delete: list[Obj] = field(default_factory=list)
 
 
 # ---- the pure decision --------------------------------------------------------------------
 
-def service_selector(service: dict) -> labels.Selector | None:
+def service_selector(service: Obj) -> labels.Selector | None:
     """The Service's selector, or None when it has none (then slices are not managed)."""
     selector = (service.get("spec") or {}).get("selector")
     return labels.from_map(selector) if selector else None
 
 
-def resolve_ports(service: dict, pod: dict) -> PortList:
+def resolve_ports(service: Obj, pod: Obj) -> PortList:
     """The Service's ports as this pod serves them: a named targetPort becomes the number of
     the pod's container port of that name and protocol (skipped when the pod has none)."""
     resolved = []
@@ -77,7 +78,7 @@ def resolve_ports(service: dict, pod: dict) -> PortList:
     return tuple(resolved)
 
 
-def _named_port(pod: dict, name: str, protocol: str) -> int | None:
+def _named_port(pod: Obj, name: str, protocol: str) -> int | None:
     for container in (pod.get("spec") or {}).get("containers") or []:
         for port in container.get("ports") or []:
             if port.get("name") == name and (port.get("protocol") or "TCP") == protocol:
@@ -85,7 +86,7 @@ def _named_port(pod: dict, name: str, protocol: str) -> int | None:
     return None
 
 
-def endpoint_for(service: dict, pod: dict) -> dict[str, Any] | None:
+def endpoint_for(service: Obj, pod: Obj) -> dict[str, Any] | None:
     """The pod as an endpoint of `service` (Kubernetes' podToEndpoint), or None when it is
     not one (no IP yet, or finished)."""
     ip = (pod.get("status") or {}).get("podIP")
@@ -112,9 +113,9 @@ def endpoint_for(service: dict, pod: dict) -> dict[str, Any] | None:
     return endpoint
 
 
-def desired_groups(service: dict, pods: Iterable[dict]) -> dict[PortList, list[dict]]:
+def desired_groups(service: Obj, pods: Iterable[Obj]) -> dict[PortList, list[Obj]]:
     """Endpoints grouped by the port list they serve, each group sorted by pod name."""
-    groups: dict[PortList, list[tuple[str, dict]]] = {}
+    groups: dict[PortList, list[tuple[str, Obj]]] = {}
     for pod in pods:
         endpoint = endpoint_for(service, pod)
         if endpoint is not None:
@@ -127,7 +128,7 @@ def desired_groups(service: dict, pods: Iterable[dict]) -> dict[PortList, list[d
             for ports, items in groups.items()}
 
 
-def _static_ports(service: dict) -> PortList:
+def _static_ports(service: Obj) -> PortList:
     return tuple((p.get("name") or "", p.get("protocol") or "TCP", int(p["targetPort"]))
                  for p in (service.get("spec") or {}).get("ports") or []
                  if isinstance(p.get("targetPort"), int))
@@ -137,19 +138,19 @@ def slice_ports(ports: PortList) -> list[dict[str, Any]]:
     return [{"name": name, "protocol": protocol, "port": port} for name, protocol, port in ports]
 
 
-def ports_of(endpoint_slice: dict) -> PortList:
+def ports_of(endpoint_slice: Obj) -> PortList:
     return tuple((p.get("name") or "", p.get("protocol") or "TCP", int(p.get("port") or 0))
                  for p in endpoint_slice.get("ports") or [])
 
 
-def slice_labels(service: dict) -> dict[str, str]:
+def slice_labels(service: Obj) -> dict[str, str]:
     """The Service's own labels (as Kubernetes copies them) plus the two slice labels."""
     own = dict(service["metadata"].get("labels") or {})
     own.update({SERVICE_NAME_LABEL: service["metadata"]["name"], MANAGED_BY_LABEL: MANAGED_BY})
     return own
 
 
-def new_slice(service: dict, ports: PortList, endpoints: list[dict]) -> dict:
+def new_slice(service: Obj, ports: PortList, endpoints: list[Obj]) -> Obj:
     name = service["metadata"]["name"]
     return {
         "apiVersion": API_VERSION, "kind": "EndpointSlice",
@@ -161,13 +162,13 @@ def new_slice(service: dict, ports: PortList, endpoints: list[dict]) -> dict:
     }
 
 
-def plan_slices(service: dict, pods: Iterable[dict], existing: list[dict]) -> SlicePlan:
+def plan_slices(service: Obj, pods: Iterable[Obj], existing: list[Obj]) -> SlicePlan:
     """Create, update and delete so that `existing` (this Service's managed slices) become
     one slice per port list with exactly the endpoints of `pods`. An existing slice keeps
     its name when its port list is still wanted."""
     plan = SlicePlan()
     wanted = desired_groups(service, pods)
-    by_ports: dict[PortList, dict] = {}
+    by_ports: dict[PortList, Obj] = {}
     for endpoint_slice in sorted(existing, key=lambda s: s["metadata"]["name"]):
         ports = ports_of(endpoint_slice)
         if ports in wanted and ports not in by_ports:
@@ -195,7 +196,7 @@ def plan_slices(service: dict, pods: Iterable[dict], existing: list[dict]) -> Sl
 
 # ---- the actuator -------------------------------------------------------------------------
 
-def managed_slices(store: Store, namespace: str, service_name: str) -> list[dict]:
+def managed_slices(store: Store, namespace: str, service_name: str) -> list[Obj]:
     return [s for s in store.list("EndpointSlice", namespace)
             if (s["metadata"].get("labels") or {}).get(SERVICE_NAME_LABEL) == service_name
             and (s["metadata"].get("labels") or {}).get(MANAGED_BY_LABEL) == MANAGED_BY]
@@ -228,7 +229,7 @@ async def reconcile(store: Store, key: Key) -> None:
                 endpoint_slice["metadata"]["name"] = base.generated_name(name)
 
 
-async def _delete(store: Store, endpoint_slice: dict) -> None:
+async def _delete(store: Store, endpoint_slice: Obj) -> None:
     meta = endpoint_slice["metadata"]
     try:
         await store.delete("EndpointSlice", meta.get("namespace") or "default", meta["name"],
@@ -239,7 +240,7 @@ async def _delete(store: Store, endpoint_slice: dict) -> None:
 
 # ---- wiring -------------------------------------------------------------------------------
 
-def _services_of_pod(store: Store, event_type: str, pod: dict) -> Iterable[Key]:
+def _services_of_pod(store: Store, event_type: str, pod: Obj) -> Iterable[Key]:
     """Services whose selector matches the pod now, plus those whose slices name it (its
     labels may have changed, or it is gone)."""
     namespace = pod["metadata"].get("namespace") or "default"
@@ -260,7 +261,7 @@ def _services_of_pod(store: Store, event_type: str, pod: dict) -> Iterable[Key]:
     return sorted(keys)
 
 
-def _service_of_slice(store: Store, event_type: str, endpoint_slice: dict) -> Iterable[Key]:
+def _service_of_slice(store: Store, event_type: str, endpoint_slice: Obj) -> Iterable[Key]:
     service_name = (endpoint_slice["metadata"].get("labels") or {}).get(SERVICE_NAME_LABEL)
     if not service_name:
         return ()

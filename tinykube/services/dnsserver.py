@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import struct
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import dns.exception
 import dns.flags
@@ -167,7 +167,7 @@ class DnsServer:
             wire, peer = await sock.recvfrom(65535)
             nursery.start_soon(self._answer_udp, sock, wire, peer)
 
-    async def _answer_udp(self, sock: trio.socket.SocketType, wire: bytes, peer: object
+    async def _answer_udp(self, sock: trio.socket.SocketType, wire: bytes, peer: Any
                           ) -> None:
         reply = await self.respond(wire, max_size=UDP_LIMIT)
         if reply is not None:
