@@ -3,10 +3,10 @@
     scripts/bench [--quick] [--json FILE] [--markdown FILE] [--only NAME,...]
                   [--pods 100,500] [--repeat N] [--no-podman]
 
-Measurements (in this order): start, profile, recovery, rollout, restart, scale. Each starts
-its own daemon on a fresh root and purges it; the run ends with a reset of the benchmark's
-names and a leak check (no `tkbench` bridge or veth of its pods, no cgroup of its subtree,
-no process it started), whose findings are printed and make the exit status 1.
+Measurements (in this order): start, profile, recovery, rollout, restart, scale, services.
+Each starts its own daemon on a fresh root and purges it; the run ends with a reset of the
+benchmark's names and a leak check (no `tkbench` bridge or veth of its pods, no cgroup of
+its subtree, no process it started), whose findings are printed and make the exit status 1.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import time
 import traceback
 from pathlib import Path
 
-from . import host, podstart, profile, recovery, restart, rollout, scaleout
+from . import host, podstart, profile, recovery, restart, rollout, scaleout, services
 from .context import Context
 from .daemon import reset_everything
 from .report import Section, machine, machine_line, markdown, to_json
@@ -30,6 +30,7 @@ MEASUREMENTS = {
     "rollout": rollout.run,
     "restart": restart.run,
     "scale": scaleout.run,
+    "services": services.run,
 }
 
 

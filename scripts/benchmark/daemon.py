@@ -23,6 +23,9 @@ from tinykube.client import Client
 BRIDGE = "tkbench"
 CIDR = "10.234.0.0/22"
 SUBTREE = "tinykube-bench"
+# ClusterIPs apart from a user's daemon (10.96/16) and the tests' (10.200-249.x/24); the
+# benchmark's DNS server refuses names outside the cluster (nothing leaves the machine).
+SERVICE_CIDR = "10.235.0.0/22"
 
 
 class BenchDaemon:
@@ -47,7 +50,7 @@ class BenchDaemon:
         else:
             entry = ["-m", "tinykube.cli.main"]
         return [sys.executable, *entry, "--socket", str(self.socket), "daemon",
-                *self.host_args()]
+                *self.host_args(), "--service-cidr", SERVICE_CIDR, "--dns-upstream", "none"]
 
     @property
     def pid(self) -> int:

@@ -9,8 +9,15 @@ bridge's address / loopback on the host.
 
 from __future__ import annotations
 
+import collections
+import ipaddress
 import json
+import subprocess
+import sys
 import textwrap
+import time
+import urllib.error
+import urllib.request
 
 from tests.integration.daemon import wait_for
 
@@ -121,3 +128,221 @@ def test_cluster_ip_spreads_over_every_ready_pod(daemon):
     shown = endpoints_line.split(None, 1)[1]
     assert shown.count(":8080") == 3 and "+" not in shown
     assert all(f"{ip}:8080" in shown for ip in pods)
+
+
+# Run inside a pod: one DNS query straight to the pod's nameserver (no /etc/hosts, no search
+# list), prints {"rcode": n, "ips": [...], "ms": [...]} for `count` repetitions.
+DIG = textwrap.dedent("""\
+    import json, random, socket, struct, sys, time
+    name, qtype, count = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+    server = [l.split()[1] for l in open("/etc/resolv.conf") if l.startswith("nameserver")][0]
+    def ask():
+        qid = random.randrange(65536)
+        q = struct.pack("!HHHHHH", qid, 0x0100, 1, 0, 0, 0) + b"".join(
+            bytes([len(p)]) + p.encode() for p in name.rstrip(".").split(".")) + b"\\0"
+        q += struct.pack("!HH", qtype, 1)
+        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        s.settimeout(2)
+        s.sendto(q, (server, 53))
+        data = s.recv(4096)
+        s.close()
+        i = 12
+        while data[i]:
+            i += data[i] + 1
+        i += 5
+        ips = []
+        for _ in range(struct.unpack("!H", data[6:8])[0]):
+            if data[i] & 0xC0 == 0xC0:
+                i += 2
+            else:
+                while data[i]:
+                    i += data[i] + 1
+                i += 1
+            rtype, _, _, length = struct.unpack("!HHIH", data[i:i + 10])
+            i += 10
+            if rtype == 1:
+                ips.append(socket.inet_ntoa(data[i:i + 4]))
+            i += length
+        return data[3] & 15, sorted(ips)
+    ms = []
+    for _ in range(count):
+        start = time.perf_counter()
+        rcode, ips = ask()
+        ms.append((time.perf_counter() - start) * 1000)
+    print(json.dumps({"rcode": rcode, "ips": ips, "ms": ms}))
+    """)
+
+
+def dig(daemon, pod, name, qtype=1, count=1):
+    done = daemon.exec(pod, "python3", "-c", DIG, name, str(qtype), str(count))
+    assert done.returncode == 0, done.stdout + done.stderr
+    return json.loads(done.stdout)
+
+
+def resolve(daemon, pod, name):
+    """Through the pod's resolver (nsswitch: /etc/hosts, then DNS with the search list)."""
+    done = daemon.exec(pod, "python3", "-c",
+                       "import socket, sys; print(' '.join(sorted("
+                       "socket.gethostbyname_ex(sys.argv[1])[2])))", name)
+    assert done.returncode == 0, done.stdout + done.stderr
+    return done.stdout.split()
+
+
+def test_rolling_update_under_load_loses_no_request(daemon):
+    daemon.apply(deployment())
+    daemon.apply(service())
+    daemon.apply(client_pod())
+    daemon.wait_running("client")
+    wait_endpoints(daemon, "web", 3)
+    cluster_ip = daemon.client.get("Service", "web")["spec"]["clusterIP"]
+    # Requests until 300 in a row came from v2 pods (the rollout is over and every v1 pod
+    # gone from the rules), at most 3 minutes.
+    load = textwrap.dedent("""\
+        import collections, json, sys, time, urllib.request
+        answers, failures, streak, deadline = collections.Counter(), [], 0, time.time() + 180
+        while streak < 300 and time.time() < deadline:
+            try:
+                with urllib.request.urlopen(sys.argv[1], timeout=5) as r:
+                    body = r.read().decode()
+                answers[body.split("/")[1]] += 1
+                streak = streak + 1 if body.endswith("/v2") else 0
+            except Exception as e:
+                failures.append(repr(e))
+                streak = 0
+        print(json.dumps({"answers": answers, "failures": failures, "streak": streak}))
+        """)
+    args = ["exec", "client", "--", "python3", "-c", load, f"http://{cluster_ip}/"]
+    proc = subprocess.Popen([sys.executable, "-m", "tinykube.cli.main", "--socket",
+                             str(daemon.socket), *args], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        time.sleep(2)  # the load is running against v1
+        daemon.apply(deployment(version="v2"))
+        out, err = proc.communicate(timeout=240)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    result = json.loads(out)
+    assert result["failures"] == [], err
+    assert result["streak"] == 300 and result["answers"]["v1"] > 0
+    pods = daemon.client.list("Pod", "default", "app=web")
+    assert len(pods) == 3 and all("v2" in json.dumps(p["spec"]) for p in pods)
+
+
+def test_hairpin_a_pod_reaches_the_service_that_selects_it(daemon):
+    daemon.apply(deployment(replicas=1))
+    daemon.apply(service())
+    (address,) = wait_endpoints(daemon, "web", 1)
+    (pod,) = daemon.client.list("Pod", "default", "app=web")
+    cluster_ip = daemon.client.get("Service", "web")["spec"]["clusterIP"]
+    result = requests_from(daemon, pod["metadata"]["name"], f"http://{cluster_ip}/", 20)
+    assert result["failures"] == []
+    assert result["answers"] == {f"{pod['metadata']['name']}/v1": 20}
+    assert address == pod["status"]["podIP"]
+
+
+def test_node_port_from_the_host_and_rules_follow_endpoints(daemon):
+    daemon.apply(deployment(replicas=2))
+    daemon.apply(service(type="NodePort"))
+    wait_endpoints(daemon, "web", 2)
+    svc = daemon.client.get("Service", "web")
+    node_port = svc["spec"]["ports"][0]["nodePort"]
+    gateway = str(ipaddress.ip_network(daemon.cidr)[1])
+    names = {p["metadata"]["name"] for p in daemon.client.list("Pod", "default", "app=web")}
+    for host in (gateway, "127.0.0.1"):
+        seen = collections.Counter()
+        for _ in range(40):
+            with urllib.request.urlopen(f"http://{host}:{node_port}/", timeout=5) as r:
+                seen[r.read().decode().split("/")[0]] += 1
+        assert set(seen) == names, host
+    assert f"{node_port}/TCP" in daemon.cli("get", "svc", "web").stdout
+    # Scaled to zero: no endpoint, and the proxy refuses at once instead of timing out.
+    daemon.cli("scale", "deployment", "web", "--replicas", "0")
+    wait_for(lambda: ready_addresses(daemon, "web") == [], timeout=60, what="no endpoints")
+
+    def refused():
+        try:
+            urllib.request.urlopen(f"http://{gateway}:{node_port}/", timeout=5)
+        except urllib.error.URLError as e:
+            return isinstance(e.reason, ConnectionRefusedError)
+        return False
+    wait_for(refused, timeout=30, what="connection refused without endpoints")
+    table = subprocess.run(["nft", "list", "table", "ip", f"tinykube_{daemon.bridge}"],
+                           capture_output=True, text=True, check=False)
+    assert table.returncode == 0 and str(node_port) in table.stdout
+
+
+WEB_YAML = textwrap.dedent("""\
+    apiVersion: v1
+    kind: Service
+    metadata:
+      name: nginx
+      labels:
+        app: nginx
+    spec:
+      ports:
+      - port: 80
+        name: web
+      clusterIP: None
+      selector:
+        app: nginx
+    ---
+    apiVersion: apps/v1
+    kind: StatefulSet
+    metadata:
+      name: web
+    spec:
+      serviceName: "nginx"
+      replicas: 2
+      selector:
+        matchLabels:
+          app: nginx
+      template:
+        metadata:
+          labels:
+            app: nginx
+        spec:
+          containers:
+          - name: nginx
+            command: ["python3", "-m", "http.server", "80", "--directory", "/usr/share/nginx/html"]
+            ports:
+            - containerPort: 80
+              name: web
+            volumeMounts:
+            - name: www
+              mountPath: /usr/share/nginx/html
+      volumeClaimTemplates:
+      - metadata:
+          name: www
+        spec:
+          accessModes: [ "ReadWriteOnce" ]
+          resources:
+            requests:
+              storage: 1Gi
+    """)
+
+
+def test_kubernetes_web_yaml_headless_service_and_statefulset_dns(daemon):
+    daemon.apply(WEB_YAML)
+    web0 = daemon.wait_ready("web-0", timeout=60)
+    web1 = daemon.wait_ready("web-1", timeout=60)
+    ips = sorted([web0["status"]["podIP"], web1["status"]["podIP"]])
+    assert wait_endpoints(daemon, "nginx", 2) == ips
+    (endpoint_slice,) = daemon.client.list("EndpointSlice", "default",
+                                           "kubernetes.io/service-name=nginx")
+    assert sorted(e["hostname"] for e in endpoint_slice["endpoints"]) == ["web-0", "web-1"]
+    assert daemon.client.get("Service", "nginx")["spec"]["clusterIP"] == "None"
+    for pod in ("web-0", "web-1"):
+        # Through the pod's resolver: the search list makes `nginx` the headless set.
+        assert resolve(daemon, pod, "nginx") == ips
+        assert resolve(daemon, pod, "web-0.nginx") == [web0["status"]["podIP"]]
+        # Straight from the DNS server (not /etc/hosts): each pod and the set.
+        assert dig(daemon, pod, "web-1.nginx.default.svc.cluster.local")["ips"] == [
+            web1["status"]["podIP"]]
+        assert dig(daemon, pod, "nginx.default.svc.cluster.local")["ips"] == ips
+    resolv = daemon.exec("web-0", "cat", "/etc/resolv.conf").stdout
+    assert "search default.svc.cluster.local svc.cluster.local cluster.local" in resolv
+    assert "options ndots:5" in resolv
+    # Names outside the cluster are not sent anywhere by a test daemon: REFUSED (5).
+    assert dig(daemon, "web-0", "example.com")["rcode"] == 5
+    assert dig(daemon, "web-0", "nope.default.svc.cluster.local")["rcode"] == 3  # NXDOMAIN
