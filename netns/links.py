@@ -205,6 +205,18 @@ def create_pod_veth(ipr: IPRoute, host_name: str, bridge_index: int, netns_fd: i
         raise
 
 
+def enable_hairpin(host_name: str) -> None:
+    """Let the bridge send a frame back out of the port it came in on (kubelet's
+    hairpin-veth mode). A pod that reaches a Service selecting itself sends to the gateway;
+    bridge netfilter translates the reply back to the pod itself, on the pod's own port,
+    which a bridge otherwise never does."""
+    path = f"/sys/class/net/{host_name}/brport/hairpin_mode"
+    with open(path, "r+") as f:  # this thread's netns: the host's
+        if f.read().strip() != "1":
+            f.seek(0)
+            f.write("1")
+
+
 def ensure_port(ipr: IPRoute, link: Link, bridge_index: int) -> None:
     """Make an existing host veth a port of the bridge, up (repairs a half-done attach)."""
     if link.master != bridge_index:

@@ -193,6 +193,7 @@ class PodNetwork:
             bridge_index = self._lookup_bridge(ipr, cached=False)
             created = links.create_pod_veth(ipr, host_veth, bridge_index, netns_fd)
         if created:
+            links.enable_hairpin(host_veth)
             return ip, None
         link = links.get_link(ipr, host_veth)
         if link is None:
@@ -206,6 +207,7 @@ class PodNetwork:
                 "not a veth"
             )
         links.ensure_port(ipr, link, bridge_index)
+        links.enable_hairpin(host_veth)
         return ip, link.index
 
     def _lookup_bridge(self, ipr: IPRoute, cached: bool) -> int:
