@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import copy
 import http.client
+import ipaddress
 import json
 import os
 import socket
@@ -584,9 +585,13 @@ def test_the_api_answers_only_root_on_its_socket(daemon):
             inodes.add(target[8:-1])
     listen_port = int(daemon.listen.rpartition(":")[2])
     allowed = f"0100007F:{listen_port:04X}"  # 127.0.0.1:<port> as /proc/net/tcp writes it
+    # ... and cluster DNS, port 53 on the bridge's own address, inside the pod network.
+    gateway = ipaddress.ip_network(daemon.cidr)[1]
+    dns = f"{int.from_bytes(gateway.packed, 'little'):08X}:0035"
     for table in ("tcp", "tcp6", "udp", "udp6"):
         for line in Path(f"/proc/{daemon.process.pid}/net/{table}").read_text().splitlines()[1:]:
             fields = line.split()
             if fields[9] in inodes:
-                assert table == "tcp" and fields[1] == allowed, \
-                    f"the daemon has an inet socket besides its TLS listener: {line}"
+                assert (table == "tcp" and fields[1] == allowed) or (
+                    table in ("tcp", "udp") and fields[1] == dns), \
+                    f"the daemon has an inet socket besides its TLS listener and DNS: {line}"

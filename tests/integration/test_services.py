@@ -10,6 +10,7 @@ bridge's address / loopback on the host.
 from __future__ import annotations
 
 import collections
+import http.client
 import ipaddress
 import json
 import subprocess
@@ -27,6 +28,7 @@ from tests.integration.daemon import wait_for
 SERVER = textwrap.dedent("""\
     import http.server, os, signal, socket, threading
     class H(http.server.BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"  # keep-alive: one connection, many requests
         def do_GET(self):
             body = (socket.gethostname() + os.environ.get("VERSION", "")).encode()
             self.send_response(200)
@@ -348,3 +350,31 @@ def test_kubernetes_web_yaml_headless_service_and_statefulset_dns(daemon):
     # Names outside the cluster are not sent anywhere by a test daemon: REFUSED (5).
     assert dig(daemon, "web-0", "example.com")["rcode"] == 5
     assert dig(daemon, "web-0", "nope.default.svc.cluster.local")["rcode"] == 3  # NXDOMAIN
+
+
+def test_established_connections_survive_rule_updates_and_affinity_holds(daemon):
+    daemon.apply(deployment(replicas=1))
+    daemon.apply(service(type="NodePort", sessionAffinity="ClientIP"))
+    wait_endpoints(daemon, "web", 1)
+    svc = daemon.client.get("Service", "web")
+    node_port = svc["spec"]["ports"][0]["nodePort"]
+    gateway = str(ipaddress.ip_network(daemon.cidr)[1])
+    conn = http.client.HTTPConnection(gateway, node_port, timeout=5)
+    try:
+        conn.request("GET", "/")
+        first = conn.getresponse().read().decode()
+        sock = conn.sock
+        # Endpoints change: the table is replaced several times while the connection is open.
+        daemon.cli("scale", "deployment", "web", "--replicas", "3")
+        wait_endpoints(daemon, "web", 3)
+        for _ in range(5):
+            conn.request("GET", "/")
+            assert conn.getresponse().read().decode() == first
+        assert conn.sock is sock  # the same connection, never re-opened
+    finally:
+        conn.close()
+    # ClientIP affinity: every new connection from this client goes to one pod.
+    daemon.apply(client_pod())
+    daemon.wait_running("client")
+    result = requests_from(daemon, "client", f"http://{svc['spec']['clusterIP']}/", 30)
+    assert result["failures"] == [] and len(result["answers"]) == 1
