@@ -33,6 +33,7 @@ from . import base
 from .base import ControllerSpec, Key
 
 from tinykube import labels
+from tinykube.model import meta as objmeta
 from tinykube.model.errors import AlreadyExists, NotFound
 from tinykube.model.meta import Obj
 
@@ -90,12 +91,12 @@ def endpoint_for(service: Obj, pod: Obj) -> dict[str, Any] | None:
     """The pod as an endpoint of `service` (Kubernetes' podToEndpoint), or None when it is
     not one (no IP yet, or finished)."""
     ip = (pod.get("status") or {}).get("podIP")
-    if not ip or base.is_terminal(pod):
+    if not ip or objmeta.is_terminal(pod):
         return None
     spec = service.get("spec") or {}
     publish = bool(spec.get("publishNotReadyAddresses"))
-    serving = publish or base.is_ready(pod)
-    terminating = base.is_being_deleted(pod)
+    serving = publish or objmeta.is_ready(pod)
+    terminating = objmeta.is_being_deleted(pod)
     meta = pod["metadata"]
     endpoint: dict[str, Any] = {
         "addresses": [ip],
@@ -206,7 +207,7 @@ async def reconcile(store: Store, key: Key) -> None:
     namespace, name = key
     service = store.try_get("Service", namespace, name)
     existing = managed_slices(store, namespace, name)
-    if service is None or base.is_being_deleted(service):
+    if service is None or objmeta.is_being_deleted(service):
         for endpoint_slice in existing:
             await _delete(store, endpoint_slice)
         return
