@@ -144,6 +144,9 @@ def test_default_pod_is_confined(node):
         for number in (kexec_load, keyctl, mount):
             out = node.exec("plain", "python3", "-c", syscall, str(number)).stdout.split()
             assert out == ["-1", "1"], (number, out)  # EPERM
+        # A user namespace needs no capability from the kernel: the filter refuses it.
+        result = sh(node, "plain", "unshare --user true")
+        assert result.returncode != 0 and "Operation not permitted" in result.stderr
     finally:
         delete(node, "plain")
 
