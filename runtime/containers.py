@@ -18,7 +18,7 @@ from typing import Any, Protocol
 
 import trio
 
-from . import layout, records, spawn, status, syscalls, volumes
+from . import layout, logfiles, records, spawn, status, syscalls, volumes
 from .backoff import CrashBackoff
 from .cgroups import CgroupDriver
 from .containerspec import (
@@ -218,6 +218,11 @@ class ContainerSupervisor:
         check_non_root(pod.pod, spec)
         confinement = isolation(pod.pod, spec, where, ctx.hidden_paths)
         mounts = volumes.container_mounts(spec, pod.volume_paths, where)
+        cwd = spec.get("workingDir") or None
+        scratch = layout.pod_dir(ctx.root, pod.uid) / "workdirs" / name
+        workdir = await trio.to_thread.run_sync(volumes.working_dir, cwd, mounts, scratch, where)
+        if workdir is not None:
+            mounts.append(workdir)
         targets = {m.target for m in mounts}
         launch_mounts = [spawn.Mount(str(m.source), m.target, m.readonly) for m in mounts]
         if not (pod.pod.get("spec") or {}).get("hostNetwork"):  # else the host's, as there
@@ -225,11 +230,17 @@ class ContainerSupervisor:
                               for target, source in pod.pod_files.items()
                               if target not in targets]
         log_path = layout.log_file(ctx.root, pod.uid, name, st.restart_count)
+        # Keep this run's and the previous run's logs only (the kubelet keeps one dead
+        # container per container): a crash loop must not pile up log files.
+        await trio.to_thread.run_sync(logfiles.prune_runs, log_path.parent,
+                                      st.restart_count - 1)
         exit_file = layout.exit_file(ctx.run_dir, pod.uid, name, st.restart_count)
-        launch = spawn.ContainerLaunch(argv=argv, env=env, cwd=spec.get("workingDir") or None,
+        launch = spawn.ContainerLaunch(argv=argv, env=env, cwd=cwd,
                                        uid=user, gid=group, mounts=launch_mounts,
                                        log_path=str(log_path), exit_file=str(exit_file),
-                                       isolation=confinement)
+                                       isolation=confinement,
+                                       log_max_bytes=ctx.log_max_bytes,
+                                       log_max_files=ctx.log_max_files)
         cgroups = ctx.cgroups
         await trio.to_thread.run_sync(cgroups.create_container, pod.uid, name, limits)
         await kill_unrecorded(cgroups, pod.uid, name, f"pod {pod.namespace}/{pod.name}")

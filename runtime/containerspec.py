@@ -10,10 +10,10 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from tinykube.model import quantity, security
+
 from . import spawn
 from .cgroups import Limits
-
-from tinykube.model import quantity, security
 
 # A pod annotation that opts its containers back into a writable host tree (the default is a
 # read-only one; `privileged: true` implies writable too).
@@ -22,6 +22,9 @@ HOST_ROOT_VALUES = ("read-only", "writable")
 
 DEFAULT_GRACE_SECONDS = 30
 PIDS_RESOURCE = "tinykube.io/pids"
+MAX_CPU_MILLIS = (2**44 - 1) // 100  # kernel max_cfs_runtime (us) over a 100 ms period
+MAX_PIDS = 4 * 1024 * 1024  # PID_MAX_LIMIT on 64-bit: pids.max refuses more
+MAX_MEMORY_BYTES = 2**63 - 1
 
 
 class ContainerConfigError(ValueError):
@@ -115,7 +118,11 @@ def container_limits(container: dict[str, Any], where: str) -> Limits:
         pids = quantity.whole_number(limits[PIDS_RESOURCE]) if PIDS_RESOURCE in limits else None
     except quantity.QuantityError as e:
         raise ContainerConfigError(f"{where}.resources.limits: {e}") from None
-    return Limits(cpu_millis=cpu, memory_bytes=memory, pids=pids)
+    # Clamp to what the kernel accepts (a larger value is no tighter a limit): cfs_quota_us
+    # at most 2^44-1 us per 100 ms period, pids.max at most PID_MAX_LIMIT, memory an int64.
+    return Limits(cpu_millis=None if cpu is None else min(cpu, MAX_CPU_MILLIS),
+                  memory_bytes=None if memory is None else min(memory, MAX_MEMORY_BYTES),
+                  pids=None if pids is None else min(pids, MAX_PIDS))
 
 
 def run_as(pod: dict[str, Any], container: dict[str, Any]) -> tuple[int | None, int | None]:

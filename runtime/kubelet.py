@@ -26,7 +26,7 @@ from typing import Any
 
 import trio
 
-from . import layout, records
+from . import layout, logfiles, records
 from .backoff import DEFAULT_POLICY, BackoffPolicy
 from .cgroups import CgroupDriver
 from .claims import ClaimDirectories
@@ -49,7 +49,9 @@ class Kubelet:
     def __init__(self, store: Any, root: Path, run_dir: Path, network: Any,
                  cgroups: CgroupDriver, *, backoff_policy: BackoffPolicy = DEFAULT_POLICY,
                  hidden_paths: tuple[str, ...] = (),
-                 cluster_dns: str | None = None) -> None:
+                 cluster_dns: str | None = None,
+                 log_max_bytes: int = logfiles.DEFAULT_MAX_BYTES,
+                 log_max_files: int = logfiles.DEFAULT_MAX_FILES) -> None:
         self.store = store
         # Containers never see the daemon's state: its root and run dir at least.
         hidden = tuple(dict.fromkeys(os.path.realpath(os.fspath(p))
@@ -59,7 +61,8 @@ class Kubelet:
                                backoff_policy=backoff_policy, hidden_paths=hidden,
                                cluster_dns=cluster_dns,
                                hosts_peers=self._hosts_peers,
-                               address_changed=self._address_changed)
+                               address_changed=self._address_changed,
+                               log_max_bytes=log_max_bytes, log_max_files=log_max_files)
         self.workers: dict[str, PodWorker] = {}
         self._groups: dict[tuple[str, str], set[str]] = {}  # (namespace, subdomain) -> uids
         self._nursery: trio.Nursery | None = None

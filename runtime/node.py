@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 from .backoff import DEFAULT_POLICY, BackoffPolicy
 from .cgroups import CgroupDriver
 from .hostsfile import HostEntry
+from .logfiles import DEFAULT_MAX_BYTES, DEFAULT_MAX_FILES
 from .probes import NetnsSockets
 
 if TYPE_CHECKING:
@@ -49,3 +50,6 @@ class NodeContext:
     # The kubelet keeps subdomain peers' /etc/hosts current; these let it know.
     hosts_peers: Callable[[PodWorker], list[HostEntry]] = lambda worker: []
     address_changed: Callable[[PodWorker], None] = lambda worker: None
+    # Container log rotation by tk-shim (runtime/logfiles.py): size of a file, files kept.
+    log_max_bytes: int = DEFAULT_MAX_BYTES
+    log_max_files: int = DEFAULT_MAX_FILES

@@ -142,6 +142,10 @@ class PodWorker:
         self.failure: PodFailure | None = None
         self.setup_error: str | None = None  # the last failed set-up, until one succeeds
         self._dirty = trio.Event()
+        # The pause died under restartPolicy Always/OnFailure: build a new sandbox (as the
+        # kubelet's computePodActions does), then start the containers again.
+        self._sandbox_changed = False
+        self._done_for_good: set[str] = set()
         self.volume_paths: dict[str, Path] = {}
         self.pod_files: dict[str, Path] = {}
         self._last_status: dict[str, Any] | None = pod.get("status") or None
@@ -235,6 +239,10 @@ class PodWorker:
                 await self._fail_sandbox_gone()
         else:
             await self._run_containers()
+            while self._sandbox_changed and not self.deleting:
+                if not await self._rebuild_sandbox():
+                    break
+                await self._run_containers()
             if not self.deleting:
                 # Finished (or pause died): give back the pause, address and cgroups now.
                 await self._release_runtime()
@@ -252,6 +260,8 @@ class PodWorker:
             async with trio.open_nursery() as containers:
                 specs = (self.pod.get("spec") or {}).get("containers") or []
                 for index, spec in enumerate(specs):
+                    if spec["name"] in self._done_for_good:
+                        continue  # succeeded under OnFailure: not started in a new sandbox
                     supervisor = ContainerSupervisor(self, spec, index,
                                                      self.statuses[spec["name"]])
                     self.containers[supervisor.name] = supervisor
@@ -429,6 +439,18 @@ class PodWorker:
         await wait_pid_exit(pause.pause_pid, pause.start_time)
         if self.stopping:
             return
+        if self.restart_policy is not RestartPolicy.NEVER:
+            log.warning("pod %s/%s: pause process %d died: re-creating the sandbox",
+                        self.namespace, self.name, pause.pause_pid)
+            self._sandbox_changed = True
+            self._enter(Phase.STOPPING)
+            await self.event("Normal", "SandboxChanged",
+                             "Pod sandbox changed, it will be killed and re-created.")
+            await trio.to_thread.run_sync(self.ctx.cgroups.kill_all, self.uid, None,
+                                          signal.SIGKILL)
+            return
+        # restartPolicy Never: the kubelet does not re-create the sandbox of a pod whose
+        # containers have run; the pod is failed.
         log.warning("pod %s/%s: pause process %d died: failing the pod", self.namespace,
                     self.name, pause.pause_pid)
         self.failure = SANDBOX_DIED
@@ -438,6 +460,32 @@ class PodWorker:
         self.mark_dirty()
         await self.event("Warning", "SandboxChanged", "Pod sandbox died, the pod is failed")
         await trio.to_thread.run_sync(self.ctx.cgroups.kill_all, self.uid, None, signal.SIGKILL)
+
+    async def _rebuild_sandbox(self) -> bool:
+        """After the pause died: release the old sandbox, set up a new one (new pause, new
+        address) for the same pod, and count a restart for every container that will start
+        again. False if there is nothing to start or the pod is being deleted."""
+        self._sandbox_changed = False
+        await self._release_runtime()
+        specs = (self.pod.get("spec") or {}).get("containers") or []
+        for spec in specs:
+            st = self.statuses[spec["name"]]
+            if self.restart_policy is RestartPolicy.ON_FAILURE and \
+                    st.state.get("terminated", {}).get("exitCode") == 0:
+                self._done_for_good.add(spec["name"])
+        if all(spec["name"] in self._done_for_good for spec in specs):
+            return False
+        for spec in specs:
+            st = self.statuses[spec["name"]]
+            if spec["name"] not in self._done_for_good and (st.state.get("terminated")
+                                                            or st.state.get("running")):
+                st.restart_count += 1
+            entry = self.record.containers.get(spec["name"])
+            if entry is not None:
+                entry.process = None  # not to be re-adopted: it died with the sandbox
+        self.resumed = False
+        self.mark_dirty()
+        return await self._set_up_until_ok()
 
     async def _release_runtime(self) -> None:
         """Give back everything but the pod dir and the record. Idempotent."""
@@ -482,6 +530,10 @@ class PodWorker:
             records.remove_record(self.ctx.run_dir, self.uid)
 
     async def _delete(self) -> None:
+        await self._release_runtime()
+        # The containers have ended: report a terminal phase before the Pod goes (a finalizer
+        # may keep it in the store, and it must not say Running for ever).
+        await self._write_status()
         await self.teardown()
         if not self.gone:
             try:
@@ -507,6 +559,7 @@ class PodWorker:
             self._last_status, restart_policy=self.restart_policy,
             containers=list(self.statuses.values()), pod_ip=self.pod_ip, host_ip=self.host_ip,
             start_time=self.start_time, now=now_iso(), sandbox_dead=failure is SANDBOX_DIED,
+            terminal=self.phase in (Phase.RELEASED, Phase.DONE) and self.deleting,
             reason=failure.reason if failure else None,
             message=failure.message if failure else self.setup_error)
 

@@ -115,6 +115,9 @@ class ContainerLaunch:
     log_path: str = ""
     exit_file: str = ""
     isolation: Isolation = field(default_factory=Isolation)
+    # Rotation of log_path by tk-shim (0: none): kubelet's containerLogMaxSize/MaxFiles.
+    log_max_bytes: int = 0
+    log_max_files: int = 5
 
 
 @dataclass(frozen=True)
@@ -164,8 +167,18 @@ def plan_mounts(mounts: Iterable[Mount], staging: str, *,
     the host has below them is not there."""
     ours: set[str] = set(fresh)  # directories on a tmpfs of ours: free to create entries in
     empty: set[str] = set(fresh)  # ... of which nothing but what we create exists
+    binds: dict[str, str] = {}  # directory binds placed so far: container path -> host source
     ops: list[Op] = []
     reroot: list[Op] = []
+
+    def in_volume(path: str) -> str | None:
+        """Where `path` is on the host if an earlier bind (a volume at /etc, say) covers it:
+        below a volume, the volume's content decides what exists, not the host's."""
+        for target in sorted(binds, key=len, reverse=True):
+            if path == target or path.startswith(target + "/"):
+                return binds[target] + path[len(target):]
+        return None
+
     for m in sorted(mounts, key=lambda m: os.path.normpath(m.target).count("/")):
         if not os.path.isabs(m.target):
             raise SpawnError(f"mount target {m.target!r} must be an absolute path")
@@ -175,14 +188,22 @@ def plan_mounts(mounts: Iterable[Mount], staging: str, *,
         existing, i = "/", 0
         while i < len(parts):
             nxt = os.path.join(existing, parts[i])
+            inside = in_volume(nxt)
             if nxt in ours:
                 existing = nxt
+            elif inside is not None:
+                if not lexists(inside):
+                    break
+                existing = nxt  # never resolved on the host: the volume is the pod's view
             elif existing not in empty and lexists(nxt):
                 existing = realpath(nxt)
             else:
                 break
             i += 1
         missing = parts[i:]
+        if missing and in_volume(existing) is not None:
+            # Like runc, create the mount point inside the volume (it is the pod's own).
+            ours.add(existing)
         if missing and existing not in ours:
             if existing == "/":
                 entries = sorted(scan("/"), key=lambda e: not staging.startswith(f"/{e[0]}/"))
@@ -202,6 +223,8 @@ def plan_mounts(mounts: Iterable[Mount], staging: str, *,
                 empty.add(path)
         empty.discard(path)  # a bind target shows the source's entries
         ops.append(("bind", m.source, path, m.readonly))
+        if isdir(m.source):
+            binds[os.path.normpath(path)] = os.path.normpath(m.source)
     return reroot + ops
 
 
@@ -346,7 +369,7 @@ def _spawn(sandbox: Sandbox, cgroups: CgroupDriver, pod_uid: str, name: str,
     pause = "the pod's pause process"
     ns_fds = _open_namespaces(sandbox.pause_pid, namespaces, what, pause)
     join_fds: list[int] = []
-    log_fd = plan_fd = -1
+    log_fd = plan_fd = log_dir_fd = -1
     try:
         # After opening the ns files: if the pause is still the same process, they are its.
         if not syscalls.process_alive(sandbox.pause_pid, sandbox.start_time):
@@ -359,12 +382,19 @@ def _spawn(sandbox: Sandbox, cgroups: CgroupDriver, pod_uid: str, name: str,
         setup = [arg for fd in join_fds for arg in ("-c", str(fd))]
         setup += [arg for fd, _ in ns_fds for arg in ("-n", str(fd))]
         setup += ["-m", str(plan_fd), "-w", cwd]
+        if launch.log_max_bytes > 0:
+            # The shim rotates the file by name inside this directory, whatever its mounts.
+            log_dir_fd = os.open(os.path.dirname(launch.log_path),
+                                 os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+            setup += ["-l", f"{log_dir_fd}:{os.path.basename(launch.log_path)}:"
+                            f"{launch.log_max_bytes}:{launch.log_max_files}"]
         popen = shim_spawn(
-            setup, tail, what, [*join_fds, *(fd for fd, _ in ns_fds), plan_fd],
+            setup, tail, what, [*join_fds, *(fd for fd, _ in ns_fds), plan_fd,
+                                *([log_dir_fd] if log_dir_fd >= 0 else [])],
             stdin=subprocess.DEVNULL, stdout=log_fd, stderr=log_fd,
             env=_environment(launch.env), start_new_session=True, close_fds=True)
     finally:
-        for fd in [*(fd for fd, _ in ns_fds), *join_fds, log_fd, plan_fd]:
+        for fd in [*(fd for fd, _ in ns_fds), *join_fds, log_fd, plan_fd, log_dir_fd]:
             if fd >= 0:
                 os.close(fd)
     return ContainerProcess(pid=popen.pid, start_time=register_child(popen),

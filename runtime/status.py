@@ -191,8 +191,11 @@ class ContainerStatus:
 
 
 def pod_phase(restart_policy: RestartPolicy | str, containers: list[ContainerStatus],
-              sandbox_dead: bool = False) -> PodPhase:
-    """The kubelet's getPhase over the containers' current states."""
+              sandbox_dead: bool = False, terminal: bool = False) -> PodPhase:
+    """The kubelet's getPhase over the containers' current states. `terminal`: the pod is
+    done on this node (deleted, its containers stopped): with every container terminated the
+    phase is Succeeded or Failed whatever the restart policy, so a pod that a finalizer keeps
+    in the store shows how it ended (the kubelet does this since Kubernetes 1.27)."""
     if sandbox_dead:
         return PodPhase.FAILED
     policy = RestartPolicy(restart_policy)
@@ -211,6 +214,8 @@ def pod_phase(restart_policy: RestartPolicy | str, containers: list[ContainerSta
             waiting += 1
     if waiting > 0 or not containers:
         return PodPhase.PENDING
+    if terminal and running == 0:
+        return PodPhase.SUCCEEDED if stopped == succeeded else PodPhase.FAILED
     if running > 0 or policy is RestartPolicy.ALWAYS:
         return PodPhase.RUNNING
     if stopped == succeeded:
@@ -261,10 +266,11 @@ def pod_conditions(previous: list[dict[str, Any]] | None, phase: PodPhase,
 def pod_status(previous: dict[str, Any] | None, *, restart_policy: RestartPolicy | str,
                containers: list[ContainerStatus], pod_ip: str | None, host_ip: str | None,
                start_time: str | None, now: str, sandbox_dead: bool = False,
-               message: str | None = None, reason: str | None = None) -> dict[str, Any]:
+               message: str | None = None, reason: str | None = None,
+               terminal: bool = False) -> dict[str, Any]:
     """The full `status` of a pod; equal input gives an equal dict (cheap change detection)."""
     previous = previous or {}
-    phase = pod_phase(restart_policy, containers, sandbox_dead)
+    phase = pod_phase(restart_policy, containers, sandbox_dead, terminal)
     status: dict[str, Any] = {
         "phase": phase.value,
         "conditions": pod_conditions(previous.get("conditions"), phase, containers, now),

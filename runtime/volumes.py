@@ -10,12 +10,15 @@ Names become path components through `layout.component`, which refuses a slash o
 
 from __future__ import annotations
 
+import os
+import posixpath
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from . import layout
+from .safepath import resolve_beneath
 
 from tinykube.model.schema import VOLUME_SOURCES, volume_sources
 
@@ -119,3 +122,30 @@ def container_mounts(container: dict[str, Any], volumes: dict[str, Path],
                 source.mkdir(parents=True, exist_ok=True)
         mounts.append(BindMount(source, target, bool(mount.get("readOnly"))))
     return mounts
+
+
+def working_dir(cwd: str | None, mounts: list[BindMount], scratch: Path,
+                field: str = "container") -> BindMount | None:
+    """Make the container's `workingDir` exist, as runc creates a missing cwd. Below a volume
+    it is created in the volume (without following a symlink the container planted there);
+    elsewhere the host's file system is not touched: an empty directory of the pod's
+    (`scratch`) is mounted there instead, returned as an extra mount. None: nothing to add."""
+    if not cwd or cwd == "/":
+        return None
+    target = posixpath.normpath(cwd)
+    covering = [m for m in mounts
+                if target == posixpath.normpath(m.target)
+                or target.startswith(posixpath.normpath(m.target).rstrip("/") + "/")]
+    if covering:
+        mount = max(covering, key=lambda m: len(posixpath.normpath(m.target)))
+        relative = posixpath.relpath(target, posixpath.normpath(mount.target))
+        if relative != "." and not mount.readonly:
+            try:
+                resolve_beneath(Path(mount.source), relative, create="dir")
+            except OSError as e:
+                raise VolumeError(f"{field}.workingDir: {cwd}: {e}") from None
+        return None
+    if os.path.isdir(target):
+        return None
+    scratch.mkdir(parents=True, exist_ok=True)
+    return BindMount(scratch, target)

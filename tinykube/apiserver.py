@@ -518,8 +518,9 @@ class ApiServer:
         container = _container_name(pod, request.query.get("container"))
         previous = _truthy(request.query.get("previous"))
         follow = _truthy(request.query.get("follow"))
-        tail = request.query.get("tailLines")
-        _check_tail_lines(tail)  # before the 200 goes out: a bad value is a 400, not an empty log
+        text = request.query.get("tailLines")
+        _check_tail_lines(text)  # before the 200 goes out: a bad value is a 400, not an empty log
+        tail = int(text) if text not in (None, "") else None
         node = self._node()
         path = node.log_path(pod, container, previous)
         if path is None:
@@ -867,40 +868,15 @@ async def _until_disconnect(receive: Receive,
         await work(nursery.cancel_scope)
 
 
-async def _stream_log(send: Send, path: Path, tail: str | None, follow: bool,
+async def _stream_log(send: Send, path: Path, tail: int | None, follow: bool,
                       current: Callable[[], Path | None]) -> None:
-    data = path.read_bytes()
-    if tail not in (None, ""):
-        try:
-            count = int(tail)
-        except ValueError:
-            raise BadRequest(f"tailLines: invalid value {tail!r}") from None
-        lines = data.splitlines(keepends=True)
-        data = b"".join(lines[-count:]) if count > 0 else b""
-    if data:
+    """The log (across rotations, off the event loop, in bounded chunks: runtime/logfiles)."""
+    from tinykube.runtime import logfiles
+
+    async def send_chunk(data: bytes) -> None:
         await send({"type": "http.response.body", "body": data, "more_body": True})
-    if not follow:
-        return
-    # Following a file is polling by nature (inotify would need another library); it costs a
-    # stat every 200 ms per follower, never per pod.
-    position = path.stat().st_size
-    while True:
-        await trio.sleep(0.2)
-        try:
-            with open(path, "rb") as f:  # noqa: ASYNC230 - a few new bytes every 200 ms
-                f.seek(position)
-                more = f.read()
-        except FileNotFoundError:
-            more = b""
-        if more:
-            position += len(more)
-            await send({"type": "http.response.body", "body": more, "more_body": True})
-            continue
-        latest = current()
-        if latest is None:
-            return  # the pod is gone
-        if latest != path and latest.exists():
-            path, position = latest, 0  # the container restarted: follow its new log
+
+    await logfiles.stream(send_chunk, path, tail=tail, follow=follow, latest=current)
 
 
 async def _send_json(send: Send, code: int, body: dict, *,

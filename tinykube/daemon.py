@@ -37,6 +37,8 @@ class DaemonConfig:
     cgroup_parent: str | None = None
     cgroup_subtree: str = "tinykube"
     accept_empty_store: bool = False  # start on a store that lost what records name
+    container_log_max_bytes: int = 10 * 1024 * 1024  # kubelet's containerLogMaxSize
+    container_log_max_files: int = 5  # kubelet's containerLogMaxFiles
     # The TLS listener beside the unix socket (None: none).
     listen: Listen | None = parse_listen(DEFAULT_LISTEN)  # noqa: RUF009 - frozen, safe to share
     pod_max_pids: int | None = 4096  # None: no pod-level pids limit
@@ -84,7 +86,9 @@ async def run(config: DaemonConfig, *, task_status=trio.TASK_STATUS_IGNORED) -> 
     hidden = (str(config.socket_path), str(DEFAULT_ROOT), str(DEFAULT_RUN_DIR))
     kubelet = Kubelet(store, config.root, config.run_dir, network, cgroups,
                       hidden_paths=hidden,
-                      cluster_dns=network.gateway if config.cluster_dns else None)
+                      cluster_dns=network.gateway if config.cluster_dns else None,
+                      log_max_bytes=config.container_log_max_bytes,
+                      log_max_files=config.container_log_max_files)
     api = ApiServer(store, kubelet, ServiceAllocator(store, config.service_cidr))
     write_pid_file(config.run_dir)
     try:

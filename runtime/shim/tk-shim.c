@@ -17,6 +17,11 @@
  *   -F        exec mode only: fork and wait, so COMMAND lands in a PID namespace joined with -n
  *   -s FD     status pipe: a setup error is written there as text (and we exit 125); success
  *             closes it, so the daemon learns the outcome without waiting for anything else.
+ *   -l DIRFD:NAME:MAXBYTES:MAXFILES   (monitor mode) the app's stdout+stderr go to a pipe that
+ *             a thread of ours copies into our own stdout (the log file NAME in directory
+ *             DIRFD, an O_PATH fd), rotating it at MAXBYTES: NAME -> NAME.1 -> ... ->
+ *             NAME.<MAXFILES-1>, the oldest dropped (kubelet's containerLogMaxSize/MaxFiles).
+ *             Without -l the app writes to our stdout directly, with no cap.
  *
  * ISOLATION, applied to the app (or exec'd command) just before exec (see enter_security):
  *   -C HEX    capability bounding set to keep (bit N = capability N); the inheritable and
@@ -46,10 +51,13 @@
 #include <libgen.h>
 #include <linux/capability.h>
 #include <net/if.h>
+#include <poll.h>
+#include <pthread.h>
 #include <sched.h>
 #include <seccomp.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -103,7 +111,8 @@ static int write_exit_file(int dir_fd, const char *name, int code) {
 
 static void usage(void) {
     fprintf(stderr, "usage: tk-shim [-c FD] [-n FD] [-U FLAGS] [-H NAME] [-L] [-m FD] [-w DIR]"
-                    " [-p] [-F] [-s FD] [-C HEX] [-Z] [-N] [-G LIST] [-u UID] [-g GID]"
+                    " [-p] [-F] [-s FD] [-l DIRFD:NAME:MAXBYTES:MAXFILES] [-C HEX] [-Z] [-N] [-G LIST]"
+                    " [-u UID] [-g GID]"
                     " (EXIT_FILE | -E) -- COMMAND [ARG...]\n");
     exit(125);
 }
@@ -461,6 +470,122 @@ static void parse_groups(const char *text, struct security *sec) {
     }
 }
 
+/* ---- the log copier (-l) ------------------------------------------------------------------
+ * A file the app holds open cannot be rotated under it, so the app writes to a pipe and this
+ * thread writes the file. It only ever touches NAME and NAME.<k> in DIRFD, with *at() calls
+ * and O_NOFOLLOW, whatever mount namespace we are in. A slow disk throttles the app through
+ * the pipe (as with conmon); a full disk drops output instead of failing the app. */
+static int parse_fd(const char *text);
+static int log_dir = -1;
+static char log_name[256];
+static long long log_max = 0;   /* rotate at this size (bytes) */
+static int log_files = 1;       /* files kept, the current one included */
+static int log_pipe = -1;       /* read end */
+static atomic_int app_exited;
+
+static void parse_log_option(char *val) {
+    char *name = strchr(val, ':');
+    char *max = name ? strchr(name + 1, ':') : NULL;
+    char *files = max ? strchr(max + 1, ':') : NULL;
+    if (!files) usage();
+    *name++ = '\0'; *max++ = '\0'; *files++ = '\0';
+    log_dir = parse_fd(val);
+    if (!*name || strchr(name, '/') || strlen(name) >= sizeof log_name - 8) usage();
+    strcpy(log_name, name);
+    log_max = strtoll(max, NULL, 10);
+    log_files = (int)strtol(files, NULL, 10);
+    if (log_max < 0 || log_files < 1 || log_files > 1000) usage();
+    fcntl(log_dir, F_SETFD, FD_CLOEXEC);
+}
+
+static void rotate_log(void) {
+    if (log_files > 1) {
+        char from[300], to[300];
+        for (int k = log_files - 1; k >= 1; k--) {
+            if (k == 1) snprintf(from, sizeof from, "%s", log_name);
+            else snprintf(from, sizeof from, "%s.%d", log_name, k - 1);
+            snprintf(to, sizeof to, "%s.%d", log_name, k);
+            renameat(log_dir, from, log_dir, to);  /* replaces the oldest; ENOENT is fine */
+        }
+        int fd = openat(log_dir, log_name,
+                        O_WRONLY | O_CREAT | O_TRUNC | O_APPEND | O_NOFOLLOW | O_CLOEXEC, 0640);
+        if (fd >= 0) {
+            dup2(fd, STDOUT_FILENO);
+            dup2(fd, STDERR_FILENO);  /* our own messages: not into a file we just dropped */
+            close(fd);
+            return;
+        }
+    }
+    if (ftruncate(STDOUT_FILENO, 0) != 0) { /* the cap holds either way: nothing more to do */ }
+}
+
+static void write_all(const char *data, ssize_t n) {
+    for (ssize_t off = 0; off < n;) {
+        ssize_t w = write(STDOUT_FILENO, data + off, (size_t)(n - off));
+        if (w <= 0) return;  /* ENOSPC and the like: drop the rest of this chunk */
+        off += w;
+    }
+}
+
+static void *copy_logs(void *unused) {
+    (void)unused;
+    static char buf[65536];
+    struct stat st;
+    long long size = fstat(STDOUT_FILENO, &st) == 0 ? (long long)st.st_size : 0;
+    int drains = 0;
+    for (;;) {
+        int exited = atomic_load(&app_exited);
+        /* Once the app is gone, take what is buffered (bounded: a grandchild that keeps the
+         * pipe open and writes forever must not keep the exit code from being written). */
+        if (exited && ++drains > 64) break;
+        struct pollfd p = {log_pipe, POLLIN, 0};
+        int r = poll(&p, 1, exited ? 0 : 100);
+        if (r == 0) {
+            if (exited) break;
+            continue;
+        }
+        if (r < 0) {
+            if (errno == EINTR) continue;
+            break;
+        }
+        ssize_t n = read(log_pipe, buf, sizeof buf);
+        if (n == 0) break;  /* every writer has closed it */
+        if (n < 0) {
+            if (errno == EINTR || errno == EAGAIN) continue;
+            break;
+        }
+        ssize_t head = n;  /* what goes into the current file */
+        int full = log_max > 0 && size + n >= log_max;
+        if (full) {
+            /* Rotate at a line boundary, so every file starts with a whole line (a line
+             * longer than the buffer is the exception). */
+            char *nl = memrchr(buf, '\n', (size_t)n);
+            if (nl) head = nl - buf + 1;
+        }
+        write_all(buf, head);
+        size += head;
+        if (full) {
+            rotate_log();
+            size = 0;
+        }
+        if (head < n) {
+            write_all(buf + head, n - head);
+            size += n - head;
+        }
+    }
+    return NULL;
+}
+
+/* With every signal blocked, so signals stay with the main thread's sigwaitinfo. */
+static int start_copier(pthread_t *thread) {
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_BLOCK, &all, &old);
+    int ok = pthread_create(thread, NULL, copy_logs, NULL) == 0;
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    return ok;
+}
+
 static int parse_fd(const char *text) {
     char *end;
     long v = strtol(text, &end, 10);
@@ -514,6 +639,7 @@ int main(int argc, char **argv) {
         case 'm': plan_fd = parse_fd(val); break;
         case 'w': workdir = val; break;
         case 's': status_fd = parse_fd(val); fcntl(status_fd, F_SETFD, FD_CLOEXEC); break;
+        case 'l': parse_log_option(argv[i]); break;
         default: usage();
         }
     }
@@ -563,6 +689,24 @@ int main(int argc, char **argv) {
         run_ops(&plan, 0, plan.child_at);
     }
     if (workdir && chdir(workdir) != 0) fail("chdir(%s): %s", workdir, strerror(errno));
+    /* The log copier thread starts here: no thread can be created once CLONE_NEWPID is
+     * unshared (clone(CLONE_THREAD) is EINVAL then). If it cannot start, the app writes to
+     * the log file directly (uncapped) rather than into a pipe nobody reads. */
+    int log_write = -1;
+    pthread_t copier;
+    int copying = 0;
+    if (log_dir >= 0 && !exec_mode) {
+        int ends[2];
+        if (pipe2(ends, O_CLOEXEC) != 0) fail("pipe: %s", strerror(errno));
+        log_pipe = ends[0];
+        copying = start_copier(&copier);
+        if (copying) {
+            log_write = ends[1];
+        } else {
+            close(ends[0]);
+            close(ends[1]);
+        }
+    }
     if (new_pidns && unshare(CLONE_NEWPID) != 0) fail("unshare(CLONE_NEWPID): %s", strerror(errno));
 
     if (exec_mode && !exec_fork) {  /* status_fd is close-on-exec: a successful exec reports success */
@@ -580,6 +724,9 @@ int main(int argc, char **argv) {
     pid_t child = fork();
     if (child < 0) fail("fork: %s", strerror(errno));
     if (child == 0) {
+        if (log_write >= 0 && (dup2(log_write, STDOUT_FILENO) < 0
+                               || dup2(log_write, STDERR_FILENO) < 0))
+            fail("dup2 of the log pipe: %s", strerror(errno));
         /* The app starts with no signal blocked, whatever the spawning thread had blocked. */
         sigset_t none;
         sigemptyset(&none);
@@ -598,7 +745,12 @@ int main(int argc, char **argv) {
     /* The child holds the status pipe until its exec (or its set-up error). */
     if (status_fd >= 0) { close(status_fd); status_fd = -1; }
 
+    if (log_write >= 0) close(log_write);  /* the app holds the only write end: its exit is EOF */
     int code = monitor(child, &waitset);
+    if (copying) {
+        atomic_store(&app_exited, 1);
+        pthread_join(copier, NULL);  /* the log is complete before the exit code appears */
+    }
     if (exit_dir >= 0 && write_exit_file(exit_dir, exit_name, code) != 0)
         fprintf(stderr, "tk-shim: writing exit file %s: %s\n", exit_file, strerror(errno));
     return code;

@@ -325,7 +325,9 @@ async def test_host_port_is_free_while_probes_reach_the_pod(node: Node):
 
 
 async def test_pause_death_fails_the_pod(node: Node):
-    pod = await node.create("fragile", [sh("sleep 1000")])
+    """Under restartPolicy Never (Always and OnFailure get a new sandbox instead:
+    tests/integration/test_pod_lifecycle.py)."""
+    pod = await node.create("fragile", [sh("sleep 1000")], restartPolicy="Never")
     pod = await node.wait_phase("fragile", "Running")
     uid = pod["metadata"]["uid"]
     os.kill(node.kubelet.workers[uid].live.pause.pause_pid, 9)

@@ -204,14 +204,16 @@ def test_rs_and_rc_keep_their_own_counts_through_kills_and_deletes(daemon: Daemo
                     and running(p), timeout=30, what="container restarted")
     assert names(owned(daemon, daemon.client.get("ReplicaSet", "web", "default"))) == names(rs_pods)
 
-    # The pause dies: the pod fails and the ReplicaSet replaces it with a new pod.
+    # The pause dies: as the kubelet does under restartPolicy Always, the same pod gets a new
+    # sandbox and its container starts again there (restartCount up); nothing is replaced.
     pause = pause_pid(daemon, victim)
     os.kill(pause, signal.SIGKILL)
-    wait_for(lambda: victim["metadata"]["uid"] not in {
-        p["metadata"]["uid"] for p in pods(daemon) if running(p)}, timeout=20,
-        what="pod with the dead pause no longer running")
+    daemon.wait_pod(victim["metadata"]["name"],
+                    lambda p: p["status"]["containerStatuses"][0]["restartCount"] == 2
+                    and running(p) and pause_pid(daemon, p) != pause, timeout=30,
+                    what="sandbox re-created")
     after_kill = wait_owned_running(daemon, "ReplicaSet", "web", 2)
-    assert victim["metadata"]["name"] not in names(after_kill)
+    assert names(after_kill) == names(rs_pods)
     assert not alive(pause)
 
     # A deleted pod of the controller is replaced too; the RS is untouched.
@@ -240,8 +242,8 @@ def test_rs_and_rc_keep_their_own_counts_through_kills_and_deletes(daemon: Daemo
 
     described = daemon.cli("describe", "rs", "web").stdout
     assert "SuccessfulCreate" in described
-    # 3 creates: two at first, one for the failed pod (deleted by the RS as terminal).
-    assert len(event_messages(daemon, "ReplicaSet", "web", "SuccessfulCreate")) == 3
+    # 2 creates: the pod whose pause died got a new sandbox, not a replacement.
+    assert len(event_messages(daemon, "ReplicaSet", "web", "SuccessfulCreate")) == 2
 
 
 def ready_time(pod: dict) -> float:

@@ -28,6 +28,13 @@ def register(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--accept-empty-store", action="store_true",
                    help="start even if the store has lost pods or claims that this node's "
                         "records name (orphan pods are torn down; claim data is kept)")
+    p.add_argument("--container-log-max-size", default="10Mi", type=_log_size,
+                   metavar="QUANTITY",
+                   help="rotate a container's log at this size (kubelet's containerLogMaxSize;"
+                        " default 10Mi)")
+    p.add_argument("--container-log-max-files", default=5, type=_log_files, metavar="N",
+                   help="log files kept per container run, the current one included "
+                        "(kubelet's containerLogMaxFiles; default 5, at least 2)")
     p.add_argument("--listen", default=DEFAULT_LISTEN, type=_listen, metavar="HOST:PORT",
                    help=f"TLS listener for kubectl and client libraries (default "
                         f"{DEFAULT_LISTEN}; `none`: only the unix socket); "
@@ -45,6 +52,28 @@ def register(commands: argparse._SubParsersAction) -> None:
                    help="where cluster DNS sends names outside cluster.local (default: the "
                         "host's first nameserver; none: refuse them)")
     p.set_defaults(handler=daemon)
+
+
+def _log_size(text: str) -> int:
+    from tinykube.model import quantity
+
+    try:
+        size = quantity.memory_bytes(text)
+    except quantity.QuantityError as e:
+        raise argparse.ArgumentTypeError(f"{text!r}: {e}") from None
+    if size < 4096:
+        raise argparse.ArgumentTypeError(f"{text!r}: must be at least 4Ki")
+    return size
+
+
+def _log_files(text: str) -> int:
+    try:
+        count = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: must be a whole number") from None
+    if not 2 <= count <= 1000:  # the kubelet requires at least 2 as well
+        raise argparse.ArgumentTypeError(f"{text!r}: must be between 2 and 1000")
+    return count
 
 
 def _listen(text: str):  # -> tinykube.api.tls.Listen | None
@@ -71,4 +100,6 @@ def daemon(args: argparse.Namespace, client: Client) -> int:
                              accept_empty_store=args.accept_empty_store, listen=args.listen,
                              pod_max_pids=args.pod_max_pids if args.pod_max_pids > 0 else None,
                              service_cidr=args.service_cidr, service_proxy=args.service_proxy,
-                             cluster_dns=args.cluster_dns, dns_upstream=args.dns_upstream))
+                             cluster_dns=args.cluster_dns, dns_upstream=args.dns_upstream,
+                             container_log_max_bytes=args.container_log_max_size,
+                             container_log_max_files=args.container_log_max_files))

@@ -119,10 +119,12 @@ class Str(Node):
     type_name = "a string"
 
     def __init__(self, enum: tuple[str, ...] | None = None, *, absolute_path: bool = False,
-                 non_empty: bool = False) -> None:
+                 non_empty: bool = False, process_text: bool = False) -> None:
         self.enum = enum
         self.absolute_path = absolute_path
         self.non_empty = non_empty
+        # argv and environment strings are C strings: a NUL cannot reach the process.
+        self.process_text = process_text
 
     def check(self, value: Any, path: str, report: Report) -> None:
         if not isinstance(value, str):
@@ -134,6 +136,10 @@ class Str(Node):
             report.values.append(FieldError.required(path))
         elif self.absolute_path:
             report.values.extend(check_path(value, path))
+        elif self.process_text and "\0" in value:
+            report.values.append(FieldError.invalid(
+                path, value, "must not contain NUL bytes (argv and environment strings are "
+                "C strings)"))
 
 
 def check_path(value: str, path: str) -> list[FieldError]:
@@ -193,6 +199,9 @@ class IntOrString(Node):
         self.int_node.check(value, path, report)
 
 
+QUANTITY_MAX = 2**63 - 1
+
+
 class Quantity(Node):
     """`cpu` (millicores), `memory`/storage (bytes) or `count` (whole number)."""
 
@@ -201,15 +210,24 @@ class Quantity(Node):
     def __init__(self, unit: str) -> None:
         self.parse = {"cpu": quantity.cpu_millis, "memory": quantity.memory_bytes,
                       "count": quantity.whole_number}[unit]
+        self.suffix = "m" if unit == "cpu" else ""
+        self.unit_name = {"cpu": "millicores", "memory": "bytes", "count": "units"}[unit]
 
     def check(self, value: Any, path: str, report: Report) -> None:
         if isinstance(value, bool) or not isinstance(value, (str, int, float)):
             _type_error(report, path, value, "a quantity (a string or a number)")
             return
         try:
-            self.parse(value)
+            amount = self.parse(value)
         except quantity.QuantityError as err:
             report.values.append(FieldError.invalid(path, value, str(err)))
+            return
+        if amount > QUANTITY_MAX:
+            # Kubernetes keeps quantities as int64 of the base unit; beyond that no cgroup
+            # file can hold it either.
+            report.values.append(FieldError.invalid(
+                path, value, f"must be at most {QUANTITY_MAX}{self.suffix} "
+                f"(2^63-1 {self.unit_name})"))
 
 
 class ListOf(Node):
@@ -334,7 +352,7 @@ _PROBE_COMMON = {
 }
 PROBE = Obj({
     **_PROBE_COMMON,
-    "exec": Obj({"command": ListOf(Str(), min_items=1)}, required=("command",)),
+    "exec": Obj({"command": ListOf(Str(process_text=True), min_items=1)}, required=("command",)),
     "tcpSocket": Obj({"port": PORT, "host": Str()}, required=("port",)),
     "httpGet": Obj({
         "path": Str(), "port": PORT, "host": Str(), "scheme": Str(("HTTP", "HTTPS")),
@@ -363,7 +381,7 @@ class ResourceQuantity(Node):
 RESOURCE_LIST = MapOf(ResourceQuantity(), keys=RESOURCE_NAMES, extra_keys_with_slash=True)
 
 ENV_VAR = Obj({
-    "name": Str(non_empty=True), "value": Str(),
+    "name": Str(non_empty=True), "value": Str(process_text=True),
     "valueFrom": Obj({
         "fieldRef": Obj({"fieldPath": Str(), "apiVersion": Str()}, required=("fieldPath",)),
         "secretKeyRef": Unsupported("tinykube has no Secrets"),
@@ -387,7 +405,8 @@ CONTAINER_SECURITY_CONTEXT = Obj({
 })
 
 CONTAINER = Obj({
-    "name": Str(), "image": Str(), "command": ListOf(Str()), "args": ListOf(Str()),
+    "name": Str(), "image": Str(), "command": ListOf(Str(process_text=True)),
+    "args": ListOf(Str(process_text=True)),
     "workingDir": Str(absolute_path=True),
     "env": ListOf(ENV_VAR, merge_key="name"),
     "resources": Obj({"limits": RESOURCE_LIST, "requests": RESOURCE_LIST, "claims": IGNORED}),

@@ -20,6 +20,7 @@ from __future__ import annotations
 import copy
 import ipaddress
 import json
+import posixpath
 import re
 from typing import Any
 
@@ -295,11 +296,16 @@ def _validate_container(container: dict[str, Any], path: str,
         name, mount_path = mount.get("name"), mount.get("mountPath")
         if isinstance(name, str) and name not in volume_names:
             errors.append(FieldError(f"{m_path}.name", f"Not found: {json.dumps(name)}"))
-        if isinstance(mount_path, str):
-            if mount_path in mount_paths:
+        if isinstance(mount_path, str) and mount_path.startswith("/") \
+                and "\0" not in mount_path:
+            normal = posixpath.normpath(mount_path).replace("//", "/")
+            problem = _mount_path_problem(normal)
+            if problem:
+                errors.append(FieldError.invalid(f"{m_path}.mountPath", mount_path, problem))
+            elif normal in mount_paths:
                 errors.append(FieldError.invalid(f"{m_path}.mountPath", mount_path,
                                                  "must be unique"))
-            mount_paths.add(mount_path)
+            mount_paths.add(normal)
     for probe_name in ("livenessProbe", "readinessProbe", "startupProbe"):
         probe = container.get(probe_name)
         if isinstance(probe, dict):
@@ -307,6 +313,20 @@ def _validate_container(container: dict[str, Any], path: str,
                                       single_success=probe_name != "readinessProbe")
     errors += _validate_resources(_d(container.get("resources")), f"{path}.resources")
     return errors
+
+
+# The kernel's own file systems: a volume over them would hide what the container (and its
+# monitor) need from them, and a mount on / would replace the whole view of the host.
+_RESERVED_MOUNT_PATHS = ("/proc", "/sys")
+
+
+def _mount_path_problem(normal: str) -> str | None:
+    if normal == "/":
+        return "must not be the root directory"
+    for reserved in _RESERVED_MOUNT_PATHS:
+        if normal == reserved or normal.startswith(reserved + "/"):
+            return f"must not be {reserved} or below it (the kernel's own file system)"
+    return None
 
 
 def _validate_env(env: list[Any], path: str) -> list[FieldError]:

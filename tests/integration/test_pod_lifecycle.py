@@ -1,0 +1,83 @@
+"""Pod lifecycle details the kubelet gets right (issue 14), on a real daemon:
+
+- the pause of a pod with restartPolicy Always dies: a new sandbox (new pause, new network)
+  for the same pod, containers started again with restartCount up, a `SandboxChanged` event
+  (kuberuntime_manager.go computePodActions); under Never the pod is Failed instead;
+- a pod that a finalizer keeps in the store after its containers ended shows a terminal
+  phase (Succeeded or Failed), not Running.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+
+import pytest
+
+from tests.integration.daemon import wait_for
+from tinykube.runtime.syscalls import process_alive
+
+pytestmark = pytest.mark.root
+
+
+def pod(name: str, script: str, restart: str = "Always", **meta) -> str:
+    return json.dumps({
+        "apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, **meta},
+        "spec": {"terminationGracePeriodSeconds": 2, "restartPolicy": restart,
+                 "containers": [{"name": "c", "command": ["sh", "-c", script]}]}})
+
+
+def pause_of(daemon, name: str) -> tuple[int, int]:
+    uid = daemon.pod(name)["metadata"]["uid"]
+    record = json.loads((daemon.run_dir / "pods" / f"{uid}.json").read_text())
+    return record["pause"]["pid"], record["pause"]["start_time"]
+
+
+def reasons(daemon, name: str) -> list[str]:
+    return [e["reason"] for e in daemon.client.events(daemon.pod(name))]
+
+
+@pytest.mark.parametrize("policy", ["Always", "OnFailure"])
+def test_a_dead_pause_gets_a_new_sandbox_for_the_same_pod(daemon, policy):
+    daemon.apply(pod("phoenix", "sleep 3600", policy))
+    before = daemon.wait_running("phoenix")
+    uid = before["metadata"]["uid"]
+    old_pause = pause_of(daemon, "phoenix")
+    os.kill(old_pause[0], signal.SIGKILL)
+
+    def rebuilt(p: dict) -> bool:
+        cs = p["status"]["containerStatuses"][0]
+        return p["status"]["phase"] == "Running" and cs["restartCount"] == 1 \
+            and "running" in cs["state"]
+    after = daemon.wait_pod("phoenix", rebuilt, timeout=60, what="sandbox re-created")
+    assert after["metadata"]["uid"] == uid, "a new pod instead of a new sandbox"
+    new_pause = pause_of(daemon, "phoenix")
+    assert new_pause != old_pause and process_alive(*new_pause)
+    assert after["status"].get("podIP")
+    assert "SandboxChanged" in reasons(daemon, "phoenix")
+    assert daemon.exec("phoenix", "true").returncode == 0  # the containers run in the new one
+
+
+def test_a_dead_pause_fails_a_pod_that_never_restarts(daemon):
+    daemon.apply(pod("fragile", "sleep 3600", "Never"))
+    daemon.wait_running("fragile")
+    os.kill(pause_of(daemon, "fragile")[0], signal.SIGKILL)
+    failed = daemon.wait_pod("fragile", lambda p: p["status"]["phase"] == "Failed",
+                             timeout=30, what="Failed")
+    assert failed["status"]["reason"] == "SandboxDied"
+
+
+@pytest.mark.parametrize("script, phase", [
+    ("sleep 3600", "Failed"),  # killed by SIGTERM: exit 143
+    ("trap 'exit 0' TERM; while :; do sleep 0.1; done", "Succeeded"),
+])
+def test_a_finalizer_held_pod_shows_a_terminal_phase(daemon, script, phase):
+    daemon.apply(pod("held", script, finalizers=["example.com/keep"]))
+    daemon.wait_running("held")
+    daemon.client.delete("Pod", "held", "default")
+    ended = daemon.wait_pod("held", lambda p: p["status"]["phase"] == phase, timeout=30,
+                            what=f"phase {phase}")
+    assert "terminated" in ended["status"]["containerStatuses"][0]["state"]
+    daemon.client.patch("Pod", "held", "default", {"metadata": {"finalizers": None}})
+    wait_for(lambda: not daemon.client.list("Pod", "default"), what="pod gone")
