@@ -10,10 +10,10 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from tinykube.model import quantity, security
-
 from . import spawn
 from .cgroups import Limits
+
+from tinykube.model import quantity, security
 
 # A pod annotation that opts its containers back into a writable host tree (the default is a
 # read-only one; `privileged: true` implies writable too).

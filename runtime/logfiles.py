@@ -3,7 +3,7 @@
 tk-shim writes a container's output to `<n>.log` in `<root>/pods/<uid>/logs/<container>/`
 (n = the restart count) and rotates it at the daemon's `--container-log-max-size` into
 `<n>.log.1` … `<n>.log.<max-files - 1>` (oldest dropped), as the kubelet does with
-containerLogMaxSize × containerLogMaxFiles (10 MiB × 5 by default). So one run's log is the
+containerLogMaxSize x containerLogMaxFiles (10 MiB x 5 by default). So one run's log is the
 chain `<n>.log.<k>` … `<n>.log.1`, `<n>.log`, oldest first.
 
 Every read happens in a worker thread in bounded chunks: `logs` of a 200 MB log never holds

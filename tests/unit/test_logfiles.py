@@ -7,6 +7,7 @@ import os
 from pathlib import Path
 
 import trio
+
 from tinykube.runtime import logfiles
 
 
