@@ -20,7 +20,11 @@ import time
 import urllib.error
 import urllib.request
 
+import pytest
+
 from tests.integration.daemon import wait_for
+
+pytestmark = pytest.mark.root
 
 # A pod that answers every GET with its hostname; on SIGTERM it keeps serving for 2 s (its
 # endpoint is withdrawn from the proxy in the meantime), as a Kubernetes app with a drain
@@ -378,3 +382,59 @@ def test_established_connections_survive_rule_updates_and_affinity_holds(daemon)
     daemon.wait_running("client")
     result = requests_from(daemon, "client", f"http://{svc['spec']['clusterIP']}/", 30)
     assert result["failures"] == [] and len(result["answers"]) == 1
+
+
+def test_cluster_dns_over_tcp_and_forwarding_to_a_loopback_upstream(tmp_path):
+    """Names outside the cluster go to the upstream as they came, here a stub on 127.0.0.1
+    (never anything off the machine); cluster names are answered over TCP too."""
+    import socket
+    import threading
+
+    import dns.message
+    import dns.query
+    import dns.rrset
+
+    from tests.integration.daemon import Daemon
+
+    stub = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    stub.bind(("127.0.0.1", 0))
+    stub.settimeout(0.5)
+    asked: list[str] = []
+    stop = threading.Event()
+
+    def serve() -> None:
+        while not stop.is_set():
+            try:
+                wire, peer = stub.recvfrom(4096)
+            except TimeoutError:
+                continue
+            query = dns.message.from_wire(wire)
+            asked.append(query.question[0].name.to_text())
+            response = dns.message.make_response(query)
+            response.answer.append(dns.rrset.from_text(
+                query.question[0].name, 30, "IN", "A", "192.0.2.7"))
+            stub.sendto(response.to_wire(), peer)
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    daemon = Daemon(tmp_path)
+    daemon.extra_args = ["--dns-upstream", f"127.0.0.1:{stub.getsockname()[1]}"]
+    daemon.start()
+    try:
+        daemon.apply(service())
+        daemon.apply(client_pod())
+        daemon.wait_running("client")
+        assert dig(daemon, "client", "example.test")["ips"] == ["192.0.2.7"]
+        assert resolve(daemon, "client", "example.test") == ["192.0.2.7"]
+        assert "example.test." in asked
+        # TCP, from the host to the server on the bridge's address.
+        gateway = str(ipaddress.ip_network(daemon.cidr)[1])
+        response = dns.query.tcp(dns.message.make_query("web.default.svc.cluster.local", "A"),
+                                 gateway, timeout=5)
+        cluster_ip = daemon.client.get("Service", "web")["spec"]["clusterIP"]
+        assert [r.address for r in response.answer[0]] == [cluster_ip]
+    finally:
+        stop.set()
+        thread.join(timeout=5)
+        stub.close()
+        daemon.cleanup()
