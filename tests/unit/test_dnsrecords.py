@@ -71,3 +71,14 @@ def test_upstream_forms():
     assert parse_upstream("none") is None
     assert parse_upstream("127.0.0.1:5353").port == 5353
     assert parse_upstream("10.0.0.1").port == 53
+
+
+def test_pod_resolv_conf_as_the_kubelet_writes_it():
+    from tinykube.runtime.hostsfile import RESOLV_CONF, resolv_conf
+
+    text = resolv_conf("team-a", "10.88.0.1")
+    assert text.splitlines() == [
+        "search team-a.svc.cluster.local svc.cluster.local cluster.local",
+        "nameserver 10.88.0.1", "options ndots:5"]
+    assert resolv_conf("team-a", None) == RESOLV_CONF  # no cluster DNS: no nameserver
+    assert "nameserver" not in RESOLV_CONF

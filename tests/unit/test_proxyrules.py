@@ -74,3 +74,20 @@ def test_node_port_and_affinity():
 
 def test_headless_services_get_no_rules():
     assert pr.service_ports([service("h", ip="None")], [slice_of("h", ["10.88.0.2"])]) == []
+
+
+def test_an_endpoint_change_rewrites_only_the_chains_it_touches():
+    services = [service(f"s{i}", ip=f"10.96.0.{i + 10}") for i in range(20)]
+    slices = [slice_of(f"s{i}", [f"10.88.{i}.2", f"10.88.{i}.3"]) for i in range(20)]
+    first, tables = pr.ruleset(FACTS, pr.service_ports(services, slices), pr.Tables())
+    same, tables = pr.ruleset(FACTS, pr.service_ports(services, slices), tables)
+    assert same == [{"add": {"table": {"family": "ip", "name": "tinykube_tkx0"}}}]
+    slices[3] = slice_of("s3", ["10.88.3.2"])  # one endpoint of one service goes away
+    commands, _ = pr.ruleset(FACTS, pr.service_ports(services, slices), tables)
+    flushed = {c["flush"]["chain"]["name"] for c in commands if "flush" in c}
+    assert len(flushed) == 2 and all("/s3/" in name for name in flushed)
+    assert len(commands) < len(first) / 10
+    # After a restart the rules are unknown: everything is rewritten once.
+    restarted = pr.Tables(chains=set(tables.chains), sets=set(tables.sets))
+    full, _ = pr.ruleset(FACTS, pr.service_ports(services, slices), restarted)
+    assert sum("flush" in c for c in full) == len(tables.chains)  # incl. the stale one

@@ -22,9 +22,10 @@ and established connections never see these rules again, and replacing the rules
 disturb them. Traffic to a ClusterIP from outside the pod network (the host) is masqueraded
 too, since pods have no route back to it.
 
-`ruleset(...)` returns the whole table as one `nft -j` transaction: the table and every chain
-are added (a no-op when present) and flushed, chains and sets that are no longer wanted are
-deleted, and the new rules added, so the kernel switches from old to new rules atomically.
+`ruleset(...)` returns one `nft -j` transaction that makes the table hold exactly the wanted
+rules: missing chains and sets are added, every chain whose rules changed (all of them on the
+first sync after a start) is flushed and refilled, chains and sets no longer wanted are
+deleted; the kernel switches from old to new rules atomically.
 Affinity sets are kept across updates (only added, never flushed) so a client stays with its
 endpoint when another endpoint comes or goes.
 """
@@ -66,11 +67,13 @@ class ServicePort:
 
 @dataclass
 class Tables:
-    """What one transaction replaces: chain and set names present before (to delete what is
-    no longer wanted) are read from the kernel or remembered from the last sync."""
+    """What the kernel holds: chain and set names (read from the kernel at start, then
+    remembered), and after a sync of ours the rules of every chain, so the next transaction
+    rewrites only the chains whose rules changed (None: unknown, rewrite them all)."""
 
     chains: set[str] = field(default_factory=set)
     sets: set[str] = field(default_factory=set)
+    rules: dict[str, list[list[dict]]] | None = None
 
 
 def table_name(bridge: str) -> str:
@@ -218,29 +221,44 @@ def ruleset(facts: NetworkFacts, ports: list[ServicePort], before: Tables) -> tu
             rules.append((chain, [_match({"meta": {"key": "l4proto"}}, proto),
                                   {"dnat": {"addr": ep.ip, "port": ep.port}}]))
 
+    by_chain: dict[str, list[list[dict]]] = {name: [] for name in [*base_chains, *chains]}
+    for chain, expr in rules:
+        by_chain[chain].append(expr)
+    known = before.rules if before.rules is not None else {}
+    # Unchanged chains are left alone: an endpoint change rewrites a few chains, not all.
+    changed = [name for name, exprs in by_chain.items()
+               if before.rules is None or name not in before.chains or known.get(name) != exprs]
+
+    def ref(name: str) -> dict:
+        return {"family": FAMILY, "table": table, "name": name}
+
     commands: list[dict] = [{"add": {"table": {"family": FAMILY, "name": table}}}]
     for name, (kind, hook, priority) in base_chains.items():
-        commands.append({"add": {"chain": {"family": FAMILY, "table": table, "name": name,
-                                           "type": kind, "hook": hook, "prio": priority,
-                                           "policy": "accept"}}})
+        if name not in before.chains:
+            commands.append({"add": {"chain": {**ref(name), "type": kind, "hook": hook,
+                                               "prio": priority, "policy": "accept"}}})
     for name in chains:
-        commands.append({"add": {"chain": {"family": FAMILY, "table": table, "name": name}}})
+        if name not in before.chains:
+            commands.append({"add": {"chain": ref(name)}})
     for name, timeout in sets.items():
-        commands.append({"add": {"set": {"family": FAMILY, "table": table, "name": name,
-                                         "type": "ipv4_addr", "flags": ["timeout"],
-                                         "timeout": timeout}}})
-    wanted_chains = set(base_chains) | set(chains)
-    for name in sorted(wanted_chains | before.chains):
-        commands.append({"flush": {"chain": {"family": FAMILY, "table": table, "name": name}}})
-    # Stale chains and sets go only after every rule that could point at them was flushed.
-    for name in sorted(before.chains - wanted_chains):
-        commands.append({"delete": {"chain": {"family": FAMILY, "table": table, "name": name}}})
+        if name not in before.sets:
+            commands.append({"add": {"set": {**ref(name), "type": "ipv4_addr",
+                                             "flags": ["timeout"], "timeout": timeout}}})
+    wanted_chains = set(by_chain)
+    stale_chains = before.chains - wanted_chains
+    # Every chain that could point at a stale chain or set is flushed first: a rule names a
+    # chain or set, so whatever pointed at a removed one has changed itself.
+    for name in sorted(set(changed) | stale_chains):
+        commands.append({"flush": {"chain": ref(name)}})
+    for name in sorted(stale_chains):
+        commands.append({"delete": {"chain": ref(name)}})
     for name in sorted(before.sets - set(sets)):
-        commands.append({"delete": {"set": {"family": FAMILY, "table": table, "name": name}}})
-    for chain, expr in rules:
-        commands.append({"add": {"rule": {"family": FAMILY, "table": table, "chain": chain,
-                                          "expr": expr}}})
-    return commands, Tables(chains=wanted_chains, sets=set(sets))
+        commands.append({"delete": {"set": ref(name)}})
+    for name in changed:
+        for expr in by_chain[name]:
+            commands.append({"add": {"rule": {"family": FAMILY, "table": table, "chain": name,
+                                              "expr": expr}}})
+    return commands, Tables(chains=wanted_chains, sets=set(sets), rules=by_chain)
 
 
 def _prefix(cidr: str) -> dict:
