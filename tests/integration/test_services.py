@@ -13,6 +13,7 @@ import collections
 import http.client
 import ipaddress
 import json
+import re
 import subprocess
 import sys
 import textwrap
@@ -438,3 +439,30 @@ def test_cluster_dns_over_tcp_and_forwarding_to_a_loopback_upstream(tmp_path):
         thread.join(timeout=5)
         stub.close()
         daemon.cleanup()
+
+
+def test_kubectl_applies_web_yaml_and_shows_services_as_kubernetes_does(daemon, tmp_path):
+    """kubectl v1.37 with default settings (server-side field validation against tinykube's
+    OpenAPI): apply, get svc / endpointslices, describe svc (its Endpoints line)."""
+    from tests.integration.kube import Kube
+
+    kube = Kube(daemon, tmp_path)
+    applied = kube.kubectl("apply", "-f", "-", input=WEB_YAML).stdout
+    assert "service/nginx created" in applied and "statefulset.apps/web created" in applied
+    daemon.wait_ready("web-0", timeout=60)
+    web1 = daemon.wait_ready("web-1", timeout=60)
+    wait_endpoints(daemon, "nginx", 2)
+    services = kube.kubectl("get", "svc").stdout
+    assert re.search(r"^NAME\s+TYPE\s+CLUSTER-IP\s+EXTERNAL-IP\s+PORT\(S\)\s+AGE$", services,
+                     re.MULTILINE), services
+    assert re.search(r"^nginx\s+ClusterIP\s+None\s+<none>\s+80/TCP\s+\S+$", services,
+                     re.MULTILINE), services
+    slices = kube.kubectl("get", "endpointslices").stdout
+    assert re.search(r"^nginx-\w{5}\s+IPv4\s+80\s+\S+", slices, re.MULTILINE), slices
+    assert web1["status"]["podIP"] in slices
+    described = kube.kubectl("describe", "svc", "nginx").stdout
+    line = next(x for x in described.splitlines() if x.startswith("Endpoints:"))
+    assert f"{web1['status']['podIP']}:80" in line, described
+    # Applying the same manifest again is no change (clusterIP None kept, nothing to patch).
+    again = kube.kubectl("apply", "-f", "-", input=WEB_YAML).stdout
+    assert "service/nginx unchanged" in again, again
