@@ -41,6 +41,30 @@ class Kube:
                                  f"{result.stdout}\n{result.stderr}")
         return result
 
+    def first_lines(self, *args: str, count: int, timeout: float = 60) -> tuple[list[str], bool]:
+        """Run a kubectl that streams (`logs -f`, `get -w`) until it printed `count` lines
+        (or `timeout` passed); returns those lines and whether it was still running then."""
+        import threading
+
+        process = subprocess.Popen([self.kubectl_path, *args], stdout=subprocess.PIPE,
+                                   stderr=subprocess.DEVNULL, text=True, env=self.env)
+        lines: list[str] = []
+
+        def read() -> None:
+            assert process.stdout is not None
+            for line in process.stdout:
+                lines.append(line.rstrip("\n"))
+                if len(lines) >= count:
+                    return
+
+        reader = threading.Thread(target=read, daemon=True)
+        reader.start()
+        reader.join(timeout)
+        running = process.poll() is None
+        process.kill()
+        process.wait()
+        return lines[:count], running
+
     def api_client(self):
         from kubernetes import config
 
