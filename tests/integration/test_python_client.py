@@ -41,6 +41,13 @@ MANIFESTS = {
                              "selector": {"matchLabels": {"sts": "py"}},
                              "template": {"metadata": {"labels": {"sts": "py"}},
                                           "spec": TEMPLATE["spec"]}}},
+    "Service": {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "py-svc"},
+                "spec": {"selector": {"svc": "py"}, "ports": [{"port": 80,
+                                                              "targetPort": 8080}]}},
+    "EndpointSlice": {"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
+                      "metadata": {"name": "py-slice"}, "addressType": "IPv4",
+                      "endpoints": [{"addresses": ["10.1.2.3"]}],
+                      "ports": [{"name": "http", "port": 8080, "protocol": "TCP"}]},
 }
 # kind -> (API class, method suffix)
 APIS = {"Pod": ("CoreV1Api", "pod"), "ReplicationController": ("CoreV1Api",
@@ -48,6 +55,8 @@ APIS = {"Pod": ("CoreV1Api", "pod"), "ReplicationController": ("CoreV1Api",
         "PersistentVolumeClaim": ("CoreV1Api", "persistent_volume_claim"),
         "ReplicaSet": ("AppsV1Api", "replica_set"), "Deployment": ("AppsV1Api", "deployment"),
         "StatefulSet": ("AppsV1Api", "stateful_set"),
+        "Service": ("CoreV1Api", "service"),
+        "EndpointSlice": ("DiscoveryV1Api", "endpoint_slice"),
         "Event": ("CoreV1Api", "event"), "ControllerRevision": ("AppsV1Api",
                                                                  "controller_revision")}
 
