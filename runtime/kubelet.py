@@ -22,7 +22,7 @@ import logging
 import os
 import re
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import trio
 
@@ -39,6 +39,10 @@ from .storeguard import write_mark
 
 from tinykube.model.errors import BadRequest
 
+if TYPE_CHECKING:
+    from tinykube.netns.podnet import PodNetwork
+    from tinykube.store import Store
+
 log = logging.getLogger("tinykube.runtime.kubelet")
 WORKER_RETRY_SECONDS = 1.0  # before a failed pod worker is started again
 
@@ -46,7 +50,7 @@ _LOG_NAME = re.compile(r"^(\d+)\.log$")
 
 
 class Kubelet:
-    def __init__(self, store: Any, root: Path, run_dir: Path, network: Any,
+    def __init__(self, store: Store, root: Path, run_dir: Path, network: PodNetwork,
                  cgroups: CgroupDriver, *, backoff_policy: BackoffPolicy = DEFAULT_POLICY,
                  hidden_paths: tuple[str, ...] = (),
                  cluster_dns: str | None = None,

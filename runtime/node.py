@@ -7,7 +7,7 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from .backoff import DEFAULT_POLICY, BackoffPolicy
 from .cgroups import CgroupDriver
@@ -17,6 +17,9 @@ from .probes import NetnsSockets
 
 if TYPE_CHECKING:
     from .podworker import PodWorker
+
+    from tinykube.netns.podnet import PodNetwork
+    from tinykube.store import Store
 
 log = logging.getLogger("tinykube.runtime.podworker")
 
@@ -37,10 +40,10 @@ def crash_point(step: str) -> None:
 class NodeContext:
     """What every worker shares: the store and the node's resources, plus kubelet hooks."""
 
-    store: Any
+    store: Store
     root: Path
     run_dir: Path
-    network: Any  # netns.podnet.PodNetwork
+    network: PodNetwork
     cgroups: CgroupDriver
     sockets: NetnsSockets
     backoff_policy: BackoffPolicy = DEFAULT_POLICY

@@ -12,6 +12,7 @@ import os
 import signal
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import trio
 
@@ -22,6 +23,9 @@ from tinykube.apiserver import ApiServer, serve
 from tinykube.locations import DEFAULT_ROOT, DEFAULT_RUN_DIR
 from tinykube.runtime import layout
 from tinykube.store import Store
+
+if TYPE_CHECKING:
+    from tinykube.netns.podnet import PodNetwork
 
 log = logging.getLogger("tinykube.daemon")
 
@@ -52,7 +56,7 @@ class DaemonConfig:
         return self.socket or layout.socket_path(self.run_dir)
 
 
-def network_for(config: DaemonConfig):  # -> netns.podnet.PodNetwork
+def network_for(config: DaemonConfig) -> PodNetwork:
     from tinykube.netns.podnet import PodNetwork
 
     return PodNetwork(layout.network_dir(config.root), bridge=config.bridge, cidr=config.cidr,

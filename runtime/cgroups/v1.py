@@ -31,7 +31,9 @@ MIN_CFS_QUOTA_US = 1000  # the kernel refuses quotas below 1 ms
 
 
 class _PathNode:
-    """The one attribute cgroupspy's controllers use from a tree node."""
+    """The one attribute cgroupspy's controllers use from a tree node. Not its own `Node`:
+    that infers the controller from the directory name under /sys/fs/cgroup (no co-mounted
+    `cpu,cpuacct`, no other roots) and its `Tree` walks the whole host (docs/CONTRACTS.md)."""
 
     def __init__(self, path: str) -> None:
         self.full_path = path.encode()

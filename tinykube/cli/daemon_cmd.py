@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from tinykube.client import Client
 from tinykube.locations import DEFAULT_ROOT, DEFAULT_RUN_DIR
+
+if TYPE_CHECKING:
+    from tinykube.api.tls import Listen
 
 
 def register(commands: argparse._SubParsersAction) -> None:
@@ -76,7 +80,7 @@ def _log_files(text: str) -> int:
     return count
 
 
-def _listen(text: str):  # -> tinykube.api.tls.Listen | None
+def _listen(text: str) -> Listen | None:
     # Imported here, not at the top: it loads cryptography, which every other
     # command would then load at start-up.
     from tinykube.api.tls import parse_listen
