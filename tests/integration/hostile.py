@@ -18,6 +18,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from tests.integration.manifests import documents, stateful_set, workload
+
 PODS = "/api/v1/namespaces/default/pods"
 RS = "/apis/apps/v1/namespaces/default/replicasets"
 DEPLOY = "/apis/apps/v1/namespaces/default/deployments"
@@ -33,39 +35,9 @@ metadata: {name: quiet, labels: {app: quiet}}
 spec:
   terminationGracePeriodSeconds: 1
   containers: [{name: c, command: [sh, -c, 'echo hello; exec sleep infinity']}]
----
-apiVersion: apps/v1
-kind: ReplicaSet
-metadata: {name: web}
-spec:
-  replicas: 0
-  selector: {matchLabels: {app: web}}
-  template:
-    metadata: {labels: {app: web}}
-    spec:
-      containers: [{name: c, command: [sleep, infinity]}]
----
-apiVersion: apps/v1
-kind: StatefulSet
-metadata: {name: db}
-spec:
-  replicas: 1
-  serviceName: db
-  selector: {matchLabels: {app: db}}
-  template:
-    metadata: {labels: {app: db}}
-    spec:
-      terminationGracePeriodSeconds: 1
-      containers:
-      - name: c
-        command: [sh, -c, 'echo data > /data/file; exec sleep infinity']
-        volumeMounts: [{name: data, mountPath: /data}]
-  volumeClaimTemplates:
-  - metadata: {name: data}
-    spec:
-      accessModes: [ReadWriteOnce]
-      resources: {requests: {storage: 1Mi}}
-"""
+---""" + documents(
+    workload("ReplicaSet", "web"),
+    stateful_set("db", "echo data > /data/file; exec sleep infinity"))
 
 
 def _pod(meta: dict) -> dict:

@@ -26,6 +26,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.integration.daemon import Daemon, wait_for
+from tests.integration.manifests import documents, workload
 
 pytestmark = pytest.mark.root
 
@@ -36,29 +37,8 @@ LIST_PATHS = [
 ]
 
 # A settled baseline: controllers have written what they write for these and then rest.
-BASELINE = """
-apiVersion: apps/v1
-kind: Deployment
-metadata: {name: base, labels: {app: base}}
-spec:
-  replicas: 0
-  selector: {matchLabels: {app: base}}
-  template:
-    metadata: {labels: {app: base}}
-    spec:
-      containers: [{name: c, command: [sleep, infinity]}]
----
-apiVersion: v1
-kind: ReplicationController
-metadata: {name: legacy}
-spec:
-  replicas: 0
-  selector: {app: legacy}
-  template:
-    metadata: {labels: {app: legacy}}
-    spec:
-      containers: [{name: c, command: [sleep, infinity]}]
-"""
+BASELINE = documents(workload("Deployment", "base", object_labels=True),
+                     workload("ReplicationController", "legacy"))
 
 
 def _template(app: str) -> dict:

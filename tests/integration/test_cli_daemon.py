@@ -5,30 +5,12 @@ import signal
 
 import pytest
 
+from tests.integration.manifests import documents, workload
+
 pytestmark = pytest.mark.root
 
-MULTI = """
-apiVersion: apps/v1
-kind: Deployment
-metadata: {name: web}
-spec:
-  replicas: 0
-  selector: {matchLabels: {app: web}}
-  template:
-    metadata: {labels: {app: web}}
-    spec:
-      containers: [{name: c, command: [sleep, infinity]}]
----
-apiVersion: v1
-kind: ReplicationController
-metadata: {name: legacy}
-spec:
-  replicas: 0
-  template:
-    metadata: {labels: {app: legacy}}
-    spec:
-      containers: [{name: c, command: [sleep, infinity]}]
-"""
+MULTI = documents(workload("Deployment", "web"),
+                  workload("ReplicationController", "legacy", selector=False))
 
 
 def test_apply_prints_one_line_per_object_and_is_idempotent(daemon):

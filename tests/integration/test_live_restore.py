@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from tests.integration.daemon import Daemon, container_pid, wait_for
+from tests.integration.manifests import stateful_set
 from tinykube.runtime.syscalls import proc_start_time
 
 pytestmark = pytest.mark.root
@@ -70,26 +71,7 @@ spec:
       containers: [{{name: c, command: [sleep, infinity]}}]
 ---"""
 
-STATEFULSET = """
-apiVersion: apps/v1
-kind: StatefulSet
-metadata: {name: db}
-spec:
-  replicas: 1
-  serviceName: db
-  selector: {matchLabels: {app: db}}
-  template:
-    metadata: {labels: {app: db}}
-    spec:
-      terminationGracePeriodSeconds: 1
-      containers:
-        - name: c
-          command: [sh, -c, "date +%s%N >> /data/boots; exec sleep infinity"]
-          volumeMounts: [{name: data, mountPath: /data}]
-  volumeClaimTemplates:
-    - metadata: {name: data}
-      spec: {accessModes: [ReadWriteOnce], resources: {requests: {storage: 1Mi}}}
-"""
+STATEFULSET = stateful_set("db", "date +%s%N >> /data/boots; exec sleep infinity")
 
 
 def snapshot(daemon: Daemon) -> dict[str, tuple[str, int, int, int]]:

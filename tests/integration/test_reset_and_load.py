@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 
 from tests.integration.daemon import Daemon, container_pid, wait_for
+from tests.integration.manifests import stateful_set
 from tinykube.client import Client
 from tinykube.model.errors import ApiError, NotFound
 from tinykube.runtime.cgroups import detect
@@ -41,26 +42,7 @@ spec:
       volumes: [{name: scratch, emptyDir: {}}]
       containers:
         - {name: c, command: [sleep, infinity], volumeMounts: [{name: scratch, mountPath: /s}]}
----
-apiVersion: apps/v1
-kind: StatefulSet
-metadata: {name: db}
-spec:
-  replicas: 1
-  serviceName: db
-  selector: {matchLabels: {app: db}}
-  template:
-    metadata: {labels: {app: db}}
-    spec:
-      terminationGracePeriodSeconds: 1
-      containers:
-        - name: c
-          command: [sh, -c, "echo kept > /data/mark; exec sleep infinity"]
-          volumeMounts: [{name: data, mountPath: /data}]
-  volumeClaimTemplates:
-    - metadata: {name: data}
-      spec: {accessModes: [ReadWriteOnce], resources: {requests: {storage: 1Mi}}}
-"""
+---""" + stateful_set("db", "echo kept > /data/mark; exec sleep infinity")
 
 
 def reset(daemon: Daemon, *extra: str) -> str:

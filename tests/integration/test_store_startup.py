@@ -13,22 +13,11 @@ import pytest
 
 from tests.integration import hostile
 from tests.integration.daemon import Daemon, wait_for
+from tests.integration.manifests import workload
 
 pytestmark = pytest.mark.root
 
-SETUP = """
-apiVersion: apps/v1
-kind: ReplicaSet
-metadata: {name: web}
-spec:
-  replicas: 0
-  selector: {matchLabels: {app: web}}
-  template:
-    metadata: {labels: {app: web}}
-    spec:
-      terminationGracePeriodSeconds: 0
-      containers: [{name: c, command: [sleep, infinity]}]
-"""
+SETUP = workload("ReplicaSet", "web", grace=0)
 
 
 def _row(obj: dict | str) -> str:
