@@ -3,6 +3,9 @@
 As containerd keeps one root (persistent) and one state dir (gone on reboot), so do we::
 
     <root>/state.db                                   the store
+    <root>/state.reserve                              disk kept free for deletes (store.py,
+                                                      beside the db file it is given)
+    <root>/doctor-backup/                             rows `tinykube doctor --repair` set aside
     <root>/network/                                   address allocations (netns.podnet)
     <root>/pki/                                       CA, serving cert, admin token (api.tls)
     <root>/pods/<uid>/                                pod dir, removed with the pod
@@ -10,7 +13,7 @@ As containerd keeps one root (persistent) and one state dir (gone on reboot), so
     <root>/pods/<uid>/logs/<container>/<n>.log        run n's output (n = restartCount)
     <root>/pods/<uid>/volumes/<name>/                 emptyDir volumes
     <root>/volumes/<namespace>/<claim>/               persistentVolumeClaim data (kept)
-    <root>/volumes/.claims.json                       the claim ledger (runtime.claimledger)
+    <root>/volumes/.claims.json, .trash/              claim ledger, claims being removed
 
     <run_dir>/tinykube.sock, tinykube.pid             the API socket, the daemon's pid file
     <run_dir>/cgroups.json                            where this host's pod cgroups are
@@ -18,6 +21,9 @@ As containerd keeps one root (persistent) and one state dir (gone on reboot), so
     <run_dir>/shim/                                   tk-shim binaries built on first use
     <run_dir>/pods/<uid>.json                         the pod record (runtime.records)
     <run_dir>/pods/<uid>/<container>.<n>.exit         exit codes the shims write
+
+Files inside one of these directories (the pod dir's etc-hosts, pki's certificates, the
+claim ledger) are named by the module that owns that directory, listed above.
 
 Names from objects become path components here, so each one passes `component` (defence in
 depth: validation refuses them earlier, but a bug elsewhere must not become a write outside

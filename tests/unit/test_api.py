@@ -8,10 +8,9 @@ import stat
 import pytest
 import trio
 
-from tinykube.apiserver import ApiServer, merge_patch, serve
-from tinykube.client import Client, _UnixConnection
+from tinykube.apiserver import merge_patch
+from tinykube.client import _UnixConnection
 from tinykube.model.errors import AlreadyExists, ApiError, Conflict, NotFound
-from tinykube.store import Store
 
 
 def deployment(name="web", replicas=2, **spec_extra):
@@ -23,19 +22,6 @@ def deployment(name="web", replicas=2, **spec_extra):
                               "spec": {"containers": [{"name": "c", "command": ["sleep", "1"]}]}},
                  **spec_extra},
     }
-
-
-@pytest.fixture
-async def api(tmp_path):
-    store = Store(tmp_path / "state.db")
-    socket = tmp_path / "api.sock"
-    async with trio.open_nursery() as nursery:
-        await nursery.start(serve, ApiServer(store), socket)
-        client = Client(socket)
-        yield store, client, socket
-        client.close()
-        nursery.cancel_scope.cancel()
-    store.close()
 
 
 async def call(fn, *args, **kwargs):

@@ -7,29 +7,13 @@ import pytest
 import trio
 
 from tinykube import apiserver
-from tinykube.apiserver import ApiServer, serve
-from tinykube.client import Client
 from tinykube.model import names
 from tinykube.model.errors import AlreadyExists
-from tinykube.store import Store
 
 
 def pod(meta):
     return {"apiVersion": "v1", "kind": "Pod", "metadata": meta,
             "spec": {"containers": [{"name": "c", "command": ["sleep", "1"]}]}}
-
-
-@pytest.fixture
-async def api(tmp_path):
-    store = Store(tmp_path / "state.db")
-    socket = tmp_path / "api.sock"
-    async with trio.open_nursery() as nursery:
-        await nursery.start(serve, ApiServer(store), socket)
-        client = Client(socket)
-        yield store, client
-        client.close()
-        nursery.cancel_scope.cancel()
-    store.close()
 
 
 async def call(fn, *args):
@@ -43,7 +27,7 @@ def test_generated_names_use_kubernetes_alphabet_and_cut_the_prefix():
 
 
 async def test_a_taken_generated_name_is_redrawn(api, monkeypatch):
-    store, client = api
+    store, client, _ = api
     await store.create(pod({"name": "g-aaaaa"}))
     draws = itertools.chain(["aaaaa", "aaaaa"], itertools.repeat("bbbbb"))
     monkeypatch.setattr(names, "random_suffix", lambda: next(draws))
@@ -53,7 +37,7 @@ async def test_a_taken_generated_name_is_redrawn(api, monkeypatch):
 
 
 async def test_generate_name_gives_up_after_a_few_draws(api, monkeypatch):
-    store, client = api
+    store, client, _ = api
     await store.create(pod({"name": "g-aaaaa"}))
     monkeypatch.setattr(names, "random_suffix", lambda: "aaaaa")
     with pytest.raises(AlreadyExists, match="after 8 attempts"):
