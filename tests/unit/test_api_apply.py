@@ -5,7 +5,7 @@ import http.client
 import pytest
 import yaml
 
-from tests.unit.test_api import api, call, deployment  # noqa: F401  (the fixture)
+from tests.unit.test_api import call, deployment
 from tinykube.client import _UnixConnection
 from tinykube.model.errors import ApiError
 
@@ -18,7 +18,7 @@ def ssa(client, body, manager, force=False):
     return client.request("PATCH", PATH, body=body, params=params, content_type=APPLY)
 
 
-async def test_apply_creates_then_updates_and_records_managers(api):  # noqa: F811
+async def test_apply_creates_then_updates_and_records_managers(api):
     store, client, _ = api
     config = deployment()
     config["metadata"]["labels"]["owner"] = "alice"
@@ -36,7 +36,7 @@ async def test_apply_creates_then_updates_and_records_managers(api):  # noqa: F8
     assert store.get("Deployment", "default", "web")["spec"]["replicas"] == 3
 
 
-async def test_conflicts_between_managers(api):  # noqa: F811
+async def test_conflicts_between_managers(api):
     store, client, _ = api
     await call(ssa, client, deployment(replicas=2), "alice")
     bob = {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web"},
@@ -54,7 +54,7 @@ async def test_conflicts_between_managers(api):  # noqa: F811
     assert "f:replicas" not in alice["fieldsV1"]["f:spec"]  # bob took it over
 
 
-async def test_apply_needs_a_field_manager(api):  # noqa: F811
+async def test_apply_needs_a_field_manager(api):
     _, client, _ = api
     with pytest.raises(ApiError) as err:
         await call(client.request, "PATCH", PATH, body=deployment(), content_type=APPLY)
@@ -70,7 +70,7 @@ def raw(socket, method, path, body, headers):
     return response.status, data
 
 
-async def test_yaml_and_untyped_bodies(api):  # noqa: F811
+async def test_yaml_and_untyped_bodies(api):
     store, _, socket = api
     collection = "/apis/apps/v1/namespaces/default/deployments"
     code, _ = await call(raw, socket, "POST", collection, yaml.safe_dump(deployment("y")),
@@ -90,7 +90,7 @@ async def test_yaml_and_untyped_bodies(api):  # noqa: F811
     assert code == 400
 
 
-async def test_bodies_in_unspoken_formats_are_415(api):  # noqa: F811
+async def test_bodies_in_unspoken_formats_are_415(api):
     store, _, socket = api
     rv = store.resource_version
     for content_type in ("application/vnd.kubernetes.protobuf", "application/cbor", "text/xml"):
@@ -111,7 +111,7 @@ def post(socket, query, body):
     return response.status, response.getheader("warning"), json.loads(data)
 
 
-async def test_field_validation_modes(api):  # noqa: F811
+async def test_field_validation_modes(api):
     store, _, socket = api
     def odd(name):
         obj = deployment(name)

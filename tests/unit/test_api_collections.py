@@ -2,13 +2,13 @@
 
 import pytest
 
-from tests.unit.test_api import api, call, deployment  # noqa: F401  (the fixture)
+from tests.unit.test_api import call, deployment
 from tinykube.model.errors import ApiError
 
 BASE = "/apis/apps/v1/namespaces/default/deployments"
 
 
-async def test_limit_and_continue_page_through_a_list(api):  # noqa: F811
+async def test_limit_and_continue_page_through_a_list(api):
     _, client, _ = api
     for name in ("a", "b", "c", "d", "e"):
         await call(client.create, deployment(name))
@@ -28,7 +28,7 @@ async def test_limit_and_continue_page_through_a_list(api):  # noqa: F811
     assert err.value.code == 400
 
 
-async def test_delete_collection_with_a_label_selector(api):  # noqa: F811
+async def test_delete_collection_with_a_label_selector(api):
     store, client, _ = api
     for name in ("a", "b", "c"):
         obj = deployment(name)

@@ -3,7 +3,7 @@ trailing slashes, and an OpenAPI v3 generated from the validation schema."""
 
 import json
 
-from tests.unit.test_api import api, call  # noqa: F401  (the fixture)
+from tests.unit.test_api import call
 from tinykube.api import openapi
 from tinykube.client import _UnixConnection
 from tinykube.model import schema
@@ -21,7 +21,7 @@ def get(socket, path, accept="application/json"):
     return response.status, response.getheader("content-type"), body
 
 
-async def test_version_and_legacy_discovery(api):  # noqa: F811
+async def test_version_and_legacy_discovery(api):
     _, _, socket = api
     code, _, version = await call(get, socket, "/version")
     assert code == 200 and version["major"] == "1" and version["gitVersion"].startswith("v1.")
@@ -47,7 +47,7 @@ async def test_version_and_legacy_discovery(api):  # noqa: F811
     assert (scale["group"], scale["version"], scale["kind"]) == ("autoscaling", "v1", "Scale")
 
 
-async def test_aggregated_discovery_when_asked(api):  # noqa: F811
+async def test_aggregated_discovery_when_asked(api):
     _, _, socket = api
     code, content_type, body = await call(get, socket, "/apis", AGGREGATED_ACCEPT)
     assert code == 200 and "as=APIGroupDiscoveryList" in content_type
@@ -67,7 +67,7 @@ async def test_aggregated_discovery_when_asked(api):  # noqa: F811
     assert {s["subresource"] for s in pods["subresources"]} == {"status", "log", "exec"}
 
 
-async def test_openapi_v3_index_and_documents(api):  # noqa: F811
+async def test_openapi_v3_index_and_documents(api):
     _, _, socket = api
     _, _, index = await call(get, socket, "/openapi/v3")
     assert set(index["paths"]) == {"api/v1", "apis/apps/v1", "apis/discovery.k8s.io/v1"}

@@ -3,14 +3,14 @@
 
 import pytest
 
-from tests.unit.test_api import api, call, deployment  # noqa: F401  (the fixture)
+from tests.unit.test_api import call, deployment
 from tinykube.model.errors import ApiError
 
 DRY = {"dryRun": "All"}
 BASE = "/apis/apps/v1/namespaces/default/deployments"
 
 
-async def test_dry_run_create_stores_nothing(api):  # noqa: F811
+async def test_dry_run_create_stores_nothing(api):
     store, client, _ = api
     rv = store.resource_version
     answer = await call(client.request, "POST", BASE, body=deployment(), params=DRY)
@@ -21,7 +21,7 @@ async def test_dry_run_create_stores_nothing(api):  # noqa: F811
     assert store.resource_version == rv
 
 
-async def test_dry_run_create_still_validates(api):  # noqa: F811
+async def test_dry_run_create_still_validates(api):
     _, client, _ = api
     bad = deployment()
     bad["spec"]["replicaz"] = 1
@@ -30,7 +30,7 @@ async def test_dry_run_create_still_validates(api):  # noqa: F811
     assert err.value.code == 422
 
 
-async def test_dry_run_update_patch_scale_delete_change_nothing(api):  # noqa: F811
+async def test_dry_run_update_patch_scale_delete_change_nothing(api):
     store, client, _ = api
     await call(client.create, deployment())
     before = store.get("Deployment", "default", "web")
@@ -55,7 +55,7 @@ async def test_dry_run_update_patch_scale_delete_change_nothing(api):  # noqa: F
     assert store.resource_version == rv
 
 
-async def test_unknown_dry_run_value_is_refused(api):  # noqa: F811
+async def test_unknown_dry_run_value_is_refused(api):
     store, client, _ = api
     with pytest.raises(ApiError) as err:
         await call(client.request, "POST", BASE, body=deployment(), params={"dryRun": "Some"})

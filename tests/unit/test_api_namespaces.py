@@ -3,7 +3,7 @@ deletes what is in it; default cannot be deleted; discovery lists it cluster-sco
 
 import pytest
 
-from tests.unit.test_api import api, call, deployment  # noqa: F401  (the fixture)
+from tests.unit.test_api import call, deployment
 from tinykube.model.errors import AlreadyExists, ApiError, NotFound
 
 NS = "/api/v1/namespaces"
@@ -13,7 +13,7 @@ def names(answer):
     return [o["metadata"]["name"] for o in answer["items"]]
 
 
-async def test_namespaces_lifecycle(api):  # noqa: F811
+async def test_namespaces_lifecycle(api):
     store, client, _ = api
     assert names(await call(client.request, "GET", NS)) == ["default"]
     await call(client.request, "POST", "/apis/apps/v1/namespaces/used/deployments",
@@ -45,7 +45,7 @@ async def test_namespaces_lifecycle(api):  # noqa: F811
     assert err.value.code == 405
 
 
-async def test_namespace_dry_run_and_discovery(api):  # noqa: F811
+async def test_namespace_dry_run_and_discovery(api):
     store, client, _ = api
     rv = store.resource_version
     await call(client.request, "POST", NS, params={"dryRun": "All"}, body={
@@ -56,7 +56,7 @@ async def test_namespace_dry_run_and_discovery(api):  # noqa: F811
     assert ns["namespaced"] is False and ns["shortNames"] == ["ns"]
 
 
-async def test_the_tinykube_client_lists_namespaces_cluster_wide(api):  # noqa: F811
+async def test_the_tinykube_client_lists_namespaces_cluster_wide(api):
     _, client, _ = api
     listed = await call(client.list, "Namespace", "default")  # `tinykube get ns`
     assert [o["metadata"]["name"] for o in listed] == ["default"]

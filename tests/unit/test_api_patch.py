@@ -3,7 +3,7 @@ Patch, merge patch; 415 for an unknown type, and nothing changes then."""
 
 import pytest
 
-from tests.unit.test_api import api, call, deployment  # noqa: F401  (the fixture)
+from tests.unit.test_api import call, deployment
 from tinykube.api.patch import apply_patch
 from tinykube.model import schema
 from tinykube.model.errors import ApiError
@@ -90,7 +90,7 @@ def test_json_patch_and_errors():
     assert err.value.code == 415
 
 
-async def test_patch_types_over_the_socket(api):  # noqa: F811
+async def test_patch_types_over_the_socket(api):
     store, client, _ = api
     await call(client.create, deployment())
     path = "/apis/apps/v1/namespaces/default/deployments/web"

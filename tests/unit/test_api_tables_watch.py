@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from tests.unit.test_api import api, call, deployment  # noqa: F401  (the fixture)
+from tests.unit.test_api import call, deployment
 from tinykube.client import _UnixConnection
 
 TABLE = "application/json;as=Table;v=v1;g=meta.k8s.io,application/json"
@@ -25,7 +25,7 @@ def events(data):
     return [json.loads(line) for line in data.splitlines() if line.strip()]
 
 
-async def test_lists_and_objects_as_tables(api):  # noqa: F811
+async def test_lists_and_objects_as_tables(api):
     _, client, socket = api
     await call(client.create, deployment("a"))
     code, data = await call(get, socket, BASE, TABLE)
@@ -48,7 +48,7 @@ async def test_lists_and_objects_as_tables(api):  # noqa: F811
     assert json.loads(data)["kind"] == "DeploymentList"
 
 
-async def test_timeout_seconds_ends_the_watch(api):  # noqa: F811
+async def test_timeout_seconds_ends_the_watch(api):
     _, client, socket = api
     await call(client.create, deployment("a"))
     code, data = await call(get, socket, f"{BASE}?watch=true&timeoutSeconds=1")
@@ -57,7 +57,7 @@ async def test_timeout_seconds_ends_the_watch(api):  # noqa: F811
         ("ADDED", "a")]
 
 
-async def test_watch_list_ends_initial_events_with_a_bookmark(api):  # noqa: F811
+async def test_watch_list_ends_initial_events_with_a_bookmark(api):
     store, client, socket = api
     await call(client.create, deployment("a"))
     await call(client.create, deployment("b"))
@@ -72,7 +72,7 @@ async def test_watch_list_ends_initial_events_with_a_bookmark(api):  # noqa: F81
     assert bookmark["kind"] == "Deployment"
 
 
-async def test_watch_events_as_tables(api):  # noqa: F811
+async def test_watch_events_as_tables(api):
     _, client, socket = api
     await call(client.create, deployment("a"))
     await call(client.create, deployment("b"))
@@ -85,13 +85,13 @@ async def test_watch_events_as_tables(api):  # noqa: F811
 
 @pytest.mark.parametrize("query", ["timeoutSeconds=x", "sendInitialEvents=true",
                                    "resourceVersionMatch=Sometimes"])
-async def test_bad_watch_options_are_400(api, query):  # noqa: F811
+async def test_bad_watch_options_are_400(api, query):
     _, _, socket = api
     code, data = await call(get, socket, f"{BASE}?watch=1&{query}")
     assert code == 400 and json.loads(data)["kind"] == "Status"
 
 
-async def test_allow_watch_bookmarks_sends_periodic_bookmarks(api, monkeypatch):  # noqa: F811
+async def test_allow_watch_bookmarks_sends_periodic_bookmarks(api, monkeypatch):
     from tinykube.api import watchopts
 
     store, client, socket = api

@@ -4,7 +4,7 @@ refused), allocated values kept across updates."""
 
 import pytest
 
-from tests.unit.test_api import api, call  # noqa: F401  (the fixture)
+from tests.unit.test_api import call
 from tinykube.model import validation
 from tinykube.model.defaults import apply_defaults
 from tinykube.model.errors import ApiError
@@ -68,7 +68,7 @@ def test_endpoint_slice_shape():
     assert [e.path for e in validation.validate(good)] == ["endpoints[0].addresses[0]"]
 
 
-async def test_cluster_ip_allocated_requested_and_conflicts_refused(api):  # noqa: F811
+async def test_cluster_ip_allocated_requested_and_conflicts_refused(api):
     store, client, _ = api
     first = await call(client.create, service("a"))
     ip = first["spec"]["clusterIP"]
@@ -94,7 +94,7 @@ async def test_cluster_ip_allocated_requested_and_conflicts_refused(api):  # noq
     assert again["spec"]["clusterIP"] == "10.96.7.7"
 
 
-async def test_allocations_kept_across_updates_and_immutable(api):  # noqa: F811
+async def test_allocations_kept_across_updates_and_immutable(api):
     _, client, _ = api
     created = await call(client.create, service("np", type="NodePort"))
     node_port = created["spec"]["ports"][0]["nodePort"]
