@@ -34,6 +34,8 @@ async def test_apply_creates_then_updates_and_records_managers(api):
     updated = await call(ssa, client, config, "alice")
     assert "owner" not in updated["metadata"]["labels"] and updated["spec"]["replicas"] == 3
     assert store.get("Deployment", "default", "web")["spec"]["replicas"] == 3
+    again = await call(ssa, client, config, "alice")  # nothing changes: same version
+    assert again["metadata"]["resourceVersion"] == updated["metadata"]["resourceVersion"]
 
 
 async def test_conflicts_between_managers(api):

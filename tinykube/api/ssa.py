@@ -172,10 +172,14 @@ def apply(current: dict | None, config: Any, *, manager: str, force: bool, kind:
                        key=len, reverse=True):
         _remove(obj, path)
     obj = strategic_merge(obj, {k: v for k, v in config.items() if k != "status"}, node)
+    # The same fields applied again keep their entry (and its time), so an apply that
+    # changes nothing leaves the object, and its resourceVersion, as it was.
+    entry = mine if mine is not None and mine.get("fieldsV1") == new_fields else _entry(
+        manager, config.get("apiVersion", ""), new_fields)
     obj["metadata"]["managedFields"] = [
         *(e for e in current["metadata"].get("managedFields") or []
           if isinstance(e, dict) and e.get("operation") != "Apply"),
-        *others, _entry(manager, config.get("apiVersion", ""), new_fields)]
+        *others, entry]
     return obj
 
 
