@@ -88,14 +88,6 @@ def json_patch(current: dict, operations: Any) -> Any:
 
 # ---- strategic merge patch ----------------------------------------------------------------
 
-def _child(node: schema.Node, key: str) -> schema.Node:
-    if isinstance(node, schema.Obj):
-        return node.fields.get(key, schema.AnyValue())
-    if isinstance(node, schema.MapOf):
-        return node.value
-    return schema.AnyValue()
-
-
 def _strip(value: Any) -> Any:
     """A new value from a patch: its directives mean nothing without an original."""
     if isinstance(value, dict):
@@ -132,7 +124,7 @@ def strategic_merge(original: Any, patch: dict, node: schema.Node) -> Any:
         if value is None:
             result.pop(key, None)
             continue
-        child = _child(node, key)
+        child = schema.child(node, key)
         if isinstance(value, dict):
             merged = strategic_merge(result.get(key), value, child)
             if merged is DELETE:
@@ -145,7 +137,7 @@ def strategic_merge(original: Any, patch: dict, node: schema.Node) -> Any:
         else:
             result[key] = _strip(value)
     for field, order in orders.items():
-        node_for = _child(node, field)
+        node_for = schema.child(node, field)
         key = node_for.merge_key if isinstance(node_for, schema.ListOf) else None
         if isinstance(result.get(field), list) and isinstance(order, list):
             result[field] = _ordered(result[field], order, key)

@@ -25,14 +25,6 @@ Path = tuple[str, ...]
 TRACKED_METADATA = ("labels", "annotations")
 
 
-def _child(node: schema.Node, key: str) -> schema.Node:
-    if isinstance(node, schema.Obj):
-        return node.fields.get(key, schema.AnyValue())
-    if isinstance(node, schema.MapOf):
-        return node.value
-    return schema.AnyValue()
-
-
 def _item_key(item: dict, key: str) -> str:
     return "k:" + json.dumps({key: item.get(key)}, separators=(",", ":"))
 
@@ -41,7 +33,7 @@ def fields_of(config: dict, node: schema.Node) -> dict:
     """The FieldsV1 set of an applied configuration."""
     out: dict[str, Any] = {}
     for key, value in config.items():
-        child = _child(node, key)
+        child = schema.child(node, key)
         if isinstance(value, dict) and value:
             out[f"f:{key}"] = fields_of(value, child)
         elif isinstance(value, list) and isinstance(child, schema.ListOf) and child.merge_key \
@@ -63,7 +55,7 @@ def applied_fields(config: dict, node: schema.Node) -> dict:
     if meta:
         tracked["f:metadata"] = fields_of(meta, schema.OBJECT_META)
     if isinstance(config.get("spec"), dict):
-        tracked["f:spec"] = fields_of(config["spec"], _child(node, "spec"))
+        tracked["f:spec"] = fields_of(config["spec"], schema.child(node, "spec"))
     return tracked
 
 

@@ -312,6 +312,15 @@ class Obj(Node):
                 report.values.append(FieldError.required(f"{prefix}{key}"))
 
 
+def child(node: Node, key: str) -> Node:
+    """The schema of `key` inside an object or map node (AnyValue where it says nothing)."""
+    if isinstance(node, Obj):
+        return node.fields.get(key, AnyValue())
+    if isinstance(node, MapOf):
+        return node.value
+    return AnyValue()
+
+
 def check(schema: Node, value: Any, path: str = "") -> Report:
     report = Report()
     schema.check(value, path, report)
