@@ -107,6 +107,9 @@ class PodFailure:
 
 
 SANDBOX_DIED = PodFailure("SandboxDied", "The pod's sandbox (pause process) exited")
+# How often an emptyDir with a sizeLimit is measured (the kubelet's eviction manager looks
+# every 10 s; a du of one pod's volume is cheap, and a runaway writer fills disks fast).
+VOLUME_CHECK_SECONDS = 2.0
 
 
 class SandboxGone(Exception):
@@ -256,6 +259,8 @@ class PodWorker:
         containers_done = trio.Event()
         async with trio.open_nursery() as nursery:
             nursery.start_soon(self._watch_pause)
+            if volumes.size_limits(self.pod):
+                nursery.start_soon(self._watch_volume_usage)
             nursery.start_soon(self._watch_deletion, containers_done)
             async with trio.open_nursery() as containers:
                 specs = (self.pod.get("spec") or {}).get("containers") or []
@@ -287,8 +292,11 @@ class PodWorker:
                 if self.deleting:
                     return False
                 log.warning("pod %s/%s: sandbox set-up failed: %s", self.namespace, self.name, e)
-                await self.event("Warning", "FailedCreatePodSandBox",
-                                 f"Failed to create pod sandbox: {e}")
+                if isinstance(e, volumes.VolumeError):  # the kubelet's volume manager's
+                    await self.event("Warning", "FailedMount", f"MountVolume.SetUp failed: {e}")
+                else:
+                    await self.event("Warning", "FailedCreatePodSandBox",
+                                     f"Failed to create pod sandbox: {e}")
                 await self._set_up_failed(e)
                 with trio.move_on_after(backoff.exited()):
                     await self._until_deleting()
@@ -312,13 +320,16 @@ class PodWorker:
         crash_point("record")
         await trio.to_thread.run_sync(self.ctx.cgroups.create_pod, self.uid)
         crash_point("cgroup")
+        self.pod_dir.mkdir(parents=True, exist_ok=True)
+        # Volumes before the pause: its mount namespace is a copy of the host's taken when
+        # it starts, and containers enter it, so a memory-backed emptyDir's tmpfs must
+        # already be mounted then.
+        self.volume_paths = await trio.to_thread.run_sync(
+            volumes.prepare_volumes, self.pod, self.ctx.root)
         self.live = await self._attach(await self._pause())
         self.pod_ip, self.host_ip = self.live.pod_ip, self.live.host_ip
         self.start_time = self.start_time or now_iso()
-        self.pod_dir.mkdir(parents=True, exist_ok=True)
         self.write_hosts()
-        self.volume_paths = await trio.to_thread.run_sync(
-            volumes.prepare_volumes, self.pod, self.ctx.root)
         self.setup_error = None
         self.mark_dirty()
         self.ctx.address_changed(self)
@@ -461,6 +472,31 @@ class PodWorker:
         await self.event("Warning", "SandboxChanged", "Pod sandbox died, the pod is failed")
         await trio.to_thread.run_sync(self.ctx.cgroups.kill_all, self.uid, None, signal.SIGKILL)
 
+    async def _watch_volume_usage(self) -> None:
+        """Evict the pod (Failed, reason Evicted, containers killed at once) when an emptyDir
+        grows past its sizeLimit, as the kubelet's eviction manager does."""
+        limits = volumes.size_limits(self.pod)
+        while not self.stopping:
+            await trio.sleep(VOLUME_CHECK_SECONDS)
+            for name, limit in limits.items():
+                path = self.volume_paths.get(name)
+                if path is None:
+                    continue
+                used = await trio.to_thread.run_sync(volumes.disk_usage, path)
+                if used > limit and not self.stopping:
+                    await self._evict(f'Usage of EmptyDir volume "{name}" exceeds the limit '
+                                      f'"{_quantity_text(self.pod, name)}". ')
+                    return
+
+    async def _evict(self, message: str) -> None:
+        log.warning("pod %s/%s: evicted: %s", self.namespace, self.name, message)
+        self.failure = PodFailure("Evicted", message)
+        self._enter(Phase.STOPPING)
+        self.mark_dirty()
+        await self.event("Warning", "Evicted", message)
+        await trio.to_thread.run_sync(self.ctx.cgroups.kill_all, self.uid, None,
+                                      signal.SIGKILL)
+
     async def _rebuild_sandbox(self) -> bool:
         """After the pause died: release the old sandbox, set up a new one (new pause, new
         address) for the same pod, and count a restart for every container that will start
@@ -525,6 +561,8 @@ class PodWorker:
         """Remove every trace of the pod on the host (not persistent volumes). Idempotent."""
         await self._release_runtime()
         with trio.CancelScope(shield=True):
+            # Memory-backed emptyDirs are tmpfs mounts in the pod dir: off before removal.
+            await trio.to_thread.run_sync(volumes.unmount_below, self.pod_dir)
             for path in (self.pod_dir, layout.exit_dir(self.ctx.run_dir, self.uid)):
                 await trio.to_thread.run_sync(partial(shutil.rmtree, path, ignore_errors=True))
             records.remove_record(self.ctx.run_dir, self.uid)
@@ -558,7 +596,7 @@ class PodWorker:
         return status.pod_status(
             self._last_status, restart_policy=self.restart_policy,
             containers=list(self.statuses.values()), pod_ip=self.pod_ip, host_ip=self.host_ip,
-            start_time=self.start_time, now=now_iso(), sandbox_dead=failure is SANDBOX_DIED,
+            start_time=self.start_time, now=now_iso(), sandbox_dead=failure is not None,
             terminal=self.phase in (Phase.RELEASED, Phase.DONE) and self.deleting,
             reason=failure.reason if failure else None,
             message=failure.message if failure else self.setup_error)
@@ -586,3 +624,10 @@ class PodWorker:
             await self.ctx.store.record_event(self.pod, type_, reason, message)
         except Exception as e:  # noqa: BLE001 - events are best effort
             log.debug("pod %s: event %s not recorded: %s", self.uid, reason, e)
+
+
+def _quantity_text(pod: dict[str, Any], volume: str) -> str:
+    for v in (pod.get("spec") or {}).get("volumes") or []:
+        if v.get("name") == volume:
+            return str((v.get("emptyDir") or {}).get("sizeLimit"))
+    return "?"

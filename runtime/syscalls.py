@@ -15,6 +15,8 @@ _libc = ctypes.CDLL(None, use_errno=True)
 
 _libc.setns.argtypes = [ctypes.c_int, ctypes.c_int]
 _libc.umount2.argtypes = [ctypes.c_char_p, ctypes.c_int]
+_libc.mount.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong,
+                        ctypes.c_char_p]
 
 # Namespace flags (linux/sched.h).
 CLONE_NEWNS = 0x00020000
@@ -51,6 +53,17 @@ def _flag_names(flags: int) -> str:
 def setns(fd: int, nstype: int = 0) -> None:
     """Join the namespace that ``fd`` (an open ``/proc/<pid>/ns/*`` file) refers to."""
     _check(_libc.setns(fd, nstype), f"setns(fd={fd}, {_flag_names(nstype)})")
+
+
+MS_NOSUID = 2
+MS_NODEV = 4
+
+
+def mount(source: str, target: str, fstype: str, flags: int = 0, data: str = "") -> None:
+    """mount(2), for the one mount the daemon makes on the host: a memory-backed emptyDir's
+    tmpfs (runtime/volumes.py)."""
+    _check(_libc.mount(source.encode(), target.encode(), fstype.encode(), flags,
+                       data.encode()), f"mount({source!r}, {target!r}, {fstype!r})")
 
 
 def umount2(target: str, flags: int = 0) -> None:

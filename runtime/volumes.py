@@ -12,14 +12,16 @@ from __future__ import annotations
 
 import os
 import posixpath
+import stat
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from . import layout
+from . import layout, syscalls
 from .safepath import resolve_beneath
 
+from tinykube.model import quantity
 from tinykube.model.schema import VOLUME_SOURCES, volume_sources
 
 
@@ -43,7 +45,6 @@ def claim_dir(root: Path, namespace: str, claim: str) -> Path:
 
 def prepare_volumes(pod: dict[str, Any], root: Path) -> dict[str, Path]:
     """Create every volume of the pod on the host; returns {volume name: host path}."""
-    meta = pod["metadata"]
     paths: dict[str, Path] = {}
     for i, volume in enumerate((pod.get("spec") or {}).get("volumes") or []):
         field = f"spec.volumes[{i}]"
@@ -52,31 +53,133 @@ def prepare_volumes(pod: dict[str, Any], root: Path) -> dict[str, Path]:
         if len(sources) != 1:
             raise VolumeError(f"{field}: needs exactly one volume source of "
                               f"{', '.join(VOLUME_SOURCES)}, got {sources or 'none'}")
-        paths[name] = PREPARE[sources[0]](volume, meta, root, field)
+        paths[name] = PREPARE[sources[0]](volume, pod, root, field)
     return paths
 
 
-def _empty_dir(volume: dict[str, Any], meta: dict[str, Any], root: Path, field: str) -> Path:
-    uid = layout.component(meta["uid"], "metadata.uid", VolumeError)
+def _empty_dir(volume: dict[str, Any], pod: dict[str, Any], root: Path, field: str) -> Path:
+    uid = layout.component(pod["metadata"]["uid"], "metadata.uid", VolumeError)
     path = layout.empty_dir(root, uid, volume["name"])
     path.mkdir(parents=True, exist_ok=True)
+    source = volume.get("emptyDir") or {}
+    if source.get("medium") == "Memory":
+        try:
+            mount_memory_dir(path, memory_dir_size(pod, source))
+        except OSError as e:
+            raise VolumeError(f"{field}.emptyDir: mounting a tmpfs on {path}: {e}") from None
+    _apply_fs_group(path, pod, field)
     return path
 
 
-def _claim(volume: dict[str, Any], meta: dict[str, Any], root: Path, field: str) -> Path:
+def _claim(volume: dict[str, Any], pod: dict[str, Any], root: Path, field: str) -> Path:
     claim: Any = (volume["persistentVolumeClaim"] or {}).get("claimName")
-    path = claim_dir(root, meta.get("namespace") or "default", claim)
+    path = claim_dir(root, pod["metadata"].get("namespace") or "default", claim)
     path.mkdir(parents=True, exist_ok=True)
+    _apply_fs_group(path, pod, field)
     return path
 
 
-def _host(volume: dict[str, Any], meta: dict[str, Any], root: Path, field: str) -> Path:
+def _host(volume: dict[str, Any], pod: dict[str, Any], root: Path, field: str) -> Path:
     return _host_path(volume["hostPath"] or {}, f"{field}.hostPath")
+
+
+def _apply_fs_group(path: Path, pod: dict[str, Any], field: str) -> None:
+    group = ((pod.get("spec") or {}).get("securityContext") or {}).get("fsGroup")
+    if group is None:
+        return
+    try:
+        apply_fs_group(path, int(group))
+    except OSError as e:
+        raise VolumeError(f"{field}: applying fsGroup {group}: {e}") from None
+
+
+def memory_dir_size(pod: dict[str, Any], source: dict[str, Any]) -> int | None:
+    """The tmpfs size of a `medium: Memory` emptyDir, as the kubelet sizes it: sizeLimit, else
+    the pod's memory limit (the sum of its containers', if every one has one), else the
+    tmpfs default (half the RAM). Its pages count against the pod's memory cgroup anyway."""
+    if source.get("sizeLimit") not in (None, ""):
+        return quantity.memory_bytes(source["sizeLimit"])
+    total = 0
+    for container in (pod.get("spec") or {}).get("containers") or []:
+        limit = ((container.get("resources") or {}).get("limits") or {}).get("memory")
+        if limit in (None, ""):
+            return None
+        total += quantity.memory_bytes(limit)
+    return total or None
+
+
+def mount_memory_dir(path: Path, size: int | None) -> None:
+    """A tmpfs on `path` (idempotent: an existing one is kept). It lives in the host's mount
+    table under the pod dir, so teardown unmounts it (`unmount_below`)."""
+    if os.path.ismount(path):
+        return
+    options = "mode=0777" + (f",size={max(size, 4096)}" if size else "")
+    syscalls.mount("tmpfs", str(path), "tmpfs", syscalls.MS_NOSUID | syscalls.MS_NODEV, options)
+
+
+def unmount_below(directory: Path) -> None:
+    """Detach every mount at or below `directory` (a pod's memory-backed emptyDirs), deepest
+    first, so the directory can be removed without reaching into a mount."""
+    prefix = os.path.realpath(directory)
+    targets = []
+    try:
+        with open("/proc/self/mountinfo") as f:
+            for line in f:
+                target = line.split()[4].replace("\\040", " ")
+                if target == prefix or target.startswith(prefix + "/"):
+                    targets.append(target)
+    except OSError:
+        return
+    for target in sorted(targets, key=len, reverse=True):
+        try:
+            syscalls.umount2(target, syscalls.MNT_DETACH)
+        except OSError:
+            pass
+
+
+def apply_fs_group(path: Path, gid: int) -> None:
+    """What the kubelet does for fsGroup: the volume and everything in it belong to group
+    `gid`, group-writable, directories setgid (new files inherit the group), so a non-root
+    container can write its own volume. Walks with file descriptors and never follows a
+    symlink a container left in the volume (a symlink itself is left alone)."""
+    _own(path, None, gid, directory=True)
+    for top, dirs, files, top_fd in os.fwalk(path, follow_symlinks=False):
+        for name in dirs + files:
+            _own(Path(top) / name, top_fd, gid, name=name)
+
+
+def _own(path: Path, dir_fd: int | None, gid: int, *, name: str | None = None,
+         directory: bool = False) -> None:
+    flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC | os.O_NOCTTY
+    try:
+        fd = os.open(name if name is not None else path, flags, dir_fd=dir_fd)
+    except OSError:
+        return  # a symlink (ELOOP), a socket or fifo we cannot open, or gone meanwhile
+    try:
+        st = os.fstat(fd)
+        if not (stat.S_ISDIR(st.st_mode) or stat.S_ISREG(st.st_mode)):
+            return
+        os.fchown(fd, -1, gid)
+        extra = stat.S_IRGRP | stat.S_IWGRP
+        if stat.S_ISDIR(st.st_mode):
+            extra |= stat.S_IXGRP | stat.S_ISGID
+        os.fchmod(fd, stat.S_IMODE(st.st_mode) | extra)
+    finally:
+        os.close(fd)
 
 
 # How each of the model's VOLUME_SOURCES becomes a host path (tests check every one has one).
 PREPARE: dict[str, Callable[[dict[str, Any], dict[str, Any], Path, str], Path]] = {
     "emptyDir": _empty_dir, "hostPath": _host, "persistentVolumeClaim": _claim,
+}
+
+
+# hostPath.type -> (what the path must be, the test); the kubelet's hostPathTypeChecker.
+_HOST_PATH_KINDS: dict[str, tuple[str, Callable[[int], bool]]] = {
+    "Directory": ("a directory", stat.S_ISDIR), "DirectoryOrCreate": ("a directory", stat.S_ISDIR),
+    "File": ("a file", stat.S_ISREG), "FileOrCreate": ("a file", stat.S_ISREG),
+    "Socket": ("a socket file", stat.S_ISSOCK), "CharDevice": ("a character device", stat.S_ISCHR),
+    "BlockDevice": ("a block device", stat.S_ISBLK),
 }
 
 
@@ -86,16 +189,23 @@ def _host_path(source: dict[str, Any], field: str) -> Path:
         raise VolumeError(f"{field}.path: must be an absolute path, got {raw!r}")
     path = Path(raw)
     kind = source.get("type") or ""
-    if kind in ("", "DirectoryOrCreate"):
-        if not path.exists():
-            path.mkdir(parents=True, exist_ok=True)
-    elif kind == "FileOrCreate":
+    if kind == "" and not path.exists():
+        path.mkdir(parents=True, exist_ok=True)
+    elif kind == "DirectoryOrCreate" and not path.exists():
+        path.mkdir(mode=0o755, parents=True, exist_ok=True)
+    elif kind == "FileOrCreate" and not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.touch(exist_ok=True)
-    elif kind == "Directory" and not path.is_dir():
-        raise VolumeError(f"{field}: {raw} is not a directory")
-    elif kind == "File" and not path.is_file():
-        raise VolumeError(f"{field}: {raw} is not a file")
+        path.touch(mode=0o644, exist_ok=True)
+    if kind in _HOST_PATH_KINDS:
+        what, test = _HOST_PATH_KINDS[kind]
+        try:
+            ok = test(os.stat(path).st_mode)
+        except FileNotFoundError:
+            raise VolumeError(f"{field}: hostPath type check failed: {raw} does not exist "
+                              f"(type {kind} needs {what})") from None
+        if not ok:
+            raise VolumeError(f"{field}: hostPath type check failed: {raw} is not {what} "
+                              f"(type {kind})")
     return path
 
 
@@ -149,3 +259,36 @@ def working_dir(cwd: str | None, mounts: list[BindMount], scratch: Path,
         return None
     scratch.mkdir(parents=True, exist_ok=True)
     return BindMount(scratch, target)
+
+
+def size_limits(pod: dict[str, Any]) -> dict[str, int]:
+    """{volume name: sizeLimit bytes} of the pod's disk-backed emptyDirs that have one (a
+    memory-backed one is held to its size by its tmpfs)."""
+    limits = {}
+    for volume in (pod.get("spec") or {}).get("volumes") or []:
+        source = volume.get("emptyDir")
+        if isinstance(source, dict) and source.get("sizeLimit") not in (None, "") \
+                and source.get("medium") != "Memory":
+            limits[volume["name"]] = quantity.memory_bytes(source["sizeLimit"])
+    return limits
+
+
+def disk_usage(path: Path) -> int:
+    """(Blocking.) Bytes a directory tree uses on disk, as `du` counts them (allocated
+    blocks), never following a symlink."""
+    total = 0
+    stack = [str(path)]
+    while stack:
+        try:
+            entries = list(os.scandir(stack.pop()))
+        except OSError:
+            continue
+        for entry in entries:
+            try:
+                st = entry.stat(follow_symlinks=False)
+            except OSError:
+                continue
+            total += st.st_blocks * 512
+            if stat.S_ISDIR(st.st_mode):
+                stack.append(entry.path)
+    return total
