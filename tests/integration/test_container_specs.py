@@ -4,8 +4,12 @@ with the field named, or run as the kernel allows; long pod names; a volume on /
 from __future__ import annotations
 
 import copy
+import os
+import subprocess
 
 import pytest
+
+from tests.integration.daemon import wait_for
 
 from tinykube.model.errors import Invalid
 
@@ -83,3 +87,33 @@ def test_a_volume_mounted_on_etc_runs_with_the_pods_hosts_file(daemon):
     assert hosts.returncode == 0 and "spec" in hosts.stdout, hosts.stdout + hosts.stderr
     own = daemon.exec("spec", "cat", "/etc/own")
     assert own.stdout == "mine\n", own.stdout + own.stderr
+
+
+@pytest.mark.parametrize("what, spec", [
+    ("missing binary", {"containers": [{"name": "c", "command": ["/no/such/binary"]}]}),
+    ("hostPath type", {"containers": [{"name": "c", "command": ["sleep", "3600"],
+                                       "volumeMounts": [{"name": "h", "mountPath": "/h"}]}],
+                       "volumes": [{"name": "h", "hostPath": {"path": "/dev/null",
+                                                              "type": "Directory"}}]}),
+    ("unwritable workingDir", {"containers": [{"name": "c", "command": ["sleep", "3600"],
+                                               "workingDir": "/proc/1/nope"}]}),
+])
+def test_a_pod_that_cannot_start_is_deleted_without_leaks(daemon, what, spec):
+    obj = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "stuck"},
+           "spec": {"terminationGracePeriodSeconds": 1, **spec}}
+    uid = daemon.client.create(obj)["metadata"]["uid"]
+
+    def tried() -> bool:
+        pod = daemon.pod("stuck")
+        events = {e["reason"] for e in daemon.client.events(pod)}
+        return bool(events & {"Failed", "FailedMount", "BackOff", "FailedCreatePodSandBox"})
+    wait_for(tried, timeout=30, what=f"a failed start ({what})")
+    daemon.client.delete("Pod", "stuck", "default")
+    wait_for(lambda: not daemon.client.list("Pod", "default"), timeout=30, what="deleted")
+    assert not (daemon.run_dir / "pods" / f"{uid}.json").exists(), "pod record left"
+    assert not (daemon.root / "pods" / uid).exists(), "pod dir left"
+    links = subprocess.run(["ip", "-o", "link"], capture_output=True, text=True,
+                           check=True).stdout
+    assert f"tkv{uid[:8]}" not in links, "veth left"
+    leftover = [d for d, _, _ in os.walk("/sys/fs/cgroup") if d.endswith(f"pod-{uid}")]
+    assert not leftover, leftover
