@@ -10,7 +10,6 @@ import subprocess
 import pytest
 
 from tests.integration.daemon import wait_for
-
 from tinykube.model.errors import Invalid
 
 pytestmark = pytest.mark.root
