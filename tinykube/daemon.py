@@ -83,6 +83,17 @@ async def run(config: DaemonConfig, *, task_status=trio.TASK_STATUS_IGNORED) -> 
         raise
     network = network_for(config)
     await network.ensure_bridge()
+    dns_sockets = None
+    if config.cluster_dns:  # bound now: a taken port 53 is a one-line error, like --listen
+        from tinykube.services.dnsserver import bind_sockets
+
+        try:
+            dns_sockets = await bind_sockets(network.gateway)
+        except OSError as e:
+            store.close()
+            network.close()
+            raise ListenError(f"cluster DNS: cannot listen on {network.gateway}:53 ({e}); "
+                              "stop what uses it or run with --no-cluster-dns") from None
     cgroups = detect_pinned(config.run_dir, config.cgroup_parent, subtree=config.cgroup_subtree)
     cgroups.pod_pids_limit = config.pod_max_pids
     # Hidden from containers besides this daemon's root and run dir: its socket, and the
@@ -108,7 +119,7 @@ async def run(config: DaemonConfig, *, task_status=trio.TASK_STATUS_IGNORED) -> 
                 await nursery.start(serve_tls, api, config.listen, pki)
             await nursery.start(kubelet.run)
             await nursery.start(run_all, store)
-            await _start_services(nursery, config, store, network)
+            await _start_services(nursery, config, store, network, dns_sockets)
             log.info("tinykube is serving on %s%s (root %s)", config.socket_path,
                      f" and {config.listen.url}" if config.listen else "", config.root)
             task_status.started()
@@ -120,7 +131,7 @@ async def run(config: DaemonConfig, *, task_status=trio.TASK_STATUS_IGNORED) -> 
 
 
 async def _start_services(nursery: trio.Nursery, config: DaemonConfig, store: Store,
-                          network) -> None:
+                          network, dns_sockets) -> None:
     """The service proxy and cluster DNS (after the kubelet made the bridge they use)."""
     from tinykube.services.dnsserver import DnsServer, parse_upstream
     from tinykube.services.proxy import ServiceProxy
@@ -129,9 +140,10 @@ async def _start_services(nursery: trio.Nursery, config: DaemonConfig, store: St
     if config.service_proxy:
         facts = NetworkFacts(config.bridge, network.cidr, (network.gateway, "127.0.0.1"))
         await nursery.start(ServiceProxy(store, facts, network.route_services).run)
-    if config.cluster_dns:
+    if dns_sockets is not None:
         await nursery.start(DnsServer(store, network.gateway,
-                                      upstream=parse_upstream(config.dns_upstream)).run)
+                                      upstream=parse_upstream(config.dns_upstream)).run,
+                            dns_sockets)
 
 
 async def _stop_on_signal(scope: trio.CancelScope) -> None:

@@ -466,3 +466,20 @@ def test_kubectl_applies_web_yaml_and_shows_services_as_kubernetes_does(daemon, 
     # Applying the same manifest again is no change (clusterIP None kept, nothing to patch).
     again = kube.kubectl("apply", "-f", "-", input=WEB_YAML).stdout
     assert "service/nginx unchanged" in again, again
+
+
+def test_a_taken_dns_port_is_a_one_line_error(daemon):
+    import socket
+
+    daemon.stop()  # the bridge (and its address) stays, as after any stop
+    gateway = str(ipaddress.ip_network(daemon.cidr)[1])
+    squatter = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    squatter.bind((gateway, 53))
+    try:
+        with pytest.raises(AssertionError, match="exited with 1") as failed:
+            daemon.start()
+        assert "cluster DNS: cannot listen on" in str(failed.value)
+        assert "--no-cluster-dns" in str(failed.value) and "Traceback" not in str(failed.value)
+    finally:
+        squatter.close()
+    daemon.start()  # free again: starts

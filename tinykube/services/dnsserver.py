@@ -95,6 +95,22 @@ def answer(index: DnsIndex, query: dns.message.Message) -> dns.message.Message |
     return response
 
 
+async def bind_sockets(address: str, port: int = 53
+                       ) -> tuple[trio.socket.SocketType, trio.socket.SocketType]:
+    """UDP and TCP sockets bound to address:port (OSError when taken)."""
+    udp = trio.socket.socket(trio.socket.AF_INET, trio.socket.SOCK_DGRAM)
+    tcp = trio.socket.socket(trio.socket.AF_INET, trio.socket.SOCK_STREAM)
+    try:
+        tcp.setsockopt(trio.socket.SOL_SOCKET, trio.socket.SO_REUSEADDR, 1)
+        await udp.bind((address, port))
+        await tcp.bind((address, port))
+    except BaseException:
+        udp.close()
+        tcp.close()
+        raise
+    return udp, tcp
+
+
 class DnsServer:
     def __init__(self, store: Store, address: str, port: int = 53,
                  upstream: Upstream | None = None) -> None:
@@ -107,14 +123,12 @@ class DnsServer:
     async def rebuild(self) -> None:
         self.index = build_index(self.store.list("Service"), self.store.list("EndpointSlice"))
 
-    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
+    async def run(self, sockets: tuple[trio.socket.SocketType, trio.socket.SocketType] | None
+                  = None, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
                   ) -> None:
-        udp = trio.socket.socket(trio.socket.AF_INET, trio.socket.SOCK_DGRAM)
-        tcp = trio.socket.socket(trio.socket.AF_INET, trio.socket.SOCK_STREAM)
+        """Serve on `sockets` (from `bind_sockets`; bound here when None) until cancelled."""
+        udp, tcp = sockets or await bind_sockets(self.address, self.port)
         with udp, tcp:
-            tcp.setsockopt(trio.socket.SOL_SOCKET, trio.socket.SO_REUSEADDR, 1)
-            await udp.bind((self.address, self.port))
-            await tcp.bind((self.address, self.port))
             tcp.listen(64)
             async with trio.open_nursery() as nursery:
                 await nursery.start(rebuild_on_changes, self.store,
