@@ -24,6 +24,10 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("tinykube.services.proxy")
 
+# Every so often the table is read back from the kernel and rewritten whole, so rules that
+# someone else changed or flushed (a firewall reload) are repaired without a Service change.
+FULL_RESYNC_SECONDS = 300.0
+
 
 class ServiceProxy:
     def __init__(self, store: Store, facts: NetworkFacts,
@@ -36,16 +40,21 @@ class ServiceProxy:
         self._tables: Tables | None = None  # what the kernel holds after our last sync
         self.syncs = 0
         self.last_sync_seconds = 0.0
+        self._last_full = time.monotonic()
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
                   ) -> None:
         await rebuild_on_changes(self.store, ("Service", "EndpointSlice"), self.sync,
-                                 "service proxy", task_status=task_status)
+                                 "service proxy", resync_seconds=FULL_RESYNC_SECONDS,
+                                 task_status=task_status)
 
     async def sync(self) -> None:
         started = time.perf_counter()
         ports = service_ports(self.store.list("Service"), self.store.list("EndpointSlice"))
+        if time.monotonic() - self._last_full >= FULL_RESYNC_SECONDS:
+            self._tables = None
         if self._tables is None:
+            self._last_full = time.monotonic()
             self._tables = await trio.to_thread.run_sync(nft.existing, self.table)
         commands, after = ruleset(self.facts, ports, self._tables)
         try:

@@ -54,18 +54,27 @@ async def watch_kind(store: Store, kind: str, changes: Changes, *,
         return
 
 
+async def _every(seconds: float, changes: Changes) -> None:
+    while True:
+        await trio.sleep(seconds)
+        changes.mark()
+
+
 async def rebuild_on_changes(store: Store, kinds: tuple[str, ...],
                              rebuild: Callable[[], Awaitable[Any]], name: str, *,
-                             retry_seconds: float = 1.0,
+                             retry_seconds: float = 1.0, resync_seconds: float | None = None,
                              task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
                              ) -> None:
-    """Watch `kinds`; after every change (and once at the start) await `rebuild()`. A failed
-    rebuild is logged once per distinct error and retried after `retry_seconds`."""
+    """Watch `kinds`; after every change (and once at the start, and every `resync_seconds`
+    when set) await `rebuild()`. A failed rebuild is logged once per distinct error and
+    retried after `retry_seconds`."""
     changes = Changes()
     last_error = None
     async with trio.open_nursery() as nursery:
         for kind in kinds:
             await nursery.start(watch_kind, store, kind, changes)
+        if resync_seconds:
+            nursery.start_soon(_every, resync_seconds, changes)
         task_status.started()
         while True:
             await changes.wait()
