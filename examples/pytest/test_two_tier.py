@@ -1,0 +1,81 @@
+"""A two-tier app under test: web (a Deployment) reading from db (a StatefulSet), each pod a
+real process with its own network namespace, run by the `tinykube` fixture that installing
+tinykube provides. Run: `sudo pytest` here (or `pytest -n 2`)."""
+
+import http.client
+import threading
+from pathlib import Path
+
+import pytest
+
+# Applied before every test of this module, which starts once all of it is Ready (the
+# Deployment rolled out, the StatefulSet's pod ready); deleted again after each test.
+pytestmark = pytest.mark.tinykube(manifests=["db.yaml", "web.yaml"])
+HERE = Path(__file__).parent
+
+
+def web_pods(tinykube):
+    return [p["metadata"]["name"] for p in tinykube.get("pods", selector="app=web")
+            if "deletionTimestamp" not in p["metadata"]]  # not the terminating ones
+
+
+def test_every_web_pod_reads_from_the_db(tinykube):
+    pods = web_pods(tinykube)
+    assert len(pods) == 2
+    for pod in pods:
+        response = tinykube.http_get(pod, 8080, "/")
+        assert response.status == 200
+        version, served_by, db_row = response.text.split(" ", 2)
+        assert (version, served_by) == ("v1", pod)
+        assert db_row.strip() == "db-0 rows=42"
+
+
+def test_db_pod_is_reachable_by_exec_and_logs(tinykube):
+    code, output = tinykube.exec("db-0", ["python3", "-c",
+                                          "import socket; print(socket.gethostname())"])
+    assert (code, output) == (0, "db-0\n")
+    assert tinykube.exec("db-0", "exit 3").exit_code == 3
+    assert "db listening on 7001" in tinykube.logs("db-0")
+
+
+def test_rolling_update_keeps_serving(tinykube):
+    """Requests through the web Service never fail while every web pod is replaced."""
+    address = tinykube.get("service/web")["spec"]["clusterIP"]
+    answers, failures = [], []
+    stop = threading.Event()
+
+    def load():
+        while not stop.is_set():
+            conn = http.client.HTTPConnection(address, 80, timeout=5)
+            try:
+                conn.request("GET", "/")
+                response = conn.getresponse()
+                body = response.read().decode()
+                (answers if response.status == 200 else failures).append(body)
+            except OSError as e:
+                failures.append(repr(e))
+            finally:
+                conn.close()
+
+    before = set(web_pods(tinykube))
+    worker = threading.Thread(target=load)
+    worker.start()
+    try:
+        tinykube.apply((HERE / "web.yaml").read_text().replace("value: v1", "value: v2"))
+        tinykube.wait("deployment/web", timeout=180)  # Ready: the new version rolled out
+        stop.set()
+        worker.join()
+    finally:
+        stop.set()
+        worker.join()
+
+    total = len(failures) + len(answers)
+    assert not failures, f"{len(failures)} of {total} requests failed: {failures[:5]}"
+    versions = [answer.split(" ", 1)[0] for answer in answers]
+    assert "v1" in versions and "v2" in versions  # served throughout, old and new
+    assert versions[-1] == "v2"
+    after = set(web_pods(tinykube))
+    assert len(after) == 2 and not after & before  # every pod was replaced
+    for pod in after:
+        assert tinykube.http_get(pod, 8080, "/").text.startswith(f"v2 {pod} db-0")
+
