@@ -7,7 +7,7 @@ import os
 import pytest
 
 # Fixtures that only work as root: a test using one is a root test without saying so again.
-ROOT_FIXTURES = frozenset({"daemon", "cgroups", "kube", "node"})
+ROOT_FIXTURES = frozenset({"daemon", "cgroups", "kube", "node", "tinykube"})
 
 
 @pytest.hookimpl(tryfirst=True)  # before `-m` selects by marker
