@@ -34,7 +34,9 @@ REPORTED_KINDS = tuple(k for k in KINDS if k.workload or k.kind == "Pod")
 
 class ExecResult(NamedTuple):
     exit_code: int
-    output: str  # stdout and stderr, interleaved as the container wrote them
+    # stdout and stderr as the daemon read them: two pipes, so lines written to both at
+    # nearly the same time may come in either order
+    output: str
 
 
 class HttpResponse(NamedTuple):

@@ -19,6 +19,7 @@ from __future__ import annotations
 import atexit
 import os
 import random
+import re
 import signal
 import threading
 from collections.abc import Iterator
@@ -40,6 +41,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="scope of the tinykube fixture (default: ini tinykube_scope, session)")
     parser.addini("tinykube_scope", "scope of the tinykube fixture (session, package, module, "
                   "class or function)", default="session")
+    parser.addini("tinykube_name_tag", "up to 2 letters or digits that start the names of "
+                  "this run's host resources (bridge tkd<tag>..., cgroup tinykube-test-<tag>...)"
+                  ", to tell them from other runs'", default="")
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -67,12 +71,15 @@ def require_root() -> None:
     pytest.skip(reason)
 
 
-def daemon_tag() -> str:
-    """Names this process's daemon: the xdist worker (w0, w1, ...; m without xdist), the pid,
-    a random digit. Short: the bridge is `tkd<tag>` and a link name has 15 characters."""
+def daemon_tag(name_tag: str = "") -> str:
+    """Names this process's daemon: the ini option tinykube_name_tag, the xdist worker (w0,
+    w1, ...; m without xdist), the pid, a random digit. Short: the bridge is `tkd<tag>` and a
+    link name has 15 characters."""
+    if not re.fullmatch(r"[a-z0-9]{0,2}", name_tag.lower()):
+        raise pytest.UsageError(f"tinykube_name_tag: {name_tag!r} is not 0-2 letters or digits")
     worker = os.environ.get("PYTEST_XDIST_WORKER", "")
     prefix = "w" + worker.removeprefix("gw") if worker else "m"
-    return f"{prefix}{os.getpid() % 1000:03d}{random.randrange(10)}"
+    return f"{name_tag.lower()}{prefix}{os.getpid() % 1000:03d}{random.randrange(10)}"
 
 
 class _Teardown:
@@ -103,11 +110,12 @@ def _terminate_as_interrupt(signum: int, frame: Any) -> None:
 
 
 @pytest.fixture(scope=_scope)
-def tinykube(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TinyKube]:
+def tinykube(pytestconfig: pytest.Config, tmp_path_factory: pytest.TempPathFactory
+             ) -> Iterator[TinyKube]:
     """A running tinykube daemon, isolated from every other (see the module docstring)."""
     require_root()
     base = tmp_path_factory.mktemp("tinykube")
-    daemon = Daemon(base, tag=daemon_tag())
+    daemon = Daemon(base, tag=daemon_tag(pytestconfig.getini("tinykube_name_tag")))
     teardown = _Teardown(daemon)
     atexit.register(teardown.at_exit)
     # SIGTERM (a CI timeout, `kill`) would end the process without finalizers or atexit: turn
