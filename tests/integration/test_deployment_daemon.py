@@ -179,10 +179,12 @@ def test_rolling_update_keeps_fences_completes_and_undo_reuses_the_old_replica_s
         assert template_version(second) == "2"
         assert {len(s.hashes) for s in rollout} >= {2}, "old and new pods never overlapped"
 
-        # All six pods are the new template; the old set is kept, scaled to zero.
-        by_hash = pods_by_hash(daemon)
+        # All six pods are the new template; the old set is kept, scaled to zero. As in
+        # Kubernetes, the rollout is complete while old pods may still be terminating.
         new_hash = second["metadata"]["labels"][util.HASH_LABEL]
-        assert list(by_hash) == [new_hash] and len(by_hash[new_hash]) == 6
+        by_hash = wait_for(lambda: (found := pods_by_hash(daemon)).keys() == {new_hash}
+                           and found, timeout=30, what="the old pods to finish terminating")
+        assert len(by_hash[new_hash]) == 6
         assert replica_sets(daemon)[first["metadata"]["name"]]["spec"]["replicas"] == 0
 
         history = daemon.cli("rollout", "history", "deployment/web").stdout

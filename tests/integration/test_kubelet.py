@@ -355,6 +355,10 @@ async def test_restart_readopts_running_pods_and_reads_exit_files(node: Node):
     assert container_status(quitter, "job")["state"]["terminated"]["exitCode"] == 7
     keeper = node.store.get("Pod", "default", "keeper")
     assert container_status(keeper, "app")["containerID"] == container_id
+    # Re-adoption verifies the pod's veth before the worker holds its sandbox again: wait
+    # for that (a loaded machine finishes "quitter" first), then check it is the same pause.
+    await node.wait_for("keeper", lambda p: node.kubelet.workers[uid].live is not None, 15,
+                        "keeper's sandbox re-adopted")
     assert node.kubelet.workers[uid].live.pause.pause_pid == pause_pid
     # The re-adopted container is supervised: killing its app restarts it.
     shim = int(container_id.removeprefix("tinykube://"))
