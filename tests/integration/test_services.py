@@ -129,6 +129,8 @@ def test_cluster_ip_spreads_over_every_ready_pod(daemon):
     # The CLI shows what kubectl shows.
     listing = daemon.cli("get", "svc,endpointslices").stdout
     assert "service/web" in listing and cluster_ip in listing and "80/TCP" in listing
+    assert re.search(r"^endpointslice\.discovery\.k8s\.io/web-\w{5}\s+IPv4\s+8080\s+", listing,
+                     re.MULTILINE), listing
     described = daemon.cli("describe", "svc", "web").stdout
     endpoints_line = next(line for line in described.splitlines()
                           if line.startswith("Endpoints:"))
