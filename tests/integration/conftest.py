@@ -3,6 +3,7 @@ import os
 import pytest
 
 from tests.integration.daemon import Daemon
+from tinykube.testing.lifecycle import running
 
 
 @pytest.fixture
@@ -18,9 +19,7 @@ def cgroups():
 
 @pytest.fixture
 def daemon(tmp_path):
-    """A running daemon on a temp root; everything it made is removed and checked after."""
-    d = Daemon(tmp_path).start()
-    try:
+    """A running daemon on a temp root; everything it made is removed and checked after (the
+    pytest plugin's teardown: also when the run is interrupted)."""
+    with running(Daemon(tmp_path)) as d:
         yield d
-    finally:
-        d.cleanup()

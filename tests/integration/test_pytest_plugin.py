@@ -3,7 +3,9 @@ daemon, the async variants under pytest-trio, and, in an inner pytest run, the m
 failure report and the teardown leaving nothing behind. (examples/pytest is the user-facing
 suite; scripts/test-pytest-example runs it from a wheel in a fresh virtualenv.)"""
 
+import json
 import os
+import signal
 import subprocess
 import sys
 import textwrap
@@ -11,6 +13,7 @@ import textwrap
 import pytest
 
 from tinykube.model.errors import ApiError
+from tinykube.testing import wait_for
 
 POD = """
 apiVersion: v1
@@ -66,6 +69,17 @@ async def test_async_verbs_under_trio(tinykube, echo):
     assert (await tinykube.aio.exec("echo", ["true"])).exit_code == 0
 
 
+def test_async_verbs_under_asyncio(tinykube, echo):
+    """The same coroutines on asyncio (what anyio's asyncio backend runs)."""
+    import asyncio
+
+    async def main():
+        return await tinykube.aio.pod_ip("echo"), await tinykube.aio.logs("echo")
+
+    ip, log = asyncio.run(main())
+    assert ip == echo["status"]["podIP"] and "Serving HTTP" in log
+
+
 INNER = '''
 import pytest
 
@@ -102,3 +116,63 @@ def test_marker_report_and_teardown_in_an_inner_run(tmp_path):
         assert section in out, out
     assert "Name:" in out and "never" in out  # describe of the pod that is not Ready
     assert "Readiness probe failed" in out  # its events
+
+
+HANGING = '''
+import json, time
+
+POD = """{pod}"""
+
+def test_hangs_until_interrupted(tinykube):
+    tinykube.apply(POD)
+    pod = tinykube.wait("pod/echo", timeout=120)
+    pid = int(pod["status"]["containerStatuses"][0]["containerID"].split("://")[1])
+    with open({ready!r}, "w") as f:
+        json.dump({{"pid": pid}}, f)
+    time.sleep(600)
+'''
+
+
+def _host_resources(tag: str, root: str) -> list[str]:
+    links = subprocess.run(["ip", "-o", "link", "show"], capture_output=True, text=True).stdout
+    found = [line.split(":")[1].strip() for line in links.splitlines()
+             if f": tkd{tag}" in line]
+    for dirpath, dirnames, _ in os.walk("/sys/fs/cgroup"):
+        found += [os.path.join(dirpath, d) for d in dirnames
+                  if d.startswith(f"tinykube-test-{tag}")]
+        dirnames[:] = [] if dirpath.count("/") >= 4 else dirnames  # subtrees sit at the top
+    with open("/proc/self/mountinfo") as f:
+        found += [line.split()[4] for line in f if root in line.split()[4]]
+    return found
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_an_interrupted_run_leaves_nothing_behind(tmp_path, sig):
+    if os.geteuid() != 0:
+        pytest.skip("needs root")
+    tag = "iq"  # ini tinykube_name_tag: names the inner run's bridge and cgroups
+    ready = tmp_path / "ready.json"
+    (tmp_path / "pytest.ini").write_text("[pytest]\n")
+    (tmp_path / "test_hang.py").write_text(
+        textwrap.dedent(HANGING).format(pod=POD, ready=str(ready)))
+    inner = subprocess.Popen([sys.executable, "-m", "pytest", "-p", "no:cacheprovider",
+                              "-o", f"tinykube_name_tag={tag}",
+                              "--basetemp", str(tmp_path / "base"), str(tmp_path / "test_hang.py")],
+                             cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                             text=True)
+    try:
+        wait_for(lambda: ready.exists() or inner.poll() is not None, timeout=240,
+                 what="the inner test's pod Ready")
+        assert inner.poll() is None, inner.communicate()[0]
+        pod_pid = json.loads(ready.read_text())["pid"]
+        assert _host_resources(tag, str(tmp_path)), "the inner daemon's bridge should be up"
+        inner.send_signal(sig)
+        out = inner.communicate(timeout=180)[0]
+    finally:
+        if inner.poll() is None:
+            inner.kill()
+            inner.wait()
+    assert "Interrupted" in out or "KeyboardInterrupt" in out, out
+    assert "cleanup at exit failed" not in out, out
+    assert not _host_resources(tag, str(tmp_path)), out
+    assert not os.path.exists(f"/proc/{pod_pid}"), f"the pod's process {pod_pid} is still running"

@@ -16,12 +16,9 @@
 
 from __future__ import annotations
 
-import atexit
 import os
 import random
 import re
-import signal
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -30,6 +27,7 @@ import pytest
 
 from .cluster import TinyKube
 from .daemon import Daemon
+from .lifecycle import running
 
 SCOPES = ("session", "package", "module", "class", "function")
 _ACTIVE = pytest.StashKey["TinyKube"]()
@@ -82,33 +80,6 @@ def daemon_tag(name_tag: str = "") -> str:
     return f"{name_tag.lower()}{prefix}{os.getpid() % 1000:03d}{random.randrange(10)}"
 
 
-class _Teardown:
-    """Runs once, from the fixture's finalizer or, if the process is leaving without it,
-    from atexit: delete everything, stop the daemon, `reset --purge`, check for leaks."""
-
-    def __init__(self, daemon: Daemon) -> None:
-        self.daemon = daemon
-        self._lock = threading.Lock()
-        self._done = False
-
-    def __call__(self) -> None:
-        with self._lock:
-            if self._done:
-                return
-            self._done = True
-        self.daemon.cleanup()
-
-    def at_exit(self) -> None:
-        try:
-            self()
-        except BaseException as e:  # noqa: BLE001 - the interpreter is exiting: say, don't raise
-            print(f"tinykube: cleanup at exit failed: {e!r}")
-
-
-def _terminate_as_interrupt(signum: int, frame: Any) -> None:
-    raise KeyboardInterrupt(f"signal {signum}")
-
-
 @pytest.fixture(scope=_scope)
 def tinykube(pytestconfig: pytest.Config, tmp_path_factory: pytest.TempPathFactory
              ) -> Iterator[TinyKube]:
@@ -116,24 +87,8 @@ def tinykube(pytestconfig: pytest.Config, tmp_path_factory: pytest.TempPathFacto
     require_root()
     base = tmp_path_factory.mktemp("tinykube")
     daemon = Daemon(base, tag=daemon_tag(pytestconfig.getini("tinykube_name_tag")))
-    teardown = _Teardown(daemon)
-    atexit.register(teardown.at_exit)
-    # SIGTERM (a CI timeout, `kill`) would end the process without finalizers or atexit: turn
-    # it into an interrupt, as Ctrl-C is, while a daemon is up.
-    old_term = None
-    if threading.current_thread() is threading.main_thread() \
-            and signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
-        old_term = signal.signal(signal.SIGTERM, _terminate_as_interrupt)
-    try:
-        daemon.start()
+    with running(daemon):
         yield TinyKube(daemon)
-    finally:
-        try:
-            teardown()
-        finally:
-            atexit.unregister(teardown.at_exit)
-            if old_term is not None:
-                signal.signal(signal.SIGTERM, old_term)
 
 
 @pytest.fixture(autouse=True)
