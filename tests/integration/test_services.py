@@ -485,3 +485,47 @@ def test_a_taken_dns_port_is_a_one_line_error(daemon):
     finally:
         squatter.close()
     daemon.start()  # free again: starts
+
+
+def test_not_ready_published_and_terminating_endpoints_as_kubernetes_marks_them(daemon):
+    def pod(name, ready):
+        probe = {} if ready else {"readinessProbe": {"exec": {"command": ["false"]},
+                                                     "periodSeconds": 1}}
+        return json.dumps({
+            "apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "labels": {"app": "p"}},
+            "spec": {"terminationGracePeriodSeconds": 30, "containers": [
+                {"name": "c", "command": ["sleep", "3600"], **probe}]}})
+
+    daemon.apply(pod("up", True))
+    daemon.apply(pod("never", False))
+    daemon.apply(client_pod())
+    for name, publish in (("everyone", True), ("readyonly", False)):
+        daemon.apply(json.dumps({
+            "apiVersion": "v1", "kind": "Service", "metadata": {"name": name},
+            "spec": {"clusterIP": "None", "selector": {"app": "p"},
+                     "publishNotReadyAddresses": publish,
+                     "ports": [{"name": "x", "port": 1}]}}))
+    up = daemon.wait_ready("up")
+    never = daemon.wait_running("never")
+    daemon.wait_running("client")
+    both = sorted([up["status"]["podIP"], never["status"]["podIP"]])
+    wait_endpoints(daemon, "everyone", 2)
+    assert dig(daemon, "client", "everyone.default.svc.cluster.local")["ips"] == both
+    assert dig(daemon, "client", "readyonly.default.svc.cluster.local")["ips"] == [
+        up["status"]["podIP"]]
+    # Terminating (it ignores SIGTERM for up to 30 s): kept, serving, no longer ready.
+    daemon.client.delete("Pod", "up", "default")
+
+    def conditions():
+        slices = daemon.client.list("EndpointSlice", "default",
+                                    "kubernetes.io/service-name=readyonly")
+        return next((e["conditions"] for s in slices for e in s.get("endpoints") or []
+                     if e["targetRef"]["name"] == "up" and e["conditions"]["terminating"]),
+                    None)
+    assert wait_for(conditions, timeout=30, what="a terminating endpoint") == {
+        "ready": False, "serving": True, "terminating": True}
+    # The Service still exists: its name answers NOERROR without addresses.
+    def answer():
+        result = dig(daemon, "client", "readyonly.default.svc.cluster.local")
+        return (result["rcode"], result["ips"])
+    wait_for(lambda: answer() == (0, []), timeout=10, what="no address for readyonly")
