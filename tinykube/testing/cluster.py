@@ -86,15 +86,19 @@ class TinyKube:
             return client.get(info, name, namespace or self.namespace)
 
     def delete(self, target: str, name: str | None = None, namespace: str | None = None,
-               wait: bool = True, timeout: float = 60) -> None:
-        """Delete an object (a missing one is fine); with `wait`, until it is gone."""
+               wait: bool = True, timeout: float = 60, cascade: str | None = None) -> None:
+        """Delete an object (a missing one is fine). With `wait` (the default) the deletion
+        is Foreground and returns once the object and its dependents (a Deployment's
+        ReplicaSets and pods) are gone, so the next test starts clean; `cascade` is the
+        propagationPolicy (Foreground, Background, Orphan) to use instead."""
         info, name = _target(target, name)
         if name is None:
             raise ValueError(f"delete needs KIND/NAME, got {target!r}")
         ns = namespace or self.namespace
         with self._client() as client:
             try:
-                client.delete(info, name, ns)
+                client.delete(info, name, ns,
+                              propagation=cascade or ("Foreground" if wait else None))
             except NotFound:
                 return
         if wait:
