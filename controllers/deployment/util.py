@@ -365,13 +365,10 @@ def rs_state(rs: Obj, pods: list[Obj], now: float) -> RSState:
     state = RSState(obj=copy.deepcopy(rs))
     min_ready = min_ready_seconds(rs)
     for pod in pods:
-        # A deleted pod counts against the surge until it is gone from the store, even once
-        # its phase is terminal (the worker writes that before it releases the pod's
-        # processes, address and cgroups): tinykube's fence is on pods that exist.
+        if meta.is_terminal(pod):
+            continue
         if meta.is_being_deleted(pod):
             state.terminating += 1
-            continue
-        if meta.is_terminal(pod):
             continue
         state.actual += 1
         if not meta.is_ready(pod):

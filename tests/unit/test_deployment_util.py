@@ -153,12 +153,3 @@ def test_rs_state_counts_pods():
 def test_round_half_away_from_zero():
     assert [util.round_half_away(x) for x in (0.5, 1.5, 2.5, -0.5, -2.5, 2.4)] == \
         [1, 2, 3, -1, -3, 2]
-
-
-def test_a_deleted_pod_counts_against_the_surge_until_it_is_gone_even_when_terminal():
-    """The worker writes a deleted pod's terminal phase before it removes the pod: it still
-    exists, so the rollout must not surge past it (regression: 10 pods > 8 at 25%/25%)."""
-    rs = {"metadata": {"name": "web-a", "uid": "u"}, "spec": {"replicas": 2}}
-    state = util.rs_state(rs, [pod(deleting=True, phase="Succeeded"),
-                               pod(deleting=True, phase="Failed"), pod(phase="Failed")], now=0)
-    assert (state.actual, state.terminating) == (0, 2)
