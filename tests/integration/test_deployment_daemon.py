@@ -62,9 +62,9 @@ def deployment(version: str = "1", replicas: int = 6, cause: str | None = None,
 
 @dataclass(frozen=True)
 class Sample:
-    existing: int  # pods that exist, terminating ones included
+    existing: int  # pods whose processes may run: terminating included, finished ones not
     available: int  # Ready and not terminating
-    hashes: frozenset[str]  # templates with an existing pod (terminating included)
+    hashes: frozenset[str]  # templates with a pod counted in `existing`
 
 
 class Sampler(PodWatch):
@@ -86,8 +86,13 @@ class Sampler(PodWatch):
     def _sample(self) -> Sample:
         pods = self.pods.values()
         available = [p for p in pods if is_ready(p) and not p["metadata"].get("deletionTimestamp")]
-        return Sample(len(self.pods), len(available),
-                      frozenset(p["metadata"]["labels"].get(util.HASH_LABEL, "") for p in pods))
+        # A deleted pod is written Succeeded/Failed once its containers are stopped, a
+        # moment before it leaves the store: it holds nothing the surge fence is about.
+        unfinished = [p for p in pods if (p.get("status") or {}).get("phase")
+                      not in ("Succeeded", "Failed")]
+        return Sample(len(unfinished), len(available),
+                      frozenset(p["metadata"]["labels"].get(util.HASH_LABEL, "")
+                                for p in unfinished))
 
     def current(self) -> Sample | None:
         with self.lock:
