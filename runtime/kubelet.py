@@ -32,7 +32,7 @@ from .cgroups import CgroupDriver
 from .claims import ClaimDirectories
 from .hostsfile import HostEntry
 from .node import NodeContext
-from .podworker import PodWorker
+from .podworker import Phase, PodWorker
 from .probes import NetnsSockets
 from .sandbox import SpawnError
 from .storeguard import write_mark
@@ -71,6 +71,9 @@ class Kubelet:
         self._groups: dict[tuple[str, str], set[str]] = {}  # (namespace, subdomain) -> uids
         self._nursery: trio.Nursery | None = None
         self._mark = -1  # the store resourceVersion last written to the run-dir mark
+        # Pods whose worker finished (everything torn down) but whose object a finalizer still
+        # keeps: no new worker for them until the DELETED event (the kubelet's "finished").
+        self._finished: set[str] = set()
 
     # -- supervision --------------------------------------------------------------------------
     async def run(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
@@ -92,6 +95,7 @@ class Kubelet:
                     task_status.started()
                     async for event in watch:
                         if event.type == "DELETED":
+                            self._finished.discard(event.object["metadata"]["uid"])
                             worker = self.workers.get(event.object["metadata"]["uid"])
                             if worker is not None:
                                 worker.forget()
@@ -107,6 +111,8 @@ class Kubelet:
         if worker is not None:
             worker.observe(pod)
             return
+        if meta["uid"] in self._finished:
+            return  # torn down and removed; a finalizer keeps the object: nothing to run
         # A late event for a pod whose worker already removed it must not start a new one.
         current = self.store.try_get("Pod", meta.get("namespace") or "default", meta["name"])
         if current is None or current["metadata"]["uid"] != meta["uid"]:
@@ -131,6 +137,8 @@ class Kubelet:
         finally:
             if self.workers.get(worker.uid) is worker:
                 del self.workers[worker.uid]
+            if worker.phase is Phase.DONE:
+                self._finished.add(worker.uid)
             if worker.subdomain:
                 group = self._groups.get((worker.namespace, worker.subdomain), set())
                 group.discard(worker.uid)

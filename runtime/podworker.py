@@ -568,10 +568,6 @@ class PodWorker:
             records.remove_record(self.ctx.run_dir, self.uid)
 
     async def _delete(self) -> None:
-        await self._release_runtime()
-        # The containers have ended: report a terminal phase before the Pod goes (a finalizer
-        # may keep it in the store, and it must not say Running for ever).
-        await self._write_status()
         await self.teardown()
         if not self.gone:
             try:
@@ -579,6 +575,13 @@ class PodWorker:
                                             uid=self.uid)
             except NotFound:
                 pass
+            # A finalizer keeps the Pod in the store: with its containers ended it reports a
+            # terminal phase, not Running for ever. (Only then: a pod that goes at once has
+            # no use for it, and a Failed phase while it still exists would let a ReplicaSet
+            # count it out before its object is gone.)
+            current = self.ctx.store.try_get("Pod", self.namespace, self.name)
+            if current is not None and current["metadata"].get("uid") == self.uid:
+                await self._write_status()
         self._enter(Phase.DONE)
 
     # -- status and events --------------------------------------------------------------------
