@@ -21,12 +21,19 @@ def web_pods(tinykube):
             if "deletionTimestamp" not in p["metadata"]]  # not the terminating ones
 
 
+def answered(tinykube, pod):
+    response = tinykube.http_get(pod, 8080, "/")
+    return response if response.status == 200 else None
+
+
 def test_every_web_pod_reads_from_the_db(tinykube):
     pods = web_pods(tinykube)
     assert len(pods) == 2
     for pod in pods:
-        response = tinykube.http_get(pod, 8080, "/")
-        assert response.status == 200
+        # Ready says the web server is up; the db's DNS name follows the db's endpoints a
+        # moment later (the web answers 503 until then).
+        response = wait_for(lambda pod=pod: answered(tinykube, pod), timeout=30,
+                            what=f"{pod} answering 200")
         version, served_by, db_row = response.text.split(" ", 2)
         assert (version, served_by) == ("v1", pod)
         assert db_row.strip() == "db-0 rows=42"
@@ -49,13 +56,16 @@ def test_rolling_update_keeps_serving(tinykube):
     def load():
         while not stop.is_set():
             conn = http.client.HTTPConnection(address, 80, timeout=5)
+            step = "connect"
             try:
+                conn.connect()
+                step = "request"
                 conn.request("GET", "/")
                 response = conn.getresponse()
                 body = response.read().decode()
                 (answers if response.status == 200 else failures).append(body)
             except OSError as e:
-                failures.append(repr(e))
+                failures.append(f"{step}: {e!r}")
             finally:
                 conn.close()
 
