@@ -95,7 +95,7 @@ def test_a_volume_mounted_on_etc_runs_with_the_pods_hosts_file(daemon):
                        "volumes": [{"name": "h", "hostPath": {"path": "/dev/null",
                                                               "type": "Directory"}}]}),
     ("unwritable workingDir", {"containers": [{"name": "c", "command": ["sleep", "3600"],
-                                               "workingDir": "/proc/1/nope"}]}),
+                                               "workingDir": "/dev/null/nope"}]}),
 ])
 def test_a_pod_that_cannot_start_is_deleted_without_leaks(daemon, what, spec):
     obj = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "stuck"},
