@@ -110,6 +110,7 @@ SANDBOX_DIED = PodFailure("SandboxDied", "The pod's sandbox (pause process) exit
 # How often an emptyDir with a sizeLimit is measured (the kubelet's eviction manager looks
 # every 10 s; a du of one pod's volume is cheap, and a runaway writer fills disks fast).
 VOLUME_CHECK_SECONDS = 2.0
+KILL_SWEEP_SECONDS = 0.5  # how often a stopping pod SIGKILLs containers that are still there
 
 
 class SandboxGone(Exception):
@@ -430,11 +431,15 @@ class PodWorker:
                 supervisor.terminate()
             with trio.move_on_after(grace):
                 await containers_done.wait()
-        if not containers_done.is_set():
+        # SIGKILL until every supervisor is done: a container whose start was under way when
+        # the stop began comes up after the first sweep (and, as PID 1, ignores the SIGTERM
+        # its supervisor sends it), so one sweep could leave it running with no pod.
+        while not containers_done.is_set():
             for name in self.statuses:
                 await trio.to_thread.run_sync(self.ctx.cgroups.kill_all, self.uid, name,
                                               signal.SIGKILL)
-        await containers_done.wait()
+            with trio.move_on_after(KILL_SWEEP_SECONDS):
+                await containers_done.wait()
 
     async def _fail_sandbox_gone(self) -> None:
         self.failure = SANDBOX_DIED
