@@ -25,6 +25,9 @@ spec:
   template:
     metadata: {labels: {app: web}}
     spec:
+      # sleep is PID 1 and ignores SIGTERM (as under Kubernetes): a short grace keeps each
+      # rollout step from waiting 30 s for the old pod.
+      terminationGracePeriodSeconds: 1
       containers:
       - name: main
         image: busybox
