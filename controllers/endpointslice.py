@@ -35,12 +35,11 @@ from .base import ControllerSpec, Key
 from tinykube import labels
 from tinykube.model import meta as objmeta
 from tinykube.model.errors import AlreadyExists, NotFound
-from tinykube.model.meta import Obj
+from tinykube.model.meta import SERVICE_NAME_LABEL, Obj, owning_service
 
 if TYPE_CHECKING:
     from tinykube.store import Store
 
-SERVICE_NAME_LABEL = "kubernetes.io/service-name"
 MANAGED_BY_LABEL = "endpointslice.kubernetes.io/managed-by"
 MANAGED_BY = "endpointslice-controller.k8s.io"
 API_VERSION = "discovery.k8s.io/v1"
@@ -255,15 +254,14 @@ def _services_of_pod(store: Store, event_type: str, pod: Obj) -> Iterable[Key]:
     for endpoint_slice in store.list("EndpointSlice", namespace):
         if any((e.get("targetRef") or {}).get("uid") == uid
                for e in endpoint_slice.get("endpoints") or []):
-            service_name = (endpoint_slice["metadata"].get("labels") or {}).get(
-                SERVICE_NAME_LABEL)
+            service_name = owning_service(endpoint_slice)
             if service_name:
                 keys.add((namespace, service_name))
     return sorted(keys)
 
 
 def _service_of_slice(store: Store, event_type: str, endpoint_slice: Obj) -> Iterable[Key]:
-    service_name = (endpoint_slice["metadata"].get("labels") or {}).get(SERVICE_NAME_LABEL)
+    service_name = owning_service(endpoint_slice)
     if not service_name:
         return ()
     return ((endpoint_slice["metadata"].get("namespace") or "default", service_name),)

@@ -7,6 +7,7 @@ being deleted" has one answer here, as in Kubernetes' podutil.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -105,3 +106,25 @@ def available_in(pod: Obj, min_ready_seconds: int, now: float) -> float | None:
 
 def is_available(pod: Obj, min_ready_seconds: int, now: float) -> bool:
     return available_in(pod, min_ready_seconds, now) == 0.0
+
+
+# ---- Services ------------------------------------------------------------------------------
+
+SERVICE_NAME_LABEL = "kubernetes.io/service-name"  # an EndpointSlice's Service
+
+
+def owning_service(endpoint_slice: Obj) -> str | None:
+    """The name of the Service an EndpointSlice belongs to (its service-name label)."""
+    name: str | None = (endpoint_slice["metadata"].get("labels") or {}).get(SERVICE_NAME_LABEL)
+    return name
+
+
+def ipv4_slices_by_service(slices: Iterable[Obj]) -> dict[tuple[str, str], list[Obj]]:
+    """(namespace, Service name) -> its IPv4 EndpointSlices: what the proxy and DNS serve."""
+    found: dict[tuple[str, str], list[Obj]] = {}
+    for endpoint_slice in slices:
+        owner = owning_service(endpoint_slice)
+        if owner and endpoint_slice.get("addressType", "IPv4") == "IPv4":
+            namespace = endpoint_slice["metadata"].get("namespace") or "default"
+            found.setdefault((namespace, owner), []).append(endpoint_slice)
+    return found

@@ -20,6 +20,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from tinykube.model.meta import ipv4_slices_by_service
+
 CLUSTER_DOMAIN = "cluster.local"
 
 
@@ -73,13 +75,7 @@ def build_index(services: list[dict], slices: list[dict],
                 domain: str = CLUSTER_DOMAIN) -> DnsIndex:
     index = DnsIndex(domain=domain)
     index._add_name(f"svc.{domain}")
-    by_service: dict[tuple[str, str], list[dict]] = {}
-    for endpoint_slice in slices:
-        meta = endpoint_slice["metadata"]
-        owner = (meta.get("labels") or {}).get("kubernetes.io/service-name")
-        if owner and endpoint_slice.get("addressType", "IPv4") == "IPv4":
-            by_service.setdefault((meta.get("namespace") or "default", owner), []).append(
-                endpoint_slice)
+    by_service = ipv4_slices_by_service(slices)
     for service in services:
         meta, spec = service["metadata"], service.get("spec") or {}
         namespace = meta.get("namespace") or "default"

@@ -36,6 +36,8 @@ import hashlib
 from dataclasses import dataclass, field
 from typing import Any
 
+from tinykube.model.meta import ipv4_slices_by_service
+
 MASQ_MARK = 0x4000  # kube-proxy's masquerade bit
 FAMILY = "ip"
 
@@ -271,13 +273,7 @@ def _prefix(cidr: str) -> dict:
 def service_ports(services: list[dict], slices: list[dict]) -> list[ServicePort]:
     """Every (Service, port) with a virtual IP or a NodePort, and its ready endpoints from the
     Service's EndpointSlices (ready condition unset counts as ready, as in Kubernetes)."""
-    by_service: dict[tuple[str, str], list[dict]] = {}
-    for endpoint_slice in slices:
-        meta = endpoint_slice["metadata"]
-        owner = (meta.get("labels") or {}).get("kubernetes.io/service-name")
-        if owner and endpoint_slice.get("addressType", "IPv4") == "IPv4":
-            by_service.setdefault((meta.get("namespace") or "default", owner), []).append(
-                endpoint_slice)
+    by_service = ipv4_slices_by_service(slices)
     found = []
     for service in services:
         meta, spec = service["metadata"], service.get("spec") or {}
