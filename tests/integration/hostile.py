@@ -14,10 +14,11 @@ import http.client
 import json
 import re
 import socket
-import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
+from tests.integration.health import healthz_seconds
 from tests.integration.manifests import documents, stateful_set, workload
 
 PODS = "/api/v1/namespaces/default/pods"
@@ -183,20 +184,7 @@ def check_answer(case: Case, code: int, body: Any, headers: dict) -> None:
 def healthz_ms(socket_path: str, samples: int = 3) -> float:
     """Milliseconds /healthz took to answer 200: the best of `samples` tries, so a shared,
     busy test machine's scheduling hiccup is not mistaken for a blocked event loop."""
-    return min(_healthz_once(socket_path) for _ in range(samples))
-
-
-def _healthz_once(socket_path: str) -> float:
-    started = time.monotonic()
-    conn = UnixHTTP(socket_path, 5)
-    try:
-        conn.request("GET", "/healthz")
-        response = conn.getresponse()
-        response.read()
-    finally:
-        conn.close()
-    assert response.status == 200
-    return (time.monotonic() - started) * 1000
+    return min(healthz_seconds(Path(socket_path)) for _ in range(samples)) * 1000
 
 
 def snapshot(socket_path: str) -> dict[tuple[str, str, str], dict]:
