@@ -3,7 +3,9 @@
     scripts/bench [--quick] [--json FILE] [--markdown FILE] [--only NAME,...]
                   [--pods 100,500] [--repeat N] [--no-podman]
 
-Measurements (in this order): start, profile, recovery, rollout, restart, scale, services.
+Measurements (in this order): start, profile, recovery, rollout, restart, scale, services, api.
+`--profile [FILE]` also records a py-spy flame graph of the daemon during the largest
+scale-out (docs/flamegraph-scaleout.svg by default).
 Each starts its own daemon on a fresh root and purges it; the run ends with a reset of the
 benchmark's names and a leak check (no `tkbench` bridge or veth of its pods, no cgroup of
 its subtree, no process it started), whose findings are printed and make the exit status 1.
@@ -18,10 +20,10 @@ import time
 import traceback
 from pathlib import Path
 
-from . import host, podstart, profile, recovery, restart, rollout, scaleout, services
+from . import api, host, podstart, profile, recovery, restart, rollout, scaleout, services
 from .context import Context
 from .daemon import reset_everything
-from .report import Section, machine, machine_line, markdown, to_json
+from .report import Section, machine, machine_line, markdown, targets, to_json
 
 MEASUREMENTS = {
     "start": podstart.run,
@@ -31,7 +33,9 @@ MEASUREMENTS = {
     "restart": restart.run,
     "scale": scaleout.run,
     "services": services.run,
+    "api": api.run,
 }
+FLAMEGRAPH = Path("docs/flamegraph-scaleout.svg")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -47,6 +51,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--restart-pods", type=int, default=None,
                    help="pods re-adopted by the daemon restart (default 100; quick: 20)")
     p.add_argument("--no-podman", action="store_true", help="skip the Podman column")
+    p.add_argument("--profile", type=Path, nargs="?", const=FLAMEGRAPH, default=None,
+                   metavar="SVG", help="record a py-spy flame graph of the daemon during the "
+                   f"largest scale-out (default file {FLAMEGRAPH})")
     args = p.parse_args(argv)
     only = [n for n in args.only.split(",") if n]
     unknown = [n for n in only if n not in MEASUREMENTS]
@@ -75,7 +82,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     ctx = Context(repeat=args.repeat, quick=args.quick, pod_counts=args.pods,
                   podman=not (args.quick or args.no_podman),
-                  idle_seconds=5.0 if args.quick else 30.0, restart_pods=args.restart_pods)
+                  idle_seconds=5.0 if args.quick else 30.0, restart_pods=args.restart_pods,
+                  flamegraph=args.profile.resolve() if args.profile else None)
     info = machine()
     print(f"machine: {machine_line(info)}", flush=True)
     reset_everything()  # a crashed earlier run may have left the benchmark's names behind
@@ -101,7 +109,7 @@ def main(argv: list[str] | None = None) -> int:
     cleanup.notes.append("leak check after `reset --purge`: " +
                          ("nothing left" if not leaks else "LEFT BEHIND: " + "; ".join(leaks)))
     sections.append(cleanup)
-    table = markdown(sections)
+    table = markdown(sections) + "\n## Targets of issue 20\n\n" + targets(sections)
     print("\n" + table)
     print(f"total {time.monotonic() - began:.0f} s", flush=True)
     argv_used = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}

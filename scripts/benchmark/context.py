@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from .daemon import BenchDaemon
@@ -16,6 +17,7 @@ class Context:
     podman: bool  # False: skip the peer even where it is installed
     idle_seconds: float
     restart_pods: int
+    flamegraph: Path | None = None  # `--profile`: py-spy's SVG of the largest scale-out
     pod_uids: set[str] = field(default_factory=set)  # every pod seen, for the leak check
     pids: set[int] = field(default_factory=set)  # every daemon process started
     raw: dict[str, Any] = field(default_factory=dict)  # samples for the JSON file

@@ -20,12 +20,18 @@ from pathlib import Path
 
 from tinykube.client import Client
 
-BRIDGE = "tkbench"
-CIDR = "10.234.0.0/22"
-SUBTREE = "tinykube-bench"
+# Two engineers benchmarking side by side each set TINYKUBE_BENCH_INSTANCE (1..3) and get
+# names and addresses of their own; unset (0) gives the names below.
+INSTANCE = int(os.environ.get("TINYKUBE_BENCH_INSTANCE") or 0)
+if not 0 <= INSTANCE <= 3:
+    raise SystemExit("TINYKUBE_BENCH_INSTANCE: must be within 0..3")
+_SUFFIX = str(INSTANCE) if INSTANCE else ""
+BRIDGE = f"tkbench{_SUFFIX}"
+CIDR = f"10.234.{4 * INSTANCE}.0/22"
+SUBTREE = f"tinykube-bench{_SUFFIX}"
 # ClusterIPs apart from a user's daemon (10.96/16) and the tests' (10.200-249.x/24); the
 # benchmark's DNS server refuses names outside the cluster (nothing leaves the machine).
-SERVICE_CIDR = "10.235.0.0/22"
+SERVICE_CIDR = f"10.235.{4 * INSTANCE}.0/22"
 
 
 class BenchDaemon:

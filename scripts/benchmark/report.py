@@ -2,7 +2,9 @@
 
 A row is one figure (a `Summary` of repeated samples, or a single value as a one-sample
 summary) with an optional target. A target is judged on the median, the figure the issue's
-targets speak of; the verdict says by how much it is met or missed, never hides a miss.
+targets speak of, unless it names another statistic (a p95 bound); the verdict says by how
+much it is met or missed, never hides a miss. `targets` gathers every row with a target into
+one table, the "where we stand" of a run.
 """
 
 from __future__ import annotations
@@ -19,23 +21,28 @@ from .stats import Summary
 
 @dataclass(frozen=True)
 class Target:
-    """`limit` in the row's unit; `at_most` False for "at least" targets (e.g. a speed-up)."""
+    """`limit` in the row's unit; `at_most` False for "at least" targets (e.g. a speed-up);
+    `statistic` the summary figure judged ("median", or "p95" for a tail bound)."""
 
     limit: float
     at_most: bool = True
+    statistic: str = "median"
+
+    def judged(self, summary: Summary) -> float:
+        return float(getattr(summary, self.statistic))
 
     def verdict(self, value: float) -> str:
         met = value <= self.limit if self.at_most else value >= self.limit
-        if self.limit == 0:
-            return "met" if met else "missed"
-        factor = value / self.limit
         if met:
             return "met"
-        return f"missed ({factor:.1f}x the limit)" if self.at_most else \
-            f"missed ({1 / factor:.1f}x short)" if factor > 0 else "missed"
+        if self.limit == 0 or value == 0:
+            return "missed"
+        factor = value / self.limit if self.at_most else self.limit / value
+        return f"missed by {factor:.2f}x"
 
     def text(self, unit: str) -> str:
-        return f"{'≤' if self.at_most else '≥'} {fmt(self.limit)} {unit}".strip()
+        stat = "" if self.statistic == "median" else f"{self.statistic} "
+        return f"{stat}{'≤' if self.at_most else '≥'} {fmt(self.limit)} {unit}".strip()
 
 
 @dataclass
@@ -49,7 +56,7 @@ class Row:
         out: dict[str, Any] = {"name": self.name, **self.summary.as_dict()}
         if self.target is not None:
             out["target"] = self.target.text(self.summary.unit)
-            out["verdict"] = self.target.verdict(self.summary.median)
+            out["verdict"] = self.target.verdict(self.target.judged(self.summary))
         if self.note:
             out["note"] = self.note
         return out
@@ -99,13 +106,30 @@ def markdown(sections: list[Section]) -> str:
             else:
                 cells = [str(s.n), fmt(s.min), fmt(s.median), fmt(s.p95), fmt(s.max)]
             target = row.target.text(s.unit) if row.target else ""
-            verdict = row.target.verdict(s.median) if row.target else ""
+            verdict = row.target.verdict(row.target.judged(s)) if row.target else ""
             name = row.name + (f" ({row.note})" if row.note else "")
             lines.append(f"| {name} | " + " | ".join(cells) + f" | {s.unit} | {target} | "
                          f"{verdict} |")
     notes = [f"- {s.title}: {n}" for s in sections for n in s.notes]
     if notes:
         lines += ["", "Notes:", *notes]
+    return "\n".join(lines) + "\n"
+
+
+def targets(sections: list[Section]) -> str:
+    """Every row with a target, one line each: what was asked, what was measured, the
+    verdict (the run's "where we stand")."""
+    lines = ["| target | measured | verdict |", "|---|---:|---|"]
+    for section in sections:
+        for row in section.rows:
+            if row.target is None:
+                continue
+            s = row.summary
+            value = row.target.judged(s)
+            spread = "" if s.n == 1 else f" (min {fmt(s.min)}, p95 {fmt(s.p95)}, n {s.n})"
+            lines.append(f"| {section.title}: {row.name} {row.target.text(s.unit)} | "
+                         f"{row.target.statistic} {fmt(value)} {s.unit}{spread} | "
+                         f"{row.target.verdict(value)} |")
     return "\n".join(lines) + "\n"
 
 

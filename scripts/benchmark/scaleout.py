@@ -19,7 +19,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from . import host, manifests
+from . import flamegraph, host, manifests
 from .context import Context
 from .report import Section, Target
 
@@ -65,9 +65,11 @@ def measure(ctx: Context, d, n: int, section: Section, watch) -> dict:
     used_empty = used_memory()
     up = watch.expect(lambda pods: sum(running(p) for p in pods.values()) >= n,
                       f"{n} pods running")
-    start = time.monotonic()
-    d.client.scale("ReplicaSet", RS, manifests.NAMESPACE, n)
-    scaled_up = up.wait(900) - start
+    flame = ctx.flamegraph if n == max(ctx.pod_counts) else None
+    with flamegraph.recording(d.pid, flame, f"0 → {n} pods"):
+        start = time.monotonic()
+        d.client.scale("ReplicaSet", RS, manifests.NAMESPACE, n)
+        scaled_up = up.wait(900) - start
     pods = watch.snapshot()
     uids = [p["metadata"]["uid"] for p in pods.values()]
     ctx.pod_uids |= set(uids)

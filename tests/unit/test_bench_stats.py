@@ -5,7 +5,7 @@ import json
 import pytest
 
 from scripts.benchmark.profile import breakdown
-from scripts.benchmark.report import Section, Target, fmt, markdown, to_json
+from scripts.benchmark.report import Section, Target, fmt, markdown, targets, to_json
 from scripts.benchmark.stats import Summary, percentile, ratio, scaled
 
 
@@ -40,10 +40,33 @@ def test_ratio_compares_medians_and_refuses_zero():
 
 def test_target_verdicts_say_by_how_much():
     assert Target(18).verdict(12) == "met"
-    assert Target(18).verdict(36) == "missed (2.0x the limit)"
+    assert Target(18).verdict(36) == "missed by 2.00x"
     assert Target(10, at_most=False).verdict(12) == "met"
-    assert Target(10, at_most=False).verdict(4) == "missed (2.5x short)"
+    assert Target(10, at_most=False).verdict(4) == "missed by 2.50x"
     assert Target(2).text("s") == "≤ 2.00 s"
+
+
+def test_a_p95_target_is_judged_on_the_p95():
+    tail = Target(5, statistic="p95")
+    summary = Summary.of([1, 1, 1, 1, 1, 1, 1, 1, 1, 20], "ms")
+    assert tail.judged(summary) == summary.p95 and tail.verdict(tail.judged(summary)) \
+        .startswith("missed by")
+    assert tail.text("ms") == "p95 ≤ 5.00 ms"
+    section = Section("API")
+    section.add("watch", summary, tail)
+    assert "missed by" in markdown([section])
+
+
+def test_targets_table_lists_every_row_with_a_target():
+    section = Section("Pod start")
+    section.add("cold", Summary.of([10, 20, 30], "ms"), Target(18))
+    section.add("no target", Summary.of([1], "ms"))
+    section.value("creates", 2500, "/s", Target(2000, at_most=False))
+    table = targets([section])
+    assert "| Pod start: cold ≤ 18.0 ms | median 20.0 ms (min 10.0, p95 29.0, n 3) | " \
+        "missed by 1.11x |" in table
+    assert "creates ≥ 2000 /s | median 2500 /s | met |" in table
+    assert "no target" not in table
 
 
 def test_fmt_keeps_about_three_figures():
@@ -60,7 +83,7 @@ def test_markdown_table_has_a_row_per_figure_and_notes():
     lines = table.splitlines()
     assert lines[0].startswith("| measurement | n | min | median | p95 | max |")
     assert "| **Pod start** |" in table
-    assert "| tinykube | 3 | 10.0 | 20.0 |" in table and "missed (1.1x the limit)" in table
+    assert "| tinykube | 3 | 10.0 | 20.0 |" in table and "missed by 1.11x" in table
     assert "| ratio | 1 |  | 2.50 |" in table  # a single value fills only the median
     assert "- Pod start: no Podman column" in table
 
