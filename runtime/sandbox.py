@@ -143,9 +143,8 @@ def _encode(ops: tuple[tuple[str, ...], ...]) -> bytes:
 def _start_pause(uid: str, hostname: str, cgroups: CgroupDriver,
                  options: SandboxOptions) -> Sandbox:
     argv = pause_command()
-    join_fds = cgroups.join_fds(uid)
+    setup, join_fds = cgroups.join_args(uid)
     flags = 0
-    setup = [arg for fd in join_fds for arg in ("-c", str(fd))]
     if not options.host_network:  # hostNetwork: the host's network and hostname
         flags |= syscalls.CLONE_NEWNET | syscalls.CLONE_NEWUTS
     if not options.host_ipc:

@@ -374,12 +374,11 @@ def _spawn(sandbox: Sandbox, cgroups: CgroupDriver, pod_uid: str, name: str,
         # After opening the ns files: if the pause is still the same process, they are its.
         if not syscalls.process_alive(sandbox.pause_pid, sandbox.start_time):
             raise SpawnError(f"{what}: {pause} (pid {sandbox.pause_pid}) is gone")
-        join_fds = cgroups.join_fds(pod_uid, name)
+        setup, join_fds = cgroups.join_args(pod_uid, name)
         log_fd = os.open(launch.log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC,
                          0o640)
         plan_fd = os.memfd_create("tk-mount-plan")
         os.write(plan_fd, encode_plan(ops))
-        setup = [arg for fd in join_fds for arg in ("-c", str(fd))]
         setup += [arg for fd, _ in ns_fds for arg in ("-n", str(fd))]
         setup += ["-m", str(plan_fd), "-w", cwd]
         if launch.log_max_bytes > 0:
@@ -451,9 +450,7 @@ async def exec_in_container(sandbox: Sandbox, proc: ContainerProcess, argv: list
     try:
         if not syscalls.process_alive(proc.pid, proc.start_time):
             raise SpawnError(f"{what}: the container is not running")
-        join_fds = cgroups.join_fds(pod_uid, name)
-
-        setup = [arg for fd in join_fds for arg in ("-c", str(fd))]
+        setup, join_fds = cgroups.join_args(pod_uid, name)
         setup += [arg for fd, _ in ns_fds for arg in ("-n", str(fd))]
         setup += ["-w", cwd, "-F"]
         setup += security_args(isolation or Isolation.none(), uid, gid)

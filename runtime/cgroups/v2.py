@@ -102,6 +102,16 @@ class CgroupV2(CgroupBackend):
             return [os.path.join(self.primary(uid), PAUSE_LEAF)]
         return self.dirs(uid, name)
 
+    def join_args(self, uid: str, name: str | None = None) -> tuple[list[str], list[int]]:
+        """``-K DIRFD``: tk-shim creates the process right in the cgroup with
+        clone3(CLONE_INTO_CGROUP), no migration through cgroup.procs."""
+        path = self.member_dirs(uid, name)[0]
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        except OSError as e:
+            raise CgroupError(f"opening {path}: {e.strerror} (create the cgroup first)") from e
+        return ["-K", str(fd)], [fd]
+
     def apply_limits(self, uid: str, name: str, limits: Limits) -> None:
         path = self.primary(uid, name)
         if "memory" in self.controllers and limits.memory_bytes is not None:

@@ -6,6 +6,11 @@
  *
  * SETUP, done in this order, all on file descriptors the daemon opened and passed down:
  *   -c FD     join a cgroup: write "0" to FD (an open cgroup.procs), repeatable
+ *   -K DIRFD  cgroup v2: the app's cgroup, an open directory. The app is created in it by
+ *             clone3(CLONE_INTO_CGROUP) (Linux 5.7+), so no process is ever migrated and the
+ *             shim itself stays where the daemon started it; where clone3 cannot do that
+ *             (ENOSYS, E2BIG, EINVAL: older kernels) the child writes "0" to its cgroup.procs.
+ *             Exec mode without -F has no child: the shim joins the cgroup itself that way.
  *   -n FD     setns(FD) (an open /proc/<pause>/ns/<type>), repeatable
  *   -U FLAGS  unshare(FLAGS) (decimal CLONE_* bits)
  *   -H NAME   sethostname(NAME)
@@ -50,6 +55,7 @@
 #include <grp.h>
 #include <libgen.h>
 #include <linux/capability.h>
+#include <linux/sched.h>
 #include <net/if.h>
 #include <poll.h>
 #include <pthread.h>
@@ -76,6 +82,27 @@ static const int forwarded[] = {SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGUSR1, SIGUS
 #define MAX_FDS 16
 
 static int status_fd = -1;
+
+/* The app's process, in cgroup `cgroup_dir` (-K) when that is >= 0. Like fork(): 0 in the
+ * child. A raw clone3 runs no atfork handlers, so the child must not take libc locks a thread
+ * of ours may hold: it only does syscalls and exec (as it did after fork, which is all the
+ * copier thread is doing meanwhile). */
+static void join_cgroup_dir(int cgroup_dir);
+static pid_t fork_into(int cgroup_dir) {
+    if (cgroup_dir < 0) return fork();
+#ifdef CLONE_INTO_CGROUP
+    struct clone_args args = {0};
+    args.flags = CLONE_INTO_CGROUP;
+    args.exit_signal = SIGCHLD;
+    args.cgroup = (uint64_t)cgroup_dir;
+    long pid = syscall(SYS_clone3, &args, sizeof args);
+    if (pid >= 0) return (pid_t)pid;
+    if (errno != ENOSYS && errno != E2BIG && errno != EINVAL) return -1;
+#endif
+    pid_t child = fork();
+    if (child == 0) join_cgroup_dir(cgroup_dir);
+    return child;
+}
 
 /* A setup step failed: tell the daemon (status pipe, else stderr) and give up. */
 static void fail(const char *fmt, ...) {
@@ -109,8 +136,16 @@ static int write_exit_file(int dir_fd, const char *name, int code) {
     return renameat(dir_fd, tmp, dir_fd, name);
 }
 
+/* Join the cgroup whose directory is open as `cgroup_dir` (the fallback for clone3). */
+static void join_cgroup_dir(int cgroup_dir) {
+    int procs = openat(cgroup_dir, "cgroup.procs", O_WRONLY | O_CLOEXEC);
+    if (procs < 0 || write(procs, "0", 1) != 1)
+        fail("joining cgroup (directory fd %d): %s", cgroup_dir, strerror(errno));
+    close(procs);
+}
+
 static void usage(void) {
-    fprintf(stderr, "usage: tk-shim [-c FD] [-n FD] [-U FLAGS] [-H NAME] [-L] [-m FD] [-w DIR]"
+    fprintf(stderr, "usage: tk-shim [-c FD] [-K DIRFD] [-n FD] [-U FLAGS] [-H NAME] [-L] [-m FD] [-w DIR]"
                     " [-p] [-F] [-s FD] [-l DIRFD:NAME:MAXBYTES:MAXFILES] [-C HEX] [-Z] [-N] [-G LIST]"
                     " [-u UID] [-g GID]"
                     " (EXIT_FILE | -E) -- COMMAND [ARG...]\n");
@@ -612,7 +647,7 @@ static int monitor(pid_t child, sigset_t *waitset) {
 int main(int argc, char **argv) {
     long unshare_flags = 0;
     int cgroup_fds[MAX_FDS], ns_fds[MAX_FDS], ncgroup = 0, nns = 0, plan_fd = -1;
-    int lo_up = 0, exec_mode = 0, new_pidns = 0, exec_fork = 0;
+    int lo_up = 0, exec_mode = 0, new_pidns = 0, exec_fork = 0, cgroup_dir = -1;
     const char *hostname = NULL, *workdir = NULL;
     struct security sec = {.uid = -1, .gid = -1, .ngroups = -1};
     int i = 1;
@@ -633,6 +668,7 @@ int main(int argc, char **argv) {
         case 'G': parse_groups(val, &sec); break;
         case 'C': sec.limit_caps = 1; sec.caps = strtoull(val, NULL, 16); break;
         case 'c': if (ncgroup == MAX_FDS) usage(); cgroup_fds[ncgroup++] = parse_fd(val); break;
+        case 'K': cgroup_dir = parse_fd(val); fcntl(cgroup_dir, F_SETFD, FD_CLOEXEC); break;
         case 'n': if (nns == MAX_FDS) usage(); ns_fds[nns++] = parse_fd(val); break;
         case 'U': unshare_flags = strtol(val, NULL, 10); break;
         case 'H': hostname = val; break;
@@ -666,6 +702,11 @@ int main(int argc, char **argv) {
         if (write(cgroup_fds[k], "0", 1) != 1) fail("joining cgroup (fd %d): %s", cgroup_fds[k],
                                                     strerror(errno));
         close(cgroup_fds[k]);
+    }
+    if (cgroup_dir >= 0 && exec_mode && !exec_fork) {  /* no child to create in the cgroup */
+        join_cgroup_dir(cgroup_dir);
+        close(cgroup_dir);
+        cgroup_dir = -1;
     }
     for (int k = 0; k < nns; k++) {
         if (setns(ns_fds[k], 0) != 0) fail("setns(fd %d): %s", ns_fds[k], strerror(errno));
@@ -721,8 +762,9 @@ int main(int argc, char **argv) {
     sigaddset(&waitset, SIGCHLD);
     sigprocmask(SIG_BLOCK, &waitset, NULL);
 
-    pid_t child = fork();
-    if (child < 0) fail("fork: %s", strerror(errno));
+    pid_t child = fork_into(cgroup_dir);
+    if (child < 0) fail("%s: %s", cgroup_dir >= 0 ? "clone3 into the cgroup" : "fork",
+                        strerror(errno));
     if (child == 0) {
         if (log_write >= 0 && (dup2(log_write, STDOUT_FILENO) < 0
                                || dup2(log_write, STDERR_FILENO) < 0))
@@ -742,6 +784,7 @@ int main(int argc, char **argv) {
         fprintf(stderr, "tk-shim: exec %s: %s\n", command[0], strerror(errno));
         _exit(127);
     }
+    if (cgroup_dir >= 0) close(cgroup_dir);
     /* The child holds the status pipe until its exec (or its set-up error). */
     if (status_fd >= 0) { close(status_fd); status_fd = -1; }
 

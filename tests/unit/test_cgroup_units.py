@@ -384,3 +384,29 @@ def test_v2_kill_all_writes_cgroup_kill(unified):
 def test_v2_not_a_cgroup_dir(tmp_path):
     with pytest.raises(CgroupError, match="not a cgroup v2 directory"):
         CgroupV2(str(tmp_path))
+
+
+def test_v1_join_args_one_dash_c_per_hierarchy(hybrid):
+    driver = detect(**hybrid[1])
+    driver.create_container("u1", "app", Limits())
+    for path in driver.dirs("u1", "app"):
+        write(f"{path}/cgroup.procs", "")
+    args, fds = driver.join_args("u1", "app")
+    try:
+        assert args == [a for fd in fds for a in ("-c", str(fd))] and len(fds) >= 3
+    finally:
+        for fd in fds:
+            os.close(fd)
+
+
+def test_v2_join_args_is_the_cgroup_directory_for_clone3(unified):
+    driver = detect(**unified[1])
+    driver.create_container("u1", "app", Limits())
+    for name, leaf in (("app", "app"), (None, "_pause")):
+        args, fds = driver.join_args("u1", name)
+        try:
+            assert args == ["-K", str(fds[0])] and len(fds) == 1
+            assert os.path.samefile(f"/proc/self/fd/{fds[0]}",
+                                    os.path.join(driver.primary("u1"), leaf))
+        finally:
+            os.close(fds[0])
