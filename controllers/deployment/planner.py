@@ -162,8 +162,8 @@ class Plan:
 def new_rs_replicas(d: Obj, all_rss: list[RSState], new: RSState) -> int:
     """NewRSNewReplicas: how far the new replica set may grow now.
 
-    RollingUpdate: up to replicas + maxSurge pods in total (counting pods of old sets that
-    are still up, see util.pods_sum), never beyond replicas. Recreate: all at once (the
+    RollingUpdate: up to replicas + maxSurge pods in total (not counting terminating pods,
+    see util.pods_sum), never beyond replicas. Recreate: all at once (the
     caller only gets here when no old pod is left).
     """
     want = util.replicas(d)

@@ -406,12 +406,14 @@ def ready_sum(rss: Sequence[RSState | None]) -> int:
 
 
 def pods_sum(rss: Sequence[RSState | None]) -> int:
-    """Pods that exist or are promised: per RS the larger of spec and active pods, plus its
-    terminating pods. An old RS scaled down still has its pods until the RS controller
-    deletes them, and a deleted pod's processes run until its grace period ends; counting
-    both keeps a scale-up from overshooting replicas + maxSurge running pods in that window
-    (stricter than Kubernetes, which lets terminating pods exceed the surge)."""
-    return sum(max(rs.replicas, rs.actual) + rs.terminating for rs in rss if rs is not None)
+    """Pods that count against maxSurge: per RS the larger of spec and active pods.
+
+    Terminating pods do not count, as in Kubernetes (GetReplicaCountForReplicaSets sums the
+    sets' spec.replicas; the default podReplacementPolicy TerminationStarted): a rollout never
+    waits out an old pod's grace period. Active pods above spec do count: an old RS just
+    scaled down keeps them until its own reconcile deletes them (a moment later), and
+    counting them keeps replicas + maxSurge as the bound on pods not being deleted."""
+    return sum(max(rs.replicas, rs.actual) for rs in rss if rs is not None)
 
 
 def active(rss: list[RSState]) -> list[RSState]:

@@ -2,8 +2,9 @@
 `tinykube` CLI as a user would.
 
 The rollout fences are observed, never assumed: a `Sampler` thread watches the deployment's
-pods and after every event the API server sends records how many pods exist (terminating ones
-included: their processes may still run), how many are Ready and not terminating (available:
+pods and after every event the API server sends records how many pods are active (not
+terminating: Kubernetes' surge fence does not count pods being deleted), how many exist
+(terminating ones included), how many are Ready and not terminating (available:
 minReadySeconds is 0), and which templates (pod-template-hash) have pods. The assertions run
 over every sample taken during a rollout.
 
@@ -63,6 +64,7 @@ def deployment(version: str = "1", replicas: int = 6, cause: str | None = None,
 @dataclass(frozen=True)
 class Sample:
     existing: int  # pods whose processes may run: terminating included, finished ones not
+    active: int  # pods not being deleted: what the surge fence bounds
     available: int  # Ready and not terminating
     hashes: frozenset[str]  # templates with a pod counted in `existing`
 
@@ -90,7 +92,8 @@ class Sampler(PodWatch):
         # moment before it leaves the store: it holds nothing the surge fence is about.
         unfinished = [p for p in pods if (p.get("status") or {}).get("phase")
                       not in ("Succeeded", "Failed")]
-        return Sample(len(unfinished), len(available),
+        active = [p for p in unfinished if not p["metadata"].get("deletionTimestamp")]
+        return Sample(len(unfinished), len(active), len(available),
                       frozenset(p["metadata"]["labels"].get(util.HASH_LABEL, "")
                                 for p in unfinished))
 
@@ -153,10 +156,10 @@ def template_version(rs: dict) -> str:
 
 def assert_fences(samples: list[Sample], max_pods: int, min_available: int) -> None:
     assert samples, "no pod events during the rollout"
-    worst_existing = max(s.existing for s in samples)
+    worst_active = max(s.active for s in samples)
     worst_available = min(s.available for s in samples)
-    assert worst_existing <= max_pods, \
-        f"surge fence broken: {worst_existing} pods > {max_pods}: {samples}"
+    assert worst_active <= max_pods, \
+        f"surge fence broken: {worst_active} active pods > {max_pods}: {samples}"
     assert worst_available >= min_available, \
         f"availability fence broken: {worst_available} available < {min_available}: {samples}"
 

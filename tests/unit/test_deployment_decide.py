@@ -110,6 +110,16 @@ def test_pods_still_running_count_against_surge():
     assert by_name(plan)[new.name].replicas == 2
 
 
+def test_terminating_pods_do_not_count_against_surge():
+    # As in Kubernetes: old set scaled to 4, its 4 pods running and 2 more still terminating
+    # (their grace period): the new set grows into the room the spec left, 2 -> 4, without
+    # waiting for the terminating pods to be gone.
+    old = rs(T1, 4, 1, actual=4, terminating=2, desired=6, max_replicas=8)
+    new = rs(T2, 2, 2, available=2, desired=6, max_replicas=8, created="2026-01-01T00:01:00Z")
+    plan = decide(deployment(T2), [old, new], NOW)
+    assert by_name(plan)[new.name].replicas == 4
+
+
 def test_pods_above_spec_do_not_count_as_available():
     # Old set scaled to 5, still 6 available pods: only 5 will stay, so with the 3 new not
     # ready there is no budget (5 available == minAvailable 5).
