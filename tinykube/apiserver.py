@@ -244,10 +244,9 @@ class ApiServer:
         if request.path == DOCTOR_PATH and request.method == "GET":
             return {"items": items}
         if request.path == f"{DOCTOR_PATH}/repair" and request.method == "POST":
-            backup_dir = self.store.path.parent / "doctor-backup"
             for item in items:
                 key = (item["kind"], item["namespace"], item["name"])
-                item["backup"] = str(self.store.set_aside(key, backup_dir))
+                item["backup"] = str(self.store.set_aside(key))
             return {"items": items}
         raise NotFound(f"the server could not find the requested resource ({request.path})")
 

@@ -23,6 +23,7 @@ from tinykube.apiserver import ApiServer, serve
 from tinykube.locations import DEFAULT_ROOT, DEFAULT_RUN_DIR
 from tinykube.runtime import layout
 from tinykube.store import Store
+from tinykube.store.location import StoreLocation, open_store
 
 if TYPE_CHECKING:
     from tinykube.netns.podnet import PodNetwork
@@ -50,6 +51,7 @@ class DaemonConfig:
     service_proxy: bool = True  # nftables rules for ClusterIPs and NodePorts
     cluster_dns: bool = True  # a DNS server on the bridge's gateway address, port 53
     dns_upstream: str = "host"  # names outside the cluster: host | none | IP[:PORT]
+    store: StoreLocation | None = None  # None: the embedded SQLite store under root
 
     @property
     def socket_path(self) -> Path:
@@ -64,23 +66,25 @@ def network_for(config: DaemonConfig) -> PodNetwork:
 
 
 async def run(config: DaemonConfig, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
+    for directory in (config.root, config.run_dir):
+        directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+    location = config.store or StoreLocation(sqlite_path=layout.store_path(config.root))
+    async with open_store(location) as store:
+        await _run_on(store, location, config, task_status)
+
+
+async def _run_on(store: Store, location: StoreLocation, config: DaemonConfig,
+                  task_status) -> None:
     from tinykube.controllers.manager import run_all
     from tinykube.runtime.cgroups import detect_pinned
     from tinykube.runtime.hostreset import remove_pid_file, write_pid_file
     from tinykube.runtime.kubelet import Kubelet
     from tinykube.runtime.storeguard import check_store
 
-    for directory in (config.root, config.run_dir):
-        directory.mkdir(parents=True, exist_ok=True, mode=0o700)
-    store = Store(layout.store_path(config.root))
-    try:
-        # Before anything is torn down as an orphan (runtime/storeguard.py).
-        check_store(store, config.root, config.run_dir, accept_loss=config.accept_empty_store)
-        if config.listen is not None:  # before any host resource is made
-            check_free(config.listen)
-    except BaseException:
-        store.close()
-        raise
+    # Before anything is torn down as an orphan (runtime/storeguard.py).
+    check_store(store, config.root, config.run_dir, accept_loss=config.accept_empty_store)
+    if config.listen is not None:  # before any host resource is made
+        check_free(config.listen)
     network = network_for(config)
     await network.ensure_bridge()
     dns_sockets = None
@@ -90,7 +94,6 @@ async def run(config: DaemonConfig, *, task_status=trio.TASK_STATUS_IGNORED) -> 
         try:
             dns_sockets = await bind_sockets(network.gateway)
         except OSError as e:
-            store.close()
             network.close()
             raise ListenError(f"cluster DNS: cannot listen on {network.gateway}:53 ({e}); "
                               "stop what uses it or run with --no-cluster-dns") from None
@@ -120,13 +123,13 @@ async def run(config: DaemonConfig, *, task_status=trio.TASK_STATUS_IGNORED) -> 
             await nursery.start(kubelet.run)
             await nursery.start(run_all, store)
             await _start_services(nursery, config, store, network, dns_sockets)
-            log.info("tinykube is serving on %s%s (root %s)", config.socket_path,
-                     f" and {config.listen.url}" if config.listen else "", config.root)
+            log.info("tinykube is serving on %s%s (root %s, store %s)", config.socket_path,
+                     f" and {config.listen.url}" if config.listen else "", config.root,
+                     location.describe())
             task_status.started()
     finally:
         remove_pid_file(config.run_dir)
         network.close()
-        store.close()
         log.info("tinykube stopped; pods keep running until the next start re-adopts them")
 
 

@@ -94,7 +94,7 @@ def install() -> None:
     def commit_phase(*a: Any, **k: Any) -> str:
         return f"store write {a[3].get('kind', '?')} {a[1]}{' (fsync)' if a[4] else ''}"
 
-    _patch(tinykube.store.Store, "_commit", timed(commit_phase, obj_uid))
+    _patch(tinykube.store.SqliteStore, "_commit", timed(commit_phase, obj_uid))
     _patch(tinykube.store.Store, "record_event",
            timed("event", lambda *a, **k: a[1]["metadata"]["uid"]))
     _patch(tinykube.runtime.kubelet.Kubelet, "_observe",

@@ -6,6 +6,7 @@ import trio.lowlevel
 
 from tinykube.model.errors import AlreadyExists, Conflict, Gone, NotFound
 from tinykube.store import Store
+from tinykube.store import base as store_base
 
 
 def rs(name="web", replicas=1, labels=None):
@@ -145,10 +146,8 @@ async def test_watch_filters_kind_and_namespace(store):
     assert event.object["metadata"]["name"] == "y"
 
 
-async def test_watch_too_old_is_gone(store):
-    import tinykube.store as store_module
-
-    store._history = store_module.collections.deque(maxlen=2)
+async def test_watch_too_old_is_gone(store, monkeypatch):
+    monkeypatch.setattr(store_base, "HISTORY_LIMIT", 2)
     for n in range(5):
         await store.create(rs(f"n{n}"))
     with pytest.raises(Gone):

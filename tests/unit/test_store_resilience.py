@@ -9,9 +9,9 @@ import sqlite3
 import pytest
 import trio
 
-from tinykube import store as store_module
 from tinykube.model.errors import AlreadyExists, Gone, Invalid
 from tinykube.store import Store
+from tinykube.store import base as store_module
 
 
 def rs(name: str, payload: str = "") -> dict:

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from tinykube.cli.storeflags import add_store_arguments, store_location
 from tinykube.client import Client
 from tinykube.locations import DEFAULT_ROOT, DEFAULT_RUN_DIR
 
@@ -55,6 +57,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--dns-upstream", default="host", metavar="host|none|IP[:PORT]",
                    help="where cluster DNS sends names outside cluster.local (default: the "
                         "host's first nameserver; none: refuse them)")
+    add_store_arguments(p)
     p.set_defaults(handler=daemon)
 
 
@@ -95,8 +98,15 @@ def daemon(args: argparse.Namespace, client: Client) -> int:
     # Imported here, not at the top: it loads trio, hypercorn, pyroute2, which every other
     # command would then load at start-up.
     from tinykube.daemon import DaemonConfig, main
+    from tinykube.runtime import layout
+    from tinykube.store.location import StoreLocationError
 
-    return main(DaemonConfig(root=args.root, run_dir=args.run_dir,
+    try:
+        store = store_location(args, layout.store_path(args.root))
+    except StoreLocationError as e:
+        print(f"tinykube daemon: {e}", file=sys.stderr)
+        return 2
+    return main(DaemonConfig(store=store, root=args.root, run_dir=args.run_dir,
                              socket=Path(args.socket) if args.socket else None,
                              bridge=args.bridge, cidr=args.pod_cidr,
                              cgroup_parent=args.cgroup_parent,

@@ -1,47 +1,31 @@
-"""The embedded object store: SQLite for durability, an in-memory index for reads, and watch.
+"""What every store backend shares: the object rules, the in-memory cache and the watch.
 
-Every object lives in one SQLite table keyed by (kind, namespace, name). The whole table is
-loaded into memory at start, so reads never touch the disk; each write is one SQLite
-transaction committed *before* the caller gets an answer (WAL mode: a process crash after
-an acknowledged write loses nothing). Writes that come from users (the API server passes
-``durable=True``) also fsync, so not even a power cut loses them; the runtime's frequent status
-writes skip the fsync since the runtime re-derives status from the processes anyway.
+Callers see one interface (`Store`): synchronous reads from an in-memory copy of every object,
+async writes acknowledged only once the backend made them durable, and watches fed from a
+bounded history of serialized events. The object rules live here once: system fields set by
+the store, generation following spec, optimistic concurrency on resourceVersion, graceful
+deletion of pods, finalizers holding a deletion.
 
-resourceVersion is one global, monotonic counter kept in the same transaction as the object,
-as etcd's revision is for Kubernetes. Watchers get every change after a given resourceVersion
-from a bounded in-memory history; a watcher asking for older history gets ``Gone`` and must
-re-list, exactly as a Kubernetes client does after a 410.
-
-All methods run on the trio thread: SQLite commits are short, and keeping one writer on one
-thread makes the ordering of resourceVersions and watch events trivially consistent.
-
-Start-up survives any row: one that cannot be served (`model.integrity`) is logged with its
-key, skipped and kept untouched in `unloadable` until `tinykube doctor --repair` sets it aside.
-
-A full disk: SQLite needs free pages even to delete. The store keeps a reserve file
-(`RESERVE_BYTES`, allocated at start) beside `state.db`; a write that removes an object and
-fails for lack of space releases the reserve and is retried, so deleting what filled the disk
-always works. Every other write fails with `InsufficientStorage` (507, "no space left on
-device"); SQLite's transaction keeps the store intact either way. The reserve is taken back
-once space is free again.
+A backend supplies the write path (`_commit`, `_remove`): make the new object durable, give it
+its resourceVersion (one monotonic counter: SQLite's own, or etcd's revision), then apply it
+through `_apply`, which updates the cache and tells the watchers. A backend whose cache can be
+behind the durable state (etcd, written by several servers) raises `StaleCache` from its write
+path when a compare failed; the rules are then run again on the fresher cache, which is how
+kube-apiserver's GuaranteedUpdate retries with the current object.
 """
 
 from __future__ import annotations
 
 import builtins
 import collections
-import errno
 import json
-import logging
 import math
-import os
 import pickle
-import sqlite3
-import time
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, TypeVar
 
 import trio
 
@@ -51,26 +35,23 @@ from tinykube.model.errors import (
     Conflict,
     FieldError,
     Gone,
-    InsufficientStorage,
     Invalid,
     NotFound,
 )
 from tinykube.model.meta import now_iso
 
-log = logging.getLogger("tinykube.store")
-
 HISTORY_LIMIT = 20_000  # watch events kept for late watchers
 # ...and their total size as JSON: the history holds serialized events (a decoded pod costs
 # ~10x its JSON), so 20,000 events of big objects stay within this bound.
 HISTORY_BYTES = 16 * 1024 * 1024
-RESERVE_BYTES = 8 * 1024 * 1024  # released so that deletes work on a full disk
-RESERVE_RETRY_SECONDS = 10.0
-SQLITE_FULL = 13
 EVENT_LIMIT = 5_000  # Kubernetes Events kept (they are short-lived there too)
+STALE_RETRIES = 16  # fresh-cache retries of one write before it fails as a Conflict
 
 ADDED, MODIFIED, DELETED = "ADDED", "MODIFIED", "DELETED"
 
 Key = tuple[str, str, str]  # (kind, namespace, name)
+
+T = TypeVar("T")
 
 
 def clone(obj: dict) -> dict:
@@ -82,6 +63,10 @@ def clone(obj: dict) -> dict:
 def object_key(obj: dict) -> Key:
     meta = obj["metadata"]
     return (obj["kind"], meta.get("namespace") or "default", meta["name"])
+
+
+class StaleCache(Exception):
+    """A backend's compare failed: the cache was behind; run the write's rules again."""
 
 
 @dataclass(frozen=True)
@@ -132,84 +117,41 @@ class Watch:
 
 
 class Store:
-    def __init__(self, db_path: Path) -> None:
-        self.path = db_path
-        db_path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(str(db_path), isolation_level=None, check_same_thread=False)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.execute(
-            "CREATE TABLE IF NOT EXISTS objects (kind TEXT, namespace TEXT, name TEXT,"
-            " rv INTEGER, data TEXT, PRIMARY KEY (kind, namespace, name))"
-        )
-        self._db.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER)")
-        row = self._db.execute("SELECT value FROM meta WHERE key='rv'").fetchone()
-        self._rv: int = row[0] if row else 0
+    """The store interface (see the module docstring). `Store(path)` still opens the embedded
+    SQLite store, the default, as it did before there were backends."""
+
+    def __new__(cls, *args: Any, **kwargs: Any) -> Store:
+        if cls is Store:
+            from .sqlite import SqliteStore
+
+            cls = SqliteStore
+        return object.__new__(cls)
+
+    def __init__(self) -> None:
+        self._rv = 0
         self._objects: dict[Key, dict] = {}
-        # Rows that could not be served, by their key: skipped, never touched but by doctor.
+        # Stored objects that could not be served, by their key: skipped, never touched but
+        # by `tinykube doctor`.
         self.unloadable: dict[Key, str] = {}
-        self._load()
         # (rv, kind, namespace, type, JSON of the object): serialized to bound memory by bytes.
         self._history: collections.deque[tuple[int, str, str, str, bytes]] = collections.deque()
         self._history_bytes = 0
+        # The oldest `since` the history answers: every change after it is in the history.
+        # A backend sets it when it loads (nothing before that is known), trimming raises it.
+        self._history_floor = 0
         self._rv_changed = trio.Event()
-        self.reserve = DiskReserve(db_path.parent / "state.reserve", RESERVE_BYTES)
-        self.reserve.ensure()
         self._watches: set[Watch] = set()
         self._events: collections.deque[dict] = collections.deque(maxlen=EVENT_LIMIT)
         self._event_series: dict[tuple, dict] = {}
 
-    def _load(self) -> None:
-        self._db.text_factory = bytes  # a row that is not UTF-8 must not fail the whole load
-        try:
-            rows = self._db.execute("SELECT kind, namespace, name, data FROM objects").fetchall()
-        finally:
-            self._db.text_factory = str
-        for kind_b, namespace_b, name_b, data in rows:
-            key = (_text(kind_b), _text(namespace_b), _text(name_b))
-            obj, why = integrity.load_problems(*key, data)
-            if obj is None:
-                self.unloadable[key] = why
-                log.error("stored object %s cannot be loaded and is skipped: %s "
-                          "(see `tinykube doctor`)", "/".join(key), why)
-                continue
-            self._objects[key] = obj
-
-    def set_aside(self, key: Key, backup_dir: Path) -> Path:
-        """Move an unloadable row out of the store into a backup file (`tinykube doctor
-        --repair`); returns the file. The file is written and synced before the row goes."""
-        if key not in self.unloadable:
-            raise NotFound(f"no unloadable object is stored as {'/'.join(key)}")
-        self._db.text_factory = bytes
-        try:
-            row = self._db.execute(
-                "SELECT rv, data FROM objects WHERE kind=? AND namespace=? AND name=?",
-                key).fetchone()
-        finally:
-            self._db.text_factory = str
-        backup_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-        safe = "_".join("".join(c if c.isalnum() or c in "-." else "_" for c in part)[:80]
-                        for part in key)
-        path = backup_dir / f"{time.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:6]}-{safe}.json"
-        record = {"kind": key[0], "namespace": key[1], "name": key[2],
-                  "reason": self.unloadable[key],
-                  "rv": row[0] if row else None,
-                  "data": _text(row[1]) if row and row[1] is not None else None}
-        with open(path, "x") as f:
-            json.dump(record, f)
-            f.flush()
-            os.fsync(f.fileno())
-        self._write_sql(True, [
-            ("DELETE FROM objects WHERE kind=? AND namespace=? AND name=?", key),
-        ], self._rv, removal=True)
-        del self.unloadable[key]
-        log.warning("stored object %s set aside to %s", "/".join(key), path)
-        return path
-
     def close(self) -> None:
         for watch in list(self._watches):
             watch.close()
-        self._db.close()
+
+    def set_aside(self, key: Key, backup_dir: Path | None = None) -> Path:
+        """Move an unloadable object out of the store into a backup file (`tinykube doctor
+        --repair`; by default in the store's own backup directory); returns the file."""
+        raise NotFound(f"no unloadable object is stored as {'/'.join(key)}")
 
     @property
     def resource_version(self) -> int:
@@ -232,7 +174,7 @@ class Store:
         kind: str,
         namespace: str | None = None,
         selector: Callable[[dict], bool] | None = None,
-    ) -> list[dict]:
+    ) -> builtins.list[dict]:
         found = []
         for (k, ns, _), obj in self._objects.items():
             if k != kind or (namespace is not None and ns != namespace):
@@ -249,6 +191,9 @@ class Store:
     # ---- writes ------------------------------------------------------------------------
 
     async def create(self, obj: dict, *, durable: bool = False) -> dict:
+        return await self._retrying(lambda: self._create_once(obj, durable))
+
+    async def _create_once(self, obj: dict, durable: bool) -> dict:
         obj = clone(obj)
         meta = obj.setdefault("metadata", {})
         meta.setdefault("namespace", "default")
@@ -264,10 +209,13 @@ class Store:
         meta["generation"] = 1
         for transient in ("deletionTimestamp", "deletionGracePeriodSeconds", "resourceVersion"):
             meta.pop(transient, None)
-        return self._commit(ADDED, key, obj, durable)
+        return await self._commit(ADDED, key, obj, durable)
 
     async def update(self, obj: dict, *, durable: bool = False) -> dict:
         """Replace metadata and spec; status stays as stored (Kubernetes' main resource)."""
+        return await self._retrying(lambda: self._update_once(obj, durable))
+
+    async def _update_once(self, obj: dict, durable: bool) -> dict:
         key = object_key(obj)
         current = self._current_for_write(key, obj)
         new = clone(obj)
@@ -281,18 +229,21 @@ class Store:
         if new == current:
             return clone(current)
         if _deletion_complete(new) and current["metadata"].get("finalizers"):
-            return self._remove(key, new, durable)  # the last finalizer just went
-        return self._commit(MODIFIED, key, new, durable)
+            return await self._remove(key, new, durable)  # the last finalizer just went
+        return await self._commit(MODIFIED, key, new, durable)
 
     async def update_status(self, obj: dict, *, durable: bool = False) -> dict:
         """Replace only status (Kubernetes' /status subresource)."""
+        return await self._retrying(lambda: self._update_status_once(obj, durable))
+
+    async def _update_status_once(self, obj: dict, durable: bool) -> dict:
         key = object_key(obj)
         current = self._current_for_write(key, obj)
         if obj.get("status") == current.get("status"):
             return clone(current)
         new = clone(current)
         new["status"] = clone(obj.get("status") or {})
-        return self._commit(MODIFIED, key, new, durable)
+        return await self._commit(MODIFIED, key, new, durable)
 
     async def delete(
         self,
@@ -305,7 +256,12 @@ class Store:
         uid: str | None = None,
         durable: bool = False,
     ) -> dict:
-        key = (kind, namespace, name)
+        return await self._retrying(lambda: self._delete_once(
+            (kind, namespace, name), grace_period, propagation, uid, durable))
+
+    async def _delete_once(self, key: Key, grace_period: int | None, propagation: str | None,
+                           uid: str | None, durable: bool) -> dict:
+        kind, _, name = key
         current = self._objects.get(key)
         if current is None or (uid is not None and current["metadata"]["uid"] != uid):
             raise NotFound.for_object(kind, name)
@@ -318,9 +274,9 @@ class Store:
             finalizers.append("orphan")
         graceful = kind == "Pod" and _pod_grace(new, grace_period) > 0
         if not finalizers and not graceful:
-            return self._remove(key, new, durable)
+            return await self._remove(key, new, durable)
         if grace_period == 0 and kind == "Pod" and not finalizers:
-            return self._remove(key, new, durable)
+            return await self._remove(key, new, durable)
         changed = False
         if finalizers != list(meta.get("finalizers") or []):
             meta["finalizers"] = finalizers
@@ -337,7 +293,49 @@ class Store:
                 changed = True
         if not changed:
             return clone(current)
-        return self._commit(MODIFIED, key, new, durable)
+        return await self._commit(MODIFIED, key, new, durable)
+
+    async def _retrying(self, write: Callable[[], Awaitable[T]]) -> T:
+        for _ in range(STALE_RETRIES):
+            try:
+                return await write()
+            except StaleCache:
+                continue
+        raise Conflict("the object kept changing under this write; try again")
+
+    # ---- the backend's write path ------------------------------------------------------
+
+    async def _commit(self, type: str, key: Key, obj: dict, durable: bool) -> dict:
+        """Store `obj` (new or changed) durably, then `_apply` it; a copy of what was stored.
+        `obj["metadata"]["resourceVersion"]` is the version the decision was made on (absent
+        for a create)."""
+        raise NotImplementedError
+
+    async def _remove(self, key: Key, obj: dict, durable: bool) -> dict:
+        """Remove the object durably, then `_apply` DELETED; a copy of `obj` as removed."""
+        raise NotImplementedError
+
+    def _check_identity(self, obj: dict, key: Key) -> None:
+        why = integrity.identity_problem(obj, key)
+        if why:  # the last line of defence: nothing unaddressable is ever stored
+            path, _, message = why.partition(": ")
+            raise Invalid.for_object(obj, [FieldError(path, message or why)])
+
+    def _apply(self, type: str, key: Key, obj: dict, rv: int, data: str) -> None:
+        """A durable change at `rv` (`data`: the object as JSON): into the cache, the history
+        and every watcher. Changes arrive in rv order."""
+        if type == DELETED:
+            self._objects.pop(key, None)
+        else:
+            self._objects[key] = obj
+        self._publish(type, key, obj, rv, data)
+        self._advance(rv)
+
+    def _advance(self, rv: int) -> None:
+        if rv > self._rv:
+            self._rv = rv
+            self._rv_changed.set()
+            self._rv_changed = trio.Event()
 
     # ---- events (Kubernetes Events, kept in memory) ------------------------------------
 
@@ -397,9 +395,8 @@ class Store:
         (`wait_for_resource_version`); here it simply gets the changes after it."""
         watch = Watch(self, kind, namespace)
         if since is not None and since < self._rv:
-            oldest = self._history[0][0] if self._history else self._rv + 1
-            if since < oldest - 1:
-                raise Gone(f"too old resource version: {since} ({oldest - 1})")
+            if since < self._history_floor:
+                raise Gone(f"too old resource version: {since} ({self._history_floor})")
             for rv, k, ns, type, data in self._history:
                 if rv > since and watch.wants(k, ns):
                     watch.deliver(WatchEvent(type, json.loads(data), rv))
@@ -434,87 +431,6 @@ class Store:
             raise Conflict.for_object(key[0], key[2])
         return current
 
-    def _next_rv(self) -> int:
-        return self._rv + 1
-
-    def _commit(self, type: str, key: Key, obj: dict, durable: bool) -> dict:
-        why = integrity.identity_problem(obj, key)
-        if why:  # the last line of defence: nothing unaddressable is ever stored
-            path, _, message = why.partition(": ")
-            raise Invalid.for_object(obj, [FieldError(path, message or why)])
-        rv = self._next_rv()
-        obj["metadata"]["resourceVersion"] = str(rv)
-        data = json.dumps(obj, separators=(",", ":"))
-        self._write_sql(durable, [
-            ("INSERT OR REPLACE INTO objects VALUES (?, ?, ?, ?, ?)", (*key, rv, data)),
-        ], rv)
-        self._objects[key] = obj
-        self._publish(type, key, obj, rv, data)
-        return clone(obj)
-
-    def _remove(self, key: Key, obj: dict, durable: bool) -> dict:
-        rv = self._next_rv()
-        obj["metadata"]["resourceVersion"] = str(rv)
-        self._write_sql(durable, [
-            ("DELETE FROM objects WHERE kind=? AND namespace=? AND name=?", key),
-        ], rv, removal=True)
-        self._objects.pop(key, None)
-        self._publish(DELETED, key, obj, rv, json.dumps(obj, separators=(",", ":")))
-        return clone(obj)
-
-    def _write_sql(self, durable: bool, statements: Iterable[tuple[str, tuple]], rv: int, *,
-                   removal: bool = False) -> None:
-        """One transaction. `removal`: it frees space, so it may use the disk reserve."""
-        statements = list(statements)
-        try:
-            self._transaction(durable, statements, rv)
-        except sqlite3.OperationalError as e:
-            if not _disk_full(e):
-                raise
-            if not (removal and self.reserve.release()):
-                raise InsufficientStorage(
-                    f"no space left on device: the store under {self.reserve.path.parent} "
-                    "cannot take this write; delete objects or free disk space") from None
-            log.error("disk full under %s: released the %d MiB reserve so that deletes "
-                      "work; free disk space", self.reserve.path.parent, RESERVE_BYTES >> 20)
-            try:
-                self._transaction(durable, statements, rv)
-            except sqlite3.OperationalError as again:
-                if not _disk_full(again):
-                    raise
-                raise InsufficientStorage(
-                    f"no space left on device under {self.reserve.path.parent}, even after "
-                    "releasing the reserve") from None
-        self._rv = rv
-        self.reserve.retake_soon()
-        self._rv_changed.set()
-        self._rv_changed = trio.Event()
-
-    def _transaction(self, durable: bool, statements: builtins.list[tuple[str, tuple]],
-                     rv: int) -> None:
-        db = self._db
-        if durable:
-            db.execute("PRAGMA synchronous=FULL")
-        try:
-            db.execute("BEGIN IMMEDIATE")
-            try:
-                for sql, params in statements:
-                    db.execute(sql, params)
-                db.execute("INSERT OR REPLACE INTO meta VALUES ('rv', ?)", (rv,))
-                db.execute("COMMIT")
-            except BaseException:
-                # SQLite rolls back by itself after some errors (a full disk among them); a
-                # second ROLLBACK would hide the real error behind "no transaction is active".
-                if db.in_transaction:
-                    try:
-                        db.execute("ROLLBACK")
-                    except sqlite3.Error:
-                        log.exception("rollback failed")
-                raise
-        finally:
-            if durable:
-                db.execute("PRAGMA synchronous=NORMAL")
-
     def _publish(self, type: str, key: Key, obj: dict, rv: int, data: str) -> None:
         event = WatchEvent(type, clone(obj), rv)
         encoded = data.encode()
@@ -522,68 +438,12 @@ class Store:
         self._history_bytes += len(encoded)
         while self._history and (len(self._history) > HISTORY_LIMIT
                                  or self._history_bytes > HISTORY_BYTES):
-            self._history_bytes -= len(self._history.popleft()[4])
+            trimmed = self._history.popleft()
+            self._history_bytes -= len(trimmed[4])
+            self._history_floor = max(self._history_floor, trimmed[0])
         for watch in list(self._watches):
             if watch.wants(key[0], key[1]):
                 watch.deliver(event)
-
-
-class DiskReserve:
-    """A file of `size` allocated bytes that the store gives up when the disk is full."""
-
-    def __init__(self, path: Path, size: int) -> None:
-        self.path = path
-        self.size = size
-        self._retry_at = 0.0
-
-    def ensure(self) -> bool:
-        """Allocate the reserve (if it is not already); False when the disk has no room."""
-        try:
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
-        except OSError as e:
-            log.warning("cannot create the disk reserve %s: %s", self.path, e)
-            return False
-        try:
-            if os.fstat(fd).st_size >= self.size:
-                return True
-            os.posix_fallocate(fd, 0, self.size)
-            return True
-        except OSError as e:
-            os.ftruncate(fd, 0)  # all or nothing: a half reserve would fool release()
-            if e.errno != errno.ENOSPC:
-                log.warning("cannot allocate the disk reserve %s: %s", self.path, e)
-            return False
-        finally:
-            os.close(fd)
-
-    def release(self) -> bool:
-        """Give the reserve back to the file system; whether there was one to give."""
-        try:
-            if os.stat(self.path).st_size == 0:
-                return False
-            os.truncate(self.path, 0)
-        except OSError:
-            return False
-        self._retry_at = time.monotonic() + RESERVE_RETRY_SECONDS
-        return True
-
-    def retake_soon(self) -> None:
-        """After a write: take the reserve back if it was released and the retry time came."""
-        if self._retry_at and time.monotonic() >= self._retry_at:
-            self._retry_at = 0.0 if self.ensure() else time.monotonic() + RESERVE_RETRY_SECONDS
-
-
-def _disk_full(error: sqlite3.Error) -> bool:
-    code = getattr(error, "sqlite_errorcode", None)
-    if code is not None:
-        return code & 0xFF == SQLITE_FULL
-    return "disk is full" in str(error)
-
-
-def _text(value: bytes | str | None) -> str:
-    if isinstance(value, bytes):
-        return value.decode("utf-8", "replace")
-    return "" if value is None else str(value)
 
 
 def _deletion_complete(obj: dict) -> bool:
