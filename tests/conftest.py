@@ -6,6 +6,9 @@ import os
 
 import pytest
 
+# `store_backend` and `store`: the store suite over SQLite and etcd alike.
+pytest_plugins = ["tests.store_backends"]
+
 # Fixtures that only work as root: a test using one is a root test without saying so again.
 ROOT_FIXTURES = frozenset({"daemon", "cgroups", "kube", "node", "tinykube"})
 

@@ -1,11 +1,11 @@
-"""The store: versions, generation, optimistic concurrency, deletion rules, watch, durability."""
+"""The store: versions, generation, optimistic concurrency, deletion rules, watch, durability;
+every test runs against each backend (`store` and `store_backend`: tests/store_backends.py)."""
 
 import pytest
 import trio
 import trio.lowlevel
 
 from tinykube.model.errors import AlreadyExists, Conflict, Gone, NotFound
-from tinykube.store import Store
 from tinykube.store import base as store_base
 
 
@@ -20,13 +20,6 @@ def rs(name="web", replicas=1, labels=None):
 def pod(name="p", grace=30):
     return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name},
             "spec": {"terminationGracePeriodSeconds": grace, "containers": []}}
-
-
-@pytest.fixture
-def store(tmp_path):
-    s = Store(tmp_path / "state.db")
-    yield s
-    s.close()
 
 
 async def test_create_sets_system_fields_and_rejects_duplicates(store):
@@ -154,15 +147,13 @@ async def test_watch_too_old_is_gone(store, monkeypatch):
         store.watch("ReplicaSet", since=1)
 
 
-async def test_objects_survive_reopen(tmp_path):
-    s = Store(tmp_path / "state.db")
-    await s.create(rs(), durable=True)
-    rv = s.resource_version
-    s.close()
-    again = Store(tmp_path / "state.db")
-    assert again.get("ReplicaSet", "default", "web")["spec"]["replicas"] == 1
-    assert again.resource_version == rv
-    again.close()
+async def test_objects_survive_reopen(store_backend):
+    async with store_backend.open() as s:
+        await s.create(rs(), durable=True)
+        rv = s.resource_version
+    async with store_backend.open() as again:
+        assert again.get("ReplicaSet", "default", "web")["spec"]["replicas"] == 1
+        assert again.resource_version == rv
 
 
 async def test_events_are_aggregated(store):

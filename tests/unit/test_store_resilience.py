@@ -80,24 +80,20 @@ async def test_rows_that_cannot_be_served_are_skipped_reported_and_set_aside(tmp
 
 @pytest.mark.parametrize("meta", [{"name": None, "generateName": "g-"}, {"name": ""}, {},
                                   {"name": "Bad/Name"}])
-async def test_an_object_without_a_usable_name_is_never_stored(tmp_path, meta):
-    store = Store(tmp_path / "state.db")
-    try:
-        obj = {"apiVersion": "v1", "kind": "Pod", "metadata": meta, "spec": {}}
-        with pytest.raises((Invalid, KeyError)):
-            await store.create(obj)
-        assert store.list("Pod") == [] and store.resource_version == 0
-    finally:
-        store.close()
+async def test_an_object_without_a_usable_name_is_never_stored(store, meta):
+    before = store.resource_version
+    obj = {"apiVersion": "v1", "kind": "Pod", "metadata": meta, "spec": {}}
+    with pytest.raises((Invalid, KeyError)):
+        await store.create(obj)
+    assert store.list("Pod") == [] and store.resource_version == before
 
 
-async def test_watch_history_is_bounded_by_bytes(tmp_path, monkeypatch):
+async def test_watch_history_is_bounded_by_bytes(store_backend, monkeypatch):
     """Big objects: the history keeps at most HISTORY_BYTES of them (serialized), far fewer
     than HISTORY_LIMIT events; a watch inside the history still replays exactly, one
     before it gets Gone (and re-lists)."""
     monkeypatch.setattr(store_module, "HISTORY_BYTES", 2 * 1024 * 1024)
-    store = Store(tmp_path / "state.db")
-    try:
+    async with store_backend.open() as store:
         payload = "x" * 8192
         for i in range(600):  # ~4.9 MB of events
             await store.create(rs(f"r{i}", payload))
@@ -110,9 +106,7 @@ async def test_watch_history_is_bounded_by_bytes(tmp_path, monkeypatch):
         assert [e.object["metadata"]["name"] for e in events] == [f"r{i}" for i in range(590, 600)]
         assert events[0].object["metadata"]["annotations"]["payload"] == payload
         with pytest.raises(Gone):
-            store.watch("ReplicaSet", since=1)
-    finally:
-        store.close()
+            store.watch("ReplicaSet", since=since - 500)  # trimmed: ~250 of 600 are kept
 
 
 async def test_a_failed_write_reports_its_own_error_not_a_rollback_error(tmp_path):

@@ -1,0 +1,170 @@
+"""The etcd backend as kube-apiserver's etcd3 storage: keys and revisions, transactions, several
+servers on one etcd (each cache fed by a watch), watch history across restarts and compaction,
+values it cannot serve. The shared store suite (test_store.py) runs on etcd too."""
+
+from __future__ import annotations
+
+import base64
+import json
+
+import pytest
+import trio
+
+from tinykube.model.errors import AlreadyExists, Conflict, Gone
+from tinykube.store.location import StoreLocation, open_store
+
+
+def rs(name="web", replicas=1):
+    return {"apiVersion": "apps/v1", "kind": "ReplicaSet",
+            "metadata": {"name": name, "labels": {"app": name}},
+            "spec": {"replicas": replicas, "selector": {"matchLabels": {"app": name}},
+                     "template": {"metadata": {"labels": {"app": name}},
+                                  "spec": {"containers": [{"name": "c", "command": ["true"]}]}}}}
+
+
+def b64(text: str) -> str:
+    return base64.b64encode(text.encode()).decode()
+
+
+def server(etcd):
+    return open_store(StoreLocation(etcd_endpoints=(etcd.endpoint,)))
+
+
+async def next_event(watch):
+    with trio.fail_after(10):
+        return await anext(watch)
+
+
+async def test_keys_values_and_resource_version_are_etcds(etcd):
+    async with server(etcd) as store:
+        created = await store.create(rs())
+    stored = etcd.call("/v3/kv/range", {"key": b64("/registry/ReplicaSet/default/web")})
+    (kv,) = stored["kvs"]
+    assert created["metadata"]["resourceVersion"] == kv["mod_revision"]
+    value = json.loads(base64.b64decode(kv["value"]))
+    assert "resourceVersion" not in value["metadata"]  # it is the key's mod revision
+    assert value["metadata"]["uid"] == created["metadata"]["uid"]
+    assert int(created["metadata"]["resourceVersion"]) == int(stored["header"]["revision"])
+
+
+async def test_two_servers_see_each_others_writes_and_watches(etcd):
+    async with server(etcd) as a, server(etcd) as b:
+        with b.watch("ReplicaSet") as watch_b:
+            made = await a.create(rs())
+            event = await next_event(watch_b)
+            assert (event.type, event.object["metadata"]["uid"]) == ("ADDED",
+                                                                    made["metadata"]["uid"])
+            assert event.resource_version == int(made["metadata"]["resourceVersion"])
+            assert b.get("ReplicaSet", "default", "web")["metadata"]["uid"] == \
+                made["metadata"]["uid"]
+            assert b.resource_version == a.resource_version
+            # B's update, decided on what A wrote, is seen by A's watchers.
+            with a.watch("ReplicaSet") as watch_a:
+                theirs = b.get("ReplicaSet", "default", "web")
+                theirs["spec"]["replicas"] = 3
+                updated = await b.update(theirs)
+                event = await next_event(watch_a)
+            assert event.type == "MODIFIED" and event.object["spec"]["replicas"] == 3
+            assert a.get("ReplicaSet", "default", "web")["metadata"]["resourceVersion"] == \
+                updated["metadata"]["resourceVersion"]
+            await a.delete("ReplicaSet", "default", "web")
+            assert (await next_event(watch_b)).type == "MODIFIED"
+            gone = await next_event(watch_b)
+            assert gone.type == "DELETED" and gone.object["metadata"]["name"] == "web"
+            assert b.try_get("ReplicaSet", "default", "web") is None
+
+
+async def test_optimistic_concurrency_across_servers(etcd):
+    async with server(etcd) as a, server(etcd) as b:
+        await a.create(rs())
+        await b.wait_for_resource_version(a.resource_version, 10)
+        mine, theirs = (a.get("ReplicaSet", "default", "web"),
+                        b.get("ReplicaSet", "default", "web"))
+        mine["spec"]["replicas"] = 2
+        theirs["spec"]["replicas"] = 5
+        results = []
+
+        async def write(store, obj):
+            try:
+                results.append(("ok", (await store.update(obj))["spec"]["replicas"]))
+            except Conflict:
+                results.append(("conflict", obj["spec"]["replicas"]))
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(write, a, mine)
+            nursery.start_soon(write, b, theirs)
+        assert sorted(r[0] for r in results) == ["conflict", "ok"]
+        winner = next(r[1] for r in results if r[0] == "ok")
+        await a.wait_for_resource_version(b.resource_version, 10)
+        assert a.get("ReplicaSet", "default", "web")["spec"]["replicas"] == winner
+        assert b.get("ReplicaSet", "default", "web")["spec"]["replicas"] == winner
+
+
+async def test_a_write_without_a_version_retries_on_the_fresh_object(etcd):
+    """B's cache may be behind A's write when B writes: the compare fails, B catches up and
+    applies its change on top (kube-apiserver's GuaranteedUpdate), losing nothing of A's."""
+    async with server(etcd) as a, server(etcd) as b:
+        await a.create(rs())
+        await b.wait_for_resource_version(a.resource_version, 10)
+        stale = b.get("ReplicaSet", "default", "web")
+        fresh = a.get("ReplicaSet", "default", "web")
+        fresh["metadata"]["labels"]["by"] = "a"
+        await a.update(fresh)
+        stale["metadata"].pop("resourceVersion")
+        stale["status"] = {"replicas": 7}
+        written = await b.update_status(stale)
+        assert written["status"] == {"replicas": 7}
+        assert written["metadata"]["labels"]["by"] == "a"
+
+
+async def test_the_same_name_created_on_two_servers_exists_once(etcd):
+    async with server(etcd) as a, server(etcd) as b:
+        outcomes = []
+
+        async def create(store):
+            try:
+                outcomes.append((await store.create(rs()))["metadata"]["uid"])
+            except AlreadyExists:
+                outcomes.append("exists")
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(create, a)
+            nursery.start_soon(create, b)
+        assert outcomes.count("exists") == 1
+        uid = next(o for o in outcomes if o != "exists")
+        await a.wait_for_resource_version(b.resource_version, 10)
+        assert a.get("ReplicaSet", "default", "web")["metadata"]["uid"] == uid
+        assert b.get("ReplicaSet", "default", "web")["metadata"]["uid"] == uid
+
+
+async def test_watch_history_survives_a_restart_until_compaction(etcd):
+    async with server(etcd) as first:
+        made = [await first.create(rs(f"r{i}")) for i in range(5)]
+    since = int(made[1]["metadata"]["resourceVersion"])
+    async with server(etcd) as again:  # a new server: its history replayed from etcd
+        with again.watch("ReplicaSet", since=since) as watch:
+            names = [(await next_event(watch)).object["metadata"]["name"] for _ in range(3)]
+        assert names == ["r2", "r3", "r4"]
+    etcd.call("/v3/kv/compaction", {"revision": int(made[3]["metadata"]["resourceVersion"]),
+                                    "physical": True})
+    async with server(etcd) as after:
+        with pytest.raises(Gone):
+            after.watch("ReplicaSet", since=since)
+        with after.watch("ReplicaSet",
+                         since=int(made[3]["metadata"]["resourceVersion"])) as watch:
+            assert (await next_event(watch)).object["metadata"]["name"] == "r4"
+
+
+async def test_values_that_cannot_be_served_are_skipped_and_keep_their_name(etcd):
+    etcd.call("/v3/kv/put", {"key": b64("/registry/Pod/default/bad"), "value": b64("{nope")})
+    async with server(etcd) as store:
+        assert store.list("Pod") == []
+        assert "not valid JSON" in store.unloadable[("Pod", "default", "bad")]
+        pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "bad"},
+               "spec": {"containers": [{"name": "c", "command": ["true"]}]}}
+        with pytest.raises(AlreadyExists, match="doctor"):
+            await store.create(pod)
+        etcd.call("/v3/kv/deleterange", {"key": b64("/registry/Pod/default/bad")})
+        await store.wait_for_resource_version(store.resource_version + 1, 10)
+        assert not store.unloadable
+        await store.create(pod)
