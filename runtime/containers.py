@@ -18,7 +18,7 @@ from typing import Any, Protocol
 
 import trio
 
-from . import layout, logfiles, records, spawn, status, syscalls, volumes
+from . import configwatch, layout, logfiles, records, spawn, status, syscalls, volumes
 from .backoff import CrashBackoff
 from .cgroups import CgroupDriver
 from .containerspec import (
@@ -31,6 +31,7 @@ from .containerspec import (
     isolation,
     run_as,
 )
+from .envresolve import MissingConfig
 from .node import NodeContext, crash_point
 from .probes import (
     ProbeError,
@@ -82,6 +83,9 @@ class PodSide(Protocol):
         """The Pod is being deleted."""
 
     async def until_stopping(self) -> None: ...
+    inputs_version: int
+
+    async def until_stopping_or_new_inputs(self, seen: int) -> None: ...
     def mark_dirty(self) -> None: ...
     async def event(self, type_: str, reason: str, message: str) -> None: ...
 
@@ -98,6 +102,9 @@ class ContainerSupervisor:
         self.probes: dict[ProbeKind, ProbeSpec] = {}
         self.proc: spawn.ContainerProcess | None = None  # while it runs
         self._oom_before: int | None = None
+        # The last start failed for a ConfigMap/Secret that is not there: under any restart
+        # policy the kubelet keeps trying (CreateContainerConfigError), sooner once it appears.
+        self._missing_config = False
 
     # -- the loop ----------------------------------------------------------------------------
     async def run(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
@@ -125,7 +132,7 @@ class ContainerSupervisor:
                 if self.pod.stopping or not status.should_restart(self.pod.restart_policy,
                                                                   exit_code):
                     return
-            elif self.pod.restart_policy is RestartPolicy.NEVER:
+            elif self.pod.restart_policy is RestartPolicy.NEVER and not self._missing_config:
                 self._cannot_run()
                 return
             if not await self._back_off(exit_code):
@@ -145,7 +152,10 @@ class ContainerSupervisor:
                             f"{self.name} in pod {pod.name}_{pod.namespace}({pod.uid})")
         pod.mark_dirty()
         with trio.move_on_after(delay):
-            await pod.until_stopping()
+            if self._missing_config:
+                await pod.until_stopping_or_new_inputs(self._inputs_seen)
+            else:
+                await pod.until_stopping()
         if pod.stopping:
             return False
         if exit_code is not None:
@@ -195,9 +205,14 @@ class ContainerSupervisor:
         """Start the container; on failure the status says why and None is returned."""
         reason: WaitingReason
         error: Exception
+        self._inputs_seen = self.pod.inputs_version
         try:
             self._load_probes(adopted=False)
+            self._missing_config = False
             return await self._start()
+        except MissingConfig as e:
+            self._missing_config = True
+            reason, error = WaitingReason.CREATE_CONTAINER_CONFIG_ERROR, e
         except (ContainerConfigError, ProbeError, volumes.VolumeError) as e:
             reason, error = WaitingReason.CREATE_CONTAINER_CONFIG_ERROR, e
         except (SpawnError, OSError) as e:
@@ -210,14 +225,19 @@ class ContainerSupervisor:
         pod, st, spec, name, where = self.pod, self.status, self.spec, self.name, self.where
         assert pod.live is not None
         ctx = pod.ctx
+        skipped: list[str] = []
         env = container_env(pod.pod, spec, pod.hostname, pod.live.pod_ip, pod.live.host_ip,
-                            where)
+                            where, lookup=configwatch.lookup_in(ctx.store, pod.namespace),
+                            skipped=skipped)
+        for message in skipped:
+            await pod.event("Warning", "InvalidEnvironmentVariableNames", message)
         argv = container_argv(spec, env, where)
         limits = container_limits(spec, where)
         user, group = run_as(pod.pod, spec)
         check_non_root(pod.pod, spec)
         confinement = isolation(pod.pod, spec, where, ctx.hidden_paths)
-        mounts = volumes.container_mounts(spec, pod.volume_paths, where)
+        mounts = volumes.container_mounts(spec, pod.volume_paths, where,
+                                          volumes.written_volumes(pod.pod))
         cwd = spec.get("workingDir") or None
         scratch = layout.pod_dir(ctx.root, pod.uid) / "workdirs" / name
         workdir = await trio.to_thread.run_sync(volumes.working_dir, cwd, mounts, scratch, where)
@@ -359,7 +379,8 @@ class ContainerSupervisor:
                              "is not running")
         user, group = run_as(pod.pod, self.spec)
         env = container_env(pod.pod, self.spec, pod.hostname, pod.live.pod_ip,
-                            pod.live.host_ip, f"container {self.name}")
+                            pod.live.host_ip, f"container {self.name}",
+                            lookup=configwatch.lookup_in(pod.ctx.store, pod.namespace))
         confinement = isolation(pod.pod, self.spec, f"container {self.name}",
                                 pod.ctx.hidden_paths)
         return await spawn.exec_in_container(

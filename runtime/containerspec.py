@@ -44,62 +44,13 @@ def expand(text: str, env: dict[str, str]) -> str:
     return _VAR_REF.sub(replace, text)
 
 
-def field_ref(pod: dict[str, Any], path: str, pod_ip: str | None, host_ip: str | None) -> str:
-    meta = pod["metadata"]
-    simple = {
-        "metadata.name": meta.get("name"),
-        "metadata.namespace": meta.get("namespace") or "default",
-        "metadata.uid": meta.get("uid"),
-        "spec.nodeName": (pod.get("spec") or {}).get("nodeName") or "localhost",
-        "spec.serviceAccountName": (pod.get("spec") or {}).get("serviceAccountName") or "default",
-        "status.podIP": pod_ip,
-        "status.podIPs": pod_ip,
-        "status.hostIP": host_ip,
-        "status.hostIPs": host_ip,
-    }
-    if path in simple:
-        return simple[path] or ""
-    match = re.fullmatch(r"metadata\.(labels|annotations)\['([^']*)'\]", path)
-    if match:
-        return str((meta.get(match.group(1)) or {}).get(match.group(2), ""))
-    raise ContainerConfigError(f"fieldRef.fieldPath: unsupported field {path!r}")
-
-
 def container_env(pod: dict[str, Any], container: dict[str, Any], hostname: str,
-                  pod_ip: str | None, host_ip: str | None, where: str) -> dict[str, str]:
-    env: dict[str, str] = {"HOSTNAME": hostname, "PATH": spawn.DEFAULT_PATH, "HOME": "/root"}
-    for i, var in enumerate(container.get("env") or []):
-        name = var.get("name")
-        if not name:
-            raise ContainerConfigError(f"{where}.env[{i}].name: required")
-        if "value" in var and var["value"] is not None:
-            env[name] = expand(str(var["value"]), env)
-            continue
-        source = var.get("valueFrom") or {}
-        if "fieldRef" in source:
-            env[name] = field_ref(pod, source["fieldRef"].get("fieldPath", ""), pod_ip, host_ip)
-        elif "resourceFieldRef" in source:
-            env[name] = _resource_field(container, source["resourceFieldRef"], f"{where}.env[{i}]")
-        elif source:
-            raise ContainerConfigError(f"{where}.env[{i}].valueFrom: only fieldRef and "
-                                       "resourceFieldRef are supported")
-        else:
-            env[name] = ""
-    return env
+                  pod_ip: str | None, host_ip: str | None, where: str,
+                  **sources: Any) -> dict[str, str]:
+    """The container's environment (runtime/envresolve.py builds it)."""
+    from .envresolve import container_env as build  # envresolve imports this module
 
-
-def _resource_field(container: dict[str, Any], ref: dict[str, Any], where: str) -> str:
-    resource = ref.get("resource", "")
-    kind, _, name = resource.partition(".")
-    amount = ((container.get("resources") or {}).get(kind) or {}).get(name)
-    if amount is None:
-        return "0"
-    if name == "cpu":
-        return str(max(1, -(-quantity.cpu_millis(amount) // 1000)))
-    if name == "memory":
-        return str(quantity.memory_bytes(amount))
-    raise ContainerConfigError(f"{where}.valueFrom.resourceFieldRef.resource: "
-                               f"unsupported {resource!r}")
+    return build(pod, container, hostname, pod_ip, host_ip, where, **sources)
 
 
 def container_argv(container: dict[str, Any], env: dict[str, str], where: str) -> list[str]:

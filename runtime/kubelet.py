@@ -30,6 +30,7 @@ from . import layout, logfiles, records
 from .backoff import DEFAULT_POLICY, BackoffPolicy
 from .cgroups import CgroupDriver
 from .claims import ClaimDirectories
+from .configwatch import ConfigWatch
 from .hostsfile import HostEntry
 from .node import NodeContext
 from .podworker import Phase, PodWorker
@@ -86,6 +87,8 @@ class Kubelet:
                 self._nursery = nursery
                 # Claim directories go with their PersistentVolumeClaims (runtime/claims.py).
                 await nursery.start(ClaimDirectories(self.store, self.ctx.root).run)
+                # configMap/secret/downwardAPI volumes follow their sources.
+                await nursery.start(ConfigWatch(self.store, self.workers.values).run)
                 pods = self.store.list("Pod")
                 watch = self.store.watch("Pod", since=self.store.resource_version)
                 with watch:

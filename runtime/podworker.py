@@ -46,7 +46,7 @@ from typing import Any
 
 import trio
 
-from . import hostsfile, layout, records, status, volumes
+from . import configwatch, hostsfile, layout, records, status, volumes
 from .backoff import CrashBackoff
 from .containers import ContainerSupervisor, kill_unrecorded
 from .containerspec import grace_seconds
@@ -150,6 +150,7 @@ class PodWorker:
         # kubelet's computePodActions does), then start the containers again.
         self._sandbox_changed = False
         self._done_for_good: set[str] = set()
+        self.inputs_version = 0  # bumped when a ConfigMap/Secret the pod reads changes
         self.volume_paths: dict[str, Path] = {}
         self.pod_files: dict[str, Path] = {}
         self._last_status: dict[str, Any] | None = pod.get("status") or None
@@ -197,6 +198,18 @@ class PodWorker:
 
     async def until_stopping(self) -> None:
         await self._until(lambda: self.stopping)
+
+    def inputs_changed(self) -> None:
+        """A ConfigMap or Secret the pod reads changed or appeared (runtime/configwatch.py):
+        a set-up or a container start waiting for it tries again now."""
+        self.inputs_version += 1
+        self._notify()
+
+    async def until_deleting_or_new_inputs(self, seen: int) -> None:
+        await self._until(lambda: self.deleting or self.inputs_version != seen)
+
+    async def until_stopping_or_new_inputs(self, seen: int) -> None:
+        await self._until(lambda: self.stopping or self.inputs_version != seen)
 
     async def _until_deleting(self) -> None:
         await self._until(lambda: self.deleting)
@@ -300,7 +313,8 @@ class PodWorker:
                                      f"Failed to create pod sandbox: {e}")
                 await self._set_up_failed(e)
                 with trio.move_on_after(backoff.exited()):
-                    await self._until_deleting()
+                    # A missing ConfigMap/Secret that appears ends the wait early.
+                    await self.until_deleting_or_new_inputs(self.inputs_version)
                 if self.deleting:
                     return False
             except Exception as e:
@@ -326,7 +340,8 @@ class PodWorker:
         # it starts, and containers enter it, so a memory-backed emptyDir's tmpfs must
         # already be mounted then.
         self.volume_paths = await trio.to_thread.run_sync(
-            volumes.prepare_volumes, self.pod, self.ctx.root)
+            volumes.prepare_volumes, self.pod, self.ctx.root,
+            configwatch.snapshot(self.ctx.store, self.pod))
         self.live = await self._attach(await self._pause())
         self.pod_ip, self.host_ip = self.live.pod_ip, self.live.host_ip
         self.start_time = self.start_time or now_iso()

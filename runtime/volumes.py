@@ -4,6 +4,10 @@
 - `hostPath`: the host path itself (created for type "", DirectoryOrCreate, FileOrCreate).
 - `persistentVolumeClaim`: a claim directory (runtime/layout.py), created if missing and
   never removed with the pod: a StatefulSet's replacement pod finds its data again.
+- `configMap`, `secret`, `downwardAPI`, `projected`: a directory in the pod dir (a tmpfs
+  for all but configMap, as the kubelet keeps secrets off disk) filled by the atomic writer
+  (runtime/atomicwriter.py) from the objects `lookup` finds; mounted read-only; updated in
+  place by runtime/configwatch.py.
 
 Names become path components through `layout.component`, which refuses a slash or a dot-dot.
 """
@@ -18,11 +22,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from . import layout, syscalls
+from . import atomicwriter, layout, projection, syscalls
 from .safepath import resolve_beneath
 
 from tinykube.model import quantity
-from tinykube.model.schema import VOLUME_SOURCES, volume_sources
+from tinykube.model.schema import PROJECTED_SOURCES, VOLUME_SOURCES, volume_sources
+
+
+def _nothing(kind: str, name: str) -> dict[str, Any] | None:
+    return None
 
 
 class VolumeError(ValueError):
@@ -43,8 +51,10 @@ def claim_dir(root: Path, namespace: str, claim: str) -> Path:
         raise VolumeError(str(e)) from None
 
 
-def prepare_volumes(pod: dict[str, Any], root: Path) -> dict[str, Path]:
-    """Create every volume of the pod on the host; returns {volume name: host path}."""
+def prepare_volumes(pod: dict[str, Any], root: Path,
+                    lookup: projection.Lookup = _nothing) -> dict[str, Path]:
+    """Create every volume of the pod on the host; returns {volume name: host path}.
+    `lookup` finds the ConfigMaps and Secrets of the pod's namespace by (kind, name)."""
     paths: dict[str, Path] = {}
     for i, volume in enumerate((pod.get("spec") or {}).get("volumes") or []):
         field = f"spec.volumes[{i}]"
@@ -53,11 +63,47 @@ def prepare_volumes(pod: dict[str, Any], root: Path) -> dict[str, Path]:
         if len(sources) != 1:
             raise VolumeError(f"{field}: needs exactly one volume source of "
                               f"{', '.join(VOLUME_SOURCES)}, got {sources or 'none'}")
-        paths[name] = PREPARE[sources[0]](volume, pod, root, field)
+        paths[name] = PREPARE[sources[0]](volume, pod, root, field, lookup)
     return paths
 
 
-def _empty_dir(volume: dict[str, Any], pod: dict[str, Any], root: Path, field: str) -> Path:
+def _written(volume: dict[str, Any], pod: dict[str, Any], root: Path, field: str,
+             lookup: projection.Lookup) -> Path:
+    """configMap, secret, downwardAPI, projected: files from API objects."""
+    uid = layout.component(pod["metadata"]["uid"], "metadata.uid", VolumeError)
+    path = layout.empty_dir(root, uid, volume["name"])
+    try:
+        files = projection.payload(volume, pod, lookup)
+    except projection.MissingSource as e:
+        raise VolumeError(f'volume "{volume["name"]}": {e}') from None
+    path.mkdir(parents=True, exist_ok=True)
+    try:
+        if projection.memory_backed(volume) and not os.path.ismount(path):
+            # Secrets never touch the disk; only root may list the volume's own directory.
+            syscalls.mount("tmpfs", str(path), "tmpfs",
+                           syscalls.MS_NOSUID | syscalls.MS_NODEV, "mode=0755")
+        atomicwriter.write(path, files)
+    except OSError as e:
+        raise VolumeError(f"{field}: writing the files of volume {volume['name']!r}: {e}"
+                          ) from None
+    return path
+
+
+def written_volumes(pod: dict[str, Any]) -> set[str]:
+    """Names of the pod's volumes tinykube writes (mounted read-only into containers)."""
+    return {v.get("name") for v in (pod.get("spec") or {}).get("volumes") or []
+            if any(v.get(s) is not None for s in PROJECTED_SOURCES)}
+
+
+def refresh_volume(volume: dict[str, Any], pod: dict[str, Any], path: Path,
+                   lookup: projection.Lookup) -> bool:
+    """(Blocking.) Rewrite a written volume's files from the current objects; False if
+    nothing changed. MissingSource: the old files stay (as the kubelet keeps them)."""
+    return atomicwriter.write(path, projection.payload(volume, pod, lookup))
+
+
+def _empty_dir(volume: dict[str, Any], pod: dict[str, Any], root: Path, field: str,
+               lookup: projection.Lookup) -> Path:
     uid = layout.component(pod["metadata"]["uid"], "metadata.uid", VolumeError)
     path = layout.empty_dir(root, uid, volume["name"])
     path.mkdir(parents=True, exist_ok=True)
@@ -71,7 +117,8 @@ def _empty_dir(volume: dict[str, Any], pod: dict[str, Any], root: Path, field: s
     return path
 
 
-def _claim(volume: dict[str, Any], pod: dict[str, Any], root: Path, field: str) -> Path:
+def _claim(volume: dict[str, Any], pod: dict[str, Any], root: Path, field: str,
+           lookup: projection.Lookup) -> Path:
     claim: Any = (volume["persistentVolumeClaim"] or {}).get("claimName")
     path = claim_dir(root, pod["metadata"].get("namespace") or "default", claim)
     path.mkdir(parents=True, exist_ok=True)
@@ -79,7 +126,8 @@ def _claim(volume: dict[str, Any], pod: dict[str, Any], root: Path, field: str) 
     return path
 
 
-def _host(volume: dict[str, Any], pod: dict[str, Any], root: Path, field: str) -> Path:
+def _host(volume: dict[str, Any], pod: dict[str, Any], root: Path, field: str,
+          lookup: projection.Lookup) -> Path:
     return _host_path(volume["hostPath"] or {}, f"{field}.hostPath")
 
 
@@ -169,8 +217,10 @@ def _own(path: Path, dir_fd: int | None, gid: int, *, name: str | None = None,
 
 
 # How each of the model's VOLUME_SOURCES becomes a host path (tests check every one has one).
-PREPARE: dict[str, Callable[[dict[str, Any], dict[str, Any], Path, str], Path]] = {
+PREPARE: dict[str, Callable[[dict[str, Any], dict[str, Any], Path, str, projection.Lookup],
+                            Path]] = {
     "emptyDir": _empty_dir, "hostPath": _host, "persistentVolumeClaim": _claim,
+    "configMap": _written, "secret": _written, "downwardAPI": _written, "projected": _written,
 }
 
 
@@ -210,8 +260,12 @@ def _host_path(source: dict[str, Any], field: str) -> Path:
 
 
 def container_mounts(container: dict[str, Any], volumes: dict[str, Path],
-                     field: str = "container") -> list[BindMount]:
-    """The container's volumeMounts as bind mounts (subPath resolved and created)."""
+                     field: str = "container", written: set[str] | None = None
+                     ) -> list[BindMount]:
+    """The container's volumeMounts as bind mounts (subPath resolved and created).
+    `written`: volumes tinykube writes, always read-only; a subPath into one names a file
+    or directory of the current version, bound as it is now (it does not follow updates)."""
+    written = written or set()
     mounts = []
     for i, mount in enumerate(container.get("volumeMounts") or []):
         where = f"{field}.volumeMounts[{i}]"
@@ -228,9 +282,15 @@ def container_mounts(container: dict[str, Any], volumes: dict[str, Path],
             if Path(sub_path).is_absolute() or ".." in parts:
                 raise VolumeError(f"{where}.subPath: must be a relative path without '..'")
             source = source / sub_path
-            if not source.exists():
+            if name in written:
+                if not source.exists():
+                    raise VolumeError(f"{where}.subPath: {sub_path!r} is not in volume "
+                                      f"{name!r}")
+                source = Path(os.path.realpath(source))
+            elif not source.exists():
                 source.mkdir(parents=True, exist_ok=True)
-        mounts.append(BindMount(source, target, bool(mount.get("readOnly"))))
+        readonly = bool(mount.get("readOnly")) or name in written
+        mounts.append(BindMount(source, target, readonly))
     return mounts
 
 

@@ -378,7 +378,15 @@ class ApiServer:
                 merged.pop(dropped, None)
             merged.update(desired["metadata"].get(key) or {})
             new["metadata"][key] = merged
-        new["spec"] = desired.get("spec", {})
+        content = schema.CONTENT_FIELDS.get(route.info.kind)
+        if content is None:
+            new["spec"] = desired.get("spec", {})
+        else:  # ConfigMap, Secret: the content is top-level, replaced as a whole
+            for key in content:
+                if desired.get(key) is not None:
+                    new[key] = desired[key]
+                else:
+                    new.pop(key, None)
         keep_allocated(current, new)
         _raise_if_invalid(new, validation.validate(new) + validation.validate_update(current, new))
         return 200, await self.store.update(new, durable=True)

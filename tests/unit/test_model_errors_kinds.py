@@ -73,8 +73,8 @@ def test_lookup(name, kind):
 
 
 def test_lookup_unknown():
-    with pytest.raises(kinds.UnknownKind, match='resource type "configmaps"'):
-        kinds.lookup("configmaps")
+    with pytest.raises(kinds.UnknownKind, match='resource type "horizontalpodautoscalers"'):
+        kinds.lookup("horizontalpodautoscalers")
 
 
 def test_kind_table():

@@ -274,8 +274,8 @@ def test_volumes_and_mounts():
         'spec.volumes[0].hostPath.path: Invalid value: "tmp": must be an absolute path')
     assert only_error(pod(volumes=[{"name": "v", "hostPath": {"path": "/t", "type": "Dir"}}])
                       ).startswith('spec.volumes[0].hostPath.type: Unsupported value: "Dir"')
-    assert only_error(pod(volumes=[{"name": "v", "configMap": {"name": "x"}}])).startswith(
-        "spec.volumes[0].configMap: Forbidden: not supported by tinykube")
+    assert only_error(pod(volumes=[{"name": "v", "nfs": {"server": "x"}}])).startswith(
+        "spec.volumes[0].nfs: Forbidden: not supported by tinykube")
     assert only_error(pod(volumes=[{"name": "v", "persistentVolumeClaim": {
         "claimName": "../x"}}])).startswith(
         'spec.volumes[0].persistentVolumeClaim.claimName: Invalid value: "../x"')
@@ -351,11 +351,12 @@ def test_security_context_and_env():
         "or equal to 0")
     assert only_error(pod(securityContext={"runAsGroup": "root"})) == (
         'spec.securityContext.runAsGroup: Invalid value: "root": must be an integer')
-    env = [{"name": "A", "valueFrom": {"fieldRef": {"fieldPath": "spec.nodeName"}}}]
+    env = [{"name": "A", "valueFrom": {"fieldRef": {"fieldPath": "spec.hostname"}}}]
     assert only_error(pod(containers=[container(env=env)])) == (
         'spec.containers[0].env[0].valueFrom.fieldRef.fieldPath: Unsupported value: '
-        '"spec.nodeName": supported values: "metadata.name", "metadata.namespace", '
-        '"status.podIP"')
+        '"spec.hostname": supported values: "metadata.name", "metadata.namespace", '
+        '"metadata.uid", "spec.nodeName", "spec.serviceAccountName", "status.hostIP", '
+        '"status.hostIPs", "status.podIP", "status.podIPs"')
     env = [{"name": "A", "value": "x", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}}]
     assert "may not be specified when `value` is not empty" in only_error(
         pod(containers=[container(env=env)]))

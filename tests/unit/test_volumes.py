@@ -28,7 +28,8 @@ def test_two_sources_in_one_volume_are_refused_for_every_source(source):
     # The "one source per volume" rule reads the same table, so a new source cannot slip by.
     other = next(s for s in schema.VOLUME_SOURCES if s != source)
     samples = {"emptyDir": {}, "hostPath": {"path": "/tmp"},
-               "persistentVolumeClaim": {"claimName": "c"}}
+               "persistentVolumeClaim": {"claimName": "c"}, "configMap": {"name": "c"},
+               "secret": {"secretName": "s"}, "downwardAPI": {}, "projected": {"sources": []}}
     volume = {"name": "v", source: samples[source], other: samples[other]}
     pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p", "namespace": "default"},
            "spec": {"containers": [{"name": "c", "image": "x", "command": ["true"]}],

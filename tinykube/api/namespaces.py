@@ -28,7 +28,7 @@ from tinykube.model.kinds import KINDS
 KIND = "Namespace"
 # Deleted first to last: owners before what they own, so nothing is recreated meanwhile.
 DELETE_ORDER = ("Deployment", "StatefulSet", "ReplicaSet", "ReplicationController", "Pod",
-                "PersistentVolumeClaim", "Service", "EndpointSlice")
+                "PersistentVolumeClaim", "Service", "EndpointSlice", "ConfigMap", "Secret")
 
 
 def route(path: str) -> tuple[str | None] | None:

@@ -9,7 +9,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from tinykube.cli import printing
+from tinykube.cli import describe_config, printing
 from tinykube.cli.common import UsageError, add_namespace
 from tinykube.cli.duration import parse_duration
 from tinykube.client import Client, StreamIdle
@@ -230,6 +230,8 @@ def describe(args: argparse.Namespace, client: Client) -> int:
 
 
 def describe_text(obj: dict, events: list[dict], slices: list[dict] | None = None) -> str:
+    if obj["kind"] in describe_config.KINDS:
+        return "\n".join(describe_config.lines(obj) + _event_lines(events))
     meta = obj["metadata"]
     lines = [
         f"Name:         {meta['name']}",
@@ -253,7 +255,12 @@ def describe_text(obj: dict, events: list[dict], slices: list[dict] | None = Non
         if obj.get(section):
             lines.append(f"{section.capitalize()}:")
             lines += ["  " + line for line in printing.dump_yaml(obj[section]).splitlines()]
-    lines.append("Events:" + ("" if events else "  <none>"))
+    lines += _event_lines(events)
+    return "\n".join(lines)
+
+
+def _event_lines(events: list[dict]) -> list[str]:
+    lines = ["Events:" + ("" if events else "  <none>")]
     if events:
         rows = [[e.get("type", ""), e.get("reason", ""),
                  printing.age(e.get("lastTimestamp")) +
@@ -262,7 +269,7 @@ def describe_text(obj: dict, events: list[dict], slices: list[dict] | None = Non
                 for e in sorted(events, key=lambda e: e.get("firstTimestamp", ""))]
         table = printing.table(["Type", "Reason", "Age", "From", "Message"], rows)
         lines += ["  " + line for line in table.splitlines()]
-    return "\n".join(lines)
+    return lines
 
 
 def _describe_pod(pod: dict) -> list[str]:

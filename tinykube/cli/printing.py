@@ -137,6 +137,14 @@ def _endpoint_slice_row(obj: dict) -> list[str]:
     return [obj.get("addressType") or "", ports, shown]
 
 
+def _config_map_row(obj: dict) -> list[str]:
+    return [str(len(obj.get("data") or {}) + len(obj.get("binaryData") or {}))]
+
+
+def _secret_row(obj: dict) -> list[str]:
+    return [obj.get("type") or "Opaque", str(len(obj.get("data") or {}))]
+
+
 Columns = tuple[list[str], Callable[[dict], list[str]]]
 
 COLUMNS: dict[str, Columns] = {
@@ -149,6 +157,8 @@ COLUMNS: dict[str, Columns] = {
     "ControllerRevision": (["CONTROLLER", "REVISION"], _revision_row),
     "Service": (["TYPE", "CLUSTER-IP", "EXTERNAL-IP", "PORT(S)"], _service_row),
     "EndpointSlice": (["ADDRESSTYPE", "PORTS", "ENDPOINTS"], _endpoint_slice_row),
+    "ConfigMap": (["DATA"], _config_map_row),
+    "Secret": (["TYPE", "DATA"], _secret_row),
     "Event": (["LAST SEEN", "TYPE", "REASON", "OBJECT", "MESSAGE"], _event_row),
 }
 

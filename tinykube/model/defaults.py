@@ -8,6 +8,7 @@ the right type; validation reports the rest), and idempotent.
 
 from __future__ import annotations
 
+import base64
 from typing import Any
 
 POD_DEFAULTS = {"restartPolicy": "Always", "terminationGracePeriodSeconds": 30}
@@ -46,6 +47,8 @@ def apply_defaults(obj: Any) -> Any:
     if meta is not None and not meta.get("namespace"):
         meta["namespace"] = "default"
     kind = obj.get("kind")
+    if kind == "Secret":
+        _default_secret(obj)
     handler = _BY_KIND.get(kind) if isinstance(kind, str) else None
     spec = _child(obj, "spec", create=handler is not None)
     if handler is not None and spec is not None:
@@ -69,17 +72,55 @@ def default_pod_spec(spec: Any) -> None:
         # Only a bare {name} qualifies: an unsupported source must stay visible to validation.
         if isinstance(volume, dict) and set(volume) <= {"name"}:
             volume["emptyDir"] = {}
+        if isinstance(volume, dict):
+            _default_file_volume(volume)
     for container in _items(spec.get("containers")):
         if not isinstance(container, dict):
             continue
         for probe_name in PROBE_FIELDS:
             default_probe(container.get(probe_name))
+        for var in _items(container.get("env")):
+            value_from = _child(var, "valueFrom", False)
+            _fill(_child(value_from, "fieldRef", False), {"apiVersion": "v1"})
         for port in _items(container.get("ports")):
             _fill(port, {"protocol": "TCP"})
             if spec.get("hostNetwork") is True and isinstance(port, dict):
                 # On the host's network a container port is a host port (SetDefaults_PodSpec).
                 _fill(port, {"hostPort": port.get("containerPort")})
 
+
+
+DEFAULT_FILE_MODE = 0o644  # Kubernetes' defaultMode of configMap/secret/downwardAPI volumes
+
+
+def _default_file_volume(volume: dict[str, Any]) -> None:
+    """SetDefaults_{ConfigMap,Secret,DownwardAPI,Projected}VolumeSource: defaultMode 0644,
+    fieldRef apiVersion v1."""
+    for source in ("configMap", "secret", "downwardAPI", "projected"):
+        _fill(_child(volume, source, False), {"defaultMode": DEFAULT_FILE_MODE})
+    downward = [_child(volume, "downwardAPI", False)]
+    downward += [_child(s, "downwardAPI", False)
+                 for s in _items((_child(volume, "projected", False) or {}).get("sources"))]
+    for source in downward:
+        for item in _items((source or {}).get("items")):
+            _fill(_child(item, "fieldRef", False), {"apiVersion": "v1"})
+
+
+def _default_secret(obj: dict[str, Any]) -> None:
+    """type Opaque; `stringData` is merged into `data` (base64), its keys winning, and is
+    not stored, as the API server's conversion does."""
+    _fill(obj, {"type": "Opaque"})
+    string_data = obj.get("stringData")
+    if not isinstance(string_data, dict) or not all(
+            isinstance(v, str) for v in string_data.values()):
+        return  # validation names the problem
+    data = obj.get("data") if obj.get("data") is not None else {}
+    if not isinstance(data, dict):
+        return
+    for key, value in string_data.items():
+        data[key] = base64.b64encode(value.encode()).decode()
+    obj["data"] = data
+    del obj["stringData"]
 
 
 def default_probe(probe: Any) -> None:

@@ -68,6 +68,8 @@ KINDS: tuple[KindInfo, ...] = (
     _info("ControllerRevision", "apps/v1", "controllerrevisions", user=False),
     _info("Service", "v1", "services", "svc", in_all=True),
     _info("EndpointSlice", "discovery.k8s.io/v1", "endpointslices"),
+    _info("ConfigMap", "v1", "configmaps", "cm"),
+    _info("Secret", "v1", "secrets"),
     # Cluster-scoped; served by tinykube/api/namespaces.py, not the generic write path.
     KindInfo("Namespace", "v1", "", "v1", "namespaces", ("ns",), namespaced=False, user=False),
 )

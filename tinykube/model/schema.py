@@ -389,15 +389,26 @@ class ResourceQuantity(Node):
 
 RESOURCE_LIST = MapOf(ResourceQuantity(), keys=RESOURCE_NAMES, extra_keys_with_slash=True)
 
+# A key of a ConfigMap or Secret named by an env var (configMapKeyRef, secretKeyRef).
+KEY_SELECTOR = Obj({"name": Str(), "key": Str(), "optional": Bool()}, required=("key",))
+FIELD_REF = Obj({"fieldPath": Str(), "apiVersion": Str()}, required=("fieldPath",))
+RESOURCE_FIELD_REF = Obj({"resource": Str(), "containerName": Str(), "divisor": AnyValue()},
+                         required=("resource",))
+
 ENV_VAR = Obj({
     "name": Str(non_empty=True), "value": Str(process_text=True),
     "valueFrom": Obj({
-        "fieldRef": Obj({"fieldPath": Str(), "apiVersion": Str()}, required=("fieldPath",)),
-        "secretKeyRef": Unsupported("tinykube has no Secrets"),
-        "configMapKeyRef": Unsupported("tinykube has no ConfigMaps"),
-        "resourceFieldRef": UNSUPPORTED,
+        "fieldRef": FIELD_REF, "resourceFieldRef": RESOURCE_FIELD_REF,
+        "configMapKeyRef": KEY_SELECTOR, "secretKeyRef": KEY_SELECTOR,
+        "fileKeyRef": UNSUPPORTED,
     }),
 }, required=("name",))
+
+ENV_FROM = Obj({
+    "prefix": Str(process_text=True),
+    "configMapRef": Obj({"name": Str(), "optional": Bool()}),
+    "secretRef": Obj({"name": Str(), "optional": Bool()}),
+})
 
 SECCOMP_PROFILE = Obj({"type": Str(security.SECCOMP_TYPES), "localhostProfile": Str()},
                       required=("type",))
@@ -421,7 +432,9 @@ CONTAINER = Obj({
     "resources": Obj({"limits": RESOURCE_LIST, "requests": RESOURCE_LIST, "claims": IGNORED}),
     "volumeMounts": ListOf(Obj({
         "name": Str(), "mountPath": Str(absolute_path=True), "readOnly": Bool(),
-        "subPath": Unsupported("mount the whole volume"), "subPathExpr": UNSUPPORTED,
+        # subPath: only into the volumes tinykube writes itself (configMap, secret,
+        # downwardAPI, projected); validation refuses it elsewhere.
+        "subPath": Str(), "subPathExpr": UNSUPPORTED,
         "mountPropagation": UNSUPPORTED, "recursiveReadOnly": UNSUPPORTED,
     }, required=("name", "mountPath")), merge_key="mountPath"),
     "livenessProbe": PROBE, "readinessProbe": PROBE, "startupProbe": PROBE,
@@ -434,7 +447,7 @@ CONTAINER = Obj({
     "imagePullPolicy": Str(("Always", "IfNotPresent", "Never")),
     "terminationMessagePath": IGNORED, "terminationMessagePolicy": IGNORED,
     "stdin": IGNORED, "stdinOnce": IGNORED, "tty": IGNORED, "resizePolicy": IGNORED,
-    "envFrom": Unsupported("tinykube has no ConfigMaps or Secrets"),
+    "envFrom": ListOf(ENV_FROM),
     "lifecycle": Unsupported("no postStart/preStop hooks"),
     "restartPolicy": Unsupported("no sidecar containers"),
     "volumeDevices": UNSUPPORTED,
@@ -443,6 +456,31 @@ CONTAINER = Obj({
 # The volume sources tinykube runs: the one table validation ("one source per volume"), the
 # runtime (runtime/volumes.py prepares each) and this schema read. Adding a source is adding
 # it here and its preparation there (tests/unit/test_volumes.py checks both agree).
+# configMap / secret / downwardAPI / projected volumes: files written from API objects.
+FILE_MODE = Int()  # 0..0777, checked by validation with its own message
+KEY_TO_PATH = Obj({"key": Str(), "path": Str(), "mode": FILE_MODE}, required=("key", "path"))
+DOWNWARD_FILE = Obj({"path": Str(), "fieldRef": FIELD_REF,
+                     "resourceFieldRef": RESOURCE_FIELD_REF, "mode": FILE_MODE},
+                    required=("path",))
+CONFIG_MAP_PROJECTION = Obj({"name": Str(), "items": ListOf(KEY_TO_PATH), "optional": Bool()})
+SECRET_PROJECTION = Obj({"name": Str(), "items": ListOf(KEY_TO_PATH), "optional": Bool()})
+DOWNWARD_API_PROJECTION = Obj({"items": ListOf(DOWNWARD_FILE)})
+CONFIG_MAP_VOLUME = Obj({**CONFIG_MAP_PROJECTION.fields, "defaultMode": FILE_MODE})
+SECRET_VOLUME = Obj({"secretName": Str(), "items": ListOf(KEY_TO_PATH), "optional": Bool(),
+                     "defaultMode": FILE_MODE})
+DOWNWARD_API_VOLUME = Obj({**DOWNWARD_API_PROJECTION.fields, "defaultMode": FILE_MODE})
+PROJECTED_VOLUME = Obj({
+    "defaultMode": FILE_MODE,
+    "sources": ListOf(Obj({
+        "configMap": CONFIG_MAP_PROJECTION, "secret": SECRET_PROJECTION,
+        "downwardAPI": DOWNWARD_API_PROJECTION,
+        "serviceAccountToken": Unsupported(
+            "tinykube has no service accounts and issues no tokens"),
+        "clusterTrustBundle": Unsupported("tinykube has no ClusterTrustBundles"),
+        "podCertificate": UNSUPPORTED,
+    })),
+})
+
 VOLUME_SOURCES: dict[str, Node] = {
     "emptyDir": Obj({"medium": Str(("", "Memory")), "sizeLimit": Quantity("memory")}),
     "hostPath": Obj({"path": Str(absolute_path=True), "type": Str((
@@ -450,7 +488,14 @@ VOLUME_SOURCES: dict[str, Node] = {
         "BlockDevice"))}, required=("path",)),
     "persistentVolumeClaim": Obj({"claimName": Str(), "readOnly": Bool()},
                                  required=("claimName",)),
+    "configMap": CONFIG_MAP_VOLUME,
+    "secret": SECRET_VOLUME,
+    "downwardAPI": DOWNWARD_API_VOLUME,
+    "projected": PROJECTED_VOLUME,
 }
+# The sources whose files tinykube writes from API objects (the kubelet's atomic writer):
+# always mounted read-only, updated in place, the only ones a subPath may point into.
+PROJECTED_SOURCES = ("configMap", "secret", "downwardAPI", "projected")
 
 
 def _or(words: list[str]) -> str:
@@ -466,7 +511,7 @@ VOLUME = Obj({
     "name": Str(),
     **VOLUME_SOURCES,
     **{name: Unsupported("use " + _or(list(VOLUME_SOURCES))) for name in (
-        "configMap", "secret", "projected", "downwardAPI", "nfs", "csi", "ephemeral",
+        "nfs", "csi", "ephemeral",
         "image", "iscsi", "gitRepo")},
 }, required=("name",))
 
@@ -588,6 +633,24 @@ ENDPOINT_SLICE = Obj({
                          "appProtocol": Str()}), max_items=100),
 }, required=("metadata", "addressType"))
 
+# --- ConfigMap and Secret (v1): no spec, the content is top-level ---------------------------
+
+CONFIG_MAP = Obj({
+    "apiVersion": Str(), "kind": Str(), "metadata": OBJECT_META,
+    "data": MapOf(Str()), "binaryData": MapOf(Str()), "immutable": Bool(),
+}, required=("metadata",))
+
+SECRET = Obj({
+    "apiVersion": Str(), "kind": Str(), "metadata": OBJECT_META,
+    "data": MapOf(Str()), "stringData": MapOf(Str()), "type": Str(), "immutable": Bool(),
+}, required=("metadata",))
+
+# What an update or an apply replaces, for kinds without a spec.
+CONTENT_FIELDS: dict[str, tuple[str, ...]] = {
+    "ConfigMap": ("data", "binaryData", "immutable"),
+    "Secret": ("data", "stringData", "type", "immutable"),
+}
+
 _CONTROLLER_COMMON = {"replicas": REPLICAS, "minReadySeconds": Int(0, 2**31 - 1),
                       "template": POD_TEMPLATE}
 
@@ -626,6 +689,8 @@ SCHEMAS: dict[str, Obj] = {
     "PersistentVolumeClaim": _top(PVC_SPEC),
     "Service": _top(SERVICE_SPEC),
     "EndpointSlice": ENDPOINT_SLICE,
+    "ConfigMap": CONFIG_MAP,
+    "Secret": SECRET,
 }
 
 

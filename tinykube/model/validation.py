@@ -25,14 +25,26 @@ import re
 from typing import Any
 
 from tinykube import labels as label_selectors
-from tinykube.model import names, quantity, schema, security
+from tinykube.model import configdata, names, quantity, schema, security
 from tinykube.model.defaults import apply_defaults
 from tinykube.model.errors import FieldError
 from tinykube.model.kinds import KINDS
 
 MAX_ANNOTATIONS_BYTES = 256 * 1024
-# Downward API fields tinykube can fill in (the runtime resolves them at container start).
-ENV_FIELD_PATHS = ("metadata.name", "metadata.namespace", "status.podIP")
+# Downward API fields (validEnvDownwardAPIFieldPathExpressions, and the volume's subset);
+# `metadata.labels['k']` / `metadata.annotations['k']` are allowed in both.
+ENV_FIELD_PATHS = ("metadata.name", "metadata.namespace", "metadata.uid", "spec.nodeName",
+                   "spec.serviceAccountName", "status.hostIP", "status.hostIPs",
+                   "status.podIP", "status.podIPs")
+VOLUME_FIELD_PATHS = ("metadata.annotations", "metadata.labels", "metadata.name",
+                      "metadata.namespace", "metadata.uid")
+RESOURCE_FIELDS = ("limits.cpu", "limits.ephemeral-storage", "limits.memory", "requests.cpu",
+                   "requests.ephemeral-storage", "requests.memory")
+CPU_DIVISORS = ("1m", "1")
+MEMORY_DIVISORS = ("1", "1k", "1M", "1G", "1T", "1P", "1E", "1Ki", "1Mi", "1Gi", "1Ti", "1Pi",
+                   "1Ei")
+FILE_MODE_MESSAGE = "must be a number between 0 and 0777 (octal), both inclusive"
+_SUBSCRIPT = re.compile(r"metadata\.(labels|annotations)\['(.*)'\]")
 _PERCENT = re.compile(r"[0-9]+%")
 
 
@@ -78,6 +90,10 @@ def validate(obj: Any) -> list[FieldError]:
         errors += validate_service_spec(spec, "spec")
     elif kind == "EndpointSlice":
         errors += _validate_endpoint_slice(obj)
+    elif kind == "ConfigMap":
+        errors += configdata.validate_config_map(obj)
+    elif kind == "Secret":
+        errors += configdata.validate_secret(obj)
     else:
         errors += _validate_controller(kind, spec, "spec")
     return _unique(errors)
@@ -124,6 +140,8 @@ def validate_update(old: Any, new: Any) -> list[FieldError]:
                 "`spec.terminationGracePeriodSeconds`"))
     elif kind == "Service":
         errors += _validate_service_update(old_spec, new_spec)
+    elif kind in ("ConfigMap", "Secret"):
+        errors += configdata.validate_update(old, new)
     elif (kind == "PersistentVolumeClaim"
           and _without(old_spec, ("resources",)) != _without(new_spec, ("resources",))):
         errors.append(FieldError.forbidden(
@@ -235,6 +253,8 @@ def validate_pod_spec(spec: dict[str, Any], path: str, *, in_template: bool = Fa
     volume_names, volume_errors = _validate_volumes(_l(spec.get("volumes")), f"{path}.volumes")
     errors += volume_errors
     volume_names |= set(claim_templates)
+    file_volumes = frozenset(_d(v).get("name") for v in _l(spec.get("volumes"))
+                             if any(_d(v).get(s) is not None for s in schema.PROJECTED_SOURCES))
     seen: set[str] = set()
     for i, container in enumerate(_l(spec.get("containers"))):
         c_path = f"{path}.containers[{i}]"
@@ -243,7 +263,7 @@ def validate_pod_spec(spec: dict[str, Any], path: str, *, in_template: bool = Fa
             if name in seen:
                 errors.append(FieldError.duplicate(f"{c_path}.name", name))
             seen.add(name)
-        errors += _validate_container(_d(container), c_path, volume_names)
+        errors += _validate_container(_d(container), c_path, volume_names, file_volumes)
         errors += security.validate_container_security(_d(container).get("securityContext"),
                                                        f"{c_path}.securityContext")
     errors += security.validate_pod_security(spec, path)
@@ -270,11 +290,134 @@ def _validate_volumes(volumes: list[Any], path: str) -> tuple[set[str], list[Fie
         claim = _d(volume.get("persistentVolumeClaim")).get("claimName")
         errors += _name_errors(f"{v_path}.persistentVolumeClaim.claimName", claim,
                                names.dns1123_subdomain)
+        errors += _validate_file_volume(volume, v_path)
     return seen, errors
 
 
+def _file_mode(value: Any, path: str) -> list[FieldError]:
+    if isinstance(value, int) and not isinstance(value, bool) and not 0 <= value <= 0o777:
+        return [FieldError.invalid(path, value, FILE_MODE_MESSAGE)]
+    return []
+
+
+def _relative_file_path(value: Any, path: str) -> list[FieldError]:
+    """validateLocalNonReservedPath: where a projected file goes inside its volume."""
+    if not isinstance(value, str):
+        return []
+    if not value:
+        return [FieldError.required(path)]
+    if value.startswith("/"):
+        return [FieldError.invalid(path, value, "must be a relative path")]
+    if ".." in value.split("/"):
+        return [FieldError.invalid(path, value, "must not contain '..'")]
+    if value.startswith(".."):
+        return [FieldError.invalid(path, value, "must not start with '..'")]
+    return []
+
+
+def _key_to_paths(source: dict[str, Any], path: str, seen: dict[str, str]) -> list[FieldError]:
+    errors: list[FieldError] = []
+    for i, item in enumerate(_l(source.get("items"))):
+        i_path = f"{path}.items[{i}]"
+        item = _d(item)
+        key = item.get("key")
+        if key == "":
+            errors.append(FieldError.required(f"{i_path}.key"))
+        elif isinstance(key, str):
+            messages = configdata.key_errors(key)
+            if messages:
+                errors.append(FieldError.invalid(f"{i_path}.key", key, "; ".join(messages)))
+        errors += _relative_file_path(item.get("path"), f"{i_path}.path")
+        errors += _file_mode(item.get("mode"), f"{i_path}.mode")
+        errors += _unique_path(item.get("path"), f"{i_path}.path", seen)
+    return errors
+
+
+def _unique_path(value: Any, path: str, seen: dict[str, str]) -> list[FieldError]:
+    if not isinstance(value, str) or not value:
+        return []
+    normal = posixpath.normpath(value)
+    if normal in seen:
+        return [FieldError.invalid(path, value, f"conflicting duplicate paths ({seen[normal]})")]
+    seen[normal] = path
+    return []
+
+
+def _object_name(value: Any, path: str) -> list[FieldError]:
+    if value in (None, ""):
+        return [FieldError.required(path)]
+    return _name_errors(path, value, names.dns1123_subdomain)
+
+
+def _downward_items(source: dict[str, Any], path: str, seen: dict[str, str]
+                    ) -> list[FieldError]:
+    errors: list[FieldError] = []
+    for i, item in enumerate(_l(source.get("items"))):
+        i_path = f"{path}.items[{i}]"
+        item = _d(item)
+        errors += _relative_file_path(item.get("path"), f"{i_path}.path")
+        errors += _unique_path(item.get("path"), f"{i_path}.path", seen)
+        errors += _file_mode(item.get("mode"), f"{i_path}.mode")
+        field_ref, resource_ref = item.get("fieldRef"), item.get("resourceFieldRef")
+        if field_ref is not None and resource_ref is not None:
+            errors.append(FieldError.invalid(i_path, "resource", "fieldRef and resourceFieldRef "
+                                             "can not be specified simultaneously"))
+        elif field_ref is not None:
+            errors += _field_ref(_d(field_ref), f"{i_path}.fieldRef", VOLUME_FIELD_PATHS)
+        elif resource_ref is not None:
+            errors += _resource_field_ref(_d(resource_ref), f"{i_path}.resourceFieldRef",
+                                          volume=True)
+        else:
+            errors.append(FieldError.required(i_path, "one of fieldRef and resourceFieldRef "
+                                              "is required"))
+    return errors
+
+
+def _validate_file_volume(volume: dict[str, Any], path: str) -> list[FieldError]:
+    """configMap, secret, downwardAPI and projected sources: names, items, paths, modes."""
+    errors: list[FieldError] = []
+    seen: dict[str, str] = {}
+    if volume.get("configMap") is not None:
+        source, s_path = _d(volume["configMap"]), f"{path}.configMap"
+        errors += _object_name(source.get("name"), f"{s_path}.name")
+        errors += _key_to_paths(source, s_path, seen)
+    if volume.get("secret") is not None:
+        source, s_path = _d(volume["secret"]), f"{path}.secret"
+        errors += _object_name(source.get("secretName"), f"{s_path}.secretName")
+        errors += _key_to_paths(source, s_path, seen)
+    if volume.get("downwardAPI") is not None:
+        source, s_path = _d(volume["downwardAPI"]), f"{path}.downwardAPI"
+        errors += _downward_items(source, s_path, seen)
+    if volume.get("projected") is not None:
+        source, s_path = _d(volume["projected"]), f"{path}.projected"
+        for i, projection in enumerate(_l(source.get("sources"))):
+            p_path = f"{s_path}.sources[{i}]"
+            projection = _d(projection)
+            kinds = [k for k in ("secret", "downwardAPI", "configMap", "serviceAccountToken",
+                                 "clusterTrustBundle", "podCertificate")
+                     if projection.get(k) is not None]
+            if not kinds:
+                errors.append(FieldError.required(p_path, "must specify exactly 1 volume type"))
+            elif len(kinds) > 1:
+                errors.append(FieldError.forbidden(f"{p_path}.{kinds[1]}", "may not specify "
+                                                   "more than 1 volume type per source"))
+            for kind in ("configMap", "secret"):
+                if projection.get(kind) is not None:
+                    errors += _object_name(_d(projection[kind]).get("name"),
+                                           f"{p_path}.{kind}.name")
+                    errors += _key_to_paths(_d(projection[kind]), f"{p_path}.{kind}", seen)
+            if projection.get("downwardAPI") is not None:
+                errors += _downward_items(_d(projection["downwardAPI"]),
+                                          f"{p_path}.downwardAPI", seen)
+    for source_name in schema.PROJECTED_SOURCES:
+        errors += _file_mode(_d(volume.get(source_name)).get("defaultMode"),
+                             f"{path}.{source_name}.defaultMode")
+    return errors
+
+
 def _validate_container(container: dict[str, Any], path: str,
-                        volume_names: set[str]) -> list[FieldError]:
+                        volume_names: set[str], file_volumes: frozenset[Any] = frozenset()
+                        ) -> list[FieldError]:
     errors: list[FieldError] = []
     errors += _name_errors(f"{path}.name", container.get("name"), names.dns1123_label)
     if not _l(container.get("command")):
@@ -289,6 +432,7 @@ def _validate_container(container: dict[str, Any], path: str,
                 errors.append(FieldError.duplicate(f"{path}.ports[{i}].name", port_name))
             port_names.add(port_name)
     errors += _validate_env(_l(container.get("env")), f"{path}.env")
+    errors += _validate_env_from(_l(container.get("envFrom")), f"{path}.envFrom")
     mount_paths: set[str] = set()
     for i, mount in enumerate(_l(container.get("volumeMounts"))):
         m_path = f"{path}.volumeMounts[{i}]"
@@ -296,6 +440,8 @@ def _validate_container(container: dict[str, Any], path: str,
         name, mount_path = mount.get("name"), mount.get("mountPath")
         if isinstance(name, str) and name not in volume_names:
             errors.append(FieldError(f"{m_path}.name", f"Not found: {json.dumps(name)}"))
+        errors += _sub_path(mount.get("subPath"), f"{m_path}.subPath",
+                            name in file_volumes or name not in volume_names)
         if isinstance(mount_path, str) and mount_path.startswith("/") \
                 and "\0" not in mount_path:
             normal = posixpath.normpath(mount_path).replace("//", "/")
@@ -320,6 +466,22 @@ def _validate_container(container: dict[str, Any], path: str,
 _RESERVED_MOUNT_PATHS = ("/proc", "/sys")
 
 
+def _sub_path(value: Any, path: str, allowed: bool) -> list[FieldError]:
+    """validateLocalDescendingPath; tinykube takes a subPath only into volumes it writes
+    itself: a container could swap a path component of its own volume for a symlink."""
+    if not isinstance(value, str) or not value:
+        return []
+    if not allowed:
+        return [FieldError.forbidden(path, "not supported by tinykube for this volume (only "
+                                     "into configMap, secret, downwardAPI and projected "
+                                     "volumes; mount the whole volume)")]
+    if value.startswith("/"):
+        return [FieldError.invalid(path, value, "must be a relative path")]
+    if ".." in value.split("/"):
+        return [FieldError.invalid(path, value, "must not contain '..'")]
+    return []
+
+
 def _mount_path_problem(normal: str) -> str | None:
     if normal == "/":
         return "must not be the root directory"
@@ -338,17 +500,118 @@ def _validate_env(env: list[Any], path: str) -> list[FieldError]:
         value_from = var.get("valueFrom")
         if value_from is None:
             continue
+        v_path = f"{e_path}.valueFrom"
         if var.get("value"):
             errors.append(FieldError.invalid(
-                f"{e_path}.valueFrom", "", "may not be specified when `value` is not empty"))
-        sources = [k for k, v in _d(value_from).items() if v is not None]
+                v_path, "", "may not be specified when `value` is not empty"))
+        value_from = _d(value_from)
+        sources = [k for k, v in value_from.items() if v is not None]
         if not sources:
-            errors.append(FieldError.required(f"{e_path}.valueFrom", "must specify one of: "
-                                              "`fieldRef`"))
-        field_path = _d(_d(value_from).get("fieldRef")).get("fieldPath")
-        if isinstance(field_path, str) and field_path not in ENV_FIELD_PATHS:
-            errors.append(FieldError.unsupported(f"{e_path}.valueFrom.fieldRef.fieldPath",
-                                                 field_path, list(ENV_FIELD_PATHS)))
+            errors.append(FieldError.required(v_path, "must specify one of: `fieldRef`, "
+                                              "`resourceFieldRef`, `configMapKeyRef` or "
+                                              "`secretKeyRef`"))
+        elif len(sources) > 1:
+            errors.append(FieldError.invalid(v_path, "", "may not have more than one field "
+                                             "specified at a time"))
+        if value_from.get("fieldRef") is not None:
+            errors += _field_ref(_d(value_from["fieldRef"]), f"{v_path}.fieldRef",
+                                 ENV_FIELD_PATHS)
+        if value_from.get("resourceFieldRef") is not None:
+            errors += _resource_field_ref(_d(value_from["resourceFieldRef"]),
+                                          f"{v_path}.resourceFieldRef", volume=False)
+        for ref in ("configMapKeyRef", "secretKeyRef"):
+            if value_from.get(ref) is not None:
+                errors += _key_ref(_d(value_from[ref]), f"{v_path}.{ref}")
+    return errors
+
+
+def _key_ref(ref: dict[str, Any], path: str) -> list[FieldError]:
+    errors = _object_name(ref.get("name"), f"{path}.name")
+    key = ref.get("key")
+    if key in (None, ""):
+        errors.append(FieldError.required(f"{path}.key"))
+    elif isinstance(key, str) and configdata.key_errors(key):
+        errors.append(FieldError.invalid(f"{path}.key", key,
+                                         "; ".join(configdata.key_errors(key))))
+    return errors
+
+
+def _validate_env_from(env_from: list[Any], path: str) -> list[FieldError]:
+    errors: list[FieldError] = []
+    for i, source in enumerate(env_from):
+        s_path = f"{path}[{i}]"
+        source = _d(source)
+        prefix = source.get("prefix")
+        if isinstance(prefix, str) and prefix:
+            errors += _name_errors(f"{s_path}.prefix", prefix, names.env_var_name)
+        refs = [k for k in ("configMapRef", "secretRef") if source.get(k) is not None]
+        if not refs:
+            errors.append(FieldError.required(s_path, "must specify one of: `configMapRef` or "
+                                              "`secretRef`"))
+        elif len(refs) > 1:
+            errors.append(FieldError.invalid(s_path, "", "may not have more than one field "
+                                             "specified at a time"))
+        for ref in refs:
+            errors += _object_name(_d(source[ref]).get("name"), f"{s_path}.{ref}.name")
+    return errors
+
+
+def _field_ref(ref: dict[str, Any], path: str, allowed: tuple[str, ...]) -> list[FieldError]:
+    """validateObjectFieldSelector: a supported path, `metadata.labels['k']` with a valid
+    key, apiVersion v1."""
+    errors: list[FieldError] = []
+    api_version = ref.get("apiVersion")
+    if api_version not in (None, "", "v1"):
+        errors.append(FieldError.invalid(f"{path}.apiVersion", api_version,
+                                         "unsupported version (only \"v1\")"))
+    field_path = ref.get("fieldPath")
+    if not isinstance(field_path, str):
+        return errors
+    if not field_path:
+        return errors + [FieldError.required(f"{path}.fieldPath")]
+    subscript = _SUBSCRIPT.fullmatch(field_path)
+    if subscript:
+        key = subscript.group(2)
+        messages = names.qualified_name(key)
+        if messages:
+            errors.append(FieldError.invalid(f"{path}.fieldPath", field_path,
+                                             "; ".join(messages)))
+    elif field_path not in allowed:
+        errors.append(FieldError.unsupported(f"{path}.fieldPath", field_path, list(allowed)))
+    return errors
+
+
+def _resource_field_ref(ref: dict[str, Any], path: str, *, volume: bool) -> list[FieldError]:
+    """validateContainerResourceFieldSelector: resource, divisor, and (in a volume, where
+    no container is implied) containerName."""
+    errors: list[FieldError] = []
+    if volume and not ref.get("containerName"):
+        errors.append(FieldError.required(f"{path}.containerName"))
+    resource = ref.get("resource")
+    if not isinstance(resource, str):
+        return errors
+    if not resource:
+        return errors + [FieldError.required(f"{path}.resource")]
+    if resource not in RESOURCE_FIELDS:
+        return errors + [FieldError.unsupported(f"{path}.resource", resource,
+                                                list(RESOURCE_FIELDS))]
+    divisor = ref.get("divisor")
+    if divisor in (None, "", 0, "0"):
+        return errors
+    cpu = resource.endswith(".cpu")
+    try:
+        if cpu:
+            ok = any(quantity.cpu_millis(divisor) == quantity.cpu_millis(d) for d in CPU_DIVISORS)
+        else:
+            ok = any(quantity.memory_bytes(divisor) == quantity.memory_bytes(d)
+                     for d in MEMORY_DIVISORS)
+    except quantity.QuantityError:
+        ok = False
+    if not ok:
+        allowed = "1m and 1" if cpu else ", ".join(MEMORY_DIVISORS)
+        name = "cpu" if cpu else "memory"
+        errors.append(FieldError.invalid(f"{path}.divisor", divisor, f"only divisor's values "
+                                         f"{allowed} are supported with the {name} resource"))
     return errors
 
 

@@ -1,0 +1,126 @@
+"""ConfigMap, Secret and downward-API volumes follow their sources, as the kubelet's do.
+
+One task per node watches ConfigMaps, Secrets and Pods. A change to a ConfigMap or Secret
+rewrites (atomic writer) every running pod's volume that reads it; a change to a Pod's
+labels or annotations rewrites its downwardAPI volumes. It also wakes pod workers that wait
+for a missing ConfigMap or Secret, so a pod starts as soon as what it needs exists.
+
+Volumes are rewritten one at a time (a lock), in a worker thread.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Any, Protocol
+
+import trio
+
+from . import projection, volumes
+from .envresolve import referenced as env_referenced
+from .projection import Lookup
+
+from tinykube.model.schema import PROJECTED_SOURCES
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from tinykube.store import Store
+
+log = logging.getLogger("tinykube.runtime.configwatch")
+KINDS = ("ConfigMap", "Secret")
+
+
+class Worker(Protocol):
+    pod: dict[str, Any]
+    namespace: str
+    volume_paths: dict[str, Path]
+
+    def inputs_changed(self) -> None: ...
+
+
+def lookup_in(store: Store, namespace: str) -> Lookup:
+    """Lookup of a namespace's ConfigMaps and Secrets in the store (call from trio)."""
+    def lookup(kind: str, name: str) -> dict[str, Any] | None:
+        return store.try_get(kind, namespace, name)
+    return lookup
+
+
+def snapshot(store: Store, pod: dict[str, Any]) -> Lookup:
+    """The objects the pod's volumes read, fetched now (in trio), for use in a thread."""
+    namespace = (pod.get("metadata") or {}).get("namespace") or "default"
+    wanted: set[tuple[str, str]] = set()
+    for volume in (pod.get("spec") or {}).get("volumes") or []:
+        wanted |= projection.referenced(volume)
+    found = {key: store.try_get(key[0], namespace, key[1]) for key in wanted}
+
+    def lookup(kind: str, name: str) -> dict[str, Any] | None:
+        return found.get((kind, name))
+    return lookup
+
+
+class ConfigWatch:
+    def __init__(self, store: Store, workers: Callable[[], Iterable[Worker]]) -> None:
+        self.store = store
+        self.workers = workers
+        self._lock = trio.Lock()
+
+    async def run(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
+        since = self.store.resource_version
+        async with trio.open_nursery() as nursery:
+            for kind in (*KINDS, "Pod"):
+                nursery.start_soon(self._follow, kind, since)
+            task_status.started()
+
+    async def _follow(self, kind: str, since: int) -> None:
+        with self.store.watch(kind, since=since) as watch:
+            async for event in watch:
+                meta = event.object.get("metadata") or {}
+                namespace = meta.get("namespace") or "default"
+                if kind == "Pod":
+                    await self._pod_changed(event.object)
+                    continue
+                key = (kind, meta.get("name", ""))
+
+                def reads_it(volume: dict[str, Any], key: tuple[str, str] = key) -> bool:
+                    return key in projection.referenced(volume)
+                for worker in list(self.workers()):
+                    if worker.namespace == namespace and _reads(worker.pod, key):
+                        worker.inputs_changed()
+                        await self._refresh(worker, reads_it)
+
+    async def _pod_changed(self, pod: dict[str, Any]) -> None:
+        uid = pod["metadata"].get("uid")
+        for worker in list(self.workers()):
+            if worker.pod["metadata"].get("uid") == uid:
+                # The worker's pod is updated by the kubelet's own watch; use this version.
+                await self._refresh(worker, projection.uses_pod_metadata, pod)
+
+    async def _refresh(self, worker: Worker, wanted: Callable[[dict[str, Any]], bool],
+                       pod: dict[str, Any] | None = None) -> None:
+        pod = pod or worker.pod
+        lookup = lookup_in(self.store, worker.namespace)
+        for volume in (pod.get("spec") or {}).get("volumes") or []:
+            path = worker.volume_paths.get(volume.get("name"))
+            if path is None or not wanted(volume) or not any(
+                    volume.get(s) is not None for s in PROJECTED_SOURCES):
+                continue
+            try:
+                files = projection.payload(volume, pod, lookup)
+            except projection.MissingSource as e:
+                log.info("pod %s/%s: volume %s keeps its files: %s", worker.namespace,
+                         pod["metadata"].get("name"), volume.get("name"), e)
+                continue
+            async with self._lock:
+                try:
+                    await trio.to_thread.run_sync(volumes.atomicwriter.write, path, files)
+                except OSError as e:
+                    log.warning("pod %s/%s: updating volume %s: %s", worker.namespace,
+                                pod["metadata"].get("name"), volume.get("name"), e)
+
+
+def _reads(pod: dict[str, Any], key: tuple[str, str]) -> bool:
+    spec = pod.get("spec") or {}
+    if any(key in projection.referenced(v) for v in spec.get("volumes") or []):
+        return True
+    return any(key in env_referenced(c) for c in spec.get("containers") or [])
