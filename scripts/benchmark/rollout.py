@@ -77,7 +77,7 @@ def run(ctx: Context) -> Section:
     finally:
         d.purge()
     section.add("no probes: template change → rollout complete (watch)",
-                Summary.of(plain, "s"), Target(2.0))
+                Summary.of(plain, "s"), Target(1.0))
     section.add("no probes: template change → `rollout status` exits",
                 Summary.of(plain_cli, "s"))
     rounds = math.ceil(REPLICAS / (math.ceil(REPLICAS * 0.25) + math.floor(REPLICAS * 0.25)))
@@ -88,7 +88,7 @@ def run(ctx: Context) -> Section:
                 Summary.of(probed_cli, "s"))
     section.value("readiness probe: lower bound from the probe delay", bound, "s")
     section.value("readiness probe: rollout / lower bound (medians)",
-                  with_probe.summary.median / bound, "x")
+                  with_probe.summary.median / bound, "x", Target(1.15))
     ctx.raw["rollout"] = {"plain_s": plain, "plain_cli_s": plain_cli, "probe_s": probed,
                           "probe_cli_s": probed_cli, "probe_bound_s": bound}
     return section
