@@ -13,8 +13,10 @@ as etcd's revision is for Kubernetes. Watchers get every change after a given re
 from a bounded in-memory history; a watcher asking for older history gets ``Gone`` and must
 re-list, exactly as a Kubernetes client does after a 410.
 
-All methods run on the trio thread: SQLite commits are short, and keeping one writer on one
-thread makes the ordering of resourceVersions and watch events trivially consistent.
+Writes are group-committed (`groupcommit.py`): concurrent writes share one transaction and
+its fsync, run in a worker thread while the trio thread goes on serving; a write that needs
+no fsync and finds nothing in flight commits at once on the trio thread. resourceVersions are
+handed out in arrival order and applied in that order, so watchers see them monotonic.
 
 Start-up survives any row: one that cannot be served (`model.integrity`) is logged with its
 key, skipped and kept untouched in `unloadable` until `tinykube doctor --repair` sets it aside.
@@ -35,12 +37,14 @@ import json
 import logging
 import os
 import sqlite3
+import threading
 import time
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
-from .base import DELETED, Key, Store, clone
+from .base import DELETED, Key, StaleCache, Store, clone
+from .groupcommit import GroupCommit, PendingWrite, Statement
 
 from tinykube.model import integrity
 from tinykube.model.errors import InsufficientStorage, NotFound
@@ -67,7 +71,12 @@ class SqliteStore(Store):
         self._db.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER)")
         row = self._db.execute("SELECT value FROM meta WHERE key='rv'").fetchone()
         self._rv = row[0] if row else 0
+        self._last_rv = self._rv  # the last resourceVersion handed out
         self._history_floor = self._rv
+        # The connection is used by the trio thread and by group commits in worker threads:
+        # one transaction at a time.
+        self._db_lock = threading.Lock()
+        self._group = GroupCommit(self._commit_batch)
         self._load()
         self.reserve = DiskReserve(db_path.parent / "state.reserve", RESERVE_BYTES)
         self.reserve.ensure()
@@ -94,13 +103,14 @@ class SqliteStore(Store):
         backup_dir = backup_dir or self.path.parent / "doctor-backup"
         if key not in self.unloadable:
             raise NotFound(f"no unloadable object is stored as {'/'.join(key)}")
-        self._db.text_factory = bytes
-        try:
-            row = self._db.execute(
-                "SELECT rv, data FROM objects WHERE kind=? AND namespace=? AND name=?",
-                key).fetchone()
-        finally:
-            self._db.text_factory = str
+        with self._db_lock:
+            self._db.text_factory = bytes
+            try:
+                row = self._db.execute(
+                    "SELECT rv, data FROM objects WHERE kind=? AND namespace=? AND name=?",
+                    key).fetchone()
+            finally:
+                self._db.text_factory = str
         backup_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         safe = "_".join("".join(c if c.isalnum() or c in "-." else "_" for c in part)[:80]
                         for part in key)
@@ -113,9 +123,10 @@ class SqliteStore(Store):
             json.dump(record, f)
             f.flush()
             os.fsync(f.fileno())
-        self._write_sql(True, [
-            ("DELETE FROM objects WHERE kind=? AND namespace=? AND name=?", key),
-        ], self._rv, removal=True)
+        with self._db_lock:
+            self._write_sql(True, [
+                ("DELETE FROM objects WHERE kind=? AND namespace=? AND name=?", key),
+            ], self._rv, removal=True)
         del self.unloadable[key]
         log.warning("stored object %s set aside to %s", "/".join(key), path)
         return path
@@ -127,27 +138,73 @@ class SqliteStore(Store):
     # ---- the write path ----------------------------------------------------------------
 
     def _next_rv(self) -> int:
-        return self._rv + 1
+        self._last_rv = max(self._last_rv, self._rv) + 1
+        return self._last_rv
 
     async def _commit(self, type: str, key: Key, obj: dict, durable: bool) -> dict:
         self._check_identity(obj, key)
+        await self._settled(key)
         rv = self._next_rv()
         obj["metadata"]["resourceVersion"] = str(rv)
         data = json.dumps(obj, separators=(",", ":"))
-        self._write_sql(durable, [
+        await self._write(key, rv, [
             ("INSERT OR REPLACE INTO objects VALUES (?, ?, ?, ?, ?)", (*key, rv, data)),
-        ], rv)
-        self._apply(type, key, obj, rv, data)
+        ], durable, lambda: self._apply(type, key, obj, rv, data))
         return clone(obj)
 
     async def _remove(self, key: Key, obj: dict, durable: bool) -> dict:
+        await self._settled(key)
         rv = self._next_rv()
         obj["metadata"]["resourceVersion"] = str(rv)
-        self._write_sql(durable, [
+        await self._write(key, rv, [
             ("DELETE FROM objects WHERE kind=? AND namespace=? AND name=?", key),
-        ], rv, removal=True)
-        self._apply(DELETED, key, obj, rv, json.dumps(obj, separators=(",", ":")))
+        ], durable, lambda: self._apply(DELETED, key, obj, rv,
+                                        json.dumps(obj, separators=(",", ":"))),
+            removal=True)
         return clone(obj)
+
+    async def _settled(self, key: Key) -> None:
+        """Returns at once (no checkpoint: the caller's decision stays current) unless a
+        write to `key` is in flight; then waits for it and has the rules run again."""
+        in_flight = self._group.in_flight(key)
+        if in_flight is not None:
+            await in_flight.wait()
+            raise StaleCache
+
+    async def _write(self, key: Key, rv: int, statements: builtins.list[Statement],
+                     durable: bool, apply: Callable[[], None], *, removal: bool = False
+                     ) -> None:
+        if not durable and self._group.idle:
+            # No fsync to share and nothing ahead of it: commit here and now, no thread hop.
+            with self._db_lock:
+                self._write_sql(durable, statements, rv, removal=removal)
+            apply()
+            return
+        await self._group.write(PendingWrite(key, rv, statements, durable, removal, apply))
+
+    def _commit_batch(self, batch: builtins.list[PendingWrite]
+                      ) -> builtins.list[BaseException | None]:
+        """In a worker thread: the batch as one transaction, else each write alone (so a
+        write that cannot be stored fails by itself)."""
+        with self._db_lock:
+            if len(batch) > 1:
+                statements = [s for pending in batch for s in pending.statements]
+                try:
+                    self._transaction(any(p.durable for p in batch), statements, batch[-1].rv)
+                except sqlite3.Error:
+                    pass
+                else:
+                    self.reserve.retake_soon()
+                    return [None] * len(batch)
+            return [self._commit_alone(pending) for pending in batch]
+
+    def _commit_alone(self, pending: PendingWrite) -> BaseException | None:
+        try:
+            self._write_sql(pending.durable, pending.statements, pending.rv,
+                            removal=pending.removal)
+        except Exception as e:  # noqa: BLE001 - handed to its writer
+            return e
+        return None
 
     def _write_sql(self, durable: bool, statements: Iterable[tuple[str, tuple]], rv: int, *,
                    removal: bool = False) -> None:
