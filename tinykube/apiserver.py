@@ -36,6 +36,7 @@ from tinykube.api import (
     fieldvalidation,
     namespaces,
     paging,
+    protobody,
     ssa,
     static,
     tables,
@@ -92,6 +93,8 @@ class Request:
     def json(self) -> Any:
         if bodies.is_yaml(self.headers.get("content-type")):
             return bodies.load_yaml(self.body)
+        if protobody.is_protobuf(self.headers.get("content-type")):
+            return protobody.load(self.body)  # typed clients' ConfigMaps and Secrets
         bodies.check_json(self.headers.get("content-type"))
         if not self.body:
             raise BadRequest("request body is empty")

@@ -276,3 +276,47 @@ def test_a_taken_listen_address_is_a_clear_error(tmp_path):
     links = subprocess.run(["ip", "link", "show", daemon.bridge], capture_output=True,
                            text=True, check=False)
     assert links.returncode != 0  # nothing was made on the host
+
+
+SETTINGS = """
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: settings}
+data: {color: blue, size: large}
+"""
+TOKEN = """
+apiVersion: v1
+kind: Secret
+metadata: {name: tok}
+stringData: {token: abc123}
+"""
+
+
+def test_config_maps_and_secrets_with_kubectl(kube):
+    def run(*args, stdin=None):
+        return kube.kubectl(*args, input=stdin).stdout
+
+    assert run("create", "configmap", "app", "--from-literal=greeting=hello",
+               "--from-literal=mode=fast").strip() == "configmap/app created"
+    assert re.search(r"^NAME\s+DATA\s+AGE\napp\s+2\s+\S+$", run("get", "cm", "app"), re.M)
+    assert run("create", "secret", "generic", "creds",
+               "--from-literal=password=s3cr3t").strip() == "secret/creds created"
+    assert re.search(r"^NAME\s+TYPE\s+DATA\s+AGE\ncreds\s+Opaque\s+1\s+\S+$",
+                     run("get", "secret", "creds"), re.M)
+    assert run("get", "secret", "creds", "-o", "jsonpath={.data.password}") == "czNjcjN0"
+    described = run("describe", "secret", "creds")
+    assert re.search(r"^password:\s+6 bytes$", described, re.M) and "s3cr3t" not in described
+    assert re.search(r"^greeting:\n----\nhello$", run("describe", "configmap", "app"), re.M)
+
+    assert run("apply", "-f", "-", stdin=SETTINGS).strip() == "configmap/settings created"
+    assert run("apply", "-f", "-", stdin=SETTINGS).strip() == "configmap/settings unchanged"
+    smaller = SETTINGS.replace(", size: large", "").replace("blue", "red")
+    assert run("apply", "-f", "-", stdin=smaller).strip() == "configmap/settings configured"
+    stored = json.loads(run("get", "cm", "settings", "-o", "json"))
+    assert stored["data"] == {"color": "red"}  # kubectl's 3-way merge dropped `size`
+
+    assert run("apply", "-f", "-", stdin=TOKEN).strip() == "secret/tok created"
+    stored = json.loads(run("get", "secret", "tok", "-o", "json"))
+    assert stored["data"] == {"token": "YWJjMTIz"} and "stringData" not in stored
+    assert stored["type"] == "Opaque"
+    assert run("delete", "cm", "app").strip().startswith('configmap "app" deleted')
