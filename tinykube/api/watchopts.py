@@ -61,6 +61,11 @@ async def stream(send: Any, watch: Any, options: Options, *, kind: str, api_vers
     `initial`: the objects to send first as ADDED (None: only changes)."""
     first = True
 
+    async def emit_shared(type_: str, data: bytes) -> None:
+        """An event as the store encoded it once for every watcher."""
+        await send({"type": "http.response.body", "more_body": True,
+                    "body": b'{"type":"' + type_.encode() + b'","object":' + data + b"}\n"})
+
     async def emit(type_: str, obj: dict) -> None:
         nonlocal first
         if options.table and type_ != "BOOKMARK":
@@ -87,10 +92,16 @@ async def stream(send: Any, watch: Any, options: Options, *, kind: str, api_vers
             event = None
             with trio.move_on_after(BOOKMARK_INTERVAL if options.bookmarks else math.inf):
                 try:
-                    event = await watch.__anext__()
+                    # Tables are made per watcher; plain JSON is the store's, shared.
+                    event = await (watch.__anext__() if options.table
+                                   else watch.receive_shared())
                 except StopAsyncIteration:
                     return
             if event is None:
                 await emit("BOOKMARK", bookmark())
-            elif wanted(event.object):
+            elif not wanted(event.object):
+                continue
+            elif event.data and not options.table:
+                await emit_shared(event.type, event.data)
+            else:
                 await emit(event.type, event.object)

@@ -74,6 +74,7 @@ class WatchEvent:
     type: str
     object: dict
     resource_version: int
+    data: bytes = b""  # the object as JSON, encoded once for every watcher that sends it
 
 
 class Watch:
@@ -113,7 +114,16 @@ class Watch:
         except trio.EndOfChannel:
             raise StopAsyncIteration from None
         # Copy on the way out: watchers may mutate what they get.
-        return WatchEvent(event.type, clone(event.object), event.resource_version)
+        return WatchEvent(event.type, clone(event.object), event.resource_version, event.data)
+
+    async def receive_shared(self) -> WatchEvent:
+        """The next event as every watcher shares it, not copied: for a watcher that only
+        reads it and sends `data` on (the API server's watch streams). Never mutate it.
+        Raises StopAsyncIteration when the watch ends."""
+        try:
+            return await self._receive.receive()
+        except trio.EndOfChannel:
+            raise StopAsyncIteration from None
 
 
 class Store:
@@ -130,6 +140,9 @@ class Store:
     def __init__(self) -> None:
         self._rv = 0
         self._objects: dict[Key, dict] = {}
+        # The JSON of cached objects, keyed like _objects and valid while the object is the
+        # one cached (identity checked): lists are sent from it without encoding again.
+        self._encoded: dict[Key, tuple[dict, bytes]] = {}
         # Stored objects that could not be served, by their key: skipped, never touched but
         # by `tinykube doctor`.
         self.unloadable: dict[Key, str] = {}
@@ -183,6 +196,31 @@ class Store:
                 continue
             found.append(clone(obj))
         found.sort(key=lambda o: (o["metadata"].get("namespace", ""), o["metadata"]["name"]))
+        return found
+
+    def list_encoded(
+        self,
+        kind: str,
+        namespace: str | None = None,
+        selector: Callable[[dict], bool] | None = None,
+    ) -> builtins.list[tuple[dict, bytes]]:
+        """`list` for the API server: each object as stored (shared: never mutate it) with
+        its JSON, in the same order. No copy and no encoding per request, so a list of
+        10,000 pods costs a join of their JSON."""
+        found = []
+        for key, obj in self._objects.items():
+            k, ns, _ = key
+            if k != kind or (namespace is not None and ns != namespace):
+                continue
+            if selector is not None and not selector(obj["metadata"].get("labels") or {}):
+                continue
+            cached = self._encoded.get(key)
+            if cached is None or cached[0] is not obj:
+                cached = self._encoded[key] = (obj, json.dumps(
+                    obj, separators=(",", ":")).encode())
+            found.append(cached)
+        found.sort(key=lambda pair: (pair[0]["metadata"].get("namespace", ""),
+                                     pair[0]["metadata"]["name"]))
         return found
 
     def count(self, kind: str) -> int:
@@ -324,11 +362,14 @@ class Store:
     def _apply(self, type: str, key: Key, obj: dict, rv: int, data: str) -> None:
         """A durable change at `rv` (`data`: the object as JSON): into the cache, the history
         and every watcher. Changes arrive in rv order."""
+        encoded = data.encode()
         if type == DELETED:
             self._objects.pop(key, None)
+            self._encoded.pop(key, None)
         else:
             self._objects[key] = obj
-        self._publish(type, key, obj, rv, data)
+            self._encoded[key] = (obj, encoded)
+        self._publish(type, key, obj, rv, encoded)
         self._advance(rv)
 
     def _advance(self, rv: int) -> None:
@@ -399,7 +440,7 @@ class Store:
                 raise Gone(f"too old resource version: {since} ({self._history_floor})")
             for rv, k, ns, type, data in self._history:
                 if rv > since and watch.wants(k, ns):
-                    watch.deliver(WatchEvent(type, json.loads(data), rv))
+                    watch.deliver(WatchEvent(type, json.loads(data), rv, data))
         self._watches.add(watch)
         return watch
 
@@ -431,9 +472,9 @@ class Store:
             raise Conflict.for_object(key[0], key[2])
         return current
 
-    def _publish(self, type: str, key: Key, obj: dict, rv: int, data: str) -> None:
-        event = WatchEvent(type, clone(obj), rv)
-        encoded = data.encode()
+    def _publish(self, type: str, key: Key, obj: dict, rv: int, data: bytes | str) -> None:
+        encoded = data if isinstance(data, bytes) else data.encode()
+        event = WatchEvent(type, clone(obj), rv, encoded)
         self._history.append((rv, key[0], key[1], type, encoded))
         self._history_bytes += len(encoded)
         while self._history and (len(self._history) > HISTORY_LIMIT
