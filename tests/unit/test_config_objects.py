@@ -7,7 +7,7 @@ import pytest
 import trio
 
 from tinykube.api import tables
-from tinykube.cli import objects, printing
+from tinykube.cli import describe, printing
 from tinykube.model import configdata
 from tinykube.model.defaults import apply_defaults
 from tinykube.model.errors import ApiError
@@ -119,17 +119,25 @@ def test_tables_count_data_and_show_the_secret_type():
     assert [c["name"] for c in tables.columns("Secret")] == ["Name", "Type", "Data", "Age"]
 
 
+class NoRelated:
+    def events(self, obj):
+        return []
+
+    def list(self, kind, namespace, selector=None):
+        return []
+
+
 def test_describe_shows_config_values_and_only_secret_sizes():
     config = apply_defaults(cm({"greeting": "hello"}))
     config["metadata"]["annotations"] = {
         "kubectl.kubernetes.io/last-applied-configuration": '{"data":{"greeting":"hello"}}'}
-    text = objects.describe_text(config, [])
+    text = describe.describe(config, NoRelated())
     assert "Data\n====\ngreeting:\n----\nhello\n" in text and "Annotations:  <none>" in text
     hidden = apply_defaults(secret(stringData={"password": "s3cr3t-value"}))
     hidden["metadata"]["annotations"] = {
         "kubectl.kubernetes.io/last-applied-configuration": '{"stringData":{"password":'
                                                              '"s3cr3t-value"}}'}
-    text = objects.describe_text(hidden, [])
+    text = describe.describe(hidden, NoRelated())
     assert "password:  12 bytes" in text and "Type:  Opaque" in text
     assert "s3cr3t-value" not in text and b64("s3cr3t-value") not in text
 

@@ -9,7 +9,8 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from tinykube.cli import describe_config, printing
+from tinykube.cli import describe as describing
+from tinykube.cli import printing
 from tinykube.cli.common import UsageError, add_namespace
 from tinykube.cli.duration import parse_duration
 from tinykube.client import Client, StreamIdle
@@ -216,125 +217,17 @@ def _watch(args: argparse.Namespace, client: Client, info: KindInfo, namespace: 
 
 
 def describe(args: argparse.Namespace, client: Client) -> int:
+    """kubectl's layout (tinykube/cli/describe.py); descriptions are separated as kubectl
+    separates them (two blank lines)."""
     targets = _kinds_and_names(args.kind, args.names)
-    chunks = []
+    found = 0
     for info, names in targets:
         for obj in _fetch(client, info, names, args.namespace, args.selector):
-            slices = None
-            if obj["kind"] == "Service":
-                slices = client.list("EndpointSlice", obj["metadata"].get("namespace"),
-                                     f"kubernetes.io/service-name={obj['metadata']['name']}")
-            chunks.append(describe_text(obj, client.events(obj), slices))
-    print("\n\n".join(chunks))
-    return 0
-
-
-def describe_text(obj: dict, events: list[dict], slices: list[dict] | None = None) -> str:
-    if obj["kind"] in describe_config.KINDS:
-        return "\n".join(describe_config.lines(obj) + _event_lines(events))
-    meta = obj["metadata"]
-    lines = [
-        f"Name:         {meta['name']}",
-        f"Namespace:    {meta.get('namespace', 'default')}",
-        f"Kind:         {obj['kind']}",
-        f"Labels:       {_pairs(meta.get('labels'))}",
-        f"Annotations:  {_pairs(meta.get('annotations'))}",
-        f"Created:      {meta.get('creationTimestamp')}",
-    ]
-    owners = [f"{o['kind']}/{o['name']}" for o in meta.get("ownerReferences", [])
-              if o.get("controller")]
-    if owners:
-        lines.append(f"Controlled By:  {owners[0]}")
-    if meta.get("deletionTimestamp"):
-        lines.append(f"Terminating:  since {meta['deletionTimestamp']}")
-    if obj["kind"] == "Pod":
-        lines += _describe_pod(obj)
-    if obj["kind"] == "Service":
-        lines += describe_service(obj, slices or [])
-    for section in ("spec", "status"):
-        if obj.get(section):
-            lines.append(f"{section.capitalize()}:")
-            lines += ["  " + line for line in printing.dump_yaml(obj[section]).splitlines()]
-    lines += _event_lines(events)
-    return "\n".join(lines)
-
-
-def _event_lines(events: list[dict]) -> list[str]:
-    lines = ["Events:" + ("" if events else "  <none>")]
-    if events:
-        rows = [[e.get("type", ""), e.get("reason", ""),
-                 printing.age(e.get("lastTimestamp")) +
-                 (f" (x{e['count']})" if e.get("count", 1) > 1 else ""),
-                 e.get("source", {}).get("component", ""), e.get("message", "")]
-                for e in sorted(events, key=lambda e: e.get("firstTimestamp", ""))]
-        table = printing.table(["Type", "Reason", "Age", "From", "Message"], rows)
-        lines += ["  " + line for line in table.splitlines()]
-    return lines
-
-
-def _describe_pod(pod: dict) -> list[str]:
-    status = pod.get("status", {})
-    lines = [f"Status:       {printing.pod_status(pod)}",
-             f"IP:           {status.get('podIP', '')}"]
-    for cs in status.get("containerStatuses", []):
-        state = cs.get("state", {})
-        what = next(iter(state), "unknown")
-        detail = state.get(what, {})
-        reason = detail.get("reason", "")
-        lines.append(f"  {cs['name']}: {what.capitalize()} {reason} ready={cs.get('ready')} "
-                     f"restarts={cs.get('restartCount', 0)}"
-                     + (f" exitCode={detail['exitCode']}" if "exitCode" in detail else ""))
-    return lines
-
-
-def describe_service(service: dict, slices: list[dict]) -> list[str]:
-    """kubectl's Service lines; `Endpoints:` lists the ready addresses of each port as
-    `ip:port`, the first three then `+ N more...`, `<none>` when there are none."""
-    spec = service.get("spec") or {}
-    selector = ",".join(f"{k}={v}" for k, v in sorted((spec.get("selector") or {}).items()))
-    lines = [f"Selector:          {selector or '<none>'}",
-             f"Type:              {spec.get('type', 'ClusterIP')}",
-             f"IP Family Policy:  {spec.get('ipFamilyPolicy', 'SingleStack')}",
-             f"IP Families:       {','.join(spec.get('ipFamilies') or ['IPv4'])}",
-             f"IP:                {spec.get('clusterIP', '')}",
-             f"IPs:               {','.join(spec.get('clusterIPs') or [])}"]
-    ports = spec.get("ports") or [{}]
-    for port in ports:
-        name = port.get("name") or ""
-        if port:
-            protocol = port.get("protocol", "TCP")
-            lines.append(f"Port:              {name or '<unset>'}  {port.get('port')}/{protocol}")
-            lines.append(f"TargetPort:        {port.get('targetPort')}/{protocol}")
-            if port.get("nodePort"):
-                lines.append(f"NodePort:          {name or '<unset>'}  "
-                             f"{port['nodePort']}/{protocol}")
-        lines.append(f"Endpoints:         {_endpoints_line(slices, name)}")
-    lines.append(f"Session Affinity:  {spec.get('sessionAffinity', 'None')}")
-    if spec.get("publishNotReadyAddresses"):
-        lines.append("Publish Not Ready Addresses:  true")
-    return lines
-
-
-def _endpoints_line(slices: list[dict], port_name: str) -> str:
-    found = []
-    for endpoint_slice in slices:
-        numbers = [p.get("port") for p in endpoint_slice.get("ports") or []
-                   if (p.get("name") or "") == port_name]
-        for endpoint in endpoint_slice.get("endpoints") or []:
-            if (endpoint.get("conditions") or {}).get("ready") is False:
-                continue
-            for address in endpoint.get("addresses") or []:
-                found += [f"{address}:{n}" for n in numbers] or [address]
+            sys.stdout.write(("\n\n" if found else "") + describing.describe(obj, client))
+            found += 1
     if not found:
-        return "<none>"
-    shown = ",".join(found[:3])
-    return shown + (f" + {len(found) - 3} more..." if len(found) > 3 else "")
-
-
-def _pairs(mapping: dict | None) -> str:
-    if not mapping:
-        return "<none>"
-    return "\n              ".join(f"{k}={v}" for k, v in sorted(mapping.items()))
+        print(f"No resources found in {args.namespace} namespace.", file=sys.stderr)
+    return 0
 
 
 # ---- delete -------------------------------------------------------------------------------
