@@ -6,11 +6,13 @@ the whole decision, pure: from the owner and the namespace's pods it works out w
 adopt, which owned pods to release, how many pods to create, which to delete, and the status.
 `reconcile` applies it to the store, as Kubernetes' syncReplicaSet does:
 
-- only *active* owned pods count (not Succeeded/Failed, no deletionTimestamp); terminal owned
-  pods are deleted so they get replaced by fresh ones rather than linger;
+- only *active* pods are claimed and counted (not Succeeded/Failed, no deletionTimestamp): an
+  ownerless terminal pod that matches is left alone; terminal owned pods are deleted so they
+  get replaced by fresh ones rather than linger;
 - creates go in slow-start batches (1, 2, 4, ...) so a template that always fails costs one
   error, not `replicas` errors; at most `BURST_REPLICAS` changes per reconcile;
-- scale-down victims come first in Kubernetes' ActivePods order (see `victim_rank`);
+- scale-down victims come first in Kubernetes' ActivePodsWithRanks order, deletion cost
+  and log2 age buckets included (see `compare_victims`);
 - status (replicas, fullyLabeledReplicas, readyReplicas, availableReplicas,
   observedGeneration) is written only when it changed; a pod that is ready but not yet ready
   for minReadySeconds makes the reconcile ask to be re-run when it will be.
@@ -60,27 +62,74 @@ class ReplicaPlan:
 # ---- the pure decision --------------------------------------------------------------------
 
 _PHASE_RANK = {"Pending": 0, "Unknown": 1, "Running": 2}
+DELETION_COST = "controller.kubernetes.io/pod-deletion-cost"
 
 
-def victim_rank(pod: Obj) -> tuple[Any, ...]:
-    """Sort key: pods that sort first are deleted first (Kubernetes' ActivePods.Less):
-    unassigned < assigned; Pending < Unknown < Running; not ready < ready; ready for a shorter
-    time first; more restarts first; newer first. A missing time counts as the newest, as in
-    Kubernetes' afterOrZero. The name breaks remaining ties so the order is deterministic."""
-    spec = pod.get("spec") or {}
-    phase = (pod.get("status") or {}).get("phase") or ""
-    ready = meta.is_ready(pod)
-    ready_at = meta.ready_since(pod) if ready else None
-    created = meta.parse_time(pod["metadata"].get("creationTimestamp"))
-    return (
-        1 if spec.get("nodeName") else 0,
-        _PHASE_RANK.get(phase, 0),
-        1 if ready else 0,
-        -(ready_at if ready_at is not None else math.inf) if ready else 0.0,
-        -base.restart_count(pod),
-        -(created if created is not None else math.inf),
-        pod["metadata"]["name"],
-    )
+def deletion_cost(pod: Obj) -> int:
+    """The pod-deletion-cost annotation (an int32; anything else counts as 0, as Kubernetes'
+    GetDeletionCostFromPodAnnotations is read with its error ignored)."""
+    text = ((pod.get("metadata") or {}).get("annotations") or {}).get(DELETION_COST)
+    try:
+        value = int(str(text).strip(), 10)
+    except ValueError:
+        return 0
+    return value if -2**31 <= value < 2**31 else 0
+
+
+def _log2_rank(then: float, now: float) -> int:
+    """floor(log2(age in ns)), -1 for no age: ages in the same power-of-two bucket tie."""
+    ns = (now - then) * 1e9
+    return int(math.log2(ns)) if ns > 0 else -1
+
+
+def _compare_times(a: float | None, b: float | None, now: float, uid_a: str,
+                   uid_b: str) -> int:
+    """Newer first, compared in log2 buckets of age (Kubernetes' LogarithmicScaleDown); a
+    missing time counts as the newest (afterOrZero); within a bucket the uid decides, which
+    spreads scale-downs pseudo-randomly over pods of about the same age."""
+    if a is None or b is None:
+        return (a is not None) - (b is not None)  # None (zero time) first
+    diff = _log2_rank(a, now) - _log2_rank(b, now)
+    if diff == 0:
+        return (uid_a > uid_b) - (uid_a < uid_b)
+    return -1 if diff < 0 else 1
+
+
+def compare_victims(a: Obj, b: Obj, now: float) -> int:
+    """Kubernetes' ActivePodsWithRanks.Less as a cmp: negative when `a` goes first.
+    Unassigned < assigned; Pending < Unknown < Running; not ready < ready; lower
+    pod-deletion-cost < higher; ready for less time < more (log2 buckets); more restarts <
+    fewer; newer < older (log2 buckets). One node, so Kubernetes' "doubled up on a node"
+    rank ties for every pod and is left out."""
+    def assigned(p: Obj) -> int:
+        return 1 if (p.get("spec") or {}).get("nodeName") else 0
+
+    def phase(p: Obj) -> int:
+        return _PHASE_RANK.get((p.get("status") or {}).get("phase") or "", 0)
+
+    for key in (assigned, phase, lambda p: 1 if meta.is_ready(p) else 0, deletion_cost):
+        ka, kb = key(a), key(b)
+        if ka != kb:
+            return -1 if ka < kb else 1
+    uid_a, uid_b = a["metadata"].get("uid", ""), b["metadata"].get("uid", "")
+    if meta.is_ready(a) and meta.is_ready(b):
+        ready_a, ready_b = meta.ready_since(a), meta.ready_since(b)
+        if ready_a != ready_b:
+            return _compare_times(ready_a, ready_b, now, uid_a, uid_b)
+    restarts_a, restarts_b = base.restart_count(a), base.restart_count(b)
+    if restarts_a != restarts_b:
+        return -1 if restarts_a > restarts_b else 1
+    created_a = meta.parse_time(a["metadata"].get("creationTimestamp"))
+    created_b = meta.parse_time(b["metadata"].get("creationTimestamp"))
+    if created_a != created_b:
+        return _compare_times(created_a, created_b, now, uid_a, uid_b)
+    return (a["metadata"]["name"] > b["metadata"]["name"]) - \
+        (a["metadata"]["name"] < b["metadata"]["name"])  # deterministic, for tests
+
+
+def victims_in_order(pods: list[Obj], now: float) -> list[Obj]:
+    """The pods sorted so that those to delete first come first."""
+    return sorted(pods, key=functools.cmp_to_key(lambda a, b: compare_victims(a, b, now)))
 
 
 def plan_replicas(owner: Obj, pods: list[Obj], now: float, *,
@@ -91,7 +140,11 @@ def plan_replicas(owner: Obj, pods: list[Obj], now: float, *,
     spec = owner.get("spec") or {}
     matches = base.labels_match(base.selector_for(owner))
     namespace = owner["metadata"].get("namespace") or "default"
-    candidates = [p for p in pods if (p["metadata"].get("namespace") or "default") == namespace]
+    # Kubernetes filters inactive pods out before claiming: an ownerless Succeeded/Failed
+    # (or terminating) pod that matches is neither adopted nor deleted. Owned terminal pods
+    # stay candidates, to be replaced (`terminal` below).
+    candidates = [p for p in pods if (p["metadata"].get("namespace") or "default") == namespace
+                  and (meta.is_active(p) or base.is_controlled_by(p, owner))]
     claim = base.classify(owner, candidates, matches)
     mine = claim.owned + claim.adopt
     active = [p for p in mine if meta.is_active(p)]
@@ -100,7 +153,7 @@ def plan_replicas(owner: Obj, pods: list[Obj], now: float, *,
     wanted = int(spec.get("replicas", 1))
     diff = len(active) - wanted
     create = min(-diff, burst) if diff < 0 else 0
-    victims = sorted(active, key=victim_rank)[:min(diff, burst)] if diff > 0 else []
+    victims = victims_in_order(active, now)[:min(diff, burst)] if diff > 0 else []
 
     min_ready = int(spec.get("minReadySeconds") or 0)
     status = compute_status(owner, active, min_ready, now)

@@ -3,7 +3,7 @@
 import pytest
 
 from tinykube.controllers import base
-from tinykube.controllers.replicaset import plan_replicas, victim_rank
+from tinykube.controllers.replicaset import plan_replicas, victims_in_order
 
 NOW = 1_800_000_000.0  # a fixed "now" (epoch seconds)
 
@@ -144,11 +144,61 @@ def test_victim_order_follows_kubernetes_active_pods():
             restarts=4),
         pod("ready-old-newer-created", owner="web", ready_at=NOW - 1000, created=NOW - 1500),
     ]
-    order = names(sorted(pods, key=victim_rank))
+    order = names(victims_in_order(pods, NOW))
     assert order == ["pending", "unknown", "running-notready", "running-ready-new",
                      "ready-restarty", "ready-old-newer-created", "running-ready-old"]
     plan = plan_replicas(rs(replicas=4), pods, NOW)
     assert names(plan.victims) == order[:3]
+
+
+def with_cost(p, cost):
+    p["metadata"]["annotations"] = {"controller.kubernetes.io/pod-deletion-cost": cost}
+    return p
+
+
+@pytest.mark.parametrize("kind", ["ReplicaSet", "ReplicationController"])
+def test_lower_pod_deletion_cost_goes_first_before_age(kind):
+    """controller.kubernetes.io/pod-deletion-cost ranks after readiness and before ready time
+    and age; an unparsable cost counts as 0."""
+    owner = rs(replicas=2, kind=kind, selector={"app": "web"} if kind != "ReplicaSet" else None)
+    pods = [with_cost(pod("newest-but-costly", owner="web", ready_at=NOW - 5, created=NOW - 6),
+                      "100"),
+            with_cost(pod("oldest-but-cheap", owner="web", ready_at=NOW - 9000,
+                          created=NOW - 9900), "-5"),
+            with_cost(pod("garbage-cost", owner="web", ready_at=NOW - 9000,
+                          created=NOW - 9900), "lots"),
+            pod("not-ready-costly", owner="web", ready=False)]
+    with_cost(pods[3], "1000")
+    assert names(victims_in_order(pods, NOW)) == [
+        "not-ready-costly", "oldest-but-cheap", "garbage-cost", "newest-but-costly"]
+    assert names(plan_replicas(owner, pods, NOW).victims) == ["not-ready-costly",
+                                                              "oldest-but-cheap"]
+
+
+def test_ages_are_compared_in_log2_buckets_with_the_uid_deciding_within_one():
+    """Kubernetes' LogarithmicScaleDown: ready 100 s and 101 s ago fall in the same
+    power-of-two bucket of nanoseconds (2^36), so the newer pod is not preferred; the uid
+    decides. 100 s against 1000 s are different buckets: the newer goes first."""
+    older, newer = pod("a-older", owner="web", ready_at=NOW - 101), \
+        pod("b-newer", owner="web", ready_at=NOW - 100)
+    assert names(victims_in_order([newer, older], NOW)) == ["a-older", "b-newer"]
+    assert names(plan_replicas(rs(replicas=1), [newer, older], NOW).victims) == ["a-older"]
+    old = pod("a-old", owner="web", ready_at=NOW - 1000)
+    assert names(victims_in_order([old, newer], NOW)) == ["b-newer", "a-old"]
+    # creation times too, when ready times tie
+    c1 = pod("a-c101", owner="web", ready_at=NOW - 50, created=NOW - 101)
+    c2 = pod("b-c100", owner="web", ready_at=NOW - 50, created=NOW - 100)
+    assert names(victims_in_order([c2, c1], NOW)) == ["a-c101", "b-c100"]
+
+
+def test_ownerless_terminal_pods_are_neither_adopted_nor_deleted():
+    """Kubernetes filters inactive pods before claiming (FilterActivePods, then claimPods)."""
+    done, crashed = pod("done", phase="Succeeded"), pod("crashed", phase="Failed")
+    for kind, selector in (("ReplicaSet", None), ("ReplicationController", {"app": "web"})):
+        plan = plan_replicas(rs(replicas=2, kind=kind, selector=selector),
+                             [done, crashed] + owned(1), NOW)
+        assert not plan.adopt and not plan.terminal and not plan.victims, kind
+        assert plan.create == 1 and plan.status["replicas"] == 1
 
 
 def test_scale_3_to_10_to_2_keeps_the_longest_ready():
