@@ -77,18 +77,22 @@ async def claim_replica_sets(store: Store, d: Obj) -> list[Obj]:
 async def apply(store: Store, d: Obj, plan: Plan) -> Requeue | None:
     """Write the plan. Returns Requeue(0) when a name collision needs another pass."""
     namespace = d["metadata"].get("namespace") or "default"
+    latest = d
+    if plan.paused_status is not None:
+        latest = copy.deepcopy(d)
+        latest["status"] = plan.paused_status
+        latest = await store.update_status(latest)
     if plan.create is not None:
         try:
             created = await store.create(plan.create.obj)
             plan.create.obj["metadata"].update(created["metadata"])
         except AlreadyExists:
-            await _collision(store, d, plan)
+            await _collision(store, latest, plan)
             return Requeue(0)
     for rs in plan.updates:
         await store.update(rs.obj)
-    latest = d
     if plan.annotations_changed:
-        latest = copy.deepcopy(d)
+        latest = copy.deepcopy(latest)
         latest["metadata"]["annotations"] = plan.deployment["metadata"].get("annotations") or {}
         latest = await store.update(latest)
     for rs in plan.deletes:
@@ -96,7 +100,7 @@ async def apply(store: Store, d: Obj, plan: Plan) -> Requeue | None:
             await store.delete("ReplicaSet", namespace, rs.name, uid=rs.uid)
         except NotFound:
             pass
-    if plan.status is not None:
+    if plan.status is not None and plan.status != plan.paused_status:
         latest = copy.deepcopy(latest)
         latest["status"] = plan.status
         await store.update_status(latest)

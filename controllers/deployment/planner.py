@@ -30,6 +30,9 @@ class Plan:
     deletes: list[RSState] = field(default_factory=list)
     events: list[tuple[str, str, str]] = field(default_factory=list)  # (type, reason, message)
     status: Obj | None = None  # the status to write, None if unchanged
+    # Pause/resume noted on Progressing (Unknown), written before anything else as Kubernetes'
+    # checkPausedConditions does: a watcher sees it even when this sync then moves on.
+    paused_status: Obj | None = None
     requeue_after: float | None = None  # seconds until something must be re-checked
 
     def __post_init__(self) -> None:

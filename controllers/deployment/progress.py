@@ -13,6 +13,8 @@ Status is written only when it differs from what is stored.
 
 from __future__ import annotations
 
+import copy
+
 from . import util
 from .planner import Plan
 from .util import RSState
@@ -101,6 +103,9 @@ def check_paused_conditions(plan: Plan) -> None:
     elif not util.paused(d) and paused_recorded:
         util.set_condition(d["status"], util.new_condition(
             util.PROGRESSING, "Unknown", util.RESUMED, "Deployment is resumed", plan.now))
+    else:
+        return
+    plan.paused_status = copy.deepcopy(d["status"])
 
 
 def _finish(plan: Plan, status: Obj) -> None:

@@ -22,6 +22,7 @@ from typing import Any
 import pytest
 
 from tests.integration.daemon import Daemon, PodWatch, is_ready, wait_for
+from tinykube.client import Client, StreamIdle
 from tinykube.controllers.deployment import util
 
 pytestmark = pytest.mark.root
@@ -362,3 +363,37 @@ def test_pause_resume_restart_history_get_and_describe(daemon):
     described = daemon.cli("describe", "deploy", "web").stdout
     assert "ScalingReplicaSet" in described, described
     assert f"Scaled up replica set {restarted['metadata']['name']} to" in described, described
+
+
+def test_resume_is_first_written_as_progressing_unknown(daemon):
+    """`rollout resume`: as Kubernetes' checkPausedConditions, the controller first writes
+    Progressing=Unknown/DeploymentResumed on its own, so a watch sees it before the rollout's
+    ReplicaSetUpdated / NewReplicaSetAvailable."""
+    small = {"replicas": 2, **ROLLING}
+    daemon.apply(deployment("1", **small))
+    assert_rolled_out(daemon)
+    daemon.cli("rollout", "pause", "deployment/web")
+    daemon.apply(deployment("2", **small))
+
+    def progressing(d: dict) -> tuple[str, str] | None:
+        cond = util.get_condition(d.get("status") or {}, util.PROGRESSING)
+        return (cond["status"], cond["reason"]) if cond else None
+    wait_for(lambda: progressing(daemon.client.get("Deployment", "web")) ==
+             ("Unknown", "DeploymentPaused"), what="the pause noted on Progressing")
+    start = daemon.client.get("Deployment", "web")["metadata"]["resourceVersion"]
+    daemon.cli("rollout", "resume", "deployment/web")
+    assert_rolled_out(daemon)
+    seen: list[tuple[str, str]] = []
+    with Client(daemon.socket) as client:
+        try:  # every change since the resume, replayed from the watch cache
+            for _, obj in client.watch("Deployment", "default", name="web",
+                                       resource_version=start, idle_timeout=2):
+                now = progressing(obj)
+                if now is not None and (not seen or seen[-1] != now):
+                    seen.append(now)
+                if now == ("True", "NewReplicaSetAvailable"):
+                    break
+        except StreamIdle:
+            pass
+    assert seen[0] == ("Unknown", "DeploymentResumed"), seen
+    assert seen[-1] == ("True", "NewReplicaSetAvailable"), seen

@@ -388,6 +388,25 @@ def test_paused_edit_makes_no_replica_set():
     assert util.get_condition(plan.status, "Progressing")["reason"] == "NewReplicaSetCreated"
 
 
+def test_resume_is_written_as_progressing_unknown_before_the_rollout_moves_on():
+    """Kubernetes' checkPausedConditions writes Progressing=Unknown/DeploymentResumed with its
+    own status update before the sync goes on (so a watch sees it); the same sync's final
+    status then reports the new rollout."""
+    paused = decide(deployment(T2, 3, paused=True), [rs(T1, 3, 1, desired=3)], NOW)
+    assert paused.paused_status is not None
+    assert util.get_condition(paused.paused_status, "Progressing")["reason"] == "DeploymentPaused"
+    d = deployment(T2, 3)
+    d["status"] = copy.deepcopy(paused.status)
+    plan = decide(d, [rs(T1, 3, 1, desired=3)], NOW + 5)
+    first = util.get_condition(plan.paused_status, "Progressing")
+    assert (first["status"], first["reason"], first["message"]) == \
+        ("Unknown", "DeploymentResumed", "Deployment is resumed")
+    assert util.get_condition(plan.status, "Progressing")["reason"] == "NewReplicaSetCreated"
+    still = deployment(T2, 3, paused=True)
+    still["status"] = copy.deepcopy(paused.status)
+    assert decide(still, [rs(T1, 3, 1, desired=3)], NOW).paused_status is None  # once only
+
+
 def test_paused_world_resumes_into_one_rollout():
     world = World(deployment(T1, 4))
     world.run()
