@@ -178,6 +178,19 @@ def test_undo_to_previous_and_to_revision(capsys):
         "error: unable to find specified revision 7 in history"
 
 
+@pytest.mark.parametrize("kind", ["deployment", "statefulset"])
+@pytest.mark.parametrize("revision", ["-1", "-3"])
+def test_undo_to_a_negative_revision_is_not_found(capsys, kind, revision):
+    """kubectl's rollbackers refuse toRevision < 0 before anything else (paused included);
+    it is not "the previous revision"."""
+    client = cluster(paused=True)
+    client.objs[("StatefulSet", "web")] = {"kind": "StatefulSet", "metadata": {"name": "web"}}
+    assert run(client, "undo", f"{kind}/web", f"--to-revision={revision}") == 1
+    assert capsys.readouterr().err.strip() == \
+        f"error: unable to find specified revision {revision} in history"
+    assert not client.updates
+
+
 def test_undo_refuses_paused(capsys):
     assert run(cluster(paused=True), "undo", "deployment/web") == 1
     assert capsys.readouterr().err.strip() == (
