@@ -129,7 +129,9 @@ def compare_victims(a: Obj, b: Obj, now: float) -> int:
 
 def victims_in_order(pods: list[Obj], now: float) -> list[Obj]:
     """The pods sorted so that those to delete first come first."""
-    return sorted(pods, key=functools.cmp_to_key(lambda a, b: compare_victims(a, b, now)))
+    def compare(a: Obj, b: Obj) -> int:
+        return compare_victims(a, b, now)
+    return sorted(pods, key=functools.cmp_to_key(compare))
 
 
 def plan_replicas(owner: Obj, pods: list[Obj], now: float, *,

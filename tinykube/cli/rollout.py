@@ -317,7 +317,10 @@ def _mapping(title: str, mapping: dict | None, sep: str) -> list[str]:
 # ---- undo ---------------------------------------------------------------------------------
 
 def rollback_target(obj: dict, found: dict[int, dict], to_revision: int) -> tuple[int, dict]:
-    """kubectl's choice of revision: `to_revision`, or the newest one before the current."""
+    """kubectl's choice of revision: `to_revision`, or the newest one before the current (0).
+    A negative revision is not found, as in kubectl (not "the one before")."""
+    if to_revision < 0:
+        raise RolloutError(f"unable to find specified revision {to_revision} in history")
     if to_revision > 0:
         if to_revision not in found:
             raise RolloutError(f"unable to find specified revision {to_revision} in history")
@@ -359,6 +362,8 @@ def undo(args: argparse.Namespace, client: Client) -> int:
 
 
 def _undo(args: argparse.Namespace, client: Client, info: KindInfo, name: str) -> int:
+    if args.to_revision < 0:  # kubectl checks this first, before reading the object
+        rollback_target({}, {}, args.to_revision)
     obj = client.get(info, name, args.namespace)
     if info.kind == "Deployment" and util.paused(obj):
         raise RolloutError(f"you cannot rollback a paused deployment; resume it first with "
