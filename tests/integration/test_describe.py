@@ -97,7 +97,7 @@ def test_describe_every_kind_in_kubectls_layout(daemon: Daemon) -> None:
     assert f"NewReplicaSet:   {rs_name} (2/2 replicas created)" in deploy
     events = deploy.index("Events:")
     assert deploy[events + 1].split() == ["Type", "Reason", "Age", "From", "Message"]
-    assert any("ScalingReplicaSet" in line and "deployment-controller" in line
+    assert any("ScalingReplicaSet" in line and f"Scaled up replica set {rs_name} to 2" in line
                for line in deploy[events:]), deploy
     assert not any(line.startswith(("Spec:", "Status:", "Kind:")) for line in deploy), deploy
 

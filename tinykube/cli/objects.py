@@ -60,6 +60,9 @@ def register(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--wait", default="true", choices=["true", "false"],
                    help="wait until the objects are gone (default true, as kubectl)")
     p.add_argument("--timeout", default="0", help="give up waiting after this long (0: never)")
+    p.add_argument("--ignore-not-found", nargs="?", const="true", default=None,
+                   choices=["true", "false"],
+                   help="treat a missing object as deleted (default: true with --all or -l)")
     add_namespace(p)
     p.set_defaults(handler=delete)
 
@@ -258,6 +261,10 @@ def delete(args: argparse.Namespace, client: Client) -> int:
                 targets += [(info, args.namespace, n) for n in names]
     else:
         raise UsageError("you must provide one or more resources by KIND NAME, -f or --all")
+    # kubectl: --ignore-not-found defaults to true with --all or a selector, where an object
+    # listed a moment ago may be gone by now (e.g. pods a Deployment's cascade removed).
+    ignore_not_found = args.ignore_not_found == "true" if args.ignore_not_found is not None \
+        else bool(args.all or args.selector)
     failed = 0
     deleted: list[tuple[KindInfo, str, str, str]] = []
     for info, namespace, name in targets:
@@ -267,6 +274,8 @@ def delete(args: argparse.Namespace, client: Client) -> int:
         except ApiError as e:
             if e.code != 404:
                 raise
+            if ignore_not_found:
+                continue
             print(f"Error from server (NotFound): {e.message}", file=sys.stderr)
             failed += 1
             continue
