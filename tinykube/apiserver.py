@@ -171,8 +171,13 @@ class ApiServer:
             if request.method != "GET":
                 raise ApiError(f"method {request.method} is not allowed on events: they are "
                                "written by tinykube itself", code=405, reason="MethodNotAllowed")
-            await _send_json(send, 200, _as_table_if_asked(
-                route, request, self._list_events(route, request)))
+            events = self._list_events(route, request)
+            if route.name is not None:  # one event by name (`describe ev NAME`), not the list
+                found = [e for e in events["items"] if e["metadata"]["name"] == route.name]
+                if not found:
+                    raise NotFound.for_object("Event", route.name)
+                events = found[0]
+            await _send_json(send, 200, _as_table_if_asked(route, request, events))
             return
         fieldvalidation.begin(request.query)  # every request: the mode is per request
         handler = self._for(request)._handler(request.method, route)

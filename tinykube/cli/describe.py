@@ -232,6 +232,12 @@ def describe_events(w: TabWriter, events: list[dict], now: datetime | None = Non
                    f"{message}\n")
 
 
+def events_of(obj: dict, related: Related) -> list[dict]:
+    """The events about `obj` (found by its uid; an object without one, such as an Event
+    itself, has none)."""
+    return related.events(obj) if _meta(obj).get("uid") else []
+
+
 def _pods_status(pods: list[dict], owner_uid: str) -> str:
     counts = {"Running": 0, "Pending": 0, "Succeeded": 0, "Failed": 0}
     for pod in pods:
@@ -638,7 +644,7 @@ def describe_pod(pod: dict, related: Related) -> str:
     w.write(0, f"QoS Class:\t{qos_class(pod)}\n")
     print_labels(w, "Node-Selectors", spec.get("nodeSelector"))
     _tolerations(w, "Tolerations", spec.get("tolerations"))
-    describe_events(w, related.events(pod))
+    describe_events(w, events_of(pod, related))
     return w.text()
 
 
@@ -660,7 +666,7 @@ def _replica_owner(kind: str, obj: dict, related: Related, selector: str) -> str
     w.write(0, f"Pods Status:\t{_pods_status(pods, meta.get('uid', ''))}\n")
     describe_pod_template(w, spec.get("template"))
     _conditions_table(w, status.get("conditions"))
-    describe_events(w, related.events(obj))
+    describe_events(w, events_of(obj, related))
     return w.text()
 
 
@@ -750,7 +756,7 @@ def describe_deployment(d: dict, related: Related) -> str:
     if old or new:
         w.write(0, f"OldReplicaSets:\t{_replica_sets_line(old)}\n")
         w.write(0, f"NewReplicaSet:\t{_replica_sets_line([new] if new else [])}\n")
-    describe_events(w, related.events(d))
+    describe_events(w, events_of(d, related))
     return w.text()
 
 
@@ -793,7 +799,7 @@ def describe_statefulset(sts: dict, related: Related) -> str:
             storage = ((pvc_spec.get("resources") or {}).get("requests") or {}).get("storage")
             w.write(1, f"Capacity:\t{storage if storage is not None else '<default>'}\n")
             w.write(1, f"Access Modes:\t{_go_list(pvc_spec.get('accessModes'))}\n")
-    describe_events(w, related.events(sts))
+    describe_events(w, events_of(sts, related))
     return w.text()
 
 
@@ -859,7 +865,7 @@ def describe_service(service: dict, related: Related) -> str:
         w.write(0, f"External Traffic Policy:\t{spec.get('externalTrafficPolicy') or 'Cluster'}\n")
     if service_type != "ExternalName":
         w.write(0, f"Internal Traffic Policy:\t{spec.get('internalTrafficPolicy') or 'Cluster'}\n")
-    describe_events(w, related.events(service))
+    describe_events(w, events_of(service, related))
     return w.text()
 
 
@@ -900,7 +906,7 @@ def describe_endpointslice(eps: dict, related: Related) -> str:
                 w.write(2, f"TargetRef:\t{target.get('kind')}/{target.get('name')}\n")
             w.write(2, f"NodeName:\t{endpoint.get('nodeName') or '<unset>'}\n")
             w.write(2, f"Zone:\t{endpoint.get('zone') or '<unset>'}\n")
-    describe_events(w, related.events(eps))
+    describe_events(w, events_of(eps, related))
     return w.text()
 
 
@@ -975,7 +981,7 @@ def describe_pvc(pvc: dict, related: Related) -> str:
                        f"{rfc1123z(c.get('lastProbeTime'))} \t"
                        f"{rfc1123z(c.get('lastTransitionTime'))} \t{c.get('reason', '')} \t"
                        f"{c.get('message', '')}\n")
-    describe_events(w, related.events(pvc))
+    describe_events(w, events_of(pvc, related))
     return w.text()
 
 
@@ -1106,5 +1112,5 @@ def describe_generic(obj: dict, related: Related) -> str:
     print_labels(w, "Labels", meta.get("labels"))
     print_annotations(w, "Annotations", meta.get("annotations"))
     _unstructured(w, 0, obj, "")
-    describe_events(w, related.events(obj))
+    describe_events(w, events_of(obj, related))
     return w.text()
