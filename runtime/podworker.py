@@ -46,7 +46,7 @@ from typing import Any
 
 import trio
 
-from . import configwatch, hostsfile, layout, records, status, volumes
+from . import claims, configwatch, hostsfile, layout, records, status, volumes
 from .backoff import CrashBackoff
 from .containers import ContainerSupervisor, kill_unrecorded
 from .containerspec import grace_seconds
@@ -110,6 +110,7 @@ SANDBOX_DIED = PodFailure("SandboxDied", "The pod's sandbox (pause process) exit
 # How often an emptyDir with a sizeLimit is measured (the kubelet's eviction manager looks
 # every 10 s; a du of one pod's volume is cheap, and a runaway writer fills disks fast).
 VOLUME_CHECK_SECONDS = 2.0
+CLAIM_RECHECK_SECONDS = 1.0  # how often a pod waiting for a missing claim looks again
 KILL_SWEEP_SECONDS = 0.5  # how often a stopping pod SIGKILLs containers that are still there
 
 
@@ -297,6 +298,8 @@ class PodWorker:
         False if the pod was deleted meanwhile or its re-adopted pause is gone."""
         backoff = CrashBackoff(self.ctx.backoff_policy, clock=trio.current_time)
         while True:
+            if not self.resumed and not await self._until_claims_exist():
+                return False
             try:
                 await self._set_up()
                 return True
@@ -322,6 +325,28 @@ class PodWorker:
                 await self._set_up_failed(e)
                 await self._until_deleting()
                 return False
+
+    async def _until_claims_exist(self) -> bool:
+        """Kubernetes keeps a pod that mounts a PersistentVolumeClaim that does not exist
+        Pending until the claim is created (tinykube has no provisioner: an existing claim is
+        as good as bound). False if the pod was deleted meanwhile. A re-adopted pod is not
+        held: its claim directories are already in use."""
+        reported = False
+        while not self.deleting:
+            missing = sorted(name for namespace, name in claims.claims_mounted(self.pod)
+                             if self.ctx.store.try_get(claims.KIND, namespace, name) is None)
+            if not missing:
+                return True
+            if not reported:  # once: the claim's arrival is what ends the wait, not a retry
+                await self.event("Warning", "FailedMount",
+                                 f'Unable to attach or mount volumes: persistentvolumeclaim '
+                                 f'"{missing[0]}" not found')
+                self.setup_error = f'persistentvolumeclaim "{missing[0]}" not found'
+                self.mark_dirty()
+                reported = True
+            with trio.move_on_after(CLAIM_RECHECK_SECONDS):
+                await self._until_deleting()
+        return False
 
     async def _set_up_failed(self, error: Exception) -> None:
         self.setup_error = f"sandbox set-up failed: {error}"
@@ -590,18 +615,17 @@ class PodWorker:
     async def _delete(self) -> None:
         await self.teardown()
         if not self.gone:
+            # As the kubelet since Kubernetes 1.27: with its containers stopped the pod is
+            # written with its terminal phase (Succeeded if all exited 0, else Failed), whatever
+            # the restart policy, before the object goes; a watcher (or a finalizer's owner)
+            # sees how it ended. A pod being deleted is already out of every controller's
+            # count, so the terminal phase changes no replica arithmetic.
+            await self._write_status()
             try:
                 await self.ctx.store.delete("Pod", self.namespace, self.name, grace_period=0,
                                             uid=self.uid)
             except NotFound:
                 pass
-            # A finalizer keeps the Pod in the store: with its containers ended it reports a
-            # terminal phase, not Running for ever. (Only then: a pod that goes at once has
-            # no use for it, and a Failed phase while it still exists would let a ReplicaSet
-            # count it out before its object is gone.)
-            current = self.ctx.store.try_get("Pod", self.namespace, self.name)
-            if current is not None and current["metadata"].get("uid") == self.uid:
-                await self._write_status()
         self._enter(Phase.DONE)
 
     # -- status and events --------------------------------------------------------------------

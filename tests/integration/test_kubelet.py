@@ -382,6 +382,10 @@ async def test_restart_removes_pods_deleted_while_down(node: Node):
 
 
 async def test_claim_volume_outlives_the_pod_and_run_as_user(node: Node):
+    await node.store.create({"apiVersion": "v1", "kind": "PersistentVolumeClaim",
+                             "metadata": {"name": "data-0", "namespace": "default"},
+                             "spec": {"accessModes": ["ReadWriteOnce"],
+                                      "resources": {"requests": {"storage": "1Mi"}}}})
     await node.create("claimer", [sh("id -u; id -g; echo kept > /data/file", "app",
                                      volumeMounts=[{"name": "d", "mountPath": "/data"}],
                                      securityContext={"runAsUser": 0})],

@@ -12,10 +12,12 @@ from __future__ import annotations
 import json
 import os
 import signal
+import threading
 
 import pytest
 
 from tests.integration.daemon import wait_for
+from tinykube.client import Client, StreamIdle
 from tinykube.runtime.syscalls import process_alive
 
 pytestmark = pytest.mark.root
@@ -81,3 +83,49 @@ def test_a_finalizer_held_pod_shows_a_terminal_phase(daemon, script, phase):
     assert "terminated" in ended["status"]["containerStatuses"][0]["state"]
     daemon.client.patch("Pod", "held", "default", {"metadata": {"finalizers": None}})
     wait_for(lambda: not daemon.client.list("Pod", "default"), what="pod gone")
+
+
+def test_a_deleted_pod_is_written_with_a_terminal_phase_before_it_goes(daemon):
+    """Kubernetes >= 1.27: once a deleted pod's containers have stopped, the kubelet writes
+    the terminal phase (Succeeded if every container exited 0, else Failed) before the object
+    is removed, whatever the restart policy: a watcher sees how the pod ended."""
+    scripts = {"clean": ("trap 'exit 0' TERM; while :; do sleep 0.1; done", "Succeeded"),
+               "killed": ("sleep 3600", "Failed")}  # PID 1 ignores SIGTERM: SIGKILL, 137
+    expected = {}
+    for policy in ("Always", "OnFailure", "Never"):
+        for how, (script, phase) in scripts.items():
+            name = f"{policy.lower()}-{how}"
+            daemon.apply(pod(name, script, policy))
+            expected[name] = phase
+    for name in expected:
+        daemon.wait_running(name)
+
+    last_phase: dict[str, str] = {}
+    gone: set[str] = set()
+    listed = threading.Event()
+
+    def watch() -> None:
+        with Client(daemon.socket) as client:
+            try:
+                for type_, obj in client.watch("Pod", "default", idle_timeout=60):
+                    name = obj["metadata"]["name"]
+                    if type_ == "DELETED":
+                        gone.add(name)
+                    else:
+                        last_phase[name] = obj["status"].get("phase", "")
+                    if len(last_phase) == len(expected):
+                        listed.set()
+                    if gone >= set(expected):
+                        return
+            except StreamIdle:
+                return
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    try:
+        assert listed.wait(30), "the watch never listed the pods"
+        for name in expected:
+            daemon.client.delete("Pod", name, "default")
+    finally:
+        watcher.join(120)
+    assert gone == set(expected), gone
+    assert last_phase == expected

@@ -138,3 +138,22 @@ def test_deleting_a_claim_never_follows_a_planted_symlink(daemon, tmp_path):
     daemon.client.delete("PersistentVolumeClaim", "c", "default")
     wait_for(lambda: not claim_dir.exists(), what="claim directory removed")
     assert (outside / "precious").read_text() == "keep\n"
+
+
+def test_a_pod_waits_pending_for_a_claim_that_does_not_exist(daemon):
+    """Kubernetes keeps a pod whose persistentVolumeClaim does not exist Pending (an event
+    names the claim) until the claim is created; then it starts and uses it."""
+    daemon.apply(pod("waiter", "echo here > /data/f; sleep 3600",
+                     [{"name": "d", "persistentVolumeClaim": {"claimName": "c"}}], DATA))
+    warned = wait_for(lambda: [e for e in daemon.client.events(daemon.pod("waiter"))
+                               if e["reason"] == "FailedMount"], what="a FailedMount event")
+    assert 'persistentvolumeclaim "c" not found' in warned[0]["message"]
+    waiting = daemon.pod("waiter")
+    assert waiting["status"]["phase"] == "Pending"
+    assert not any("running" in (c.get("state") or {}) or "terminated" in (c.get("state") or {})
+                   for c in waiting["status"].get("containerStatuses") or [])
+    assert not (daemon.root / "volumes" / "default" / "c").exists()
+    daemon.apply(json.dumps(CLAIM))
+    daemon.wait_running("waiter")
+    wait_for(lambda: (daemon.root / "volumes" / "default" / "c" / "f").exists(),
+             what="the pod writing into the claim")
