@@ -1010,7 +1010,7 @@ def describe_configmap(cm: dict, related: Related) -> str:
     for key, value in sorted((cm.get("binaryData") or {}).items()):
         w.write(0, f"{key}: {_data_size(value)} bytes\n")
     w.write(0, "\n")
-    describe_events(w, related.events(cm))
+    describe_events(w, events_of(cm, related))
     return w.text()
 
 
