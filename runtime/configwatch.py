@@ -64,6 +64,8 @@ class ConfigWatch:
         self.store = store
         self.workers = workers
         self._lock = trio.Lock()
+        # uid -> (labels, annotations) last seen, so status-only Pod events cost nothing
+        self._pod_metadata: dict[str, tuple[Any, Any]] = {}
 
     async def run(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
         since = self.store.resource_version
@@ -78,7 +80,10 @@ class ConfigWatch:
                 meta = event.object.get("metadata") or {}
                 namespace = meta.get("namespace") or "default"
                 if kind == "Pod":
-                    await self._pod_changed(event.object)
+                    if event.type == "DELETED":
+                        self._pod_metadata.pop(meta.get("uid"), None)
+                    else:
+                        await self._pod_changed(event.object)
                     continue
                 key = (kind, meta.get("name", ""))
 
@@ -90,7 +95,14 @@ class ConfigWatch:
                         await self._refresh(worker, reads_it)
 
     async def _pod_changed(self, pod: dict[str, Any]) -> None:
-        uid = pod["metadata"].get("uid")
+        meta = pod["metadata"]
+        uid = meta.get("uid")
+        # Only labels and annotations reach downwardAPI files: status writes (most Pod
+        # events) change nothing there.
+        seen = (meta.get("labels"), meta.get("annotations"))
+        if self._pod_metadata.get(uid) == seen:
+            return
+        self._pod_metadata[uid] = seen
         for worker in list(self.workers()):
             if worker.pod["metadata"].get("uid") == uid:
                 # The worker's pod is updated by the kubelet's own watch; use this version.

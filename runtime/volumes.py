@@ -75,6 +75,10 @@ def _written(volume: dict[str, Any], pod: dict[str, Any], root: Path, field: str
     try:
         files = projection.payload(volume, pod, lookup)
     except projection.MissingSource as e:
+        if (path / atomicwriter.DATA).is_symlink():
+            # Set up before (a re-adopted pod after a daemon restart): the kubelet keeps a
+            # mounted volume's files when its source goes away.
+            return path
         raise VolumeError(f'volume "{volume["name"]}": {e}') from None
     path.mkdir(parents=True, exist_ok=True)
     try:

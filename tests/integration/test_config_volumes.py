@@ -176,3 +176,19 @@ def test_config_objects_are_validated_with_kubernetes_messages(daemon):
     assert result.returncode != 0
     assert "field is immutable when `immutable` is set" in result.stderr + result.stdout
     assert daemon.client.get("ConfigMap", "frozen")["data"] == {"a": "1"}
+
+
+def test_a_running_pod_keeps_its_files_when_the_source_goes_even_across_a_restart(daemon):
+    daemon.apply(config_map("gone", {"k": "kept"}))
+    daemon.apply(pod("keeper", [{"name": "cfg", "configMap": {"name": "gone"}}],
+                     [{"name": "cfg", "mountPath": "/etc/cfg"}]))
+    running = daemon.wait_running("keeper")
+    pid = running["status"]["containerStatuses"][0]["containerID"]
+    daemon.client.delete("ConfigMap", "gone", "default")
+    daemon.stop()
+    daemon.start()
+    # Re-adopted, not restarted, and the files stay (as the kubelet keeps a mounted volume).
+    wait_for(lambda: daemon.exec("keeper", "cat", "/etc/cfg/k").stdout == "kept", timeout=30,
+             what="the volume's files after the restart")
+    after = daemon.pod("keeper")["status"]["containerStatuses"][0]
+    assert after["containerID"] == pid and after["restartCount"] == 0

@@ -164,3 +164,18 @@ async def test_api_create_apply_update_and_immutability(api):
     assert err.value.code == 422 and "field is immutable when `immutable` is set" in str(
         err.value.message)
     assert store.resource_version == rv
+
+
+async def test_server_side_apply_owns_data_keys(api):
+    _, client, _ = api
+
+    def ssa(body, manager="me"):
+        return client.request("PATCH", "/api/v1/namespaces/default/configmaps/cfg",
+                              params={"fieldManager": manager}, body=body,
+                              content_type="application/apply-patch+yaml")
+    await call(ssa, cm({"a": "1", "b": "2"}))
+    await call(ssa, cm({"a": "1"}))  # this manager stopped applying `b`: it goes
+    assert (await call(client.get, "ConfigMap", "cfg"))["data"] == {"a": "1"}
+    with pytest.raises(ApiError) as err:
+        await call(ssa, cm({"a": "other"}), "someone-else")
+    assert err.value.code == 409 and ".data.a" in str(err.value.message)

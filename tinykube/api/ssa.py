@@ -56,6 +56,10 @@ def applied_fields(config: dict, node: schema.Node) -> dict:
         tracked["f:metadata"] = fields_of(meta, schema.OBJECT_META)
     if isinstance(config.get("spec"), dict):
         tracked["f:spec"] = fields_of(config["spec"], schema.child(node, "spec"))
+    # ConfigMap, Secret: the content is top-level (data keys are owned one by one).
+    content = {k: config[k] for k in schema.CONTENT_FIELDS.get(config.get("kind") or "", ())
+               if config.get(k) is not None}
+    tracked.update(fields_of(content, node))
     return tracked
 
 
