@@ -81,7 +81,7 @@ class ConfigWatch:
                 namespace = meta.get("namespace") or "default"
                 if kind == "Pod":
                     if event.type == "DELETED":
-                        self._pod_metadata.pop(meta.get("uid"), None)
+                        self._pod_metadata.pop(meta.get("uid") or "", None)
                     else:
                         await self._pod_changed(event.object)
                     continue

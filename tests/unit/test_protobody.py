@@ -53,7 +53,10 @@ def test_other_kinds_and_broken_bodies_are_refused():
     with pytest.raises(ApiError) as err:
         protobody.load(envelope("v1", "Pod", b""))
     assert err.value.code == 415
-    with pytest.raises(BadRequest, match="envelope"):
-        protobody.load(b"nope")
+    for broken in (b"nope", protobody.MAGIC + b"\x12\x05ab"):
+        with pytest.raises(ApiError) as err:
+            protobody.load(broken)
+        assert err.value.code == 415
+    truncated_config_map = envelope("v1", "ConfigMap", field(2, b"")[:-1] + b"\x05")
     with pytest.raises(BadRequest, match="truncated"):
-        protobody.load(protobody.MAGIC + b"\x12\x05ab")
+        protobody.load(truncated_config_map)

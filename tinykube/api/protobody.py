@@ -145,13 +145,16 @@ _UNKNOWN = _message({1: ("typeMeta", _TYPE_META, "one"), 2: ("raw", lambda v: v,
 
 def load(body: bytes) -> dict[str, Any]:
     """The object a protobuf body holds, as JSON; BadRequest for anything else."""
-    if not body.startswith(MAGIC):
-        raise BadRequest("protobuf body: missing the k8s envelope")
-    envelope = _UNKNOWN(body[len(MAGIC):])
+    try:
+        if not body.startswith(MAGIC):
+            raise BadRequest("protobuf body: missing the k8s envelope")
+        envelope = _UNKNOWN(body[len(MAGIC):])
+    except BadRequest:
+        envelope = {}
     type_meta = envelope.get("typeMeta") or {}
     kind = type_meta.get("kind", "")
     decode = KINDS.get(kind)
-    if decode is None:
+    if decode is None:  # not one of ours (or not protobuf at all): JSON or YAML, please
         raise ApiError(f"the body of the request was in an unknown format - {kind or 'this'} "
                        f'objects are read as application/json or application/yaml (not '
                        f'"{MEDIA_TYPE}")', code=415, reason="UnsupportedMediaType")
