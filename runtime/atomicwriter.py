@@ -57,8 +57,10 @@ def current(directory: Path) -> Payload | None:
     return found
 
 
-def write(directory: Path, payload: Payload) -> bool:
-    """(Blocking.) Make `directory` hold exactly `payload`; False when it already did."""
+def write(directory: Path, payload: Payload, gid: int | None = None) -> bool:
+    """(Blocking.) Make `directory` hold exactly `payload`; False when it already did.
+    `gid`: the pod's fsGroup; the files and directories of a new version get that group
+    (the modes in `payload` already say what the group may do)."""
     old = current(directory)
     if old == payload:
         return False
@@ -70,9 +72,16 @@ def write(directory: Path, payload: Payload) -> bool:
         fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
         try:
             _write_all(fd, file.content)
+            if gid is not None:
+                os.fchown(fd, -1, gid)
             os.fchmod(fd, file.mode)
         finally:
             os.close(fd)
+    if gid is not None:
+        for top, dirs, _files in os.walk(version):
+            for name in [".", *dirs]:
+                os.chown(Path(top) / name, -1, gid)
+                os.chmod(Path(top) / name, 0o2755)
     try:
         previous = os.readlink(directory / DATA)
     except OSError:

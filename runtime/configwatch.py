@@ -125,7 +125,8 @@ class ConfigWatch:
                 continue
             async with self._lock:
                 try:
-                    await trio.to_thread.run_sync(volumes.atomicwriter.write, path, files)
+                    await trio.to_thread.run_sync(volumes.atomicwriter.write, path, files,
+                                                  projection.fs_group(pod))
                 except OSError as e:
                     log.warning("pod %s/%s: updating volume %s: %s", worker.namespace,
                                 pod["metadata"].get("name"), volume.get("name"), e)

@@ -78,8 +78,22 @@ def _downward_files(pod: dict[str, Any], source: dict[str, Any], default_mode: i
     return files
 
 
+def fs_group(pod: dict[str, Any]) -> int | None:
+    group = ((pod.get("spec") or {}).get("securityContext") or {}).get("fsGroup")
+    return None if group is None else int(group)
+
+
 def payload(volume: dict[str, Any], pod: dict[str, Any], lookup: Lookup) -> Payload:
-    """The files of one configMap/secret/downwardAPI/projected volume."""
+    """The files of one configMap/secret/downwardAPI/projected volume. With an fsGroup
+    every file is also group-readable (the kubelet's SetVolumeOwnership on a read-only
+    volume: mode | 0440, group fsGroup)."""
+    files = _payload(volume, pod, lookup)
+    if fs_group(pod) is None:
+        return files
+    return {path: File(f.content, f.mode | 0o440) for path, f in files.items()}
+
+
+def _payload(volume: dict[str, Any], pod: dict[str, Any], lookup: Lookup) -> Payload:
     if volume.get("configMap") is not None:
         source = volume["configMap"]
         return _object_files("ConfigMap", source.get("name", ""), source,

@@ -82,11 +82,14 @@ def _written(volume: dict[str, Any], pod: dict[str, Any], root: Path, field: str
         raise VolumeError(f'volume "{volume["name"]}": {e}') from None
     path.mkdir(parents=True, exist_ok=True)
     try:
+        # Host users do not reach the files (the kubelet's pods dir is 0750 too); containers
+        # get the volume itself bind-mounted.
+        os.chmod(path.parent, 0o750)
         if projection.memory_backed(volume) and not os.path.ismount(path):
-            # Secrets never touch the disk; only root may list the volume's own directory.
+            # Secrets never touch the disk.
             syscalls.mount("tmpfs", str(path), "tmpfs",
                            syscalls.MS_NOSUID | syscalls.MS_NODEV, "mode=0755")
-        atomicwriter.write(path, files)
+        atomicwriter.write(path, files, projection.fs_group(pod))
     except OSError as e:
         raise VolumeError(f"{field}: writing the files of volume {volume['name']!r}: {e}"
                           ) from None
@@ -97,13 +100,6 @@ def written_volumes(pod: dict[str, Any]) -> set[str]:
     """Names of the pod's volumes tinykube writes (mounted read-only into containers)."""
     return {v.get("name") for v in (pod.get("spec") or {}).get("volumes") or []
             if any(v.get(s) is not None for s in PROJECTED_SOURCES)}
-
-
-def refresh_volume(volume: dict[str, Any], pod: dict[str, Any], path: Path,
-                   lookup: projection.Lookup) -> bool:
-    """(Blocking.) Rewrite a written volume's files from the current objects; False if
-    nothing changed. MissingSource: the old files stay (as the kubelet keeps them)."""
-    return atomicwriter.write(path, projection.payload(volume, pod, lookup))
 
 
 def _empty_dir(volume: dict[str, Any], pod: dict[str, Any], root: Path, field: str,

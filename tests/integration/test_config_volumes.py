@@ -192,3 +192,19 @@ def test_a_running_pod_keeps_its_files_when_the_source_goes_even_across_a_restar
              what="the volume's files after the restart")
     after = daemon.pod("keeper")["status"]["containerStatuses"][0]
     assert after["containerID"] == pid and after["restartCount"] == 0
+
+
+def test_fs_group_lets_a_non_root_container_read_its_secret_and_host_users_cannot(daemon):
+    daemon.apply(secret("fsg", {"key": "for-the-group"}))
+    manifest = json.loads(pod("reader", [{"name": "s", "secret": {"secretName": "fsg",
+                                                                 "defaultMode": 0o400}}],
+                              [{"name": "s", "mountPath": "/etc/s"}]))
+    manifest["spec"]["securityContext"] = {"runAsUser": 1000, "fsGroup": 2000}
+    daemon.apply(json.dumps(manifest))
+    daemon.wait_running("reader")
+    # 0400 | 0440 (read-only volume), group fsGroup, as the kubelet's SetVolumeOwnership.
+    assert sh(daemon, "reader", "cat /etc/s/key") == "for-the-group"
+    assert sh(daemon, "reader", "stat -L -c '%a %g' /etc/s/key").split() == ["440", "2000"]
+    uid = daemon.pod("reader")["metadata"]["uid"]
+    volumes_dir = daemon.root / "pods" / uid / "volumes"
+    assert (volumes_dir.stat().st_mode & 0o777) == 0o750
