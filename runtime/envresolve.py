@@ -105,8 +105,8 @@ def container_env(pod: dict[str, Any], container: dict[str, Any], hostname: str,
                                                pod_ip, host_ip)
             elif source.get("resourceFieldRef") is not None:
                 ref = source["resourceFieldRef"]
-                env[name] = downward.resource_field(container, ref.get("resource", ""),
-                                                    ref.get("divisor"))
+                env[name] = downward.resource_field(_named(pod, container, ref),
+                                                    ref.get("resource", ""), ref.get("divisor"))
             elif source.get("configMapKeyRef") is not None or \
                     source.get("secretKeyRef") is not None:
                 found = _key_ref(source, namespace, lookup)
@@ -119,6 +119,17 @@ def container_env(pod: dict[str, Any], container: dict[str, Any], hostname: str,
         except downward.DownwardError as e:
             raise ContainerConfigError(f"{e_where}.valueFrom: {e}") from None
     return env
+
+
+def _named(pod: dict[str, Any], own: dict[str, Any], ref: dict[str, Any]) -> dict[str, Any]:
+    """The container a resourceFieldRef reads: its `containerName`, else the env's own."""
+    wanted = ref.get("containerName")
+    if not wanted or wanted == own.get("name"):
+        return own
+    for other in (pod.get("spec") or {}).get("containers") or []:
+        if other.get("name") == wanted:
+            return other
+    raise downward.DownwardError(f"container {wanted} not found")
 
 
 def _key_ref(source: dict[str, Any], namespace: str, lookup: Lookup) -> bytes | None:

@@ -67,6 +67,15 @@ def test_resource_field_refs_divide_and_round_up():
     assert (env["CPU"], env["CPU_M"], env["MEM"], env["MEM_MI"], env["REQ"]) == (
         "2", "1500", str(64 * 2**20), "64", "250")
     assert env["REQ_MEM"] == str(64 * 2**20)  # no request: the limit (API defaulting)
+    pod = {**POD, "spec": {"containers": [container, {"name": "side", "resources": {
+        "limits": {"memory": "1Gi"}}}]}}
+    other = container_env(pod, {"env": [{"name": "SIDE", "valueFrom": {"resourceFieldRef": {
+        "containerName": "side", "resource": "limits.memory", "divisor": "1Mi"}}}]},
+        "h", None, None, "c")
+    assert other["SIDE"] == "1024"  # another container's, by containerName
+    with pytest.raises(ContainerConfigError, match="container nope not found"):
+        container_env(pod, {"env": [{"name": "X", "valueFrom": {"resourceFieldRef": {
+            "containerName": "nope", "resource": "limits.cpu"}}}]}, "h", None, None, "c")
 
 
 def test_config_map_and_secret_keys_and_env_from():
