@@ -1,14 +1,18 @@
 """Container supervision: one `ContainerSupervisor` task per container of a running pod.
 
 Each supervisor starts its container (or adopts the one a previous daemon started), runs its
-probes while awaiting its exit (pidfd, no polling), records the exit code and reason, and
-starts it again by the pod's restartPolicy after the crash back-off, until the pod stops.
+postStart hook and then its probes while awaiting its exit (pidfd, no polling), records the
+exit code and reason, and starts it again by its restart policy after the crash back-off,
+until the pod stops. The restart policy is the pod's for app containers, OnFailure (Never in
+a Never pod) for init containers, Always for native sidecars. Stopping a container runs its
+preStop hook first, within the grace period (`shutdown`).
 The pod worker (runtime/podworker.py) owns the pod's sandbox, phase and status; a
 supervisor reaches it only through `PodSide`.
 """
 
 from __future__ import annotations
 
+import enum
 import logging
 import os
 import signal
@@ -18,7 +22,7 @@ from typing import Any, Protocol
 
 import trio
 
-from . import configwatch, layout, logfiles, records, spawn, status, syscalls, volumes
+from . import configwatch, hooks, layout, logfiles, records, spawn, status, syscalls, volumes
 from .backoff import CrashBackoff
 from .cgroups import CgroupDriver
 from .containerspec import (
@@ -56,6 +60,15 @@ from tinykube.model.meta import now_iso, parse_time
 log = logging.getLogger("tinykube.runtime.podworker")
 
 EXEC_PROBE_OUTPUT_LIMIT = 10_240  # bytes of an exec probe's output kept for its message
+# After a preStop hook used up the grace period the container still gets this long between
+# SIGTERM and SIGKILL (the kubelet's minimumGracePeriodInSeconds).
+MIN_GRACE_AFTER_PRE_STOP = 2.0
+
+
+class ContainerKind(enum.Enum):
+    APP = "app"  # spec.containers
+    INIT = "init"  # spec.initContainers, run to completion
+    SIDECAR = "sidecar"  # spec.initContainers with restartPolicy Always
 
 
 class PodSide(Protocol):
@@ -92,12 +105,21 @@ class PodSide(Protocol):
 
 class ContainerSupervisor:
     def __init__(self, pod: PodSide, spec: dict[str, Any], index: int,
-                 st: ContainerStatus) -> None:
+                 st: ContainerStatus, kind: ContainerKind = ContainerKind.APP) -> None:
         self.pod = pod
         self.spec = spec
         self.name: str = spec["name"]
-        self.where = f"spec.containers[{index}]"
+        self.kind = kind
+        self.where = (f"spec.containers[{index}]" if kind is ContainerKind.APP
+                      else f"spec.initContainers[{index}]")
         self.status = st
+        # Set once the first start was tried (or the container adopted): the pod worker
+        # starts the next container then, as the kubelet starts them one after the other.
+        self.launched = trio.Event()
+        self.started_once = trio.Event()  # `started` became true (startup probe passed)
+        self.finished = trio.Event()  # the supervisor returned
+        self._exited = trio.Event()  # the current run's process exited
+        self._shutting_down = False
         self.backoff = CrashBackoff(pod.ctx.backoff_policy, clock=trio.current_time)
         self.probes: dict[ProbeKind, ProbeSpec] = {}
         self.proc: spawn.ContainerProcess | None = None  # while it runs
@@ -106,39 +128,54 @@ class ContainerSupervisor:
         # policy the kubelet keeps trying (CreateContainerConfigError), sooner once it appears.
         self._missing_config = False
 
+    @property
+    def restart_policy(self) -> RestartPolicy:
+        if self.kind is ContainerKind.SIDECAR:
+            return RestartPolicy.ALWAYS
+        if self.kind is ContainerKind.INIT:
+            # A failed init container is retried unless the pod never restarts anything.
+            return (RestartPolicy.NEVER if self.pod.restart_policy is RestartPolicy.NEVER
+                    else RestartPolicy.ON_FAILURE)
+        return self.pod.restart_policy
+
     # -- the loop ----------------------------------------------------------------------------
     async def run(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
-        """Supervise until the container is done for good or the pod stops. Reports started
-        once the first start (or adoption) has been tried."""
+        """Supervise until the container is done for good or the pod stops. `launched` is
+        set once the first start (or adoption) has been tried and its postStart hook ran."""
+        task_status.started()
+        try:
+            await self._supervise()
+        finally:
+            self.launched.set()
+            self.finished.set()
+
+    async def _supervise(self) -> None:
         adopted = self._adopt()
-        signalled = False
         while not self.pod.stopping:
             proc: spawn.ContainerProcess | None
             probe_clock: float | None = None
+            post_start = True
             if adopted is not None:
                 proc, probe_clock = adopted, self._adopted_probe_clock()
                 self._load_probes(adopted=True)
-                adopted = None
+                adopted, post_start = None, False  # it ran its hook under the last daemon
             else:
                 proc = await self._try_start()
-            if not signalled:
-                task_status.started()
-                signalled = True
             exit_code: int | None = None
             if proc is not None:
                 if self.pod.stopping:
                     signal_container(proc, signal.SIGTERM)  # started just as the stop began
-                exit_code = await self._run_until_exit(proc, probe_clock)
-                if self.pod.stopping or not status.should_restart(self.pod.restart_policy,
+                exit_code = await self._run_until_exit(proc, probe_clock, post_start)
+                if self.pod.stopping or not status.should_restart(self.restart_policy,
                                                                   exit_code):
                     return
-            elif self.pod.restart_policy is RestartPolicy.NEVER and not self._missing_config:
-                self._cannot_run()
-                return
+            else:
+                self.launched.set()
+                if self.restart_policy is RestartPolicy.NEVER and not self._missing_config:
+                    self._cannot_run()
+                    return
             if not await self._back_off(exit_code):
                 return
-        if not signalled:  # the pod stopped before the first start: nothing to supervise
-            task_status.started()
 
     async def _back_off(self, exit_code: int | None) -> bool:
         """Wait out the crash back-off before the next start; False if the pod stopped."""
@@ -269,6 +306,7 @@ class ContainerSupervisor:
         entry.restart_count = st.restart_count
         entry.exit_file = str(exit_file)
         entry.process = None
+        entry.exit_code = None
         records.write_record(ctx.run_dir, pod.record)  # record first, then act
         if st.restart_count == 0:
             await pod.event("Normal", "Created", f"Created container {name}")
@@ -282,32 +320,72 @@ class ContainerSupervisor:
         return proc
 
     async def _run_until_exit(self, proc: spawn.ContainerProcess,
-                              started: float | None = None) -> int:
-        """`started`: the trio time the container started (now, unless it was adopted)."""
+                              started: float | None = None, post_start: bool = True) -> int:
+        """`started`: the trio time the container started (now, unless it was adopted).
+        `post_start`: run the postStart hook first (not for an adopted container)."""
         pod, st, name = self.pod, self.status, self.name
         self.proc = proc
+        self._exited = trio.Event()
         self.backoff.started()
         pod.mark_dirty()
         started = trio.current_time() if started is None else started
         async with trio.open_nursery() as nursery:
-            nursery.start_soon(run_container_probes, self.probes, started, self._probe_hooks(),
-                               name)
+            nursery.start_soon(self._after_start, started, post_start)
             exit_code = await spawn.wait_exit(proc)
             nursery.cancel_scope.cancel()
         self.proc = None
+        self._exited.set()
+        self.launched.set()  # it ended during its postStart hook
         if exit_code == spawn.EXIT_CODE_UNKNOWN:
             exit_code = status.SIGKILL_EXIT_CODE  # the shim itself was killed
         reason = status.termination_reason(exit_code, self._oom_killed())
         st.mark_exited(exit_code, reason, now_iso())
+        # A completed init container reports ready (the kubelet's prober manager does).
+        st.ready = self.kind is ContainerKind.INIT and exit_code == 0
         entry = pod.record.containers.get(name)
         if entry is not None:
             entry.process = None
+            entry.exit_code = exit_code  # a restarted daemon does not run a done init again
             records.write_record(pod.ctx.run_dir, pod.record)
         if reason is TerminatedReason.OOM_KILLED:
             await pod.event("Warning", "OOMKilled",
                             f"Container {name} was killed: memory limit exceeded")
         pod.mark_dirty()
         return exit_code
+
+    async def _after_start(self, started: float, post_start: bool) -> None:
+        """postStart (the next container starts only after it, as the kubelet's start is
+        synchronous), then the probes until the container exits."""
+        handler = (self.spec.get("lifecycle") or {}).get("postStart")
+        if post_start and handler:
+            try:
+                await self._run_hook(handler)
+            except hooks.HookFailed as e:
+                await self._post_start_failed(str(e))
+                return
+        self.launched.set()
+        await run_container_probes(self.probes, started, self._probe_hooks(), self.name)
+
+    async def _post_start_failed(self, message: str) -> None:
+        """The kubelet kills a container whose postStart failed (its preStop runs, within the
+        grace period); it is then restarted by its restart policy."""
+        pod = self.pod
+        log.info("pod %s/%s: postStart of %s failed: %s", pod.namespace, pod.name, self.name,
+                 message)
+        await pod.event("Warning", "FailedPostStartHook", message)
+        self.launched.set()
+        await self.stop(0 if pod.deleting else grace_seconds(pod.pod))
+
+    def _hook_target(self) -> ProbeTarget:
+        live = self.pod.live
+        return ProbeTarget(live.netns_fd if live else -1, live.pod_ip if live else None,
+                           self.pod.ctx.sockets, self._exec_for_probe)
+
+    async def _run_hook(self, handler: dict[str, Any]) -> None:
+        pod = self.pod
+        await hooks.run_hook(handler, container=self.spec,
+                             pod_ref=f"{pod.name}_{pod.namespace}({pod.uid})",
+                             target=self._hook_target(), exec_command=self._exec_for_probe)
 
     def _oom_killed(self) -> bool:
         """Whether the cgroup's OOM-kill count rose during this run."""
@@ -331,6 +409,7 @@ class ContainerSupervisor:
 
         async def set_started() -> None:
             st.started = True
+            self.started_once.set()
             pod.mark_dirty()
 
         async def set_ready(ok: bool) -> None:
@@ -393,11 +472,53 @@ class ContainerSupervisor:
         if self.proc is not None:
             signal_container(self.proc, signal.SIGTERM)
 
+    async def shutdown(self, deadline: float) -> None:
+        """Stop the running container gracefully by the trio time `deadline`: its preStop
+        hook first (aborted at the deadline or when the container exits; a failure is a
+        FailedPreStopHook event and the stop goes on), then SIGTERM; returns once it exited
+        or the time is up (the caller SIGKILLs). A second call only waits."""
+        proc, exited = self.proc, self._exited
+        if proc is None:
+            return
+        if self._shutting_down:
+            with trio.move_on_at(deadline):
+                await exited.wait()
+            return
+        self._shutting_down = True
+        try:
+            handler = (self.spec.get("lifecycle") or {}).get("preStop")
+            if handler and deadline > trio.current_time():
+                await self._pre_stop(handler, deadline, exited)
+                deadline = max(deadline, trio.current_time() + MIN_GRACE_AFTER_PRE_STOP)
+            if self.proc is proc:
+                signal_container(proc, signal.SIGTERM)
+            with trio.move_on_at(deadline):
+                await exited.wait()
+        finally:
+            self._shutting_down = False
+
+    async def _pre_stop(self, handler: dict[str, Any], deadline: float,
+                        exited: trio.Event) -> None:
+        pod = self.pod
+        async with trio.open_nursery() as nursery:
+            async def abort_on_exit() -> None:
+                await exited.wait()
+                nursery.cancel_scope.cancel()
+            nursery.start_soon(abort_on_exit)
+            with trio.move_on_at(deadline) as scope:
+                try:
+                    await self._run_hook(handler)
+                except hooks.HookFailed as e:
+                    await pod.event("Warning", "FailedPreStopHook", str(e))
+            if scope.cancelled_caught:
+                log.info("pod %s/%s: preStop of %s cut at the grace period", pod.namespace,
+                         pod.name, self.name)
+            nursery.cancel_scope.cancel()
+
     async def stop(self, grace: float) -> None:
-        """SIGTERM, then SIGKILL the whole container cgroup after grace."""
+        """preStop and SIGTERM, then SIGKILL the whole container cgroup after grace."""
         if self.proc is not None and grace > 0:
-            self.terminate()
-            await trio.sleep(grace)  # cancelled early when the container exits
+            await self.shutdown(trio.current_time() + grace)
         await trio.to_thread.run_sync(self.pod.ctx.cgroups.kill_all, self.pod.uid, self.name,
                                       signal.SIGKILL)
 

@@ -256,7 +256,9 @@ class Kubelet:
         except FileNotFoundError:
             return None
         current = None
-        for cs in (pod.get("status") or {}).get("containerStatuses") or []:
+        status = pod.get("status") or {}
+        for cs in [*(status.get("containerStatuses") or []),
+                   *(status.get("initContainerStatuses") or [])]:
             if cs.get("name") == container:
                 current = cs.get("restartCount")
         if current not in runs:

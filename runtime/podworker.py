@@ -9,15 +9,19 @@ idempotent undo in `teardown`):
   network -> veth + address (status.podIP); hostIP is the bridge gateway
   files   -> /etc/hosts, /etc/hostname, /etc/resolv.conf in the pod dir (runtime/layout.py)
   volumes -> emptyDir / hostPath / persistentVolumeClaim
+  init containers, in spec order, each to completion (a native sidecar, restartPolicy
+  Always, is started and kept running; the next one starts once it is `started`), then the
   containers, in spec order, each supervised by its own task (runtime/containers.py):
-  start, probes, await exit (pidfd, no polling), record the exit code and reason, restart
-  by restartPolicy after the crash back-off.
+  start, postStart, probes, await exit (pidfd, no polling), record the exit code and reason,
+  restart by restartPolicy after the crash back-off. Once the app containers are done for
+  good, the sidecars are stopped (last first).
 
 The worker's own state is one `Phase`, changed only by `_enter` along `TRANSITIONS`;
 deletion is an input (`Deletion`: none, graceful, or forced when the Pod left the store).
 
-Stopping (deletionTimestamp): SIGTERM to every container, wait the grace period, SIGKILL
-what is left in the container cgroups, stop the pause, detach the network, remove cgroups,
+Stopping (deletionTimestamp): preStop hooks then SIGTERM to every container (app and init
+containers first, then sidecars, last first), within the grace period, SIGKILL what is left
+in the container cgroups, stop the pause, detach the network, remove cgroups,
 the pod dir (not persistent volumes) and the record, then remove the Pod from the store
 (`grace_period=0`). A pod whose pause dies is Failed (a ReplicaSet replaces it); a pod whose
 containers all finished for good (Succeeded/Failed) gives back its pause, address and
@@ -48,7 +52,7 @@ import trio
 
 from . import claims, configwatch, hostsfile, layout, records, status, volumes
 from .backoff import CrashBackoff
-from .containers import ContainerSupervisor, kill_unrecorded
+from .containers import ContainerKind, ContainerSupervisor, kill_unrecorded
 from .containerspec import grace_seconds
 from .node import NodeContext, crash_point
 from .sandbox import (
@@ -61,7 +65,7 @@ from .sandbox import (
     stop_sandbox,
     wait_pid_exit,
 )
-from .status import ContainerStatus, RestartPolicy, TerminatedReason
+from .status import ContainerStatus, RestartPolicy, TerminatedReason, WaitingReason
 
 from tinykube.model.errors import ApiError, NotFound
 from tinykube.model.meta import now_iso
@@ -133,8 +137,18 @@ class PodWorker:
         self.subdomain: str | None = spec.get("subdomain") or None
         self.record = record or records.PodRecord(self.uid, self.namespace, self.name)
         self.resumed = record is not None
-        self.statuses = {c["name"]: ContainerStatus(c["name"], image=c.get("image") or "")
+        # Until it starts, a container in a pod with init containers is PodInitializing.
+        first = status.waiting_state(WaitingReason.POD_INITIALIZING
+                                     if self.init_specs else WaitingReason.CONTAINER_CREATING)
+        self.statuses = {c["name"]: ContainerStatus(c["name"], image=c.get("image") or "",
+                                                    state=dict(first))
                          for c in spec.get("containers") or []}
+        self.init_statuses = {
+            c["name"]: ContainerStatus(c["name"], image=c.get("image") or "", state=dict(first),
+                                       restartable=_is_sidecar(c))
+            for c in self.init_specs}
+        # Regular init containers that exited 0 in this sandbox: not run again.
+        self._init_done: set[str] = set()
         self.containers: dict[str, ContainerSupervisor] = {}
         self.phase = Phase.SETTING_UP
         self.deletion = Deletion.GRACEFUL if meta.get("deletionTimestamp") else Deletion.NONE
@@ -157,6 +171,7 @@ class PodWorker:
         self._last_status: dict[str, Any] | None = pod.get("status") or None
         if self.resumed:
             self._seed_adopted_statuses()
+            self._seed_finished_init()
 
     # -- phase and deletion ------------------------------------------------------------------
     def _enter(self, phase: Phase) -> None:
@@ -268,6 +283,10 @@ class PodWorker:
         await self._until_deleting()
         await self._delete()
 
+    @property
+    def init_specs(self) -> list[dict[str, Any]]:
+        return (self.pod.get("spec") or {}).get("initContainers") or []
+
     async def _run_containers(self) -> None:
         """RUNNING until every container is done for good or the pod stops."""
         self._enter(Phase.RUNNING)
@@ -277,20 +296,82 @@ class PodWorker:
             if volumes.size_limits(self.pod):
                 nursery.start_soon(self._watch_volume_usage)
             nursery.start_soon(self._watch_deletion, containers_done)
-            async with trio.open_nursery() as containers:
-                specs = (self.pod.get("spec") or {}).get("containers") or []
-                for index, spec in enumerate(specs):
-                    if spec["name"] in self._done_for_good:
-                        continue  # succeeded under OnFailure: not started in a new sandbox
-                    supervisor = ContainerSupervisor(self, spec, index,
-                                                     self.statuses[spec["name"]])
-                    self.containers[supervisor.name] = supervisor
-                    await containers.start(supervisor.run)
+            async with trio.open_nursery() as sidecars:
+                if await self._initialize(sidecars):
+                    async with trio.open_nursery() as containers:
+                        specs = (self.pod.get("spec") or {}).get("containers") or []
+                        for index, spec in enumerate(specs):
+                            if spec["name"] in self._done_for_good:
+                                continue  # succeeded under OnFailure: not started again
+                            supervisor = ContainerSupervisor(self, spec, index,
+                                                             self.statuses[spec["name"]])
+                            self.containers[supervisor.name] = supervisor
+                            containers.start_soon(supervisor.run)
+                            await supervisor.launched.wait()
+                # The app containers are done for good (or the pod stops, or an init
+                # container failed for good): sidecars do not keep the pod going.
+                self._enter(Phase.STOPPING)
+                await self._stop_sidecars()
             # The deletion watcher has nothing left to wait for and the pause watcher must
             # not outlive us.
-            self._enter(Phase.STOPPING)
             containers_done.set()
             nursery.cancel_scope.cancel()
+
+    async def _initialize(self, sidecars: trio.Nursery) -> bool:
+        """Run the init containers in order, each to completion; start native sidecars into
+        `sidecars` and wait until each is started. False if the pod stops first or an init
+        container failed for good (restartPolicy Never)."""
+        for index, spec in enumerate(self.init_specs):
+            name = spec["name"]
+            if name in self._init_done:
+                continue
+            sidecar = _is_sidecar(spec)
+            supervisor = ContainerSupervisor(
+                self, spec, index, self.init_statuses[name],
+                ContainerKind.SIDECAR if sidecar else ContainerKind.INIT)
+            self.containers[name] = supervisor
+            if sidecar:
+                sidecars.start_soon(supervisor.run)
+                await self._until_or_stopping(supervisor.started_once)
+            else:
+                await supervisor.run()
+                if self.init_statuses[name].exit_code == 0:
+                    self._init_done.add(name)
+                elif not self.stopping:
+                    log.info("pod %s/%s: init container %s failed for good", self.namespace,
+                             self.name, name)
+                    return False
+            if self.stopping:
+                return False
+        return True
+
+    async def _until_or_stopping(self, event: trio.Event) -> None:
+        async with trio.open_nursery() as nursery:
+            async def stop_waiting() -> None:
+                await self.until_stopping()
+                nursery.cancel_scope.cancel()
+            nursery.start_soon(stop_waiting)
+            await event.wait()
+            nursery.cancel_scope.cancel()
+
+    def _sidecars(self) -> list[ContainerSupervisor]:
+        return [s for s in self.containers.values() if s.kind is ContainerKind.SIDECAR]
+
+    async def _stop_sidecars(self) -> None:
+        """Sidecars stop after the app containers, last first, within the grace period
+        (a deletion stops them through `_watch_deletion` the same way)."""
+        sidecars = self._sidecars()
+        if not sidecars:
+            return
+        deadline = trio.current_time() + (0.0 if self.gone else grace_seconds(self.pod))
+        for supervisor in reversed(sidecars):
+            await supervisor.shutdown(deadline)
+        for supervisor in sidecars:
+            while not supervisor.finished.is_set():
+                await trio.to_thread.run_sync(self.ctx.cgroups.kill_all, self.uid,
+                                              supervisor.name, signal.SIGKILL)
+                with trio.move_on_after(KILL_SWEEP_SECONDS):
+                    await supervisor.finished.wait()
 
     # -- set-up ------------------------------------------------------------------------------
     async def _set_up_until_ok(self) -> bool:
@@ -429,11 +510,14 @@ class PodWorker:
         a restart that finds them as they were writes nothing: no Ready blip, no restarted
         clock. As the kubelet does after its own restart, a container with a readiness probe
         is unready until that probe passes again; one without stays ready."""
-        previous = {cs.get("name"): cs for cs in
-                    (self._last_status or {}).get("containerStatuses") or []}
-        specs = {c["name"]: c for c in (self.pod.get("spec") or {}).get("containers") or []}
+        last_status = self._last_status or {}
+        previous = {cs.get("name"): cs for cs in [
+            *(last_status.get("containerStatuses") or []),
+            *(last_status.get("initContainerStatuses") or [])]}
+        app_specs = (self.pod.get("spec") or {}).get("containers") or []
+        specs = {c["name"]: c for c in [*app_specs, *self.init_specs]}
         for name, entry in self.record.containers.items():
-            st, last = self.statuses.get(name), previous.get(name)
+            st, last = self.statuses.get(name) or self.init_statuses.get(name), previous.get(name)
             if st is None or last is None or entry.process is None:
                 continue
             if last.get("containerID") != f"tinykube://{entry.process.pid}" or \
@@ -446,12 +530,38 @@ class PodWorker:
             st.started = bool(last.get("started"))
             st.ready = bool(last.get("ready")) and "readinessProbe" not in specs[name]
 
+    def _seed_finished_init(self) -> None:
+        """After a daemon restart, init containers that completed are not run again: one
+        whose record says it exited 0, and every one once an app container has started (the
+        pod was initialized, as the kubelet judges it)."""
+        started_apps = any(name in self.record.containers for name in self.statuses)
+        previous = {cs.get("name"): cs for cs in
+                    (self._last_status or {}).get("initContainerStatuses") or []}
+        for spec in self.init_specs:
+            name = spec["name"]
+            entry = self.record.containers.get(name)
+            if _is_sidecar(spec) or entry is None:
+                continue
+            if entry.exit_code != 0 and not started_apps:
+                continue
+            self._init_done.add(name)
+            st = self.init_statuses[name]
+            st.restart_count = entry.restart_count
+            last = previous.get(name) or {}
+            if (last.get("state") or {}).get("terminated", {}).get("exitCode") == 0:
+                st.state, st.last_state = last["state"], last.get("lastState") or {}
+                st.container_id = last.get("containerID")
+            else:
+                st.state = status.terminated_state(0, TerminatedReason.COMPLETED,
+                                                   entry.started_at, now_iso())
+            st.ready = True
+
     # -- for the API server --------------------------------------------------------------------
     async def exec(self, container: str | None, argv: list[str]) -> trio.Process:
         """A process in a running container (default: the first)."""
         names = list(self.statuses)
         name = container or (names[0] if names else "")
-        if name not in self.statuses:
+        if name not in self.statuses and name not in self.init_statuses:
             raise NotFound(f'container "{name}" is not valid for pod "{self.name}"')
         supervisor = self.containers.get(name)
         if supervisor is None:
@@ -467,15 +577,22 @@ class PodWorker:
         await self.event("Normal", "Killing", "Stopping containers"
                          + (f" (grace period {grace:g}s)" if grace else ""))
         if grace > 0:
-            for supervisor in self.containers.values():
-                supervisor.terminate()
-            with trio.move_on_after(grace):
+            deadline = trio.current_time() + grace
+            # App and init containers first (preStop, SIGTERM), then the sidecars they may
+            # still use, last first, as the kubelet orders it.
+            async with trio.open_nursery() as stopping:
+                for supervisor in list(self.containers.values()):
+                    if supervisor.kind is not ContainerKind.SIDECAR:
+                        stopping.start_soon(supervisor.shutdown, deadline)
+            for supervisor in reversed(self._sidecars()):
+                await supervisor.shutdown(deadline)
+            with trio.move_on_at(deadline):
                 await containers_done.wait()
         # SIGKILL until every supervisor is done: a container whose start was under way when
         # the stop began comes up after the first sweep (and, as PID 1, ignores the SIGTERM
         # its supervisor sends it), so one sweep could leave it running with no pod.
         while not containers_done.is_set():
-            for name in self.statuses:
+            for name in [*self.statuses, *self.init_statuses]:
                 await trio.to_thread.run_sync(self.ctx.cgroups.kill_all, self.uid, name,
                                               signal.SIGKILL)
             with trio.move_on_after(KILL_SWEEP_SECONDS):
@@ -556,14 +673,18 @@ class PodWorker:
                 self._done_for_good.add(spec["name"])
         if all(spec["name"] in self._done_for_good for spec in specs):
             return False
-        for spec in specs:
-            st = self.statuses[spec["name"]]
+        # A new sandbox runs the init containers again (Kubernetes: "if the Pod is
+        # restarted, all init containers must execute again").
+        self._init_done.clear()
+        for spec in [*self.init_specs, *specs]:
+            st = self.statuses.get(spec["name"]) or self.init_statuses[spec["name"]]
             if spec["name"] not in self._done_for_good and (st.state.get("terminated")
                                                             or st.state.get("running")):
                 st.restart_count += 1
             entry = self.record.containers.get(spec["name"])
             if entry is not None:
                 entry.process = None  # not to be re-adopted: it died with the sandbox
+                entry.exit_code = None
         self.resumed = False
         self.mark_dirty()
         return await self._set_up_until_ok()
@@ -645,6 +766,7 @@ class PodWorker:
             containers=list(self.statuses.values()), pod_ip=self.pod_ip, host_ip=self.host_ip,
             start_time=self.start_time, now=now_iso(), sandbox_dead=failure is not None,
             terminal=self.phase in (Phase.RELEASED, Phase.DONE) and self.deleting,
+            init_containers=list(self.init_statuses.values()),
             reason=failure.reason if failure else None,
             message=failure.message if failure else self.setup_error)
 
@@ -671,6 +793,11 @@ class PodWorker:
             await self.ctx.store.record_event(self.pod, type_, reason, message)
         except Exception as e:  # noqa: BLE001 - events are best effort
             log.debug("pod %s: event %s not recorded: %s", self.uid, reason, e)
+
+
+def _is_sidecar(spec: dict[str, Any]) -> bool:
+    """A native sidecar: an init container with restartPolicy Always (Kubernetes 1.29+)."""
+    return spec.get("restartPolicy") == "Always"
 
 
 def _quantity_text(pod: dict[str, Any], volume: str) -> str:

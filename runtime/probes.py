@@ -194,7 +194,7 @@ class ProbeTarget:
     exec_command: Callable[[list[str], float], Awaitable[tuple[int, str]]] | None = None
 
 
-async def _connect(target: ProbeTarget, host: str, port: int) -> trio.socket.SocketType:
+async def connect(target: ProbeTarget, host: str, port: int) -> trio.socket.SocketType:
     sock = await target.sockets.socket(target.netns_fd)
     try:
         await sock.connect((host, port))
@@ -204,7 +204,7 @@ async def _connect(target: ProbeTarget, host: str, port: int) -> trio.socket.Soc
     return sock
 
 
-async def _http_get(sock: trio.socket.SocketType, spec: ProbeSpec, host: str) -> int:
+async def http_get(sock: trio.socket.SocketType, spec: ProbeSpec, host: str) -> int:
     conn = h11.Connection(h11.CLIENT)
     headers = [("Host", f"{host}:{spec.port}"), ("User-Agent", "kube-probe/tinykube"),
                ("Accept", "*/*"), ("Connection", "close")]
@@ -241,14 +241,14 @@ async def check(spec: ProbeSpec, target: ProbeTarget) -> tuple[bool, str]:
         return False, f"exec {list(spec.command)} exited with {code}: {output.strip()[:200]}"
     with trio.move_on_after(spec.timeout) as scope:
         try:
-            sock = await _connect(target, host, spec.port)
+            sock = await connect(target, host, spec.port)
         except OSError as e:
             return False, f"dial tcp {host}:{spec.port}: {e.strerror or e}"
         with sock:
             if spec.handler == "tcpSocket":
                 return True, ""
             try:
-                status = await _http_get(sock, spec, host)
+                status = await http_get(sock, spec, host)
             except (OSError, h11.ProtocolError) as e:
                 return False, f"Get \"http://{host}:{spec.port}{spec.path}\": {e}"
             if 200 <= status < 400:

@@ -33,6 +33,7 @@ class ContainerRecord:
     process: ProcessRecord | None = None
     exit_file: str | None = None
     started_at: str | None = None
+    exit_code: int | None = None  # of the last run, once it exited
 
 
 @dataclass
@@ -55,7 +56,8 @@ class PodRecord:
             containers[name] = ContainerRecord(
                 name=name, restart_count=int(c.get("restart_count", 0)),
                 process=ProcessRecord(**proc) if proc else None,
-                exit_file=c.get("exit_file"), started_at=c.get("started_at"))
+                exit_file=c.get("exit_file"), started_at=c.get("started_at"),
+                exit_code=c.get("exit_code"))
         return cls(uid=data["uid"], namespace=data["namespace"], name=data["name"],
                    pause=ProcessRecord(**pause) if pause else None, containers=containers)
 

@@ -11,6 +11,13 @@ Running under restartPolicy Always (they come back), Succeeded if all exited 0, 
 Never, and Running under OnFailure (the failed ones come back). A pod whose sandbox died is
 Failed, so a ReplicaSet replaces it.
 
+Init containers (`spec.initContainers`) count as the kubelet counts them (getPhase and
+GeneratePodInitializedCondition in pkg/kubelet/status): a regular one that has not exited 0
+keeps the pod Pending (Failed under `Never` once it failed); a native sidecar
+(`restartPolicy: Always`) counts like an app container while it runs, and is ignored once
+terminated, so a pod whose app containers finished is Succeeded/Failed while its sidecars are
+being stopped. Sidecars count for ContainersReady; completed regular init containers do not.
+
 Conditions carry `lastTransitionTime` that moves only when the condition's status flips:
 otherwise every write would change the status and defeat "write only when changed".
 """
@@ -49,6 +56,8 @@ class ContainerState(str, enum.Enum):
 
 class WaitingReason(str, enum.Enum):
     CONTAINER_CREATING = "ContainerCreating"
+    POD_INITIALIZING = "PodInitializing"  # not started yet, in a pod with init containers
+    POST_START_HOOK_ERROR = "PostStartHookError"
     CRASH_LOOP_BACK_OFF = "CrashLoopBackOff"
     CREATE_CONTAINER_ERROR = "CreateContainerError"
     CREATE_CONTAINER_CONFIG_ERROR = "CreateContainerConfigError"
@@ -137,6 +146,8 @@ class ContainerStatus:
     restart_count: int = 0
     container_id: str | None = None
     image: str = ""
+    # A native sidecar (an init container with restartPolicy Always); not in `to_dict`.
+    restartable: bool = False
 
     @property
     def kind(self) -> ContainerState:
@@ -191,7 +202,8 @@ class ContainerStatus:
 
 
 def pod_phase(restart_policy: RestartPolicy | str, containers: list[ContainerStatus],
-              sandbox_dead: bool = False, terminal: bool = False) -> PodPhase:
+              sandbox_dead: bool = False, terminal: bool = False,
+              init_containers: list[ContainerStatus] | None = None) -> PodPhase:
     """The kubelet's getPhase over the containers' current states. `terminal`: the pod is
     done on this node (deleted, its containers stopped): with every container terminated the
     phase is Succeeded or Failed whatever the restart policy, so a pod that a finalizer keeps
@@ -199,7 +211,24 @@ def pod_phase(restart_policy: RestartPolicy | str, containers: list[ContainerSta
     if sandbox_dead:
         return PodPhase.FAILED
     policy = RestartPolicy(restart_policy)
+    pending_init = failed_init = pending_sidecars = sidecars_running = 0
     waiting = running = stopped = succeeded = 0
+    for init in init_containers or []:
+        kind = init.kind
+        if init.restartable:
+            if kind is ContainerState.RUNNING:
+                sidecars_running += 1
+                if not init.started:
+                    pending_sidecars += 1
+            elif kind is ContainerState.WAITING and not init.last_state.get("terminated"):
+                pending_sidecars += 1
+            continue  # a terminated sidecar is ignored (it was stopped, or restarts)
+        if kind is ContainerState.TERMINATED:
+            failed_init += init.exit_code != 0
+        elif kind is ContainerState.WAITING and init.last_state.get("terminated"):
+            failed_init += init.last_state["terminated"].get("exitCode") != 0
+        else:
+            pending_init += 1
     for container in containers:
         kind = container.kind
         if kind is ContainerState.RUNNING:
@@ -212,6 +241,13 @@ def pod_phase(restart_policy: RestartPolicy | str, containers: list[ContainerSta
             stopped += 1  # in back-off after a run: it has been started before
         else:
             waiting += 1
+    if failed_init > 0 and policy is RestartPolicy.NEVER:
+        return PodPhase.FAILED
+    # A sidecar not started yet holds the pod Pending unless an app container ran before
+    # (then the sidecar is restarting in a pod that was initialized).
+    if pending_init > 0 or (pending_sidecars > 0 and running + stopped == 0):
+        return PodPhase.PENDING
+    running += sidecars_running
     if waiting > 0 or not containers:
         return PodPhase.PENDING
     if terminal and running == 0:
@@ -223,6 +259,25 @@ def pod_phase(restart_policy: RestartPolicy | str, containers: list[ContainerSta
     if policy is RestartPolicy.NEVER:
         return PodPhase.FAILED
     return PodPhase.RUNNING  # OnFailure: the failed containers are being restarted
+
+
+def initialized(init_containers: list[ContainerStatus],
+                containers: list[ContainerStatus]) -> tuple[bool, list[str]]:
+    """The Initialized condition (the kubelet's GeneratePodInitializedCondition): every
+    regular init container exited 0 and every sidecar started, or an app container has
+    started once (the pod was initialized before; a restarting sidecar does not undo it).
+    Returns (initialized, the incomplete init containers)."""
+    incomplete = []
+    for init in init_containers:
+        if init.restartable:
+            if not init.started:
+                incomplete.append(init.name)
+        elif init.exit_code != 0:
+            incomplete.append(init.name)
+    if any(c.kind is not ContainerState.WAITING or c.last_state.get("terminated")
+           for c in containers):
+        return True, incomplete
+    return not incomplete, incomplete
 
 
 def _condition(previous: dict[str | None, dict[str, Any]], kind: ConditionType, ok: bool, now: str,
@@ -241,11 +296,16 @@ def _condition(previous: dict[str | None, dict[str, Any]], kind: ConditionType, 
 
 
 def pod_conditions(previous: list[dict[str, Any]] | None, phase: PodPhase,
-                   containers: list[ContainerStatus], now: str) -> list[dict[str, Any]]:
-    """PodScheduled, Initialized, ContainersReady, Ready (no init containers, no gates)."""
+                   containers: list[ContainerStatus], now: str,
+                   init_containers: list[ContainerStatus] | None = None
+                   ) -> list[dict[str, Any]]:
+    """PodScheduled, Initialized, ContainersReady, Ready (no readiness gates)."""
     before = {c.get("type"): c for c in previous or []}
     finished = phase in (PodPhase.SUCCEEDED, PodPhase.FAILED)
-    unready = [c.name for c in containers if not c.ready]
+    init_containers = init_containers or []
+    # Sidecars count for readiness, before the app containers (as the kubelet lists them).
+    counted = [c for c in init_containers if c.restartable] + containers
+    unready = [c.name for c in counted if not c.ready]
     all_ready = bool(containers) and not unready and not finished
     if finished:
         reason, message = "PodCompleted", None
@@ -254,10 +314,19 @@ def pod_conditions(previous: list[dict[str, Any]] | None, phase: PodPhase,
         message = f"containers with unready status: [{' '.join(unready)}]"
     else:
         reason, message = None, None
+    is_initialized, incomplete = initialized(init_containers, containers)
+    if phase is PodPhase.SUCCEEDED or (finished and is_initialized):
+        init_condition = _condition(before, ConditionType.INITIALIZED, True, now,
+                                    "PodCompleted")
+    elif is_initialized:
+        init_condition = _condition(before, ConditionType.INITIALIZED, True, now)
+    else:
+        init_condition = _condition(
+            before, ConditionType.INITIALIZED, False, now, "ContainersNotInitialized",
+            f"containers with incomplete status: [{' '.join(incomplete)}]")
     return [
         _condition(before, ConditionType.POD_SCHEDULED, True, now),
-        _condition(before, ConditionType.INITIALIZED, True, now,
-                   "PodCompleted" if finished else None),
+        init_condition,
         _condition(before, ConditionType.CONTAINERS_READY, all_ready, now, reason, message),
         _condition(before, ConditionType.READY, all_ready, now, reason, message),
     ]
@@ -267,15 +336,19 @@ def pod_status(previous: dict[str, Any] | None, *, restart_policy: RestartPolicy
                containers: list[ContainerStatus], pod_ip: str | None, host_ip: str | None,
                start_time: str | None, now: str, sandbox_dead: bool = False,
                message: str | None = None, reason: str | None = None,
-               terminal: bool = False) -> dict[str, Any]:
+               terminal: bool = False,
+               init_containers: list[ContainerStatus] | None = None) -> dict[str, Any]:
     """The full `status` of a pod; equal input gives an equal dict (cheap change detection)."""
     previous = previous or {}
-    phase = pod_phase(restart_policy, containers, sandbox_dead, terminal)
+    phase = pod_phase(restart_policy, containers, sandbox_dead, terminal, init_containers)
     status: dict[str, Any] = {
         "phase": phase.value,
-        "conditions": pod_conditions(previous.get("conditions"), phase, containers, now),
+        "conditions": pod_conditions(previous.get("conditions"), phase, containers, now,
+                                     init_containers),
         "containerStatuses": [c.to_dict() for c in containers],
     }
+    if init_containers:
+        status["initContainerStatuses"] = [c.to_dict() for c in init_containers]
     if pod_ip:
         status["podIP"] = pod_ip
         status["podIPs"] = [{"ip": pod_ip}]

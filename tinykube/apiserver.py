@@ -803,14 +803,16 @@ def _wanted(obj: dict, selector: labels.Selector | None, name: str | None) -> bo
 
 def _container_name(pod: dict, requested: str | None) -> str:
     names = [c["name"] for c in pod.get("spec", {}).get("containers", [])]
+    init_names = [c["name"] for c in pod.get("spec", {}).get("initContainers") or []]
     if requested:
-        if requested not in names:
+        if requested not in names and requested not in init_names:
             raise BadRequest(f'container {requested} is not valid for pod '
                              f'{pod["metadata"]["name"]}')
         return requested
     if len(names) != 1:
+        inits = f' or one of the init containers: [{" ".join(init_names)}]' if init_names else ""
         raise BadRequest(f'a container name must be specified for pod {pod["metadata"]["name"]},'
-                         f' choose one of: [{" ".join(names)}]')
+                         f' choose one of: [{" ".join(names)}]{inits}')
     return names[0]
 
 

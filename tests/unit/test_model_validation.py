@@ -364,8 +364,6 @@ def test_security_context_and_env():
                       ).startswith('spec.containers[0].env[0].name: Invalid value: "1A="')
     assert only_error(pod(containers=[container(env=[{"value": "x"}])])) == (
         "spec.containers[0].env[0].name: Required value")
-    assert only_error(pod(initContainers=[container()])).startswith(
-        "spec.initContainers: Forbidden: not supported by tinykube")
 
 
 @pytest.mark.parametrize("strategy, expected", [

@@ -46,31 +46,81 @@ def table(headers: list[str], rows: Iterable[list[str]]) -> str:
     return "\n".join(lines)
 
 
+def _is_sidecar(container: dict | None) -> bool:
+    return (container or {}).get("restartPolicy") == "Always"
+
+
+def _terminated_text(term: dict, prefix: str = "") -> str:
+    if term.get("reason"):
+        return prefix + term["reason"]
+    if term.get("signal"):
+        return f"{prefix}Signal:{term['signal']}"
+    return f"{prefix}ExitCode:{term.get('exitCode')}"
+
+
+def _pod_summary(pod: dict) -> tuple[str, int, int, int]:
+    """kubectl's printPod: (STATUS, ready containers, containers, restarts). Init containers
+    first: the first one not done names the status (`Init:N/M`, `Init:<reason>`); native
+    sidecars count in READY once started, as containers do."""
+    spec, status = pod.get("spec") or {}, pod.get("status") or {}
+    reason = status.get("reason") or status.get("phase") or "Pending"
+    inits = {c.get("name"): c for c in spec.get("initContainers") or []}
+    total = len(spec.get("containers") or []) + sum(map(_is_sidecar, inits.values()))
+    ready = restarts = sidecar_restarts = 0
+    initializing = False
+    for i, cs in enumerate(status.get("initContainerStatuses") or []):
+        restarts += int(cs.get("restartCount", 0))
+        state = cs.get("state") or {}
+        sidecar = _is_sidecar(inits.get(cs.get("name")))
+        if sidecar:
+            sidecar_restarts += int(cs.get("restartCount", 0))
+            ready += bool(cs.get("ready"))
+        waiting = (state.get("waiting") or {}).get("reason")
+        if "terminated" in state and state["terminated"].get("exitCode") == 0:
+            continue
+        if sidecar and cs.get("started"):
+            continue
+        if "terminated" in state:
+            reason = _terminated_text(state["terminated"], "Init:")
+        elif waiting and waiting != "PodInitializing":
+            reason = "Init:" + waiting
+        else:
+            reason = f"Init:{i}/{len(inits)}"
+        initializing = True
+        break
+    initialized = any(c.get("type") == "Initialized" and c.get("status") == "True"
+                      for c in status.get("conditions") or [])
+    if not initializing or initialized:
+        restarts = sidecar_restarts
+        has_running = False
+        for cs in reversed(status.get("containerStatuses") or []):
+            restarts += int(cs.get("restartCount", 0))
+            state = cs.get("state") or {}
+            if (state.get("waiting") or {}).get("reason"):
+                reason = state["waiting"]["reason"]
+            elif "terminated" in state:
+                reason = _terminated_text(state["terminated"])
+            elif "running" in state and cs.get("ready"):
+                has_running = True
+                ready += 1
+        if reason == "Completed" and has_running:
+            ready_condition = any(c.get("type") == "Ready" and c.get("status") == "True"
+                                  for c in status.get("conditions") or [])
+            reason = "Running" if ready_condition else "NotReady"
+    if pod["metadata"].get("deletionTimestamp") and status.get("phase") not in ("Succeeded",
+                                                                               "Failed"):
+        reason = "Terminating"
+    return reason, ready, total, restarts
+
+
 def pod_status(pod: dict) -> str:
     """What kubectl prints in a pod's STATUS column."""
-    status = pod.get("status") or {}
-    reason = status.get("reason") or status.get("phase") or "Pending"
-    for cs in reversed(status.get("containerStatuses") or []):
-        state = cs.get("state") or {}
-        if state.get("waiting", {}).get("reason"):
-            reason = state["waiting"]["reason"]
-        elif "terminated" in state:
-            term = state["terminated"]
-            reason = term.get("reason") or (f"Signal:{term['signal']}" if term.get("signal")
-                                            else f"ExitCode:{term.get('exitCode')}")
-        elif "running" in state and cs.get("ready") and reason == "Completed":
-            reason = "Running"
-    if pod["metadata"].get("deletionTimestamp"):
-        reason = "Terminating"
-    return reason
+    return _pod_summary(pod)[0]
 
 
 def _pod_row(pod: dict) -> list[str]:
-    statuses = pod.get("status", {}).get("containerStatuses") or []
-    total = len(pod.get("spec", {}).get("containers", []))
-    ready = sum(1 for cs in statuses if cs.get("ready"))
-    restarts = sum(int(cs.get("restartCount", 0)) for cs in statuses)
-    return [f"{ready}/{total}", pod_status(pod), str(restarts)]
+    reason, ready, total, restarts = _pod_summary(pod)
+    return [f"{ready}/{total}", reason, str(restarts)]
 
 
 def _replicas_row(obj: dict) -> list[str]:

@@ -74,7 +74,7 @@ def default_pod_spec(spec: Any) -> None:
             volume["emptyDir"] = {}
         if isinstance(volume, dict):
             _default_file_volume(volume)
-    for container in _items(spec.get("containers")):
+    for container in _items(spec.get("containers")) + _items(spec.get("initContainers")):
         if not isinstance(container, dict):
             continue
         for probe_name in PROBE_FIELDS:

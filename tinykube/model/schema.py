@@ -371,6 +371,18 @@ PROBE = Obj({
     "grpc": Unsupported("use exec, tcpSocket or httpGet"),
 })
 
+# postStart/preStop (runtime/hooks.py runs them). tcpSocket is accepted as Kubernetes accepts
+# it (deprecated, kept for old manifests); the kubelet cannot run it, so such a hook fails.
+LIFECYCLE_HANDLER = Obj({
+    "exec": PROBE.fields["exec"], "httpGet": PROBE.fields["httpGet"],
+    "tcpSocket": PROBE.fields["tcpSocket"],
+    "sleep": Obj({"seconds": Int()}, required=("seconds",)),
+})
+LIFECYCLE = Obj({
+    "postStart": LIFECYCLE_HANDLER, "preStop": LIFECYCLE_HANDLER,
+    "stopSignal": Unsupported("containers get SIGTERM"),
+})
+
 RESOURCE_NAMES = ("cpu", "memory", "ephemeral-storage", PIDS_RESOURCE)
 
 
@@ -448,8 +460,9 @@ CONTAINER = Obj({
     "terminationMessagePath": IGNORED, "terminationMessagePolicy": IGNORED,
     "stdin": IGNORED, "stdinOnce": IGNORED, "tty": IGNORED, "resizePolicy": IGNORED,
     "envFrom": ListOf(ENV_FROM),
-    "lifecycle": Unsupported("no postStart/preStop hooks"),
-    "restartPolicy": Unsupported("no sidecar containers"),
+    "lifecycle": LIFECYCLE,
+    # Only on init containers (native sidecars); validation says so for app containers.
+    "restartPolicy": Str(),
     "volumeDevices": UNSUPPORTED,
 }, required=("name",))
 
@@ -541,7 +554,7 @@ POD_SPEC = Obj({
     "automountServiceAccountToken": IGNORED, "imagePullSecrets": IGNORED,
     "dnsPolicy": IGNORED, "dnsConfig": IGNORED, "enableServiceLinks": IGNORED,
     "setHostnameAsFQDN": IGNORED, "readinessGates": IGNORED, "overhead": IGNORED, "os": IGNORED,
-    "initContainers": Unsupported("put the setup in the container's command"),
+    "initContainers": ListOf(CONTAINER, merge_key="name"),
     "ephemeralContainers": UNSUPPORTED,
     "activeDeadlineSeconds": UNSUPPORTED,
     "hostNetwork": Bool(), "hostPID": Bool(), "hostIPC": Bool(),

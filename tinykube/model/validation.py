@@ -163,7 +163,9 @@ def _without(spec: dict[str, Any], fields: tuple[str, ...]) -> dict[str, Any]:
 def _pod_spec_frozen(spec: dict[str, Any]) -> dict[str, Any]:
     frozen = _without(spec, ("activeDeadlineSeconds", "tolerations",
                              "terminationGracePeriodSeconds"))
-    frozen["containers"] = [_without(_d(c), ("image",)) for c in _l(spec.get("containers"))]
+    for field in ("containers", "initContainers"):
+        if field in spec:
+            frozen[field] = [_without(_d(c), ("image",)) for c in _l(spec.get(field))]
     return frozen
 
 
@@ -266,7 +268,79 @@ def validate_pod_spec(spec: dict[str, Any], path: str, *, in_template: bool = Fa
         errors += _validate_container(_d(container), c_path, volume_names, file_volumes)
         errors += security.validate_container_security(_d(container).get("securityContext"),
                                                        f"{c_path}.securityContext")
+        if _d(container).get("restartPolicy") is not None:
+            errors.append(FieldError.forbidden(f"{c_path}.restartPolicy",
+                                               "may not be set for non-init containers"))
+        errors += _validate_lifecycle(_d(container), c_path, spec)
+    errors += _validate_init_containers(spec, path, volume_names, seen)
     errors += security.validate_pod_security(spec, path)
+    return errors
+
+
+def _validate_init_containers(spec: dict[str, Any], path: str, volume_names: set[str],
+                              names_taken: set[str]) -> list[FieldError]:
+    """Init containers as Kubernetes' validateInitContainers: names unique among all the
+    pod's containers; only native sidecars (`restartPolicy: Always`) may have probes or
+    lifecycle hooks (a run-to-completion container has no "ready" and no stop to hook)."""
+    errors: list[FieldError] = []
+    for i, container in enumerate(_l(spec.get("initContainers"))):
+        c_path = f"{path}.initContainers[{i}]"
+        container = _d(container)
+        name = container.get("name")
+        if isinstance(name, str):
+            if name in names_taken:
+                errors.append(FieldError.duplicate(f"{c_path}.name", name))
+            names_taken.add(name)
+        errors += _validate_container(container, c_path, volume_names)
+        errors += security.validate_container_security(container.get("securityContext"),
+                                                       f"{c_path}.securityContext")
+        policy = container.get("restartPolicy")
+        if policy is not None and policy != "Always":
+            errors.append(FieldError.unsupported(f"{c_path}.restartPolicy", policy,
+                                                 ["Always"]))
+        if policy == "Always":
+            errors += _validate_lifecycle(container, c_path, spec)
+            continue
+        for field in ("lifecycle", "livenessProbe", "readinessProbe", "startupProbe"):
+            if container.get(field) is not None:
+                errors.append(FieldError.forbidden(
+                    f"{c_path}.{field}",
+                    "may not be set for init containers without restartPolicy=Always"))
+    return errors
+
+
+LIFECYCLE_HANDLERS = ("exec", "httpGet", "tcpSocket", "sleep")
+
+
+def _validate_lifecycle(container: dict[str, Any], path: str,
+                        spec: dict[str, Any]) -> list[FieldError]:
+    """postStart/preStop: one handler each (Kubernetes' validateLifecycleHandler); a sleep
+    no longer than the pod's grace period, which bounds a preStop anyway."""
+    errors: list[FieldError] = []
+    lifecycle = _d(container.get("lifecycle"))
+    port_names = {p.get("name") for p in map(_d, _l(container.get("ports")))
+                  if isinstance(p.get("name"), str)}
+    grace = spec.get("terminationGracePeriodSeconds")
+    grace = grace if isinstance(grace, int) else 30
+    for hook in ("postStart", "preStop"):
+        handler = lifecycle.get(hook)
+        if not isinstance(handler, dict):
+            continue
+        h_path = f"{path}.lifecycle.{hook}"
+        kinds = [k for k in LIFECYCLE_HANDLERS if handler.get(k) is not None]
+        if not kinds:
+            errors.append(FieldError.required(h_path, "must specify a handler type"))
+        for extra in kinds[1:]:
+            errors.append(FieldError.forbidden(f"{h_path}.{extra}",
+                                               "may not specify more than 1 handler type"))
+        if kinds[:1] in (["httpGet"], ["tcpSocket"]):
+            errors += _validate_probe({kinds[0]: handler[kinds[0]]}, h_path, port_names,
+                                      single_success=False)
+        seconds = _d(handler.get("sleep")).get("seconds")
+        if isinstance(seconds, int) and not 0 <= seconds <= grace:
+            errors.append(FieldError.invalid(
+                f"{h_path}.sleep", seconds, "must be non-negative and less than "
+                f"terminationGracePeriodSeconds ({grace})"))
     return errors
 
 
