@@ -4,7 +4,8 @@ and kubectl's STATUS/READY/RESTARTS columns for them."""
 
 import pytest
 
-from tinykube.cli.printing import COLUMNS, pod_status as status_column
+from tinykube.cli.printing import COLUMNS
+from tinykube.cli.printing import pod_status as status_column
 from tinykube.model.validation import validate
 from tinykube.runtime.status import (
     ContainerStatus,

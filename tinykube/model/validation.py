@@ -318,7 +318,7 @@ def _validate_lifecycle(container: dict[str, Any], path: str,
     no longer than the pod's grace period, which bounds a preStop anyway."""
     errors: list[FieldError] = []
     lifecycle = _d(container.get("lifecycle"))
-    port_names = {p.get("name") for p in map(_d, _l(container.get("ports")))
+    port_names = {str(p["name"]) for p in map(_d, _l(container.get("ports")))
                   if isinstance(p.get("name"), str)}
     grace = spec.get("terminationGracePeriodSeconds")
     grace = grace if isinstance(grace, int) else 30
