@@ -216,8 +216,10 @@ def test_a_daemon_restart_does_not_run_completed_init_containers_again(daemon, t
     before = daemon.pod("restore")
     daemon.stop()
     daemon.start()
-    wait_for(lambda: daemon.pod("restore")["status"]["containerStatuses"][0]["ready"],
-             timeout=30, what="app ready again")
+    # exec needs the new daemon's supervisor of the app: it exists once initialization (had
+    # it run the init container again) is over.
+    wait_for(lambda: daemon.exec("restore", "true").returncode == 0, timeout=30,
+             what="app adopted by the new daemon")
     after = daemon.pod("restore")
     assert (tmp_path / "order").read_text().split() == ["once"]
     assert after["status"]["containerStatuses"][0]["containerID"] == \
