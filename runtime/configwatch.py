@@ -136,4 +136,5 @@ def _reads(pod: dict[str, Any], key: tuple[str, str]) -> bool:
     spec = pod.get("spec") or {}
     if any(key in projection.referenced(v) for v in spec.get("volumes") or []):
         return True
-    return any(key in env_referenced(c) for c in spec.get("containers") or [])
+    return any(key in env_referenced(c)
+               for c in [*(spec.get("containers") or []), *(spec.get("initContainers") or [])])
