@@ -247,6 +247,7 @@ def container_plan(mounts: Iterable[Mount], staging: str, isolation: Isolation,
     may land in it, and the daemon's paths are hidden last (bind sources were opened by
     tk-shim before any op, so a volume under the daemon's root still comes in). /proc is
     mounted by the app's process, the only one in its PID namespace."""
+    mounts = list(mounts)
     fresh = (PRIVATE_TMP,) if isolation.private_tmp else ()
     planned = plan_mounts(mounts, staging, fresh=fresh, **fs)
     reroot = [op for op in planned if op[0] == "reroot"]
@@ -260,7 +261,12 @@ def container_plan(mounts: Iterable[Mount], staging: str, isolation: Isolation,
         ops.append(("rw", POD_SHM))
         ops += [("seal", op[1]) for op in rest if op[0] == "mirror"]
         ops += [("seal", "/") for _ in reroot]
-    ops += [("hide", path) for path in isolation.hidden]
+    # A volume at (or above) a daemon path already replaces it in the container; hiding the
+    # path there would hide the volume instead (an emptyDir at the daemon's root: the app saw
+    # an empty read-only directory, not its volume).
+    targets = [os.path.normpath(m.target) for m in mounts]
+    ops += [("hide", path) for path in isolation.hidden
+            if not any(path == t or path.startswith(t.rstrip("/") + "/") for t in targets)]
     if isolation.pid_namespace is not PidNamespace.HOST or isolation.masked_paths:
         ops += [("child",), ("proc",)]
     if isolation.masked_paths:

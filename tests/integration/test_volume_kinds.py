@@ -6,13 +6,16 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import socket
 import stat
+import tempfile
 from pathlib import Path
 
 import pytest
 
-from tests.integration.daemon import wait_for
+from tests.integration.daemon import Daemon, wait_for
+from tinykube.testing.lifecycle import running
 
 pytestmark = pytest.mark.root
 
@@ -157,3 +160,37 @@ def test_a_pod_waits_pending_for_a_claim_that_does_not_exist(daemon):
     daemon.wait_running("waiter")
     wait_for(lambda: (daemon.root / "volumes" / "default" / "c" / "f").exists(),
              what="the pod writing into the claim")
+
+
+def run_covered(daemon, target: str) -> None:
+    daemon.apply(pod("covered", f"ls {target} | wc -l; grep -q covered /etc/hosts && echo hosts; "
+                                f"echo data > {target}/mine; cat {target}/mine; sleep 1; exit 3",
+                     [{"name": "d", "emptyDir": {}}], [{"name": "d", "mountPath": target}],
+                     restartPolicy="OnFailure"))
+    restarted = daemon.wait_pod(
+        "covered", lambda p: any(c.get("restartCount", 0) >= 1
+                                 for c in p["status"].get("containerStatuses") or []),
+        timeout=60, what="a restart after exit 3")
+    last = restarted["status"]["containerStatuses"][0]["lastState"]["terminated"]
+    assert last["exitCode"] == 3 and last["reason"] == "Error", last
+    logs = daemon.cli("logs", "covered", "--previous").stdout.split()
+    assert logs == ["0", "hosts", "data"], logs  # an empty volume; the pod's own /etc/hosts
+    assert not (Path(target) / "mine").exists()
+
+
+@pytest.mark.parametrize("cover", ["root", "parent"])
+def test_a_volume_over_the_daemons_own_directory_works(daemon, cover):
+    """An emptyDir whose mountPath covers where the daemon keeps the pod's files: the pod's
+    own files (/etc/hosts, logs, exit codes) come from a place no volume can hide, so the
+    container runs, logs and restarts, and the volume is what the app sees there."""
+    run_covered(daemon, str(daemon.root if cover == "root" else daemon.root.parent))
+
+
+def test_an_empty_dir_at_tmp_while_the_root_is_under_tmp():
+    """The issue's case: an emptyDir at /tmp while --root is under /tmp."""
+    base = Path(tempfile.mkdtemp(dir="/tmp", prefix="tinykube-gaps-"))
+    try:
+        with running(Daemon(base)) as daemon:
+            run_covered(daemon, "/tmp")
+    finally:
+        shutil.rmtree(base, ignore_errors=True)

@@ -174,6 +174,15 @@ def test_container_plan_order():
     assert ("mask", "/proc/kcore") in ops and ("robind", "/proc/sys") in ops
 
 
+@pytest.mark.parametrize("target", ["/var/lib/tk", "/var/lib", "/var"])
+def test_a_volume_over_a_hidden_daemon_path_is_not_hidden_again(target):
+    """The volume replaces the daemon's directory in the container; a hide there would cover
+    the volume (the pod's own files are bound from sources tk-shim opened before any op)."""
+    ops = spawn.container_plan([Mount("/pod/empty", target)], "/stage",
+                               Isolation(hidden=("/var/lib/tk", "/run/tk")), **FS)
+    assert [op for op in ops if op[0] == "hide"] == [("hide", "/run/tk")]
+
+
 def test_container_plan_without_isolation_is_the_mounts_alone():
     ops = spawn.container_plan([Mount("/pod/hosts", "/etc/hosts")], "/stage",
                                Isolation.none(), **FS)
