@@ -76,6 +76,11 @@ def test_secret_data_must_be_base64_and_the_value_is_not_echoed():
     assert not any("not base64!" in m for m in found)
 
 
+def test_a_secret_value_of_the_wrong_type_is_not_echoed():
+    found = messages(secret(stringData={"pin": 987654}))
+    assert found == ["stringData[pin]: Invalid value: must be a string"], found
+
+
 def test_string_data_is_merged_into_data_as_base64_and_wins():
     obj = apply_defaults(secret(data={"user": b64("old"), "keep": b64("k")},
                                 stringData={"user": "admin"}))

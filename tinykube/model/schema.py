@@ -653,9 +653,18 @@ CONFIG_MAP = Obj({
     "data": MapOf(Str()), "binaryData": MapOf(Str()), "immutable": Bool(),
 }, required=("metadata",))
 
+class SecretValue(Str):
+    """A Secret's value: a string, and an error never repeats what was sent."""
+
+    def check(self, value: Any, path: str, report: Report) -> None:
+        if not isinstance(value, str):
+            report.structural.append(FieldError(path, "Invalid value: must be a string"))
+
+
 SECRET = Obj({
     "apiVersion": Str(), "kind": Str(), "metadata": OBJECT_META,
-    "data": MapOf(Str()), "stringData": MapOf(Str()), "type": Str(), "immutable": Bool(),
+    "data": MapOf(SecretValue()), "stringData": MapOf(SecretValue()), "type": Str(),
+    "immutable": Bool(),
 }, required=("metadata",))
 
 # What an update or an apply replaces, for kinds without a spec.
