@@ -20,3 +20,17 @@ async def settled(store, seconds=0.3):
     while store.resource_version != last:
         last = store.resource_version
         await trio.sleep(seconds)
+
+
+async def modify(store, kind, name, change, namespace="default"):
+    """A client's read-change-write of one object, again on a Conflict (client-go's
+    RetryOnConflict): on etcd a controller's write can land between the read and the write."""
+    from tinykube.model.errors import Conflict
+
+    while True:
+        obj = store.get(kind, namespace, name)
+        change(obj)
+        try:
+            return await store.update(obj)
+        except Conflict:
+            continue

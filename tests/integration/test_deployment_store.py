@@ -1,4 +1,4 @@
-"""Deployment + ReplicaSet controllers against a real Store on a temp dir.
+"""Deployment + ReplicaSet controllers against a real Store (each backend: SQLite, etcd).
 
 No runtime runs here: a tiny in-test "kubelet" marks new pods Running and Ready (or Running
 and not ready, for a broken template) and finishes graceful deletions, as the real runtime
@@ -23,17 +23,9 @@ from tinykube.controllers.deployment import util
 from tinykube.model import meta
 from tinykube.model.errors import Conflict, NotFound
 from tinykube.model.meta import now_iso
-from tinykube.store import Store
 
 NS = "default"
 BROKEN = "tinykube.test/broken"  # pod annotation: the fake kubelet never makes it ready
-
-
-@pytest.fixture
-def store(tmp_path):
-    s = Store(tmp_path / "state.db")
-    yield s
-    s.close()
 
 
 async def fake_kubelet(store, *, stop_delay=0.0, task_status=trio.TASK_STATUS_IGNORED):
@@ -153,10 +145,16 @@ def rolled_out(store, revision=None):
 
 
 async def edit(store, **changes):
-    d = store.get("Deployment", NS, "web")
-    for key, value in changes.items():
-        d["spec"][key] = value
-    return await store.update(d)
+    """A user's edit: read, change, write; again on a Conflict (client-go's RetryOnConflict:
+    on etcd a controller's write can land between the read and the write)."""
+    while True:
+        d = store.get("Deployment", NS, "web")
+        for key, value in changes.items():
+            d["spec"][key] = value
+        try:
+            return await store.update(d)
+        except Conflict:
+            continue
 
 
 def replica_sets(store):
@@ -255,6 +253,11 @@ async def test_pause_collects_edits_into_one_rollout(store):
         await edit(store, paused=True)
         await edit(store, template=template(2))
         await edit(store, template=template(3))
+        # A status write that lost a race is retried after a back-off that may outlast
+        # `settled`'s quiet time (more often on etcd, where a write takes a round trip).
+        await eventually(lambda: (util.get_condition(
+            store.get("Deployment", NS, "web").get("status") or {}, "Progressing"
+        ) or {}).get("reason") == "DeploymentPaused", what="the paused condition")
         await settled(store)
         d = store.get("Deployment", NS, "web")
         assert len(replica_sets(store)) == 1

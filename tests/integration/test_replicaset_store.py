@@ -1,4 +1,5 @@
-"""ReplicaSet/ReplicationController controllers and the garbage collector against a real Store.
+"""ReplicaSet/ReplicationController controllers and the garbage collector against a real Store
+(each backend: SQLite, etcd).
 
 No runtime runs here: pods stay Pending unless a test marks them Running/Ready through
 `update_status`, as the runtime would. Templates use terminationGracePeriodSeconds 0 so deleted
@@ -12,23 +13,14 @@ import time
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 
-import pytest
 import trio
 
-from tests.integration.storewait import eventually, settled
+from tests.integration.storewait import eventually, modify, settled
 from tinykube.controllers import replicaset
 from tinykube.controllers.base import controller_ref
 from tinykube.controllers.manager import run_all
-from tinykube.store import Store
 
 NS = "default"
-
-
-@pytest.fixture
-def store(tmp_path):
-    s = Store(tmp_path / "state.db")
-    yield s
-    s.close()
 
 
 @asynccontextmanager
@@ -80,6 +72,7 @@ def stamp(epoch):
 
 async def mark(store, pod, *, ready=True, ready_at=None, phase="Running"):
     pod = store.get("Pod", NS, pod["metadata"]["name"])
+    del pod["metadata"]["resourceVersion"]  # status is the kubelet's alone: no race to lose
     pod["status"] = {"phase": phase, "conditions": [
         {"type": "Ready", "status": "True" if ready else "False",
          "lastTransitionTime": stamp(ready_at if ready_at is not None else time.time())}]}
@@ -136,9 +129,7 @@ async def test_scale_3_to_10_to_2_keeps_the_longest_ready(store):
         for pod in owned_by(store, rs):
             await mark(store, pod, ready_at=time.time() - 100)
 
-        scaled = store.get("ReplicaSet", NS, "web")
-        scaled["spec"]["replicas"] = 10
-        await store.update(scaled)
+        await modify(store, "ReplicaSet", "web", lambda rs: rs["spec"].update(replicas=10))
         await eventually(lambda: len(owned_by(store, rs)) == 10, what="10 pods")
         newcomers = [p for p in owned_by(store, rs) if p["metadata"]["name"] not in originals]
         for i, pod in enumerate(newcomers):  # some ready recently, some not ready at all
@@ -146,9 +137,7 @@ async def test_scale_3_to_10_to_2_keeps_the_longest_ready(store):
         await eventually(lambda: store.get("ReplicaSet", NS, "web")["status"].get(
             "readyReplicas") == 7, what="status readyReplicas=7")
 
-        scaled = store.get("ReplicaSet", NS, "web")
-        scaled["spec"]["replicas"] = 2
-        await store.update(scaled)
+        await modify(store, "ReplicaSet", "web", lambda rs: rs["spec"].update(replicas=2))
         await eventually(lambda: len(owned_by(store, rs)) == 2, what="2 pods")
         await settled(store)
         assert set(names(owned_by(store, rs))) <= set(originals)
@@ -163,15 +152,17 @@ async def test_scale_3_to_10_to_2_keeps_the_longest_ready(store):
 async def test_min_ready_seconds_counts_available_later(store):
     async with controllers(store):
         rs = await store.create(replica_set("web", 1, {"matchLabels": {"app": "web"}},
-                                            {"app": "web"}, min_ready=1))
+                                            {"app": "web"}, min_ready=2))
         await eventually(lambda: len(owned_by(store, rs)) == 1)
-        await mark(store, owned_by(store, rs)[0], ready_at=time.time())
+        # Stamps have whole seconds: ready "in 1 s" keeps the pod unavailable for more than
+        # 2 s from now, however slowly the status is first written.
+        await mark(store, owned_by(store, rs)[0], ready_at=time.time() + 1)
         status = await eventually(
             lambda: (s := store.get("ReplicaSet", NS, "web").get("status", {})).get(
                 "readyReplicas") == 1 and s)
         assert status["availableReplicas"] == 0
         await eventually(lambda: store.get("ReplicaSet", NS, "web")["status"][
-            "availableReplicas"] == 1, timeout=4, what="the pod to become available")
+            "availableReplicas"] == 1, timeout=6, what="the pod to become available")
 
 
 async def test_terminal_pod_is_replaced(store):
@@ -211,10 +202,9 @@ async def test_releases_a_relabeled_pod_and_replaces_it(store):
         rs = await store.create(replica_set("web", 2, {"matchLabels": {"app": "web"}},
                                             {"app": "web"}))
         await eventually(lambda: len(owned_by(store, rs)) == 2)
-        pod = owned_by(store, rs)[0]
-        pod["metadata"]["labels"] = {"app": "debug"}
-        await store.update(pod)
-        name = pod["metadata"]["name"]
+        name = owned_by(store, rs)[0]["metadata"]["name"]
+        await modify(store, "Pod", name,
+                     lambda pod: pod["metadata"].update(labels={"app": "debug"}))
         await eventually(lambda: controller_ref(store.get("Pod", NS, name)) is None
                          and len(owned_by(store, rs)) == 2, what="release + replacement")
         await settled(store)

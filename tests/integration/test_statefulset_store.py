@@ -1,4 +1,4 @@
-"""The StatefulSet controller against a real Store (SQLite in a temp dir) and a tiny in-test
+"""The StatefulSet controller against a real Store (each backend: SQLite, etcd) and a tiny in-test
 "fake kubelet" that marks pods Running+Ready and finishes deletions, as the runtime would, plus
 the garbage collector for cascading deletion.
 No processes, namespaces or cgroups: what is tested is ordering and bookkeeping."""
@@ -11,9 +11,9 @@ from datetime import UTC, datetime
 
 import trio
 
+from tests.integration.storewait import modify
 from tinykube.controllers import gc, statefulset
 from tinykube.controllers.statefulset.identity import REVISION_LABEL
-from tinykube.store import Store
 
 NS = "default"
 
@@ -26,7 +26,7 @@ class FakeKubelet:
     """Marks every new pod Running+Ready (after checking what was Ready when it appeared) and
     removes pods whose deletion was requested, recording both orders."""
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store) -> None:
         self.store = store
         self.created: list[str] = []
         self.deleted: list[str] = []
@@ -62,18 +62,14 @@ class FakeKubelet:
 
 
 @asynccontextmanager
-async def cluster(tmp_path):
-    store = Store(tmp_path / "state.db")
-    try:
-        async with trio.open_nursery() as nursery:
-            kubelet = FakeKubelet(store)
-            await nursery.start(kubelet.run)
-            await nursery.start(statefulset.run, store)
-            await nursery.start(gc.run, store)
-            yield store, kubelet
-            nursery.cancel_scope.cancel()
-    finally:
-        store.close()
+async def cluster(store_backend):
+    async with store_backend.open() as store, trio.open_nursery() as nursery:
+        kubelet = FakeKubelet(store)
+        await nursery.start(kubelet.run)
+        await nursery.start(statefulset.run, store)
+        await nursery.start(gc.run, store)
+        yield store, kubelet
+        nursery.cancel_scope.cancel()
 
 
 def sts_manifest(replicas=3, **spec_extra) -> dict:
@@ -120,13 +116,11 @@ def settled(store, replicas: int) -> bool:
 
 
 async def scale(store, replicas: int) -> None:
-    sts = store.get("StatefulSet", NS, "web")
-    sts["spec"]["replicas"] = replicas
-    await store.update(sts)
+    await modify(store, "StatefulSet", "web", lambda sts: sts["spec"].update(replicas=replicas))
 
 
-async def test_ordered_creation_and_reverse_scale_down(tmp_path):
-    async with cluster(tmp_path) as (store, kubelet):
+async def test_ordered_creation_and_reverse_scale_down(store_backend):
+    async with cluster(store_backend) as (store, kubelet):
         await store.create(sts_manifest(replicas=3))
         await wait_for(lambda: settled(store, 3))
         assert kubelet.created == ["web-0", "web-1", "web-2"]
@@ -148,8 +142,8 @@ async def test_ordered_creation_and_reverse_scale_down(tmp_path):
             e["message"] for e in store.events(NS, involved_name="web")}
 
 
-async def test_rolling_update_with_partition_goes_highest_first(tmp_path):
-    async with cluster(tmp_path) as (store, kubelet):
+async def test_rolling_update_with_partition_goes_highest_first(store_backend):
+    async with cluster(store_backend) as (store, kubelet):
         await store.create(sts_manifest(replicas=3))
         await wait_for(lambda: settled(store, 3))
         old_revision = status(store)["currentRevision"]
@@ -198,8 +192,8 @@ async def test_rolling_update_with_partition_goes_highest_first(tmp_path):
         assert history[old_revision] == 3 and len(history) == 2
 
 
-async def test_claims_survive_pod_deletion_and_scaling(tmp_path):
-    async with cluster(tmp_path) as (store, _kubelet):
+async def test_claims_survive_pod_deletion_and_scaling(store_backend):
+    async with cluster(store_backend) as (store, _kubelet):
         await store.create(sts_manifest(replicas=3))
         await wait_for(lambda: settled(store, 3))
         before = claims(store)
@@ -222,8 +216,8 @@ async def test_claims_survive_pod_deletion_and_scaling(tmp_path):
                    for c in store.list("PersistentVolumeClaim", NS))
 
 
-async def test_when_scaled_delete_removes_claims_of_removed_ordinals(tmp_path):
-    async with cluster(tmp_path) as (store, _kubelet):
+async def test_when_scaled_delete_removes_claims_of_removed_ordinals(store_backend):
+    async with cluster(store_backend) as (store, _kubelet):
         await store.create(sts_manifest(
             replicas=3, persistentVolumeClaimRetentionPolicy={"whenScaled": "Delete",
                                                                "whenDeleted": "Delete"}))
@@ -238,16 +232,16 @@ async def test_when_scaled_delete_removes_claims_of_removed_ordinals(tmp_path):
         assert "delete Claim www-web-2 Pod web-2 in StatefulSet web success" in messages
 
 
-async def test_parallel_creates_all_without_waiting(tmp_path):
-    async with cluster(tmp_path) as (store, kubelet):
+async def test_parallel_creates_all_without_waiting(store_backend):
+    async with cluster(store_backend) as (store, kubelet):
         kubelet.hold_ready = {"web-0", "web-1", "web-2"}
         await store.create(sts_manifest(replicas=3, podManagementPolicy="Parallel"))
         await wait_for(lambda: pod_names(store) == ["web-0", "web-1", "web-2"])
         assert status(store).get("readyReplicas", 0) == 0
 
 
-async def test_failed_pod_is_recreated_under_the_same_name(tmp_path):
-    async with cluster(tmp_path) as (store, kubelet):
+async def test_failed_pod_is_recreated_under_the_same_name(store_backend):
+    async with cluster(store_backend) as (store, kubelet):
         await store.create(sts_manifest(replicas=2))
         await wait_for(lambda: settled(store, 2))
         pod = store.get("Pod", NS, "web-0")
@@ -259,8 +253,8 @@ async def test_failed_pod_is_recreated_under_the_same_name(tmp_path):
         assert kubelet.deleted == ["web-0"]
 
 
-async def test_deleting_the_set_keeps_retained_claims(tmp_path):
-    async with cluster(tmp_path) as (store, _kubelet):
+async def test_deleting_the_set_keeps_retained_claims(store_backend):
+    async with cluster(store_backend) as (store, _kubelet):
         await store.create(sts_manifest(replicas=2))
         await wait_for(lambda: settled(store, 2))
         before = claims(store)
@@ -275,8 +269,8 @@ async def test_deleting_the_set_keeps_retained_claims(tmp_path):
         assert claims(store) == before
 
 
-async def test_when_deleted_delete_removes_claims_with_the_set(tmp_path):
-    async with cluster(tmp_path) as (store, _kubelet):
+async def test_when_deleted_delete_removes_claims_with_the_set(store_backend):
+    async with cluster(store_backend) as (store, _kubelet):
         await store.create(sts_manifest(
             replicas=2, persistentVolumeClaimRetentionPolicy={"whenDeleted": "Delete"}))
         await wait_for(lambda: settled(store, 2))
@@ -285,8 +279,8 @@ async def test_when_deleted_delete_removes_claims_with_the_set(tmp_path):
                        and pod_names(store) == [] and claims(store) == {})
 
 
-async def test_orphaned_pods_claims_and_revisions_are_adopted_by_a_new_set(tmp_path):
-    async with cluster(tmp_path) as (store, kubelet):
+async def test_orphaned_pods_claims_and_revisions_are_adopted_by_a_new_set(store_backend):
+    async with cluster(store_backend) as (store, kubelet):
         await store.create(sts_manifest(replicas=2))
         await wait_for(lambda: settled(store, 2))
         uids = {p["metadata"]["name"]: p["metadata"]["uid"] for p in store.list("Pod", NS)}
