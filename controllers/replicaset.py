@@ -241,7 +241,8 @@ async def _create_pods(store: Store, owner: Obj, count: int) -> None:
             failures.append(exc)
             return
         await store.record_event(owner, "Normal", "SuccessfulCreate",
-                                 f"Created pod: {pod['metadata']['name']}")
+                                 f"Created pod: {pod['metadata']['name']}",
+                                 source=event_source(owner))
 
     remaining, batch = count, SLOW_START_INITIAL_BATCH
     while remaining > 0:
@@ -251,7 +252,7 @@ async def _create_pods(store: Store, owner: Obj, count: int) -> None:
                 nursery.start_soon(create_one)
         if failures:
             await store.record_event(owner, "Warning", "FailedCreate",
-                                     f"Error creating: {failures[0]}")
+                                     f"Error creating: {failures[0]}", source=event_source(owner))
             raise failures[0]
         remaining -= size
         batch *= 2
@@ -266,9 +267,15 @@ async def _delete_pod(store: Store, owner: Obj, pod: Obj) -> None:
         return  # already gone: that is what we wanted
     except Exception as exc:
         await store.record_event(owner, "Warning", "FailedDelete",
-                                 f"Error deleting: {exc}")
+                                 f"Error deleting: {exc}", source=event_source(owner))
         raise
-    await store.record_event(owner, "Normal", "SuccessfulDelete", f"Deleted pod: {meta['name']}")
+    await store.record_event(owner, "Normal", "SuccessfulDelete", f"Deleted pod: {meta['name']}",
+                             source=event_source(owner))
+
+
+def event_source(owner: Obj) -> str:
+    """Kubernetes' component names, kubectl's "From" column."""
+    return "replicaset-controller" if owner["kind"] == "ReplicaSet" else "replication-controller"
 
 
 # ---- wiring -------------------------------------------------------------------------------

@@ -790,7 +790,8 @@ class PodWorker:
         if self.gone:
             return
         try:
-            await self.ctx.store.record_event(self.pod, type_, reason, message)
+            await self.ctx.store.record_event(self.pod, type_, reason, message,
+                                              source="kubelet")
         except Exception as e:  # noqa: BLE001 - events are best effort
             log.debug("pod %s: event %s not recorded: %s", self.uid, reason, e)
 

@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     from tinykube.store import Store
 
 KIND = "Deployment"
+SOURCE = "deployment-controller"  # the events' component, kubectl's "From"
 log = logging.getLogger("tinykube.controllers.deployment")
 
 
@@ -105,7 +106,7 @@ async def apply(store: Store, d: Obj, plan: Plan) -> Requeue | None:
         latest["status"] = plan.status
         await store.update_status(latest)
     for type_, reason, message in plan.events:
-        await store.record_event(d, type_, reason, message)
+        await store.record_event(d, type_, reason, message, source=SOURCE)
     return None
 
 
@@ -126,7 +127,7 @@ async def _collision(store: Store, d: Obj, plan: Plan) -> None:
     await store.record_event(d, "Warning", "ReplicaSetCreateError",
                              f'Failed to create new replica set "{meta["name"]}": name taken '
                              f"by another object; retrying with collisionCount="
-                             f"{status['collisionCount']}")
+                             f"{status['collisionCount']}", source=SOURCE)
 
 
 # ---- wiring -------------------------------------------------------------------------------

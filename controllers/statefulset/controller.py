@@ -41,6 +41,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("tinykube.controllers.statefulset")
 
 KIND = "StatefulSet"
+SOURCE = "statefulset-controller"  # the events' component, kubectl's "From"
 Key = tuple[str, str]
 
 
@@ -56,7 +57,8 @@ async def reconcile(store: Store, key: Key, *, now: float | None = None) -> base
     try:
         selector = base.selector_for(sts)
     except ValueError as err:
-        await store.record_event(sts, "Warning", "InvalidSelector", f"invalid selector: {err}")
+        await store.record_event(sts, "Warning", "InvalidSelector", f"invalid selector: {err}",
+                                 source=SOURCE)
         return None
 
     owned = await _claim_pods(store, sts, selector)
@@ -223,14 +225,15 @@ async def _apply_one(store: Store, sts: Obj, action: planlib.Action) -> None:
             return
         if what is not None and step.fails is not None:
             await store.record_event(sts, "Warning", f"Failed{reason}",
-                                     f"{step.verb} {what} {step.fails}: {err.message}")
+                                     f"{step.verb} {what} {step.fails}: {err.message}",
+                                     source=SOURCE)
         raise
     if isinstance(action, planlib.DeletePod):
         log.info("statefulset %s/%s: deleted pod %s (%s)", namespace, set_name, action.name,
                  action.why)
     if what is not None:
         await store.record_event(sts, "Normal", f"Successful{reason}",
-                                 f"{step.verb} {what} {step.ok}")
+                                 f"{step.verb} {what} {step.ok}", source=SOURCE)
 
 
 # ---- mapping watch events to keys ------------------------------------------------------------

@@ -97,7 +97,8 @@ def test_describe_every_kind_in_kubectls_layout(daemon: Daemon) -> None:
     assert f"NewReplicaSet:   {rs_name} (2/2 replicas created)" in deploy
     events = deploy.index("Events:")
     assert deploy[events + 1].split() == ["Type", "Reason", "Age", "From", "Message"]
-    assert any("ScalingReplicaSet" in line and f"Scaled up replica set {rs_name} to 2" in line
+    assert any("ScalingReplicaSet" in line and "deployment-controller" in line
+               and f"Scaled up replica set {rs_name} to 2" in line
                for line in deploy[events:]), deploy
     assert not any(line.startswith(("Spec:", "Status:", "Kind:")) for line in deploy), deploy
 
@@ -105,6 +106,8 @@ def test_describe_every_kind_in_kubectls_layout(daemon: Daemon) -> None:
     assert field(described_rs, "Controlled By") == "Deployment/web"
     assert field(described_rs, "Replicas") == "2 current / 2 desired"
     assert field(described_rs, "Pods Status") == "2 Running / 0 Waiting / 0 Succeeded / 0 Failed"
+    assert any("SuccessfulCreate" in line and "replicaset-controller" in line
+               for line in described_rs), described_rs
 
     rc = lines(daemon, "rc", "legacy")
     assert field(rc, "Selector") == "app=legacy"
@@ -122,6 +125,8 @@ def test_describe_every_kind_in_kubectls_layout(daemon: Daemon) -> None:
     assert field(pod, "Controlled By") == f"ReplicaSet/{rs_name}"
     assert field(pod, "QoS Class") == "BestEffort"
     assert "    State:          Running" in pod and "    Ready:          True" in pod, pod
+    assert any(line.split()[:2] == ["Normal", "Started"] and "kubelet" in line
+               for line in pod), pod  # kubectl's "From": the component that reported it
 
     svc = lines(daemon, "svc", "web")
     assert field(svc, "Selector") == "app=web"

@@ -380,7 +380,10 @@ class Store:
 
     # ---- events (Kubernetes Events, kept in memory) ------------------------------------
 
-    async def record_event(self, obj: dict, type: str, reason: str, message: str) -> None:
+    async def record_event(self, obj: dict, type: str, reason: str, message: str, *,
+                           source: str = "tinykube") -> None:
+        """Record (or count again) an event about `obj`; `source` is the component that
+        reports it, kubectl's "From" column (`kubelet`, `deployment-controller`, ...)."""
         meta = obj["metadata"]
         series = (obj["kind"], meta.get("namespace", "default"), meta["name"], meta.get("uid"),
                   type, reason, message)
@@ -404,7 +407,7 @@ class Store:
             "count": 1,
             "firstTimestamp": stamp,
             "lastTimestamp": stamp,
-            "source": {"component": "tinykube"},
+            "source": {"component": source},
         }
         if len(self._events) == self._events.maxlen:
             oldest = self._events[0]
