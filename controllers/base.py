@@ -20,6 +20,7 @@ unlike Kubernetes no "expectations" bookkeeping is needed: a reconcile sees its 
 from __future__ import annotations
 
 import copy
+import functools
 import logging
 import time
 import weakref
@@ -75,6 +76,9 @@ class ControllerSpec:
     workers: int = 4
     resync_seconds: float = 30.0
     queue: WorkQueue[Key] = field(default_factory=WorkQueue)
+    # How long watch events wait so that a burst is one reconcile (0: client-go's plain
+    # dedup, the next pass right after the event, or right after the running one).
+    coalesce_seconds: float = COALESCE_SECONDS
 
 
 def key_of(obj: Obj) -> Key:
@@ -94,7 +98,8 @@ async def run_controller(store: Store, spec: ControllerSpec, *,
     logger = log.getChild(spec.name)
     async with trio.open_nursery() as nursery:
         for kind, mapper in [(spec.kind, own_key), *spec.watches]:
-            await nursery.start(watch_kind, store, kind, mapper, queue, logger)
+            await nursery.start(functools.partial(watch_kind, coalesce=spec.coalesce_seconds),
+                                store, kind, mapper, queue, logger)
         for _ in range(spec.workers):
             nursery.start_soon(_worker, store, spec, logger)
         nursery.start_soon(_resync, store, spec)
@@ -102,21 +107,21 @@ async def run_controller(store: Store, spec: ControllerSpec, *,
 
 
 async def watch_kind(store: Store, kind: str, mapper: KeyMapper, queue: WorkQueue[Key],
-                     logger: logging.Logger, *,
+                     logger: logging.Logger, *, coalesce: float = COALESCE_SECONDS,
                      task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
     """List `kind` then watch it, feeding `mapper`'s keys to `queue`; re-list after Gone."""
     started = False
     while True:
         since = store.resource_version
         for obj in store.list(kind):
-            _enqueue(queue, mapper, store, "ADDED", obj, logger)
+            _enqueue(queue, mapper, store, "ADDED", obj, logger, coalesce)
         try:
             with store.watch(kind, since=since) as watch:
                 if not started:
                     task_status.started()
                     started = True
                 async for event in watch:
-                    _enqueue(queue, mapper, store, event.type, event.object, logger)
+                    _enqueue(queue, mapper, store, event.type, event.object, logger, coalesce)
         except Gone:
             logger.info("watch on %s expired; re-listing", kind)
             continue
@@ -124,10 +129,10 @@ async def watch_kind(store: Store, kind: str, mapper: KeyMapper, queue: WorkQueu
 
 
 def _enqueue(queue: WorkQueue[Key], mapper: KeyMapper, store: Store, event_type: str,
-             obj: Obj, logger: logging.Logger) -> None:
+             obj: Obj, logger: logging.Logger, coalesce: float = COALESCE_SECONDS) -> None:
     try:
         for key in mapper(store, event_type, obj):
-            queue.add_coalesced(key, COALESCE_SECONDS)
+            queue.add_coalesced(key, coalesce)
     except Exception as exc:  # noqa: BLE001 -- a bad object must not stop its whole kind
         failure_log(queue).mapping_failed(obj, event_type, exc, logger)
 

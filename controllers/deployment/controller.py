@@ -152,6 +152,11 @@ def controller_spec() -> ControllerSpec:
         kind=KIND,
         reconcile=reconcile,
         watches=[("ReplicaSet", base.owner_keys_for(KIND)), ("Pod", _deployments_of_pod)],
+        # A rolling update is a chain of reactions (a pod Ready → grow the new set; its
+        # write → shrink an old one; ...): each follows its event at once, as in Kubernetes,
+        # instead of after a coalescing window per link. The pace still holds an expensive
+        # key back (base.work).
+        coalesce_seconds=0.0,
     )
 
 
