@@ -67,6 +67,7 @@ class CgroupDriver(Protocol):
     def memory_bytes(self, uid: str, name: str) -> int: ...
     def kill_all(self, uid: str, name: str | None = None, sig: int = signal.SIGKILL) -> None: ...
     def remove(self, uid: str, name: str | None = None) -> None: ...
+    def rename_pod(self, old_uid: str, new_uid: str) -> None: ...
     def pod_uids(self) -> set[str]: ...
     def remove_all(self) -> None: ...
 
@@ -163,6 +164,16 @@ class CgroupBackend:
     def apply_pod_limits(self, uid: str) -> None:
         raise NotImplementedError
 
+    def rename_pod(self, old_uid: str, new_uid: str) -> None:
+        """Give a pod cgroup (with its processes) another uid's name: a warm sandbox's
+        becomes its pod's. Per hierarchy, so a crash half-way leaves both names, each of
+        which teardown finds by its uid."""
+        for old, new in zip(self.dirs(old_uid), self.dirs(new_uid), strict=True):
+            try:
+                os.rename(old, new)
+            except OSError as e:
+                raise CgroupError(f"renaming {old} to {new}: {e.strerror}") from e
+
     def create_container(self, uid: str, name: str, limits: Limits) -> None:
         self.create_pod(uid)
         for path in self.dirs(uid, name):
@@ -178,8 +189,12 @@ class CgroupBackend:
     def apply_limits(self, uid: str, name: str, limits: Limits) -> None:
         raise NotImplementedError
 
+    # The file a process writes b"0" to, to join (see CgroupV1.JOIN_FILE).
+    JOIN_FILE = "cgroup.procs"
+
     def join_fds(self, uid: str, name: str | None = None) -> list[int]:
-        """Open ``cgroup.procs`` of the pod (name=None, for the pause) or a container cgroup.
+        """Open the join file (``JOIN_FILE``) of the pod (name=None, for the pause) or a
+        container cgroup.
 
         tk-shim writes ``b"0"`` to each (``-c FD``), so the process is in the cgroup before exec.
         The caller closes the fds after the spawn. Missing cgroups are an error.
@@ -187,7 +202,7 @@ class CgroupBackend:
         fds: list[int] = []
         try:
             for path in self.member_dirs(uid, name):
-                fds.append(os.open(os.path.join(path, "cgroup.procs"),
+                fds.append(os.open(os.path.join(path, self.JOIN_FILE),
                                    os.O_WRONLY | os.O_CLOEXEC))
         except OSError as e:
             for fd in fds:
