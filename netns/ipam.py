@@ -89,6 +89,23 @@ class Ipam:
                 raise
             return ip
 
+    def rename(self, old_uid: str, new_uid: str) -> str:
+        """Move `old_uid`'s address to `new_uid` (a warm sandbox's to the pod that takes it),
+        persisted in one write; KeyError if `old_uid` has none, ValueError if `new_uid`
+        already has one."""
+        with self._lock:
+            if new_uid in self._by_uid:
+                raise ValueError(f"pod_uid {new_uid!r}: already has {self._by_uid[new_uid]}")
+            ip = self._by_uid.pop(old_uid)
+            self._by_uid[new_uid] = ip
+            try:
+                self._save()
+            except BaseException:
+                del self._by_uid[new_uid]
+                self._by_uid[old_uid] = ip
+                raise
+            return ip
+
     def release(self, pod_uid: str) -> str | None:
         """Forget the address of `pod_uid`; returns it, or None if it had none (idempotent)."""
         with self._lock:

@@ -10,29 +10,42 @@ Order of an attach (record first, then act, every step repeatable):
   1. IPAM records the pod's address in its file (`Ipam.allocate`, idempotent per uid).
   2. One netlink request creates the veth pair, host end on the bridge and up, peer born
      as `eth0` inside the pause process's netns.
-  3. A throwaway thread enters the pod's netns and sets eth0's address, eth0 up, lo up.
+  3. Through a netlink socket opened in the pod's netns, one batch sets eth0's address,
+     eth0 up, lo up (and the service route).
 A crash between steps leaves an allocation (and maybe a veth) that the next attach of the
 same pod completes, or that `sweep` removes at start-up when the pod is no longer live.
 
 Threads: every host netlink call and IPAM change runs on one dedicated thread (which also
-serialises them); step 3 runs on its own thread. See `threads.py` for why.
+serialises them); steps 1-3 are one call there (one hop per attach). See `threads.py` and
+`podside.py` for why.
 """
 
 from __future__ import annotations
 
 import os
+import socket
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
+from typing import TypeVar
 
 from pyroute2 import IPRoute
 from pyroute2.netlink.exceptions import NetlinkError
 
-from . import links
+from . import links, rawlink
 from .errors import NetworkConfigError
 from .ipam import DEFAULT_CIDR, Ipam
-from .podside import PeerMismatch, configure_pod_side
-from .threads import SerialThread, run_on_fresh_thread
+from .podside import (
+    HostNetnsLost,
+    PeerMismatch,
+    configure_pod_side,
+    open_host_netns,
+    pod_socket,
+)
+from .threads import SerialThread
+
+R = TypeVar("R")
 
 
 @dataclass(frozen=True)
@@ -65,6 +78,11 @@ class PodNetwork:
         # The bridge's index, looked up once (a netlink get costs ~1 ms); touched only on
         # the host thread, and looked up again when a request with it fails.
         self._bridge_index: int | None = None
+        # The host netns, for the host thread to step back into after opening a socket in a
+        # pod's (podside.pod_socket); set if it ever could not, and then nothing more runs.
+        self._host_netns_fd = open_host_netns()
+        self._host_netns_lost: str | None = None
+        self._host_raw: socket.socket | None = None  # see _host_socket
 
     @property
     def cidr(self) -> str:
@@ -85,6 +103,12 @@ class PodNetwork:
     def close(self) -> None:
         """Stop the host netlink thread (links and allocations stay). Idempotent."""
         self._host.close()
+        if self._host_raw is not None:
+            self._host_raw.close()
+            self._host_raw = None
+        if self._host_netns_fd >= 0:
+            os.close(self._host_netns_fd)
+            self._host_netns_fd = -1
 
     async def ensure_bridge(self) -> None:
         """Create the bridge with the gateway address, up (idempotent). NetworkConfigError if
@@ -116,35 +140,83 @@ class PodNetwork:
 
     async def attach(self, pod_uid: str, pause_pid: int) -> Attachment:
         """Give the pod whose pause process is `pause_pid` its eth0 and address (idempotent;
-        repairs a half-done earlier attach)."""
+        repairs a half-done earlier attach). One call on the host thread does it all."""
         host_veth = links.host_veth_name(pod_uid)
         netns_fd = _open_pod_netns(pause_pid)
         try:
-            recreate = False
-            mismatch: PeerMismatch | None = None
-            for _ in range(2):
-                ip, expected_peer = await self._host.run(
-                    partial(self._attach_host_side, pod_uid, host_veth, netns_fd, recreate)
-                )
-                try:
-                    await run_on_fresh_thread(
-                        partial(configure_pod_side, netns_fd, ip, self.prefixlen, expected_peer,
-                                self._pod_routes()),
-                        name=f"tk-podnet-{pod_uid[:8]}",
-                    )
-                except PeerMismatch as exc:
-                    mismatch = exc
-                    recreate = True  # stale pair from an older sandbox: replace it
-                    continue
-                return Attachment(
-                    ip=ip, prefixlen=self.prefixlen, gateway=self.gateway, host_veth=host_veth
-                )
-            raise NetworkConfigError(
-                f"pod {pod_uid}: could not pair {host_veth} with eth0 in the netns of pause "
-                f"pid {pause_pid} ({mismatch})"
+            return await self._host.run(
+                partial(self._attach_on_host_thread, pod_uid, pause_pid, host_veth, netns_fd)
             )
         finally:
             os.close(netns_fd)
+
+    def _attach_on_host_thread(self, pod_uid: str, pause_pid: int, host_veth: str,
+                               netns_fd: int, ipr: IPRoute) -> Attachment:
+        if self._host_netns_lost is not None:
+            raise NetworkConfigError(f"pod network unusable: {self._host_netns_lost}")
+        recreate = False
+        mismatch: PeerMismatch | None = None
+        for _ in range(2):
+            ip, expected_peer = self._attach_host_side(pod_uid, host_veth, netns_fd, recreate,
+                                                       ipr)
+            try:
+                self._configure_pod_side(netns_fd, ip, expected_peer)
+            except PeerMismatch as exc:
+                mismatch = exc
+                recreate = True  # stale pair from an older sandbox: replace it
+                continue
+            return Attachment(
+                ip=ip, prefixlen=self.prefixlen, gateway=self.gateway, host_veth=host_veth
+            )
+        raise NetworkConfigError(
+            f"pod {pod_uid}: could not pair {host_veth} with eth0 in the netns of pause "
+            f"pid {pause_pid} ({mismatch})"
+        )
+
+    def _configure_pod_side(self, netns_fd: int, ip: str, expected_peer: int | None) -> None:
+        """Pod-side set-up from the host thread (see podside.py); a thread that could not get
+        back into the host netns poisons the network rather than act in a pod's."""
+        try:
+            with pod_socket(netns_fd, self._host_netns_fd) as sock:
+                configure_pod_side(sock, ip, self.prefixlen, expected_peer, self._pod_routes())
+        except HostNetnsLost as exc:
+            self._host_netns_lost = str(exc)
+            raise NetworkConfigError(f"pod network unusable: {exc}") from exc
+
+    async def hand_over(self, old_uid: str, new_uid: str, also: Callable[[], R]
+                        ) -> tuple[Attachment, R]:
+        """Give `old_uid`'s attachment (a warm sandbox's) to `new_uid`: its address in IPAM
+        (persisted first), then its host veth renamed; then `also()` runs on the same thread
+        (one hop for the whole claim). On failure the pieces carry one uid or the other,
+        each found and removed by that uid's detach."""
+        return await self._host.run(partial(self._hand_over_on_host_thread, old_uid, new_uid,
+                                            also))
+
+    def _hand_over_on_host_thread(self, old_uid: str, new_uid: str, also: Callable[[], R],
+                                  ipr: IPRoute) -> tuple[Attachment, R]:
+        old_veth, new_veth = links.host_veth_name(old_uid), links.host_veth_name(new_uid)
+        if self._prefix_taken_by_other(new_uid, besides=old_uid):
+            raise NetworkConfigError(
+                f"pod {new_uid}: veth name {new_veth} is taken by another pod whose uid "
+                "starts with the same 8 characters"
+            )
+        ip = self._ipam.rename(old_uid, new_uid)
+        sock = self._host_socket()
+        link = rawlink.get_link(sock, old_veth)
+        if link is None:
+            raise NetworkConfigError(f"pod {new_uid}: warm sandbox veth {old_veth} is gone")
+        # A link is renamed only while down; the second request renames it and brings it up.
+        rawlink.send_batch(sock, [rawlink.set_down(link.index),
+                                  rawlink.rename_up(link.index, new_veth)])
+        attachment = Attachment(ip=ip, prefixlen=self.prefixlen, gateway=self.gateway,
+                                host_veth=new_veth)
+        return attachment, also()
+
+    def _host_socket(self) -> socket.socket:
+        """A raw netlink socket in the host netns (host thread only, opened on first use)."""
+        if self._host_raw is None:
+            self._host_raw = rawlink.open_socket()
+        return self._host_raw
 
     async def detach(self, pod_uid: str) -> None:
         """Remove the pod's host veth (its peer dies with it) and release its address.
@@ -255,9 +327,10 @@ class PodNetwork:
             or (link.master is None and link.name in allocated_names)
         ]
 
-    def _prefix_taken_by_other(self, pod_uid: str) -> bool:
+    def _prefix_taken_by_other(self, pod_uid: str, besides: str | None = None) -> bool:
         prefix = pod_uid[:8]
-        return any(uid != pod_uid and uid[:8] == prefix for uid in self._ipam.allocations())
+        return any(uid not in (pod_uid, besides) and uid[:8] == prefix
+                   for uid in self._ipam.allocations())
 
 
 def _open_pod_netns(pause_pid: int) -> int:
