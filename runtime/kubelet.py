@@ -37,6 +37,7 @@ from .podworker import Phase, PodWorker
 from .probes import NetnsSockets
 from .sandbox import SpawnError
 from .storeguard import write_mark
+from .warmpool import WarmPool, is_pool_uid
 
 from tinykube.model.errors import BadRequest
 
@@ -56,7 +57,8 @@ class Kubelet:
                  hidden_paths: tuple[str, ...] = (),
                  cluster_dns: str | None = None,
                  log_max_bytes: int = logfiles.DEFAULT_MAX_BYTES,
-                 log_max_files: int = logfiles.DEFAULT_MAX_FILES) -> None:
+                 log_max_files: int = logfiles.DEFAULT_MAX_FILES,
+                 warm_sandboxes: int = 0) -> None:
         self.store = store
         # Containers never see the daemon's state: its root and run dir at least.
         hidden = tuple(dict.fromkeys(os.path.realpath(os.fspath(p))
@@ -68,6 +70,8 @@ class Kubelet:
                                hosts_peers=self._hosts_peers,
                                address_changed=self._address_changed,
                                log_max_bytes=log_max_bytes, log_max_files=log_max_files)
+        if warm_sandboxes:
+            self.ctx.warm_pool = WarmPool(warm_sandboxes, cgroups, network, Path(run_dir))
         self.workers: dict[str, PodWorker] = {}
         self._groups: dict[tuple[str, str], set[str]] = {}  # (namespace, subdomain) -> uids
         self._nursery: trio.Nursery | None = None
@@ -95,6 +99,8 @@ class Kubelet:
                     await self.restore(pods)
                     for pod in pods:
                         await self._observe(pod)
+                    if self.ctx.warm_pool is not None:  # after restore: it sweeps old ones
+                        await nursery.start(self.ctx.warm_pool.run)
                     task_status.started()
                     async for event in watch:
                         if event.type == "DELETED":
@@ -193,7 +199,10 @@ class Kubelet:
             if entry.is_dir() and entry.name not in live:
                 orphans.setdefault(entry.name, None)
         for uid, orphan in orphans.items():
-            log.info("removing leftovers of pod %s: it no longer exists", uid)
+            if is_pool_uid(uid):
+                log.info("discarding warm sandbox %s of a previous daemon", uid)
+            else:
+                log.info("removing leftovers of pod %s: it no longer exists", uid)
             await self.teardown_orphan(uid, orphan)
         for line in await self.ctx.network.sweep(live):
             log.info("%s", line)

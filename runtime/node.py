@@ -17,6 +17,7 @@ from .probes import NetnsSockets
 
 if TYPE_CHECKING:
     from .podworker import PodWorker
+    from .warmpool import WarmPool
 
     from tinykube.netns.podnet import PodNetwork
     from tinykube.store import Store
@@ -26,7 +27,8 @@ log = logging.getLogger("tinykube.runtime.podworker")
 # Test-only fault injection: TINYKUBE_CRASH_AT=<step> makes the daemon die at once (as a
 # SIGKILL would, no cleanup) right after that step of a pod's set-up, so tests can prove that
 # the next start leaves no orphan whatever the crash interrupted. Read once, at start-up.
-CRASH_STEPS = ("record", "cgroup", "sandbox", "veth", "spawn")
+# (No "record" step: a pod's record is first written with its pause, at "sandbox".)
+CRASH_STEPS = ("cgroup", "sandbox", "veth", "spawn")
 _CRASH_AT = os.environ.get("TINYKUBE_CRASH_AT") or None
 
 
@@ -56,3 +58,5 @@ class NodeContext:
     # Container log rotation by tk-shim (runtime/logfiles.py): size of a file, files kept.
     log_max_bytes: int = DEFAULT_MAX_BYTES
     log_max_files: int = DEFAULT_MAX_FILES
+    # Pre-made sandboxes handed to new pods (runtime/warmpool.py); None: every start is cold.
+    warm_pool: WarmPool | None = None

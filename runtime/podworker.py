@@ -43,6 +43,7 @@ import os
 import shutil
 import signal
 from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -52,7 +53,7 @@ import trio
 
 from . import claims, configwatch, hostsfile, layout, records, status, volumes
 from .backoff import CrashBackoff
-from .containers import ContainerKind, ContainerSupervisor, kill_unrecorded
+from .containers import ContainerKind, ContainerSupervisor
 from .containerspec import grace_seconds
 from .node import NodeContext, crash_point
 from .sandbox import (
@@ -61,7 +62,7 @@ from .sandbox import (
     SandboxOptions,
     SpawnError,
     sandbox_alive,
-    start_sandbox,
+    start_sandbox_sync,
     stop_sandbox,
     wait_pid_exit,
 )
@@ -436,19 +437,19 @@ class PodWorker:
 
     async def _set_up(self) -> None:
         self._enter(Phase.SETTING_UP)
-        if not self.resumed:  # a re-adopted pod's record is already on disk
-            records.write_record(self.ctx.run_dir, self.record)
-        crash_point("record")
-        await trio.to_thread.run_sync(self.ctx.cgroups.create_pod, self.uid)
-        crash_point("cgroup")
-        self.pod_dir.mkdir(parents=True, exist_ok=True)
-        # Volumes before the pause: its mount namespace is a copy of the host's taken when
-        # it starts, and containers enter it, so a memory-backed emptyDir's tmpfs must
-        # already be mounted then.
-        self.volume_paths = await trio.to_thread.run_sync(
-            volumes.prepare_volumes, self.pod, self.ctx.root,
-            configwatch.snapshot(self.ctx.store, self.pod))
-        self.live = await self._attach(await self._pause())
+        pool = self.ctx.warm_pool
+        with pool.setting_up() if pool is not None else nullcontext():
+            # What configMap/secret volumes read, fetched here (the store is trio's).
+            lookup = configwatch.snapshot(self.ctx.store, self.pod)
+            warm = await self._claim_warm_sandbox()
+            if warm is not None:
+                # Pod dir and volumes (no tmpfs here: see `_may_use_warm_sandbox`), one hop.
+                await trio.to_thread.run_sync(self._prepare_pod_dir, lookup)
+                self.live = warm
+            else:
+                # cgroup, pod dir, volumes, pause and its record: one hop to a worker thread.
+                self.live = await self._attach(
+                    await trio.to_thread.run_sync(self._build_sandbox, lookup))
         self.pod_ip, self.host_ip = self.live.pod_ip, self.live.host_ip
         self.start_time = self.start_time or now_iso()
         self.write_hosts()
@@ -456,22 +457,66 @@ class PodWorker:
         self.mark_dirty()
         self.ctx.address_changed(self)
 
-    async def _pause(self) -> Sandbox:
-        """The pod's pause process: re-adopted if the record names a live one, else new
-        (recorded before anything else is built on it)."""
+    def _prepare_pod_dir(self, lookup: configwatch.Lookup) -> None:
+        self.pod_dir.mkdir(parents=True, exist_ok=True)
+        self.volume_paths = volumes.prepare_volumes(self.pod, self.ctx.root, lookup)
+
+    def _build_sandbox(self, lookup: configwatch.Lookup) -> Sandbox:
+        """Blocking (worker thread): the pod cgroup, the pod dir and volumes, then the pause.
+        The record is written once, naming the pause: until then every piece is found by the
+        pod's uid alone (cgroup, pod dir, IPAM), which is what teardown and restore go by."""
+        self.ctx.cgroups.create_pod(self.uid)
+        crash_point("cgroup")
+        # Volumes before the pause: its mount namespace is a copy of the host's taken when
+        # it starts, and containers enter it, so a memory-backed emptyDir's tmpfs must
+        # already be mounted then.
+        self._prepare_pod_dir(lookup)
+        return self._pause()
+
+    def _pause(self) -> Sandbox:
+        """The pod's pause process (blocking): re-adopted if the record names a live one,
+        else new (recorded before anything else is built on it)."""
         pause = self.record.pause
         if pause and sandbox_alive(Sandbox(self.uid, pause.pid, pause.start_time)):
             return Sandbox(self.uid, pause.pid, pause.start_time)
         if pause and self.resumed:
             raise SandboxGone(f"pause process {pause.pid} exited while no daemon ran")
-        await kill_unrecorded(self.ctx.cgroups, self.uid, None,
-                              f"pod {self.namespace}/{self.name}")
-        sandbox = await start_sandbox(self.uid, self.hostname, self.ctx.cgroups,
-                                      self.sandbox_options)
+        # A crash between a spawn and its record leaves a pause no record names: it must
+        # not run beside the new one.
+        leftover = self.ctx.cgroups.pids(self.uid, None)
+        if leftover:
+            log.info("pod %s/%s: killing %s left in the pod's cgroup that no record names",
+                     self.namespace, self.name, sorted(leftover))
+            self.ctx.cgroups.kill_all(self.uid, None, signal.SIGKILL)
+        sandbox = start_sandbox_sync(self.uid, self.hostname, self.ctx.cgroups,
+                                     self.sandbox_options)
         crash_point("sandbox")
         self.record.pause = records.ProcessRecord(sandbox.pause_pid, sandbox.start_time)
         records.write_record(self.ctx.run_dir, self.record)
         return sandbox
+
+    def _may_use_warm_sandbox(self) -> bool:
+        """A pool sandbox is the default kind: own net/uts/ipc namespaces, no tmpfs volume
+        (the pause's mount namespace was copied before any such mount existed)."""
+        options = self.sandbox_options
+        return (not self.resumed and self.record.pause is None
+                and options == SandboxOptions()
+                and not volumes.has_memory_volume(self.pod))
+
+    async def _claim_warm_sandbox(self) -> LiveSandbox | None:
+        pool = self.ctx.warm_pool
+        if pool is None or not self._may_use_warm_sandbox():
+            return None
+        claimed = await pool.claim(self.uid, self.hostname, self.record)
+        if claimed is None:
+            return None
+        sandbox, attachment = claimed
+        try:
+            netns_fd = os.open(f"/proc/{sandbox.pause_pid}/ns/net", os.O_RDONLY | os.O_CLOEXEC)
+        except OSError as e:
+            raise SpawnError(f"warm sandbox of pod {self.uid}: its pause is gone: {e}") from e
+        crash_point("veth")
+        return LiveSandbox(sandbox, netns_fd, attachment.ip, attachment.gateway)
 
     async def _attach(self, pause: Sandbox) -> LiveSandbox:
         """Attach the pause's network namespace: the sandbox is whole, or this raises and

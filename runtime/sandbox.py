@@ -140,8 +140,9 @@ def _encode(ops: tuple[tuple[str, ...], ...]) -> bytes:
     return b"".join(token.encode() + b"\0" for op in ops for token in op)
 
 
-def _start_pause(uid: str, hostname: str, cgroups: CgroupDriver,
-                 options: SandboxOptions) -> Sandbox:
+def start_sandbox_sync(uid: str, hostname: str, cgroups: CgroupDriver,
+                       options: SandboxOptions = SandboxOptions()) -> Sandbox:
+    """`start_sandbox` for callers already on a worker thread (blocking)."""
     argv = pause_command()
     setup, join_fds = cgroups.join_args(uid)
     flags = 0
@@ -181,7 +182,7 @@ async def start_sandbox(uid: str, hostname: str, cgroups: CgroupDriver,
     """Start the pause process in new net+uts+ipc+mount namespaces (fewer with hostNetwork /
     hostIPC; a PID namespace of its own with shareProcessNamespace), in the pod cgroup
     (which the caller created: the pod worker records each step before the next)."""
-    return await trio.to_thread.run_sync(_start_pause, uid, hostname, cgroups, options)
+    return await trio.to_thread.run_sync(start_sandbox_sync, uid, hostname, cgroups, options)
 
 
 def sandbox_alive(sandbox: Sandbox) -> bool:

@@ -321,6 +321,19 @@ def working_dir(cwd: str | None, mounts: list[BindMount], scratch: Path,
     return BindMount(scratch, target)
 
 
+def has_memory_volume(pod: dict[str, Any]) -> bool:
+    """Whether the pod has a volume on a tmpfs mounted before its pause: a memory-backed
+    emptyDir, a secret, downwardAPI or projected volume."""
+    for volume in (pod.get("spec") or {}).get("volumes") or []:
+        source = volume.get("emptyDir")
+        if isinstance(source, dict) and source.get("medium") == "Memory":
+            return True
+        if any(volume.get(s) is not None for s in PROJECTED_SOURCES) and \
+                projection.memory_backed(volume):
+            return True
+    return False
+
+
 def size_limits(pod: dict[str, Any]) -> dict[str, int]:
     """{volume name: sizeLimit bytes} of the pod's disk-backed emptyDirs that have one (a
     memory-backed one is held to its size by its tmpfs)."""

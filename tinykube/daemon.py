@@ -52,6 +52,7 @@ class DaemonConfig:
     cluster_dns: bool = True  # a DNS server on the bridge's gateway address, port 53
     dns_upstream: str = "host"  # names outside the cluster: host | none | IP[:PORT]
     store: StoreLocation | None = None  # None: the embedded SQLite store under root
+    warm_sandboxes: int = 3  # pre-made pod sandboxes (runtime/warmpool.py); 0: none
 
     @property
     def socket_path(self) -> Path:
@@ -106,7 +107,8 @@ async def _run_on(store: Store, location: StoreLocation, config: DaemonConfig,
                       hidden_paths=hidden,
                       cluster_dns=network.gateway if config.cluster_dns else None,
                       log_max_bytes=config.container_log_max_bytes,
-                      log_max_files=config.container_log_max_files)
+                      log_max_files=config.container_log_max_files,
+                      warm_sandboxes=config.warm_sandboxes)
     api = ApiServer(store, kubelet, ServiceAllocator(store, config.service_cidr))
     write_pid_file(config.run_dir)
     try:

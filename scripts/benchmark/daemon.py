@@ -35,13 +35,15 @@ SERVICE_CIDR = f"10.235.{4 * INSTANCE}.0/22"
 
 
 class BenchDaemon:
-    def __init__(self, base: Path | None = None, *, profile_file: Path | None = None) -> None:
+    def __init__(self, base: Path | None = None, *, profile_file: Path | None = None,
+                 warm_sandboxes: int | None = None) -> None:
         self.base = Path(base or tempfile.mkdtemp(prefix="tkbench-"))
         self.root = self.base / "root"
         self.run_dir = self.base / "run"
         self.socket = self.run_dir / "tinykube.sock"
         self.log_path = self.base / "daemon.log"
         self.profile_file = profile_file
+        self.warm_sandboxes = warm_sandboxes  # None: the daemon's default pool
         self.process: subprocess.Popen[bytes] | None = None
         self.client = Client(self.socket, timeout=120)
         self.started_at = 0.0  # time.monotonic() when the process was spawned
@@ -56,7 +58,9 @@ class BenchDaemon:
         else:
             entry = ["-m", "tinykube.cli.main"]
         return [sys.executable, *entry, "--socket", str(self.socket), "daemon",
-                *self.host_args(), "--service-cidr", SERVICE_CIDR, "--dns-upstream", "none"]
+                *self.host_args(), "--service-cidr", SERVICE_CIDR, "--dns-upstream", "none",
+                *([] if self.warm_sandboxes is None
+                  else ["--warm-sandboxes", str(self.warm_sandboxes)])]
 
     @property
     def pid(self) -> int:

@@ -1,5 +1,10 @@
 """Pod start: from sending a Pod to the API to the watch showing every container running.
 
+Cold and warm starts are measured apart, never blended: the cold samples on a daemon with
+`--warm-sandboxes 0` (every pod builds its sandbox), the warm ones on a daemon with its
+default pool, each sample taken once the pool is full again and checked afterwards to have
+got a pool sandbox (its pause ran in a pool member's cgroup before the pod was created).
+
 Samples are interleaved (tinykube, floor, Podman, tinykube, ...) so drifting background load
 hits all three alike and the ratios compare like with like. Each pod is deleted, and gone,
 before the next starts, so every sample is a pod starting alone. One warm-up of each is
@@ -10,7 +15,7 @@ from __future__ import annotations
 
 import time
 
-from . import floor, manifests, peer
+from . import floor, manifests, peer, pool
 from .context import Context
 from .report import Section, Target
 from .stats import Summary, ratio, scaled
@@ -54,7 +59,7 @@ def run(ctx: Context) -> Section:
     why_no_podman = peer.missing() if ctx.podman else "skipped (--quick or --no-podman)"
     podman = peer.Podman() if why_no_podman is None else None
     one, call, delete, two, floors, peers = [], [], [], [], [], []
-    d = ctx.daemon()
+    d = ctx.daemon(warm_sandboxes=0)
     try:
         with Watcher(d.socket, "Pod", label_selector=f"{LABEL}=1") as watch:
             start_one(d, watch, "warm-up")
@@ -83,9 +88,10 @@ def run(ctx: Context) -> Section:
         d.purge()
         if podman:
             podman.close()
+    warm, warm_floors, served = warm_starts(ctx)
 
     ms = 1000.0
-    t_one = section.add("tinykube: 1-container pod, create → running",
+    t_one = section.add("tinykube cold (no warm sandbox): 1-container pod, create → running",
                         Summary.of(scaled(one, ms), "ms"), Target(18.0))
     section.add("  of which the API create call", Summary.of(scaled(call, ms), "ms"))
     section.add("tinykube: 2 containers + emptyDir, create → running",
@@ -96,15 +102,26 @@ def run(ctx: Context) -> Section:
                           Summary.of(scaled(floors, ms), "ms"))
     floor_ratio = ratio(t_one.summary, t_floor.summary)
     if floor_ratio is not None:
-        section.value("tinykube / floor (medians)", floor_ratio, "x", Target(3.0))
+        section.value("tinykube cold / floor (medians)", floor_ratio, "x", Target(3.0))
     section.value(f"tinykube: {BATCH} pods created back to back → all running", batch, "s")
+    t_warm = section.add("tinykube warm (a pool sandbox): 1-container pod, create → running",
+                         Summary.of(scaled(warm, ms), "ms"), Target(10.0))
+    t_warm_floor = section.add("floor, measured between the warm samples",
+                               Summary.of(scaled(warm_floors, ms), "ms"))
+    warm_ratio = ratio(t_warm.summary, t_warm_floor.summary)
+    if warm_ratio is not None:
+        section.value("tinykube warm / floor (medians)", warm_ratio, "x")
+    section.value("warm samples that got a pool sandbox", served, "of " + str(len(warm)))
     if podman:
         t_peer = section.add("podman: pod create + run --rootfs (network none)",
                              Summary.of(scaled(peers, ms), "ms"))
         speedup = ratio(t_peer.summary, t_one.summary)
         if speedup is not None:
-            section.value("podman / tinykube (medians)", speedup, "x",
+            section.value("podman / tinykube cold (medians)", speedup, "x",
                           Target(10.0, at_most=False))
+        warm_speedup = ratio(t_peer.summary, t_warm.summary)
+        if warm_speedup is not None:
+            section.value("podman / tinykube warm (medians)", warm_speedup, "x")
         assert peer_batch is not None
         section.value(f"podman: {BATCH} pods, one after another", peer_batch, "s")
         section.value(f"podman / tinykube, {BATCH} pods", peer_batch / batch, "x")
@@ -112,7 +129,36 @@ def run(ctx: Context) -> Section:
                              "here); tinykube's pods have a veth and an address on a bridge.")
     else:
         section.notes.append(f"no Podman column: {why_no_podman}")
-    ctx.raw["pod_start"] = {"one_s": one, "api_call_s": call, "delete_s": delete,
+    ctx.raw["pod_start"] = {"warm_s": warm, "warm_floor_s": warm_floors,
+                            "warm_served": served, "one_s": one, "api_call_s": call,
+                            "delete_s": delete,
                             "two_s": two, "floor_s": floors, "podman_s": peers,
                             "batch_s": batch, "podman_batch_s": peer_batch}
     return section
+
+
+def warm_starts(ctx: Context) -> tuple[list[float], list[float], int]:
+    """(warm create → running samples, floor samples between them, how many samples got a
+    pool sandbox) on a daemon with its default pool."""
+    samples, floors, served = [], [], 0
+    d = ctx.daemon()
+    try:
+        with Watcher(d.socket, "Pod", label_selector=f"{LABEL}=1") as watch:
+            pool.wait_full(d)
+            start_one(d, watch, "warm-up")
+            for i in range(ctx.repeat):
+                before = pool.wait_full(d)
+                name = f"warm-{i}"
+                up = watch.expect(lambda pods, n=name: running(pods.get(n)), f"pod {name} running")
+                start = time.monotonic()
+                uid = d.client.create(manifests.pod(name, {LABEL: "1"}))["metadata"]["uid"]
+                samples.append(up.wait(60) - start)
+                served += pool.pause_of(d, uid) in before
+                gone = watch.expect(lambda pods, n=name: n not in pods, f"pod {name} gone")
+                d.client.delete("Pod", name)
+                gone.wait(60)
+                floors.append(floor.floor_once(i))
+            ctx.pod_uids |= watch.uids
+    finally:
+        d.purge()
+    return samples, floors, served

@@ -86,6 +86,7 @@ def install() -> None:
     import tinykube.runtime.records
     import tinykube.runtime.spawn
     import tinykube.runtime.volumes
+    import tinykube.runtime.warmpool
     import tinykube.store
 
     def obj_uid(*a: Any, **k: Any) -> str:
@@ -101,9 +102,12 @@ def install() -> None:
            timed("kubelet observe", lambda *a, **k: a[1]["metadata"]["uid"]))
     _patch(tinykube.runtime.records, "write_record",
            timed("record write", lambda *a, **k: a[1].uid))
-    _patch(tinykube.runtime.podworker, "start_sandbox",
+    _patch(tinykube.runtime.podworker, "start_sandbox_sync",
            timed("sandbox (pause)", lambda *a, **k: a[0]))
-    _patch(tinykube.runtime.podworker, "start_sandbox", _remember("sandbox", lambda *a, **k: a[0]))
+    _patch(tinykube.runtime.podworker, "start_sandbox_sync",
+           _remember("sandbox", lambda *a, **k: a[0]))
+    _patch(tinykube.runtime.warmpool.WarmPool, "claim",
+           timed("warm sandbox claim", lambda *a, **k: a[1]))
     _patch(tinykube.netns.podnet.PodNetwork, "attach", timed("netns attach", lambda *a, **k: a[1]))
     _patch(tinykube.netns.ipam.Ipam, "allocate", timed("  ipam allocate", lambda *a, **k: a[1]))
     _patch(tinykube.netns.links, "create_pod_veth",
@@ -164,6 +168,13 @@ def _uid_in(text: str) -> str | None:
 def _remember(step: str, uid_of: Callable[..., str]) -> Callable[..., Any]:
     """For helpers called without the pod's uid: note which pod the enclosing step is for."""
     def wrap(fn: Callable[..., Any]) -> Callable[..., Any]:
+        if not inspect.iscoroutinefunction(fn):
+            @functools.wraps(fn)
+            def sync_wrapper(*args: Any, **kwargs: Any) -> Any:
+                _current_attach[step] = uid_of(*args, **kwargs)
+                return fn(*args, **kwargs)
+            return sync_wrapper
+
         @functools.wraps(fn)
         async def wrapper(*args: Any, **kwargs: Any) -> Any:
             _current_attach[step] = uid_of(*args, **kwargs)

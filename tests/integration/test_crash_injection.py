@@ -1,7 +1,7 @@
 """A crash between any two steps of pod creation leaves nothing behind after the next start.
 
 `TINYKUBE_CRASH_AT=<step>` (read by runtime.node at start-up) makes the daemon `_exit`
-right after that step of a pod's set-up: record written, cgroup created, sandbox started
+right after that step of a pod's set-up: cgroup created, sandbox started
 (before the pause is recorded), veth attached, container spawned (before the process is
 recorded). One pod is stored before the daemon starts, so its worker starts at start-up and
 the daemon dies before it even serves. Then either
@@ -29,6 +29,7 @@ from tinykube.model.manifests import load_manifests
 from tinykube.runtime.cgroups import detect
 from tinykube.runtime.node import CRASH_STEPS
 from tinykube.runtime.syscalls import proc_start_time
+from tinykube.runtime.warmpool import is_pool_uid
 from tinykube.store import Store
 
 pytestmark = pytest.mark.root
@@ -111,10 +112,12 @@ def processes_in_cgroup_of(uid: str) -> list[int]:
 
 
 def allocations(root: Path) -> dict[str, str]:
+    """Pods' addresses (not warm sandboxes', runtime/warmpool.py)."""
     try:
-        return json.loads((root / "network" / "ipam.json").read_text())["allocations"]
+        found = json.loads((root / "network" / "ipam.json").read_text())["allocations"]
     except FileNotFoundError:  # nothing was ever allocated
         return {}
+    return {uid: ip for uid, ip in found.items() if not is_pool_uid(uid)}
 
 
 def links() -> str:

@@ -58,7 +58,21 @@ def register(commands: argparse._SubParsersAction) -> None:
                    help="where cluster DNS sends names outside cluster.local (default: the "
                         "host's first nameserver; none: refuse them)")
     add_store_arguments(p)
+    p.add_argument("--warm-sandboxes", type=_warm_sandboxes, default=3, metavar="N",
+                   help="pod sandboxes kept ready (pause, netns with veth and address, "
+                        "cgroup) and handed to new pods for a faster start; refilled in the "
+                        "background when no pod is starting; 0: none (default 3)")
     p.set_defaults(handler=daemon)
+
+
+def _warm_sandboxes(text: str) -> int:
+    try:
+        count = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: must be a whole number") from None
+    if not 0 <= count <= 64:  # each holds an address and a process: a few are enough
+        raise argparse.ArgumentTypeError(f"{text!r}: must be between 0 and 64")
+    return count
 
 
 def _log_size(text: str) -> int:
@@ -116,4 +130,5 @@ def daemon(args: argparse.Namespace, client: Client) -> int:
                              service_cidr=args.service_cidr, service_proxy=args.service_proxy,
                              cluster_dns=args.cluster_dns, dns_upstream=args.dns_upstream,
                              container_log_max_bytes=args.container_log_max_size,
-                             container_log_max_files=args.container_log_max_files))
+                             container_log_max_files=args.container_log_max_files,
+                             warm_sandboxes=args.warm_sandboxes))
