@@ -214,7 +214,7 @@ class CgroupBackend:
     def join_args(self, uid: str, name: str | None = None) -> tuple[list[str], list[int]]:
         """tk-shim arguments that put the spawned process into the pod's (name=None) or a
         container's cgroup, and the fds they name (the caller passes them down, then closes
-        them). v1: ``-c FD`` per hierarchy, the shim writes its pid to each cgroup.procs."""
+        them). v1: ``-c FD`` per hierarchy, the shim writes 0 to each JOIN_FILE."""
         fds = self.join_fds(uid, name)
         return [arg for fd in fds for arg in ("-c", str(fd))], fds
 
