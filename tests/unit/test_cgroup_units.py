@@ -264,13 +264,14 @@ def test_v1_join_fds_one_per_hierarchy_pod_level_for_pause(hybrid):
     root, files = hybrid
     driver = detect(**files)
     driver.create_pod("u1")
+    # v1 joins through `tasks` (no threadgroup rwsem; see CgroupV1.JOIN_FILE).
     for c in ("memory/process_api/abc", "cpu", "cpuacct", "pids"):
-        write(f"{root}/{c}/tinykube/pod-u1/cgroup.procs", "")
+        write(f"{root}/{c}/tinykube/pod-u1/tasks", "")
     fds = driver.join_fds("u1")
     try:
         assert len(fds) == 4
         assert {os.readlink(f"/proc/self/fd/{fd}") for fd in fds} == {
-            f"{root}/{c}/tinykube/pod-u1/cgroup.procs"
+            f"{root}/{c}/tinykube/pod-u1/tasks"
             for c in ("memory/process_api/abc", "cpu", "cpuacct", "pids")}
     finally:
         for fd in fds:
@@ -390,7 +391,7 @@ def test_v1_join_args_one_dash_c_per_hierarchy(hybrid):
     driver = detect(**hybrid[1])
     driver.create_container("u1", "app", Limits())
     for path in driver.dirs("u1", "app"):
-        write(f"{path}/cgroup.procs", "")
+        write(f"{path}/tasks", "")
     args, fds = driver.join_args("u1", "app")
     try:
         assert args == [a for fd in fds for a in ("-c", str(fd))] and len(fds) >= 3
