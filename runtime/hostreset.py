@@ -19,6 +19,7 @@ from . import layout
 from .cgroups import detect_pinned
 from .records import list_records
 from .syscalls import MNT_DETACH, proc_start_time, process_alive, umount2
+from .warmpool import is_pool_uid
 
 log = logging.getLogger("tinykube.reset")
 
@@ -86,8 +87,11 @@ async def reset_host(root: Path, run_dir: Path, bridge: str, cidr: str,
     cgroups = detect_pinned(run_dir, cgroup_parent, subtree=cgroup_subtree)
     uids = cgroups.pod_uids()
     cgroups.remove_all()
-    if uids:
-        done.append(f"stopped {len(uids)} pods and removed their cgroups")
+    pool = {uid for uid in uids if is_pool_uid(uid)}
+    if uids - pool:
+        done.append(f"stopped {len(uids - pool)} pods and removed their cgroups")
+    if pool:
+        done.append(f"removed {len(pool)} warm sandboxes")
     network = PodNetwork(layout.network_dir(root), bridge=bridge, cidr=cidr)
     try:
         await network.teardown()

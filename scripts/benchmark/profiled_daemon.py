@@ -108,6 +108,11 @@ def install() -> None:
            _remember("sandbox", lambda *a, **k: a[0]))
     _patch(tinykube.runtime.warmpool.WarmPool, "claim",
            timed("warm sandbox claim", lambda *a, **k: a[1]))
+    _patch(tinykube.netns.ipam.Ipam, "rename", timed("  ipam rename", lambda *a, **k: a[2]))
+    _patch(tinykube.runtime.warmpool, "set_hostname",
+           timed("  hostname (setns uts)", lambda *a, **k: _current_attach.get("claim")))
+    _patch(tinykube.runtime.warmpool.WarmPool, "claim",
+           _remember("claim", lambda *a, **k: a[1]))
     _patch(tinykube.netns.podnet.PodNetwork, "attach", timed("netns attach", lambda *a, **k: a[1]))
     _patch(tinykube.netns.ipam.Ipam, "allocate", timed("  ipam allocate", lambda *a, **k: a[1]))
     _patch(tinykube.netns.links, "create_pod_veth",
@@ -143,6 +148,7 @@ def install() -> None:
         driver.create_pod = timed("cgroup pod", lambda *a, **k: a[0])(driver.create_pod)
         driver.create_container = timed("cgroup container",
                                         lambda *a, **k: a[0])(driver.create_container)
+        driver.rename_pod = timed("  cgroup rename", lambda *a, **k: a[1])(driver.rename_pod)
         return driver
     tinykube.runtime.cgroups.detect = timed_detect
 
