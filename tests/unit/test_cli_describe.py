@@ -276,3 +276,15 @@ def test_tab_writer_aligns_runs_of_lines_with_the_column():
     w.write(0, "a:\t1\nlonger:\t2\nbreak\nb:\t3\n")
     assert w.text() == "a:       1\nlonger:  2\nbreak\nb:  3\n"
     assert os.environ["TZ"] == "UTC"
+
+
+@pytest.mark.parametrize("seconds,shown", [
+    (-5, "<invalid>"), (-0.5, "0s"), (5, "5s"), (119, "119s"), (192, "3m12s"), (600, "10m"),
+    (179 * 60, "179m"), (3 * 3600 + 15 * 60, "3h15m"), (5 * 3600, "5h"), (20 * 3600, "20h"),
+    (54 * 3600, "2d6h"), (72 * 3600, "3d"), (45 * 86400, "45d"), (760 * 86400, "2y30d"),
+    (3000 * 86400, "8y"),
+])
+def test_ages_are_kubectls_human_durations(seconds, shown):
+    from tinykube.cli.printing import human_duration
+
+    assert human_duration(seconds) == shown

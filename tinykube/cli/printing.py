@@ -14,14 +14,22 @@ from tinykube.model.meta import parse_time
 
 
 def age(timestamp: str | None, now: datetime | None = None) -> str:
-    """kubectl's short human duration: 5s, 3m12s, 4h, 2d."""
+    """kubectl's human duration (apimachinery's duration.HumanDuration): 5s, 3m12s, 42m,
+    3h15m, 20h, 2d6h, 45d, 2y30d."""
     if not timestamp:
         return "<unknown>"
     then = parse_time(timestamp)
     if then is None:
         return "<unknown>"
-    seconds = int((now or datetime.now(UTC)).timestamp() - then)
-    seconds = max(seconds, 0)
+    return human_duration((now or datetime.now(UTC)).timestamp() - then)
+
+
+def human_duration(seconds_elapsed: float) -> str:
+    seconds = int(seconds_elapsed)
+    if seconds < -1:
+        return "<invalid>"
+    if seconds < 0:
+        return "0s"
     if seconds < 120:
         return f"{seconds}s"
     minutes = seconds // 60
@@ -30,9 +38,18 @@ def age(timestamp: str | None, now: datetime | None = None) -> str:
     if minutes < 180:
         return f"{minutes}m"
     hours = minutes // 60
+    if hours < 8:
+        return f"{hours}h{minutes % 60}m" if minutes % 60 else f"{hours}h"
     if hours < 48:
         return f"{hours}h"
-    return f"{hours // 24}d"
+    if hours < 24 * 8:
+        return f"{hours // 24}d{hours % 24}h" if hours % 24 else f"{hours // 24}d"
+    if hours < 24 * 365 * 2:
+        return f"{hours // 24}d"
+    if hours < 24 * 365 * 8:
+        days = (hours // 24) % 365
+        return f"{hours // 24 // 365}y{days}d" if days else f"{hours // 24 // 365}y"
+    return f"{hours // 24 // 365}y"
 
 
 def table(headers: list[str], rows: Iterable[list[str]]) -> str:
