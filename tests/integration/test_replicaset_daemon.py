@@ -411,3 +411,32 @@ def test_adopt_release_orphan_and_cascades(daemon: Daemon) -> None:
     # The released pod was never touched by any of it.
     assert running(daemon.pod("stray")) and alive(stray_pause)
     assert not owner_refs(daemon.pod("stray"))
+
+
+def test_finished_orphans_are_neither_adopted_nor_deleted(daemon: Daemon) -> None:
+    """Kubernetes filters inactive pods out before claiming: an ownerless Succeeded or Failed
+    pod that matches the selector is left alone by a ReplicaSet and an RC (not adopted, not
+    deleted, not counted)."""
+    for name, code in (("done", 0), ("crashed", 1)):
+        daemon.apply(json.dumps({
+            "apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": name, "labels": {"app": "finished"}},
+            "spec": {"restartPolicy": "Never",
+                     "containers": [{"name": "c", "command": ["sh", "-c", f"exit {code}"]}]}}))
+    for name, phase in (("done", "Succeeded"), ("crashed", "Failed")):
+        daemon.wait_pod(name, lambda p, phase=phase: p["status"].get("phase") == phase,
+                        what=f"{name} {phase}")
+    daemon.apply(replicaset("rs", 1, {"matchLabels": {"app": "finished"}}, {"app": "finished"}))
+    daemon.apply(replication_controller("rc", 1, {"app": "finished"}, {"app": "finished"}))
+    wait_for(lambda: len(pods(daemon)) == 4, what="one new pod for each controller")
+    for owner in ("rs", "rc"):
+        kind = "ReplicaSet" if owner == "rs" else "ReplicationController"
+        wait_for(lambda kind=kind, owner=owner:
+                 (daemon.client.get(kind, owner).get("status") or {}).get("replicas") == 1,
+                 what=f"{owner} status")
+    # Each controller has reconciled with the finished pods present (they came first): an
+    # adoption, and the deletion of adopted finished pods, would have happened by now.
+    for name in ("done", "crashed"):
+        finished = daemon.pod(name)
+        assert not finished["metadata"].get("ownerReferences"), finished["metadata"]
+        assert not finished["metadata"].get("deletionTimestamp")
