@@ -59,6 +59,9 @@ class BenchDaemon:
             entry = ["-m", "tinykube.cli.main"]
         return [sys.executable, *entry, "--socket", str(self.socket), "daemon",
                 *self.host_args(), "--service-cidr", SERVICE_CIDR, "--dns-upstream", "none",
+                # the unix socket only: a second daemon on the machine (a user's, another
+                # benchmark's) holds 127.0.0.1:6443
+                "--listen", "none",
                 *([] if self.warm_sandboxes is None
                   else ["--warm-sandboxes", str(self.warm_sandboxes)])]
 
