@@ -11,7 +11,9 @@ import pytest
 import trio
 
 from tinykube.model.errors import AlreadyExists, Conflict, Gone
-from tinykube.store.location import StoreLocation, open_store
+from tinykube.store.etcdclient import StoreUnavailable
+from tinykube.store.location import EtcdTLS, StoreLocation, open_store
+from tinykube.testing.etcd import make_tls, running_etcd
 
 
 def rs(name="web", replicas=1):
@@ -168,3 +170,21 @@ async def test_values_that_cannot_be_served_are_skipped_and_keep_their_name(etcd
         await store.wait_for_resource_version(store.resource_version + 1, 10)
         assert not store.unloadable
         await store.create(pod)
+
+
+async def test_tls_with_client_certificates(tmp_path):
+    """--etcd-cafile/--etcd-certfile/--etcd-keyfile: the store speaks HTTPS to an etcd that
+    requires client certificates; without the client certificate etcd refuses it."""
+    certs = make_tls(tmp_path / "pki")
+    with running_etcd(tmp_path / "etcd", tls=certs) as etcd:
+        tls = EtcdTLS(str(certs.ca), str(certs.client_cert), str(certs.client_key))
+        async with open_store(StoreLocation(etcd_endpoints=(etcd.endpoint,),
+                                            etcd_tls=tls)) as store:
+            made = await store.create(rs())
+        stored = etcd.call("/v3/kv/range", {"key": b64("/registry/ReplicaSet/default/web")})
+        assert stored["kvs"][0]["mod_revision"] == made["metadata"]["resourceVersion"]
+        no_client_cert = EtcdTLS(cafile=str(certs.ca))
+        with pytest.raises(StoreUnavailable, match="etcd is unavailable"):
+            async with open_store(StoreLocation(etcd_endpoints=(etcd.endpoint,),
+                                                etcd_tls=no_client_cert)):
+                pass
