@@ -300,9 +300,12 @@ class GarbageCollector:
         namespace = obj["metadata"].get("namespace") or "default"
         found = []
         for ref in _refs(obj):
-            if find(str(ref.get("kind", ""))) is None:
+            info = find(str(ref.get("kind", "")))
+            if info is None:
                 continue
-            owner = self.store.try_get(ref["kind"], namespace, ref.get("name", ""))
+            # A cluster-scoped owner (a Node owning its Lease) sits under the store's `default`.
+            where = namespace if info.namespaced else "default"
+            owner = self.store.try_get(ref["kind"], where, ref.get("name", ""))
             if owner is not None and owner["metadata"]["uid"] == ref.get("uid"):
                 found.append(owner)
         return found
@@ -395,7 +398,9 @@ class GarbageCollector:
 
     def _scan_dependents(self, owner: Obj) -> list[Obj]:
         uid = owner["metadata"]["uid"]
-        namespace = owner["metadata"].get("namespace") or "default"
+        info = find(owner["kind"])
+        namespace = (owner["metadata"].get("namespace") or "default"
+                     if info is None or info.namespaced else None)  # cluster-scoped: all
         return [obj for kind in GC_KINDS for obj in self.store.list(kind, namespace)
                 if any(r.get("uid") == uid for r in _refs(obj))]
 

@@ -58,8 +58,13 @@ class Kubelet:
                  cluster_dns: str | None = None,
                  log_max_bytes: int = logfiles.DEFAULT_MAX_BYTES,
                  log_max_files: int = logfiles.DEFAULT_MAX_FILES,
-                 warm_sandboxes: int = 0) -> None:
+                 warm_sandboxes: int = 0,
+                 node_name: str | None = None, run_unbound: bool = True) -> None:
         self.store = store
+        # Which pods are this node's: bound to it (spec.nodeName), and in the all-in-one
+        # daemon also those no scheduler bound (the one node runs them without waiting).
+        self.node_name = node_name
+        self.run_unbound = run_unbound
         # Containers never see the daemon's state: its root and run dir at least.
         hidden = tuple(dict.fromkeys(os.path.realpath(os.fspath(p))
                                      for p in (str(root), str(run_dir), *hidden_paths)))
@@ -122,6 +127,8 @@ class Kubelet:
             return
         if meta["uid"] in self._finished:
             return  # torn down and removed; a finalizer keeps the object: nothing to run
+        if not self.is_mine(pod):
+            return
         # A late event for a pod whose worker already removed it must not start a new one.
         current = self.store.try_get("Pod", meta.get("namespace") or "default", meta["name"])
         if current is None or current["metadata"]["uid"] != meta["uid"]:
@@ -134,6 +141,12 @@ class Kubelet:
             self._groups.setdefault((worker.namespace, worker.subdomain), set()).add(worker.uid)
         assert self._nursery is not None
         await self._nursery.start(self._run_worker, worker)
+
+    def is_mine(self, pod: dict[str, Any]) -> bool:
+        bound_to = (pod.get("spec") or {}).get("nodeName")
+        if not bound_to:
+            return self.run_unbound
+        return self.node_name is None or bound_to == self.node_name
 
     async def _run_worker(self, worker: PodWorker, *,
                           task_status: Any = trio.TASK_STATUS_IGNORED) -> None:

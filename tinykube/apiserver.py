@@ -30,6 +30,7 @@ import trio
 
 from tinykube import labels
 from tinykube.api import (
+    binding,
     bodies,
     dryrun,
     execws,
@@ -216,6 +217,7 @@ class ApiServer:
             ("PATCH", "scale", True): self.patch_scale,
             ("GET", "log", True): self.logs,
             ("POST", "exec", True): self.exec,
+            ("POST", "binding", True): self.bind,
         }
         handler = table.get((method, route.subresource, route.name is not None))
         if handler is None:
@@ -223,7 +225,7 @@ class ApiServer:
                            reason="MethodNotAllowed")
         if route.subresource == "scale" and not route.info.scalable:
             raise NotFound(f"{route.info.plural} have no scale subresource")
-        if route.subresource in ("log", "exec") and route.info.kind != "Pod":
+        if route.subresource in ("log", "exec", "binding") and route.info.kind != "Pod":
             raise NotFound(f"{route.info.plural} have no {route.subresource} subresource")
         return handler
 
@@ -487,6 +489,14 @@ class ApiServer:
                 new["metadata"][field_name] = meta[field_name]
         return await self.store.update_status(new, durable=True)
 
+    async def bind(self, route: Route, request: Request) -> tuple[int, dict]:
+        """`pods/binding`: set spec.nodeName once (tinykube/api/binding.py)."""
+        pod = self.store.get("Pod", _ns(route), route.name or "")
+        new = binding.bound(pod, request.json())
+        await self.store.update(new, durable=True)
+        return 201, {"kind": "Status", "apiVersion": "v1", "metadata": {},
+                     "status": "Success", "code": 201}
+
     async def delete(self, route: Route, request: Request) -> tuple[int, dict]:
         options = request.json() if request.body else {}
         if not isinstance(options, dict):
@@ -504,8 +514,11 @@ class ApiServer:
                 raise BadRequest(f"gracePeriodSeconds: invalid value {grace_text!r}") from None
             if grace < 0:
                 raise BadRequest("gracePeriodSeconds: must be greater than or equal to 0")
+        preconditions = options.get("preconditions") or {}
+        uid = preconditions.get("uid") if isinstance(preconditions, dict) else None
         obj = await self.store.delete(route.info.kind, _ns(route), route.name or "",
-                                      grace_period=grace, propagation=propagation, durable=True)
+                                      grace_period=grace, propagation=propagation,
+                                      uid=uid or None, durable=True)
         return 200, obj
 
     async def delete_collection(self, route: Route, request: Request) -> tuple[int, dict]:
@@ -700,9 +713,9 @@ def _route(path: str) -> Route:
         raise NotFound(f"the server doesn't have a resource type \"{rest[0]}\"") from None
     name = rest[1] if len(rest) > 1 else None
     subresource = rest[2] if len(rest) > 2 else None
-    if subresource not in (None, "status", "scale", "log", "exec"):
+    if subresource not in (None, "status", "scale", "log", "exec", "binding"):
         raise NotFound(f"the server could not find the requested resource ({path})")
-    if name is not None and namespace is None:
+    if name is not None and namespace is None and info.namespaced:
         raise NotFound(f"the server could not find the requested resource ({path})")
     return Route(info, namespace, name, subresource)
 

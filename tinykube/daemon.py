@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import signal
+import socket
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -53,6 +55,7 @@ class DaemonConfig:
     dns_upstream: str = "host"  # names outside the cluster: host | none | IP[:PORT]
     store: StoreLocation | None = None  # None: the embedded SQLite store under root
     warm_sandboxes: int = 3  # pre-made pod sandboxes (runtime/warmpool.py); 0: none
+    node_name: str = ""  # this node's Node object ("": from the host name)
 
     @property
     def socket_path(self) -> Path:
@@ -103,8 +106,9 @@ async def _run_on(store: Store, location: StoreLocation, config: DaemonConfig,
     # Hidden from containers besides this daemon's root and run dir: its socket, and the
     # default locations (where another daemon on this host keeps its state).
     hidden = (str(config.socket_path), str(DEFAULT_ROOT), str(DEFAULT_RUN_DIR))
+    node_name = config.node_name or default_node_name()
     kubelet = Kubelet(store, config.root, config.run_dir, network, cgroups,
-                      hidden_paths=hidden,
+                      hidden_paths=hidden, node_name=node_name,
                       cluster_dns=network.gateway if config.cluster_dns else None,
                       log_max_bytes=config.container_log_max_bytes,
                       log_max_files=config.container_log_max_files,
@@ -123,6 +127,7 @@ async def _run_on(store: Store, location: StoreLocation, config: DaemonConfig,
             if config.listen is not None and pki is not None:
                 await nursery.start(serve_tls, api, config.listen, pki)
             await nursery.start(kubelet.run)
+            await nursery.start(_heartbeat(store, node_name, network, config).run)
             await nursery.start(run_all, store)
             await _start_services(nursery, config, store, network, dns_sockets)
             log.info("tinykube is serving on %s%s (root %s, store %s)", config.socket_path,
@@ -133,6 +138,23 @@ async def _run_on(store: Store, location: StoreLocation, config: DaemonConfig,
         remove_pid_file(config.run_dir)
         network.close()
         log.info("tinykube stopped; pods keep running until the next start re-adopts them")
+
+
+def default_node_name() -> str:
+    """The host name, made a valid Node name (lower case, DNS-1123 characters)."""
+    name = re.sub(r"[^a-z0-9.-]+", "-", socket.gethostname().lower()).strip("-.")
+    return name or "localhost"
+
+
+def _heartbeat(store: Store, node_name: str, network: PodNetwork, config: DaemonConfig):
+    from tinykube.cluster.heartbeat import Heartbeat
+    from tinykube.cluster.nodeobjects import CONTROL_PLANE_ROLE, NodeFacts, host_capacity
+    from tinykube.cluster.objects import StoreObjects
+
+    cpu, memory = host_capacity()
+    facts = NodeFacts(node_name, address=network.gateway, pod_cidr=config.cidr,
+                      cpu_millis=cpu, memory_bytes=memory, labels={CONTROL_PLANE_ROLE: ""})
+    return Heartbeat(StoreObjects(store), facts)
 
 
 async def _start_services(nursery: trio.Nursery, config: DaemonConfig, store: Store,

@@ -64,6 +64,10 @@ TABLE = [
         r"NAME\s+SHORTNAMES\s+APIVERSION\s+NAMESPACED\s+KIND",
         r"^pods\s+po\s+v1\s+true\s+Pod$", r"^deployments\s+deploy\s+apps/v1\s+true\s+Deployment$",
         r"^statefulsets\s+sts\s+apps/v1\s+true\s+StatefulSet$"]),
+    (["get", "nodes"], None, [
+        r"^NAME\s+STATUS\s+ROLES\s+AGE\s+VERSION\n\S+\s+Ready\s+control-plane\s+\S+\s+v1\."]),
+    (["get", "leases", "-n", "kube-node-lease", "-o", "yaml"], None, [
+        r"\n    holderIdentity: \S+\n", r"\n    renewTime: \"?\d{4}-\S+\.\d{6}Z"]),
     (["apply", "-f", "-"], DEPLOYMENT, [r"^deployment\.apps/web created$"]),
     (["rollout", "status", "deployment/web", "--timeout=90s"], None,
      [r'deployment "web" successfully rolled out']),

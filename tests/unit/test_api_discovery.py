@@ -28,7 +28,8 @@ async def test_version_and_legacy_discovery(api):
     _, _, versions = await call(get, socket, "/api/")
     assert versions["kind"] == "APIVersions" and versions["versions"] == ["v1"]
     _, _, groups = await call(get, socket, "/apis")
-    assert [g["name"] for g in groups["groups"]] == ["apps", "discovery.k8s.io"]
+    assert [g["name"] for g in groups["groups"]] == ["apps", "coordination.k8s.io",
+                                                     "discovery.k8s.io"]
     _, _, core = await call(get, socket, "/api/v1/")
     by_name = {r["name"]: r for r in core["resources"]}
     assert by_name["pods"]["shortNames"] == ["po"] and by_name["pods"]["categories"] == ["all"]
@@ -37,6 +38,7 @@ async def test_version_and_legacy_discovery(api):
         by_name)
     assert by_name["services"]["shortNames"] == ["svc"] and by_name["services"]["kind"] == \
         "Service"
+    assert by_name["nodes"]["namespaced"] is False and by_name["nodes"]["shortNames"] == ["no"]
     _, _, discovery = await call(get, socket, "/apis/discovery.k8s.io/v1/")
     slices = {r["name"]: r for r in discovery["resources"]}["endpointslices"]
     assert slices["kind"] == "EndpointSlice" and slices["namespaced"] is True
@@ -54,7 +56,7 @@ async def test_aggregated_discovery_when_asked(api):
     assert body["kind"] == "APIGroupDiscoveryList"
     assert body["apiVersion"] == "apidiscovery.k8s.io/v2"
     groups = {item["metadata"]["name"]: item for item in body["items"]}
-    assert set(groups) == {"apps", "discovery.k8s.io"}
+    assert set(groups) == {"apps", "coordination.k8s.io", "discovery.k8s.io"}
     apps = groups["apps"]
     resources = {r["resource"]: r for r in apps["versions"][0]["resources"]}
     deploy = resources["deployments"]
@@ -70,7 +72,8 @@ async def test_aggregated_discovery_when_asked(api):
 async def test_openapi_v3_index_and_documents(api):
     _, _, socket = api
     _, _, index = await call(get, socket, "/openapi/v3")
-    assert set(index["paths"]) == {"api/v1", "apis/apps/v1", "apis/discovery.k8s.io/v1"}
+    assert set(index["paths"]) == {"api/v1", "apis/apps/v1", "apis/coordination.k8s.io/v1",
+                                   "apis/discovery.k8s.io/v1"}
     _, _, doc = await call(get, socket,
                            index["paths"]["apis/discovery.k8s.io/v1"]["serverRelativeURL"])
     endpoint_slice = doc["components"]["schemas"]["io.k8s.api.discovery.v1.EndpointSlice"]

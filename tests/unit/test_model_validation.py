@@ -491,7 +491,8 @@ def test_limits_on_depth_and_size():
 
 def test_ignored_fields_are_listed():
     ignored = ignored_fields()
-    assert "nodeSelector" in ignored["Pod.spec"]
+    assert "affinity" in ignored["Pod.spec"]
+    assert "nodeSelector" not in ignored["Pod.spec"]  # the scheduler honours it
     assert "terminationMessagePath" in ignored["Pod.spec.containers[]"]
 
 

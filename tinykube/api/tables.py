@@ -41,8 +41,9 @@ def columns(kind: str) -> list[dict]:
         headers, _ = printing.COLUMNS["Event"]
         return [_column(h) for h in headers]
     headers, _ = printing.COLUMNS.get(kind, ([], None))
+    after, _ = printing.AFTER_AGE.get(kind, ([], None))
     return ([_column("NAME")] + [_column(h) for h in headers] + [_column("AGE")]
-            + [_column(h, 1) for h in _wide_columns(kind)])
+            + [_column(h) for h in after] + [_column(h, 1) for h in _wide_columns(kind)])
 
 
 def _cells(obj: dict) -> list[Any]:
@@ -51,8 +52,9 @@ def _cells(obj: dict) -> list[Any]:
     if kind == "Event":
         return list(row_of(obj))
     meta = obj["metadata"]
+    _, after_age = printing.AFTER_AGE.get(kind, ([], lambda o: []))
     return ([meta["name"], *row_of(obj), printing.age(meta.get("creationTimestamp"))]
-            + printing._wide(obj)[1])
+            + after_age(obj) + printing._wide(obj)[1])
 
 
 def _row_object(obj: dict, include: str) -> dict | None:

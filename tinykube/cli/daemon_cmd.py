@@ -62,6 +62,8 @@ def register(commands: argparse._SubParsersAction) -> None:
                    help="pod sandboxes kept ready (pause, netns with veth and address, "
                         "cgroup) and handed to new pods for a faster start; refilled in the "
                         "background when no pod is starting; 0: none (default 3)")
+    p.add_argument("--node-name", default="", type=_node_name, metavar="NAME",
+                   help="name of this machine's Node object (default: the host name)")
     p.set_defaults(handler=daemon)
 
 
@@ -73,6 +75,15 @@ def _warm_sandboxes(text: str) -> int:
     if not 0 <= count <= 64:  # each holds an address and a process: a few are enough
         raise argparse.ArgumentTypeError(f"{text!r}: must be between 0 and 64")
     return count
+
+
+def _node_name(text: str) -> str:
+    from tinykube.model import names
+
+    problems = names.dns1123_subdomain(text) if text else []
+    if problems:
+        raise argparse.ArgumentTypeError(f"{text!r}: {'; '.join(problems)}")
+    return text
 
 
 def _log_size(text: str) -> int:
@@ -131,4 +142,5 @@ def daemon(args: argparse.Namespace, client: Client) -> int:
                              cluster_dns=args.cluster_dns, dns_upstream=args.dns_upstream,
                              container_log_max_bytes=args.container_log_max_size,
                              container_log_max_files=args.container_log_max_files,
-                             warm_sandboxes=args.warm_sandboxes))
+                             warm_sandboxes=args.warm_sandboxes,
+                             node_name=args.node_name))

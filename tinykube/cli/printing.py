@@ -211,6 +211,39 @@ def _config_map_row(obj: dict) -> list[str]:
 def _secret_row(obj: dict) -> list[str]:
     return [obj.get("type") or "Opaque", str(len(obj.get("data") or {}))]
 
+def node_ready(node: dict) -> str:
+    """The Ready condition's status: `True`, `False` or `Unknown` (no heartbeat yet)."""
+    for cond in (node.get("status") or {}).get("conditions") or []:
+        if cond.get("type") == "Ready":
+            return str(cond.get("status") or "Unknown")
+    return "Unknown"
+
+
+def _node_row(node: dict) -> list[str]:
+    status = {"True": "Ready", "False": "NotReady"}.get(node_ready(node), "Unknown")
+    if (node.get("spec") or {}).get("unschedulable"):
+        status += ",SchedulingDisabled"
+    labels = node["metadata"].get("labels") or {}
+    roles = sorted(k.split("/", 1)[1] for k in labels
+                   if k.startswith("node-role.kubernetes.io/") and "/" in k)
+    return [status, ",".join(roles) or "<none>"]
+
+
+def _node_version(node: dict) -> list[str]:
+    info = (node.get("status") or {}).get("nodeInfo") or {}
+    return [str(info.get("kubeletVersion") or "")]
+
+
+def node_address(node: dict, kind: str = "InternalIP") -> str | None:
+    for address in (node.get("status") or {}).get("addresses") or []:
+        if address.get("type") == kind:
+            return address.get("address")
+    return None
+
+
+def _lease_row(lease: dict) -> list[str]:
+    return [(lease.get("spec") or {}).get("holderIdentity") or ""]
+
 
 Columns = tuple[list[str], Callable[[dict], list[str]]]
 
@@ -226,8 +259,15 @@ COLUMNS: dict[str, Columns] = {
     "EndpointSlice": (["ADDRESSTYPE", "PORTS", "ENDPOINTS"], _endpoint_slice_row),
     "ConfigMap": (["DATA"], _config_map_row),
     "Secret": (["TYPE", "DATA"], _secret_row),
+
+    "Node": (["STATUS", "ROLES"], _node_row),
+    "Lease": (["HOLDER"], _lease_row),
     "Event": (["LAST SEEN", "TYPE", "REASON", "OBJECT", "MESSAGE"], _event_row),
 }
+
+
+# Columns kubectl prints after AGE (and before the wide ones).
+AFTER_AGE: dict[str, Columns] = {"Node": (["VERSION"], _node_version)}
 
 
 def _wide(obj: dict) -> tuple[list[str], list[str]]:
@@ -244,7 +284,11 @@ def _wide(obj: dict) -> tuple[list[str], list[str]]:
         selector = (obj.get("spec") or {}).get("selector") or {}
         return list(info.wide_columns), [
             ",".join(f"{k}={v}" for k, v in sorted(selector.items())) or "<none>"]
-    return list(info.wide_columns), [obj.get("status", {}).get("podIP") or "<none>", "localhost"]
+    if info.kind == "Node":
+        return list(info.wide_columns), [node_address(obj) or "<none>",
+                                         (obj.get("spec") or {}).get("podCIDR") or "<none>"]
+    return list(info.wide_columns), [obj.get("status", {}).get("podIP") or "<none>",
+                                     (obj.get("spec") or {}).get("nodeName") or "<none>"]
 
 
 def render_table(objects: list[dict], *, wide: bool = False, with_kind: bool = False,
@@ -257,13 +301,16 @@ def render_table(objects: list[dict], *, wide: bool = False, with_kind: bool = F
     if kind == "Event":  # kubectl shows events without NAME and AGE
         return table(headers, [_event_row(o) for o in
                                sorted(objects, key=lambda o: o.get("lastTimestamp", ""))])
-    head = (["NAMESPACE"] if all_namespaces else []) + ["NAME"] + headers + ["AGE"] + extra_headers
+    after_headers, after_age = AFTER_AGE.get(kind, ([], lambda o: []))
+    head = ((["NAMESPACE"] if all_namespaces else []) + ["NAME"] + headers + ["AGE"]
+            + after_headers + extra_headers)
     rows = []
     for obj in objects:
         meta = obj["metadata"]
         name = f"{qualified_kind(kind)}/{meta['name']}" if with_kind else meta["name"]
         row = ([meta.get("namespace", "")] if all_namespaces else []) + [name] + row_of(obj)
         row.append(age(meta.get("creationTimestamp")))
+        row += after_age(obj)
         if wide:
             row += _wide(obj)[1]
         rows.append(row)

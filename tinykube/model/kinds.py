@@ -37,6 +37,8 @@ class KindInfo:
             return ("IP", "NODE")
         if self.kind == "Service":
             return ("SELECTOR",)
+        if self.kind == "Node":
+            return ("INTERNAL-IP", "POD-CIDR")
         return ("CONTAINERS", "COMMAND") if self.workload else ()
 
     @property
@@ -70,6 +72,10 @@ KINDS: tuple[KindInfo, ...] = (
     _info("EndpointSlice", "discovery.k8s.io/v1", "endpointslices"),
     _info("ConfigMap", "v1", "configmaps", "cm"),
     _info("Secret", "v1", "secrets"),
+    # Heartbeats of nodes (namespace kube-node-lease) and the control plane's leader election.
+    _info("Lease", "coordination.k8s.io/v1", "leases"),
+    # Cluster-scoped: stored under the namespace "default" (the store's key), served without.
+    KindInfo("Node", "v1", "", "v1", "nodes", ("no",), namespaced=False),
     # Cluster-scoped; served by tinykube/api/namespaces.py, not the generic write path.
     KindInfo("Namespace", "v1", "", "v1", "namespaces", ("ns",), namespaced=False, user=False),
 )

@@ -546,8 +546,10 @@ POD_SPEC = Obj({
     "hostname": Str(), "subdomain": Str(),
     "volumes": ListOf(VOLUME, merge_key="name", patch_strategy="merge,retainKeys"),
     "securityContext": POD_SECURITY_CONTEXT,
-    # Scheduling, service accounts and DNS do not exist on one tinykube node: accepted.
-    "nodeSelector": IGNORED, "nodeName": IGNORED, "affinity": IGNORED, "tolerations": IGNORED,
+    # The scheduler (tinykube/cluster/scheduler.py) honours these two.
+    "nodeSelector": STRING_MAP, "nodeName": Str(),
+    # Affinity, service accounts and DNS settings are accepted and not acted on.
+    "affinity": IGNORED, "tolerations": IGNORED,
     "topologySpreadConstraints": IGNORED, "schedulerName": IGNORED, "priority": IGNORED,
     "priorityClassName": IGNORED, "preemptionPolicy": IGNORED, "runtimeClassName": IGNORED,
     "serviceAccountName": IGNORED, "serviceAccount": IGNORED,
@@ -673,6 +675,19 @@ CONTENT_FIELDS: dict[str, tuple[str, ...]] = {
     "Secret": ("data", "stringData", "type", "immutable"),
 }
 
+# --- Node (v1, cluster-scoped) and Lease (coordination.k8s.io/v1) ---------------------------
+
+NODE_SPEC = Obj({
+    "podCIDR": Str(), "podCIDRs": ListOf(Str(), max_items=1), "unschedulable": Bool(),
+    "providerID": Str(), "taints": IGNORED, "configSource": IGNORED, "externalID": IGNORED,
+})
+
+LEASE_SPEC = Obj({
+    "holderIdentity": Str(), "leaseDurationSeconds": Int(1, 2**31 - 1),
+    "acquireTime": TIMESTAMP, "renewTime": TIMESTAMP, "leaseTransitions": Int(0, 2**31 - 1),
+    "preferredHolder": Str(), "strategy": Str(),
+})
+
 _CONTROLLER_COMMON = {"replicas": REPLICAS, "minReadySeconds": Int(0, 2**31 - 1),
                       "template": POD_TEMPLATE}
 
@@ -713,6 +728,10 @@ SCHEMAS: dict[str, Obj] = {
     "EndpointSlice": ENDPOINT_SLICE,
     "ConfigMap": CONFIG_MAP,
     "Secret": SECRET,
+
+    "Node": Obj({"apiVersion": Str(), "kind": Str(), "metadata": OBJECT_META,
+                 "spec": NODE_SPEC, "status": AnyValue()}, required=("metadata",)),
+    "Lease": _top(LEASE_SPEC),
 }
 
 
@@ -788,8 +807,25 @@ POD_STATUS = Obj({
 _REPLICA_COUNTS = {"replicas": COUNT, "readyReplicas": COUNT, "availableReplicas": COUNT,
                    "observedGeneration": Int(0), "conditions": CONDITIONS}
 
+NODE_RESOURCES = MapOf(Quantity("memory"), extra_keys_with_slash=True)
+
+NODE_STATUS = Obj({
+    "capacity": NODE_RESOURCES, "allocatable": NODE_RESOURCES,
+    "conditions": ListOf(Obj({
+        "type": Str(non_empty=True), "status": Str(CONDITION_STATUS),
+        "lastHeartbeatTime": TIMESTAMP, "lastTransitionTime": TIMESTAMP,
+        "reason": TEXT, "message": TEXT,
+    }, required=("type", "status"))),
+    "addresses": ListOf(Obj({"type": Str(non_empty=True), "address": Str(non_empty=True)},
+                            required=("type", "address"))),
+    "nodeInfo": AnyValue(), "phase": IGNORED, "daemonEndpoints": IGNORED, "images": IGNORED,
+    "volumesInUse": IGNORED, "volumesAttached": IGNORED, "config": IGNORED,
+    "runtimeHandlers": IGNORED, "features": IGNORED,
+})
+
 STATUS_SCHEMAS: dict[str, Obj] = {
     "Pod": POD_STATUS,
+    "Node": NODE_STATUS,
     "ReplicationController": Obj({**_REPLICA_COUNTS, "fullyLabeledReplicas": COUNT}),
     "ReplicaSet": Obj({**_REPLICA_COUNTS, "fullyLabeledReplicas": COUNT,
                        "terminatingReplicas": COUNT}),

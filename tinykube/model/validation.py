@@ -94,6 +94,10 @@ def validate(obj: Any) -> list[FieldError]:
         errors += configdata.validate_config_map(obj)
     elif kind == "Secret":
         errors += configdata.validate_secret(obj)
+    elif kind == "Node":
+        errors += _validate_node_spec(spec, "spec")
+    elif kind == "Lease":
+        pass  # the schema says it all
     else:
         errors += _validate_controller(kind, spec, "spec")
     return _unique(errors)
@@ -252,6 +256,8 @@ def validate_pod_spec(spec: dict[str, Any], path: str, *, in_template: bool = Fa
         errors.append(FieldError.unsupported(f"{path}.restartPolicy", policy, ["Always"]))
     for field in ("hostname", "subdomain"):
         errors += _name_errors(f"{path}.{field}", spec.get(field), names.dns1123_label)
+    errors += _name_errors(f"{path}.nodeName", spec.get("nodeName"), names.dns1123_subdomain)
+    errors += label_selectors.validate_labels(spec.get("nodeSelector"), f"{path}.nodeSelector")
     volume_names, volume_errors = _validate_volumes(_l(spec.get("volumes")), f"{path}.volumes")
     errors += volume_errors
     volume_names |= set(claim_templates)
@@ -983,6 +989,20 @@ def _validate_service_update(old: dict[str, Any], new: dict[str, Any]) -> list[F
     if old_ip and new_ip != old_ip:
         return [FieldError.invalid("spec.clusterIP", new_ip, "field is immutable")]
     return []
+
+
+def _validate_node_spec(spec: dict[str, Any], path: str) -> list[FieldError]:
+    errors = []
+    cidrs = [(f"{path}.podCIDR", spec.get("podCIDR"))] + [
+        (f"{path}.podCIDRs[{i}]", c) for i, c in enumerate(spec.get("podCIDRs") or [])]
+    for where, cidr in cidrs:
+        if not cidr:
+            continue
+        try:
+            ipaddress.IPv4Network(cidr)
+        except ValueError as e:
+            errors.append(FieldError.invalid(where, cidr, f"must be an IPv4 CIDR ({e})"))
+    return errors
 
 
 def _validate_endpoint_slice(obj: dict[str, Any]) -> list[FieldError]:
