@@ -116,10 +116,12 @@ def fingerprint(daemon: Daemon) -> tuple:
     for path in LIST_PATHS:
         code, body = request(daemon, "GET", path)
         assert code == 200, (path, body)
-        versions.append(int(body["metadata"]["resourceVersion"]))
+        # The objects' versions, not the list's: that is the store's, which the node's Lease
+        # heartbeat moves every 10 s.
+        versions += [int(o["metadata"]["resourceVersion"]) for o in body["items"]]
         objects += [(body["kind"], o["metadata"]["namespace"], o["metadata"]["name"],
                      o["metadata"]["resourceVersion"]) for o in body["items"]]
-    return max(versions), tuple(sorted(objects))
+    return max(versions, default=0), tuple(sorted(objects))
 
 
 def settled_fingerprint(daemon: Daemon) -> tuple:
