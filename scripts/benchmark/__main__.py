@@ -49,7 +49,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--repeat", type=int, default=None, help="samples per figure (default 15; "
                    "quick: 5)")
     p.add_argument("--restart-pods", type=int, default=None,
-                   help="pods re-adopted by the daemon restart (default 100; quick: 20)")
+                   help="pods re-adopted by the daemon restart (default 500; quick: 20)")
     p.add_argument("--no-podman", action="store_true", help="skip the Podman column")
     p.add_argument("--profile", type=Path, nargs="?", const=FLAMEGRAPH, default=None,
                    metavar="SVG", help="record a py-spy flame graph of the daemon during the "
@@ -71,7 +71,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args.repeat = args.repeat or (5 if args.quick else 15)
     if args.repeat < 1:
         p.error("--repeat: must be at least 1")
-    args.restart_pods = args.restart_pods or (20 if args.quick else 100)
+    args.restart_pods = args.restart_pods or (20 if args.quick else 500)
     return args
 
 

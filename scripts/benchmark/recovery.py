@@ -96,7 +96,7 @@ def run(ctx: Context) -> Section:
     finally:
         d.purge()
     section.add("container kill -9 → running again (first restart, restartPolicy Always)",
-                Summary.of(scaled(restarts, 1000), "ms"), Target(50.0))
+                Summary.of(scaled(restarts, 1000), "ms"), Target(25.0))
     backoff = DEFAULT_POLICY.initial
     if min(restarts) >= backoff:
         section.add(f"  of which after the {backoff:g} s crash back-off",
@@ -106,6 +106,6 @@ def run(ctx: Context) -> Section:
             "kubelet restarts a first crash at once (doBackOff: IsInBackOffSince is false for a "
             "container with no back-off entry yet) and waits 10 s only from the second.")
     section.add("pause kill -9 (ReplicaSet pod) → replacement pod running",
-                Summary.of(scaled(replacements, 1000), "ms"), Target(100.0))
+                Summary.of(scaled(replacements, 1000), "ms"), Target(60.0))
     ctx.raw["recovery"] = {"container_restart_s": restarts, "pause_replacement_s": replacements}
     return section

@@ -128,7 +128,7 @@ def run(ctx: Context) -> Section:
     for r in results:
         n = r["n"]
         big = n == biggest and n >= 500
-        section.value(f"0 → {n}: all running", r["scale_up_s"], "s")
+        section.value(f"0 → {n}: all running", r["scale_up_s"], "s", Target(10.0) if big else None)
         section.value(f"  per pod ({n} pods)", r["scale_up_s"] / n * 1000, "ms")
         section.value(f"daemon RSS with {n} pods", r["daemon_rss_bytes"] / MB, "MB",
                       Target(300.0) if big else None)
@@ -139,14 +139,15 @@ def run(ctx: Context) -> Section:
         section.value(f"  tk-shim per pod, PSS (RSS {r['shim_rss_bytes'] / MB:.2f} MB)",
                       r["shim_pss_bytes"] / MB, "MB")
         section.value(f"per-pod overhead ({n}): daemon growth + pause + shim",
-                      r["overhead_per_pod_bytes"] / MB, "MB", Target(2.0) if big else None)
+                      r["overhead_per_pod_bytes"] / MB, "MB", Target(0.3) if big else None)
         section.value(f"  host used memory growth per pod ({n}, noisy)",
                       r["host_used_per_pod_bytes"] / MB, "MB")
         section.value(f"daemon idle CPU, {n} pods, {ctx.idle_seconds:g} s",
-                      r["daemon_idle_cpu_percent"], "% core", Target(2.0) if big else None)
+                      r["daemon_idle_cpu_percent"], "% core", Target(0.5) if big else None)
         section.value(f"  pauses + shims idle CPU ({n})", r["pods_idle_cpu_percent"], "% core")
         section.value(f"{n} → 0: no pod left in the API", r["scale_down_s"], "s")
-        section.value(f"{n} → 0: leak-free on the host", r["leak_free_s"], "s")
+        section.value(f"{n} → 0: leak-free on the host", r["leak_free_s"], "s",
+                      Target(5.0) if big else None)
     if biggest < 500:
         section.notes.append(f"largest size {biggest} < 500: the 500-pod targets are not judged")
     ctx.raw["scale"] = results
