@@ -585,20 +585,19 @@ class PodWorker:
         for spec in self.init_specs:
             name = spec["name"]
             entry = self.record.containers.get(name)
-            if _is_sidecar(spec) or entry is None:
-                continue
-            if entry.exit_code != 0 and not started_apps:
+            if _is_sidecar(spec) or not (started_apps or (entry and entry.exit_code == 0)):
                 continue
             self._init_done.add(name)
             st = self.init_statuses[name]
-            st.restart_count = entry.restart_count
+            st.restart_count = entry.restart_count if entry else 0
             last = previous.get(name) or {}
             if (last.get("state") or {}).get("terminated", {}).get("exitCode") == 0:
                 st.state, st.last_state = last["state"], last.get("lastState") or {}
                 st.container_id = last.get("containerID")
             else:
                 st.state = status.terminated_state(0, TerminatedReason.COMPLETED,
-                                                   entry.started_at, now_iso())
+                                                   entry.started_at if entry else None,
+                                                   now_iso())
             st.ready = True
 
     # -- for the API server --------------------------------------------------------------------
