@@ -188,3 +188,40 @@ async def test_tls_with_client_certificates(tmp_path):
             async with open_store(StoreLocation(etcd_endpoints=(etcd.endpoint,),
                                                 etcd_tls=no_client_cert)):
                 pass
+
+
+async def test_etcd_down_fails_writes_clearly_and_the_cache_follows_again_after(tmp_path):
+    with running_etcd(tmp_path / "etcd") as etcd:
+        async with server(etcd) as a:
+            made = await a.create(rs())
+            etcd.stop()
+            current = a.get("ReplicaSet", "default", "web")  # reads are the cache's
+            current["spec"]["replicas"] = 4
+            with pytest.raises(StoreUnavailable, match="etcd is unavailable") as error:
+                await a.update(current)
+            assert error.value.code == 503
+            assert a.get("ReplicaSet", "default", "web") == made
+            await trio.to_thread.run_sync(etcd.start)
+            # Another server writes; A's watch reconnects from where it was and sees it.
+            async with server(etcd) as b:
+                await b.update(current)
+                rv = b.resource_version
+            assert await a.wait_for_resource_version(rv, 30)
+            assert a.get("ReplicaSet", "default", "web")["spec"]["replicas"] == 4
+            again = a.get("ReplicaSet", "default", "web")
+            again["spec"]["replicas"] = 5
+            assert (await a.update(again))["spec"]["replicas"] == 5
+
+
+async def test_a_value_that_turns_unservable_leaves_the_cache_and_its_watchers(etcd):
+    """A value written to etcd behind the servers' backs that cannot be served: it goes from
+    the cache (watchers see it DELETED) and is reported, as an unloadable SQLite row is."""
+    async with server(etcd) as store:
+        await store.create(rs())
+        with store.watch("ReplicaSet") as watch:
+            etcd.call("/v3/kv/put", {"key": b64("/registry/ReplicaSet/default/web"),
+                                     "value": b64('{"kind": "ReplicaSet"}')})
+            event = await next_event(watch)
+        assert (event.type, event.object["metadata"]["name"]) == ("DELETED", "web")
+        assert store.try_get("ReplicaSet", "default", "web") is None
+        assert "metadata" in store.unloadable[("ReplicaSet", "default", "web")]

@@ -44,7 +44,7 @@ log = logging.getLogger("tinykube.store.etcd")
 PREFIX = b"/registry/"
 REPLAY_REVISIONS = 1000  # past revisions a starting cache puts into its watch history
 CATCH_UP_SECONDS = 60.0  # a committed write waits this long for the cache to see it
-RECONNECT_SECONDS = 0.5
+RECONNECT_SECONDS = (0.2, 5.0)  # the watch's reconnect back-off: first, at most
 
 
 def etcd_key(key: Key) -> bytes:
@@ -104,18 +104,21 @@ class EtcdStore(Store):
             key = store_key(unb64(kv["key"]))
             if key is None:
                 continue
-            obj = self._decode(key, kv)
-            if obj is not None:
+            obj, why = self._decode(key, kv)
+            if obj is None:
+                self._unloadable(key, why)
+            else:
                 objects[key] = obj
         self._objects = objects
         self._rv = self._loaded = at
         # Replayed into the history from here (see _follow); until then nothing older.
         self._history_floor = at
 
-    def _decode(self, key: Key, kv: dict, *, check_values: bool = True) -> dict | None:
-        """The object a kv holds, or None (and why in `unloadable`). `check_values`: the full
-        load check, as SQLite's at start; a live change was checked by the server that wrote
-        it, so only its identity is (as SQLite checks each write)."""
+    def _decode(self, key: Key, kv: dict, *, check_values: bool = True
+                ) -> tuple[dict | None, str]:
+        """(the object a kv holds, "") or (None, why it cannot be served). `check_values`:
+        the full load check, as SQLite's at start; a live change was checked by the server
+        that wrote it, so only its identity is (as SQLite checks each write)."""
         data = unb64(kv.get("value"))
         if check_values:
             obj, why = integrity.load_problems(*key, data)
@@ -123,18 +126,16 @@ class EtcdStore(Store):
             try:
                 obj = json.loads(data)
             except ValueError as e:
-                obj, why = None, f"not valid JSON: {e}"
-            else:
-                why = integrity.identity_problem(obj, key)
-                obj = None if why else obj
-        if obj is None:
-            self.unloadable[key] = why
-            log.error("stored object %s cannot be loaded and is skipped: %s",
-                      "/".join(key), why)
-            return None
-        self.unloadable.pop(key, None)
+                return None, f"not valid JSON: {e}"
+            why = integrity.identity_problem(obj, key)
+        if why or obj is None:
+            return None, why
         obj["metadata"]["resourceVersion"] = str(int(kv["mod_revision"]))
-        return obj
+        return obj, ""
+
+    def _unloadable(self, key: Key, why: str) -> None:
+        self.unloadable[key] = why
+        log.error("stored object %s cannot be loaded and is skipped: %s", "/".join(key), why)
 
     async def _follow(self, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
         """Feed the cache from one watch over every key, reconnecting from the last revision
@@ -143,11 +144,13 @@ class EtcdStore(Store):
         start = max(2, self._loaded - REPLAY_REVISIONS + 1)
         self._history_floor = start - 1
         started = False
+        pause = RECONNECT_SECONDS[0]
         while True:
             self._seen = max(self._seen, start - 1)
             try:
                 async with self.client.watch(b"\0", b"\0", start) as results:
                     async for result in results:
+                        pause = RECONNECT_SECONDS[0]
                         compacted = int(result.get("compact_revision", 0))
                         if result.get("canceled"):
                             start = await self._after_compaction(compacted)
@@ -163,7 +166,8 @@ class EtcdStore(Store):
                 log.warning("etcd watch broke (%s); reconnecting from revision %d", e,
                             self._seen + 1)
                 start = self._seen + 1
-                await trio.sleep(RECONNECT_SECONDS)
+                await trio.sleep(pause)
+                pause = min(pause * 2, RECONNECT_SECONDS[1])
 
     async def _after_compaction(self, compacted: int) -> int:
         """The watch asked for revisions etcd no longer has; where to watch from now."""
@@ -198,33 +202,49 @@ class EtcdStore(Store):
         if key is None:
             self._advance(rev)
             return
-        replay = rev <= self._loaded  # already in the cache: only the history wants it
+        if rev <= self._loaded:  # already in the cache: only the history wants it
+            self._replay(key, event, rev)
+            return
         if event.get("type") == "DELETE":
-            prev = event.get("prev_kv")
-            obj = self._decode(key, prev, check_values=False) if prev else self._objects.get(key)
             self.unloadable.pop(key, None)
-            if obj is None:
-                if not replay:
-                    self._objects.pop(key, None)
-                    self._advance(rev)
+            if key in self._objects:
+                self._remove_cached(key, rev)
+            else:
+                self._advance(rev)
+            return
+        obj, why = self._decode(key, kv, check_values=False)
+        if obj is None:  # not servable, like a bad row in SQLite: gone from the cache
+            self._unloadable(key, why)
+            if key in self._objects:
+                self._remove_cached(key, rev)
+            else:
+                self._advance(rev)
+            return
+        self.unloadable.pop(key, None)
+        type = MODIFIED if key in self._objects else ADDED
+        self._apply(type, key, obj, rev, json.dumps(obj, separators=(",", ":")))
+
+    def _remove_cached(self, key: Key, rev: int) -> None:
+        """DELETED at `rev` with the object as this cache last had it (etcd's prev_kv is the
+        same value, already decoded)."""
+        gone = clone(self._objects[key])
+        gone["metadata"]["resourceVersion"] = str(rev)
+        self._apply(DELETED, key, gone, rev, json.dumps(gone, separators=(",", ":")))
+
+    def _replay(self, key: Key, event: dict, rev: int) -> None:
+        """A past change into the watch history only (the cache already holds its result)."""
+        if event.get("type") == "DELETE":
+            if not event.get("prev_kv"):
                 return
-            obj = clone(obj)
-            obj["metadata"]["resourceVersion"] = str(rev)
+            obj, _ = self._decode(key, event["prev_kv"], check_values=False)
             type = DELETED
         else:
-            obj = self._decode(key, kv, check_values=False)
-            if obj is None:  # unloadable: not served, like a bad row in SQLite
-                if not replay:
-                    self._objects.pop(key, None)
-                    self._advance(rev)
-                return
-            fresh = int(kv.get("create_revision", 0)) == rev
-            type = ADDED if (fresh if replay else key not in self._objects) else MODIFIED
-        data = json.dumps(obj, separators=(",", ":"))
-        if replay:
-            self._publish(type, key, obj, rev, data)
-        else:
-            self._apply(type, key, obj, rev, data)
+            kv = event["kv"]
+            obj, _ = self._decode(key, kv, check_values=False)
+            type = ADDED if int(kv.get("create_revision", 0)) == rev else MODIFIED
+        if obj is not None:
+            obj["metadata"]["resourceVersion"] = str(rev)
+            self._publish(type, key, obj, rev, json.dumps(obj, separators=(",", ":")))
 
     # ---- the write path ----------------------------------------------------------------
 

@@ -44,10 +44,18 @@ class EtcdCerts:
 
 @dataclass
 class Etcd:
-    process: subprocess.Popen
+    command: list[str]
     client_port: int
     data_dir: Path
     certs: EtcdCerts | None = None
+    process: subprocess.Popen | None = None
+
+    def start(self) -> None:
+        """Start etcd (again, on the same ports and data) and wait until it answers."""
+        with open(self.data_dir.parent / f"{self.data_dir.name}.log", "ab") as log:
+            self.process = subprocess.Popen(self.command, stdout=log, stderr=subprocess.STDOUT,
+                                            stdin=subprocess.DEVNULL)
+        _wait_ready(self)
 
     @property
     def endpoint(self) -> str:
@@ -70,7 +78,7 @@ class Etcd:
             return json.loads(response.read())
 
     def stop(self) -> None:
-        if self.process.poll() is None:
+        if self.process is not None and self.process.poll() is None:
             self.process.send_signal(signal.SIGTERM)
             try:
                 self.process.wait(10)
@@ -154,17 +162,14 @@ def running_etcd(data_dir: Path, name: str = "tk-etcd",
     secure = [] if tls is None else [
         "--cert-file", str(tls.server_cert), "--key-file", str(tls.server_key),
         "--trusted-ca-file", str(tls.ca), "--client-cert-auth"]
-    with open(data_dir.parent / f"{data_dir.name}.log", "ab") as log:
-        process = subprocess.Popen(
-            [binary, "--name", name, "--data-dir", str(data_dir),
-             "--listen-client-urls", client, "--advertise-client-urls", client,
-             "--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer,
-             "--initial-cluster", f"{name}={peer}", "--initial-cluster-state", "new",
-             "--logger", "zap", "--log-level", "warn", *secure],
-            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-    etcd = Etcd(process, client_port, data_dir, tls)
+    command = [binary, "--name", name, "--data-dir", str(data_dir),
+               "--listen-client-urls", client, "--advertise-client-urls", client,
+               "--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer,
+               "--initial-cluster", f"{name}={peer}", "--initial-cluster-state", "new",
+               "--logger", "zap", "--log-level", "warn", *secure]
+    etcd = Etcd(command, client_port, data_dir, tls)
     try:
-        _wait_ready(etcd)
+        etcd.start()
         yield etcd
     finally:
         etcd.stop()
@@ -173,7 +178,7 @@ def running_etcd(data_dir: Path, name: str = "tk-etcd",
 def _wait_ready(etcd: Etcd) -> None:
     deadline = time.monotonic() + START_SECONDS
     while True:
-        if etcd.process.poll() is not None:
+        if etcd.process is not None and etcd.process.poll() is not None:
             raise RuntimeError(f"etcd exited with {etcd.process.returncode} at start "
                                f"(log: {etcd.data_dir}.log)")
         try:
