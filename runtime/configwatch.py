@@ -1,8 +1,9 @@
 """ConfigMap, Secret and downward-API volumes follow their sources, as the kubelet's do.
 
-One task per node watches ConfigMaps, Secrets and Pods. A change to a ConfigMap or Secret
-rewrites (atomic writer) every running pod's volume that reads it; a change to a Pod's
-labels or annotations rewrites its downwardAPI volumes. It also wakes pod workers that wait
+One task per node watches ConfigMaps and Secrets; the kubelet forwards its Pod events
+(`pod_changed`). A change to a ConfigMap or Secret rewrites (atomic writer) every running
+pod's volume that reads it; a change to a Pod's labels or annotations rewrites its
+downwardAPI volumes. It also wakes pod workers that wait
 for a missing ConfigMap or Secret, so a pod starts as soon as what it needs exists.
 
 Volumes are rewritten one at a time (a lock), in a worker thread.
@@ -11,6 +12,7 @@ Volumes are rewritten one at a time (a lock), in a worker thread.
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -66,25 +68,52 @@ class ConfigWatch:
         self._lock = trio.Lock()
         # uid -> (labels, annotations) last seen, so status-only Pod events cost nothing
         self._pod_metadata: dict[str, tuple[Any, Any]] = {}
+        # Pods whose labels/annotations changed, from the kubelet's own Pod watch.
+        self._pods_send, self._pods_receive = trio.open_memory_channel[dict[str, Any]](
+            math.inf)
 
     async def run(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
         since = self.store.resource_version
         async with trio.open_nursery() as nursery:
-            for kind in (*KINDS, "Pod"):
+            for kind in KINDS:
                 nursery.start_soon(self._follow, kind, since)
+            nursery.start_soon(self._follow_pods)
             task_status.started()
+
+    def pod_changed(self, pod: dict[str, Any]) -> None:
+        """A Pod event (the kubelet forwards its watch; no second Pod watch). Cheap for
+        pods without downwardAPI files and for events that change no label/annotation."""
+        meta = pod.get("metadata") or {}
+        volumes_ = (pod.get("spec") or {}).get("volumes") or []
+        if not any(projection.uses_pod_metadata(v) for v in volumes_):
+            return
+        uid, seen = meta.get("uid") or "", (meta.get("labels"), meta.get("annotations"))
+        if self._pod_metadata.get(uid) == seen:
+            return
+        self._pod_metadata[uid] = seen
+        self._pods_send.send_nowait(pod)
+
+    def pod_gone(self, uid: str) -> None:
+        self._pod_metadata.pop(uid, None)
+
+    async def _follow_pods(self) -> None:
+        async for pod in self._pods_receive:
+            uid = pod["metadata"].get("uid") or ""
+            worker = next((w for w in list(self.workers())
+                           if w.pod["metadata"].get("uid") == uid), None)
+            if worker is None or not worker.volume_paths:
+                # Not set up yet (its set-up may read older labels): the next event of this
+                # pod (its status once running) tries again.
+                self._pod_metadata.pop(uid, None)
+                continue
+            # The worker may not have this version yet: use the event's.
+            await self._refresh(worker, projection.uses_pod_metadata, pod)
 
     async def _follow(self, kind: str, since: int) -> None:
         with self.store.watch(kind, since=since) as watch:
             async for event in watch:
                 meta = event.object.get("metadata") or {}
                 namespace = meta.get("namespace") or "default"
-                if kind == "Pod":
-                    if event.type == "DELETED":
-                        self._pod_metadata.pop(meta.get("uid") or "", None)
-                    else:
-                        await self._pod_changed(event.object)
-                    continue
                 key = (kind, meta.get("name", ""))
 
                 def reads_it(volume: dict[str, Any], key: tuple[str, str] = key) -> bool:
@@ -93,20 +122,6 @@ class ConfigWatch:
                     if worker.namespace == namespace and _reads(worker.pod, key):
                         worker.inputs_changed()
                         await self._refresh(worker, reads_it)
-
-    async def _pod_changed(self, pod: dict[str, Any]) -> None:
-        meta = pod["metadata"]
-        uid = meta.get("uid")
-        # Only labels and annotations reach downwardAPI files: status writes (most Pod
-        # events) change nothing there.
-        seen = (meta.get("labels"), meta.get("annotations"))
-        if self._pod_metadata.get(uid) == seen:
-            return
-        self._pod_metadata[uid] = seen
-        for worker in list(self.workers()):
-            if worker.pod["metadata"].get("uid") == uid:
-                # The worker's pod is updated by the kubelet's own watch; use this version.
-                await self._refresh(worker, projection.uses_pod_metadata, pod)
 
     async def _refresh(self, worker: Worker, wanted: Callable[[dict[str, Any]], bool],
                        pod: dict[str, Any] | None = None) -> None:

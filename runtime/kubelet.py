@@ -97,7 +97,8 @@ class Kubelet:
                 # Claim directories go with their PersistentVolumeClaims (runtime/claims.py).
                 await nursery.start(ClaimDirectories(self.store, self.ctx.root).run)
                 # configMap/secret/downwardAPI volumes follow their sources.
-                await nursery.start(ConfigWatch(self.store, self.workers.values).run)
+                config_watch = ConfigWatch(self.store, self.workers.values)
+                await nursery.start(config_watch.run)
                 pods = self.store.list("Pod")
                 watch = self.store.watch("Pod", since=self.store.resource_version)
                 with watch:
@@ -109,12 +110,14 @@ class Kubelet:
                     task_status.started()
                     async for event in watch:
                         if event.type == "DELETED":
+                            config_watch.pod_gone(event.object["metadata"]["uid"])
                             self._finished.discard(event.object["metadata"]["uid"])
                             worker = self.workers.get(event.object["metadata"]["uid"])
                             if worker is not None:
                                 worker.forget()
                         else:
                             await self._observe(event.object)
+                            config_watch.pod_changed(event.object)
         finally:
             self._nursery = None
             self.ctx.sockets.close()
