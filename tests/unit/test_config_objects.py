@@ -184,3 +184,12 @@ async def test_server_side_apply_owns_data_keys(api):
     with pytest.raises(ApiError) as err:
         await call(ssa, cm({"a": "other"}), "someone-else")
     assert err.value.code == 409 and ".data.a" in str(err.value.message)
+
+
+async def test_deleting_a_namespace_deletes_its_config_maps_and_secrets(api):
+    store, client, _ = api
+    for obj in (cm(), secret(stringData={"a": "1"})):
+        obj["metadata"]["namespace"] = "team"
+        await call(client.create, obj)
+    await call(client.request, "DELETE", "/api/v1/namespaces/team")
+    assert store.list("ConfigMap", "team") == [] and store.list("Secret", "team") == []
