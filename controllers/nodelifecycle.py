@@ -80,6 +80,7 @@ class NodeLifecycle:
             if health is None or health.renew_time != renew:
                 health = self._health[name] = _Health(renew, now)
             if now - health.seen_at <= self.grace:
+                health.unknown_since = None  # heard from again: a later silence starts over
                 continue
             if health.unknown_since is None:
                 health.unknown_since = now

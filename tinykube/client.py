@@ -72,7 +72,7 @@ class Client:
     def __init__(self, socket_path: Path | str | None = None, timeout: float = 30.0) -> None:
         self.socket_path = Path(socket_path) if socket_path else default_socket()
         self.timeout = timeout
-        self._conn: _UnixConnection | None = None
+        self._conn: http.client.HTTPConnection | None = None
         # the server's Warning headers, in order (kubectl prints them)
         self.warnings: list[str] = []
 
@@ -83,13 +83,13 @@ class Client:
 
     def _send(self, method: str, path: str, params: dict[str, Any] | None, body: Any,
               content_type: str | None, timeout: float | None,
-              fresh: bool) -> tuple[http.client.HTTPResponse, _UnixConnection]:
+              fresh: bool) -> tuple[http.client.HTTPResponse, http.client.HTTPConnection]:
         url = f"{path}?{urlencode(params)}" if params else path
         content = json.dumps(body).encode() if body is not None else None
-        headers = {"content-type": content_type or "application/json"}
+        headers = {"content-type": content_type or "application/json", **self._auth_headers()}
         for attempt in (1, 2):
             # Streams get a connection of their own; plain requests reuse one (keep-alive).
-            conn = _UnixConnection(str(self.socket_path), timeout) if fresh else self._shared()
+            conn = self._connection(timeout) if fresh else self._shared()
             try:
                 conn.request(method, url, body=content, headers=headers)
                 return conn.getresponse(), conn
@@ -119,9 +119,15 @@ class Client:
                 raise DaemonUnreachable(self._unreachable(e)) from None
         raise AssertionError("unreachable")
 
-    def _shared(self) -> _UnixConnection:
+    def _connection(self, timeout: float | None) -> http.client.HTTPConnection:
+        return _UnixConnection(str(self.socket_path), timeout)
+
+    def _auth_headers(self) -> dict[str, str]:
+        return {}  # root's unix socket needs no credential
+
+    def _shared(self) -> http.client.HTTPConnection:
         if self._conn is None:
-            self._conn = _UnixConnection(str(self.socket_path), self.timeout)
+            self._conn = self._connection(self.timeout)
         return self._conn
 
     def __enter__(self) -> Client:

@@ -16,16 +16,19 @@ UNAUTHORIZED = {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": 
 
 
 class BearerAuth:
-    def __init__(self, app: Any, token: str) -> None:
+    def __init__(self, app: Any, token: str, *more_tokens: str) -> None:
         self.app = app
-        self._token = token.encode()
+        # The admin's token, and in cluster mode the agents' join token (no RBAC: an agent
+        # is trusted like the admin, as a k3s node token is with its node authorizer off).
+        self._tokens = [t.encode() for t in (token, *more_tokens) if t]
 
     def authenticated(self, scope: dict[str, Any]) -> bool:
         for name, value in scope.get("headers", []):
             if name.lower() == b"authorization":
                 scheme, _, credential = value.partition(b" ")
-                return scheme.lower() == b"bearer" and hmac.compare_digest(
-                    credential.strip(), self._token)
+                credential = credential.strip()
+                matches = [hmac.compare_digest(credential, t) for t in self._tokens]
+                return scheme.lower() == b"bearer" and any(matches)
         return False
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:

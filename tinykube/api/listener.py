@@ -55,7 +55,8 @@ async def serve_tls(app: Any, listen: Listen, pki: Pki, *,
     config.graceful_timeout = 1
     config.h11_max_incomplete_size = 64 * 1024
     token = await trio.to_thread.run_sync(pki.token)
-    await hypercorn_serve(BearerAuth(app, token), config,  # type: ignore[arg-type]
+    node_tokens = await trio.to_thread.run_sync(pki.node_tokens)
+    await hypercorn_serve(BearerAuth(app, token, *node_tokens), config,  # type: ignore[arg-type]
                           task_status=task_status, mode="asgi")
 
 

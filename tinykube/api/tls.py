@@ -79,6 +79,17 @@ class Pki:
     def token(self) -> str:
         return self.token_file.read_text().strip()
 
+    @property
+    def node_token_file(self) -> Path:
+        return self.directory / "node.token"
+
+    def node_tokens(self) -> list[str]:
+        """The agents' join token (cluster mode, tinykube/cluster/server.py), if made."""
+        try:
+            return [self.node_token_file.read_text().strip()]
+        except FileNotFoundError:
+            return []
+
 
 def ensure_pki(root: Path, listen: Listen) -> Pki:
     """Create what is missing under `<root>/pki/`; keep what is there (blocking: file I/O)."""

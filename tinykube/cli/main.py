@@ -9,6 +9,7 @@ import sys
 from collections.abc import Callable
 
 from tinykube.cli import (
+    cluster_cmd,
     daemon_cmd,
     doctor,
     kubeconfig_cmd,
@@ -31,7 +32,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="API socket (default $TINYKUBE_SOCKET or /run/tinykube/tinykube.sock)")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     commands.required = True
-    for module in (daemon_cmd, objects, podio, rollout, reset_cmd, kubeconfig_cmd, doctor):
+    for module in (daemon_cmd, cluster_cmd, objects, podio, rollout, reset_cmd, kubeconfig_cmd,
+                   doctor):
         module.register(commands)
     return parser
 

@@ -1,0 +1,91 @@
+"""`tinykube agent`: one node of a cluster. It registers its Node, heartbeats its Lease and
+runs the pods the scheduler bound to it, all through the API server (never the store).
+
+The kubelet is the daemon's own (runtime/kubelet.py), given an `ApiStore` (a cache fed by
+list + watch over HTTPS, writing status and deletions back through the API) instead of the
+store, and told to run only pods bound to this node.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import trio
+
+from .apiclient import ApiObjects, client_factory
+from .heartbeat import Heartbeat
+from .informer import ApiStore
+from .nodeobjects import NODE_LEASE_SECONDS, NodeFacts, host_capacity
+
+from tinykube.locations import DEFAULT_ROOT, DEFAULT_RUN_DIR
+from tinykube.runtime import layout
+
+log = logging.getLogger("tinykube.cluster.agent")
+
+# What the kubelet reads: its pods, and the claims whose directories it keeps.
+WATCHED_KINDS = ("Pod", "PersistentVolumeClaim")
+
+
+@dataclass
+class AgentConfig:
+    server: str
+    token: str
+    node_name: str
+    pod_cidr: str  # this node's slice of the cluster's pod range
+    node_ip: str | None = None  # InternalIP: where other nodes route this node's pods
+    ca_file: Path | None = None
+    root: Path = DEFAULT_ROOT
+    run_dir: Path = DEFAULT_RUN_DIR
+    bridge: str = "tk0"
+    cgroup_parent: str | None = None
+    cgroup_subtree: str = "tinykube"
+    lease_seconds: int = NODE_LEASE_SECONDS
+
+
+async def run(config: AgentConfig, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
+    from .server import stop_on_signal
+
+    from tinykube.netns.podnet import PodNetwork
+    from tinykube.runtime.cgroups import detect_pinned
+    from tinykube.runtime.hostreset import remove_pid_file, write_pid_file
+    from tinykube.runtime.kubelet import Kubelet
+
+    for directory in (config.root, config.run_dir):
+        directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+    objects = ApiObjects(client_factory(config.server, config.token, config.ca_file))
+    api_store = ApiStore(objects, WATCHED_KINDS)
+    network = PodNetwork(layout.network_dir(config.root), bridge=config.bridge,
+                         cidr=config.pod_cidr)
+    cgroups = detect_pinned(config.run_dir, config.cgroup_parent, subtree=config.cgroup_subtree)
+    cpu, memory = host_capacity()
+    facts = NodeFacts(config.node_name, address=config.node_ip or network.gateway,
+                      pod_cidr=config.pod_cidr, cpu_millis=cpu, memory_bytes=memory)
+    kubelet = Kubelet(api_store, config.root, config.run_dir, network, cgroups,  # type: ignore[arg-type]
+                      hidden_paths=(str(DEFAULT_ROOT), str(DEFAULT_RUN_DIR)),
+                      node_name=config.node_name, run_unbound=False)
+    write_pid_file(config.run_dir)
+    try:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(stop_on_signal, nursery.cancel_scope)
+            await network.ensure_bridge()
+            await nursery.start(Heartbeat(objects, facts, lease_seconds=config.lease_seconds).run)
+            await nursery.start(api_store.run)
+            await nursery.start(kubelet.run)
+            log.info("tinykube agent: node %s joined %s (pods %s)", config.node_name,
+                     config.server, config.pod_cidr)
+            task_status.started()
+    finally:
+        remove_pid_file(config.run_dir)
+        network.close()
+
+
+def main(config: AgentConfig | Any, runner: Any = None) -> int:
+    import os
+
+    logging.basicConfig(level=os.environ.get("TINYKUBE_LOG", "INFO"),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    trio.run(runner or run, config)
+    return 0

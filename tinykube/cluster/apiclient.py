@@ -1,0 +1,95 @@
+"""The agent's way to the API server: the CLI's client over HTTPS with a bearer token, and
+its blocking calls moved off the trio loop (`ApiObjects`)."""
+
+from __future__ import annotations
+
+import functools
+import http.client
+import ssl
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import trio
+
+from tinykube.client import Client, collection_path, object_path
+from tinykube.model.errors import NotFound
+from tinykube.model.kinds import by_kind
+
+
+class HttpsClient(Client):
+    def __init__(self, server: str, token: str, ca_file: Path | None,
+                 timeout: float = 30.0) -> None:
+        super().__init__("/nonexistent", timeout)
+        url = urlsplit(server)
+        if url.scheme != "https" or not url.hostname:
+            raise ValueError(f"--server: {server!r} is not an https:// URL")
+        self.server = server
+        self.host = url.hostname
+        self.port = url.port or 6443
+        self.token = token
+        self.context = ssl.create_default_context(cafile=str(ca_file) if ca_file else None)
+
+    def _connection(self, timeout: float | None) -> http.client.HTTPConnection:
+        return http.client.HTTPSConnection(self.host, self.port, timeout=timeout,
+                                           context=self.context)
+
+    def _auth_headers(self) -> dict[str, str]:
+        return {"authorization": f"Bearer {self.token}"}
+
+    def _unreachable(self, error: Exception) -> str:
+        return f"cannot reach the tinykube server at {self.server} ({error})"
+
+
+class ApiObjects:
+    """`tinykube.cluster.objects.Objects` through the API (each call in a worker thread with a
+    client of its own: http.client connections are not shared between threads)."""
+
+    def __init__(self, make_client: Any) -> None:
+        self.make_client = make_client
+
+    async def call(self, method: str, path: str, body: Any = None,
+                   params: dict[str, Any] | None = None) -> Any:
+        def run() -> Any:
+            client = self.make_client()
+            try:
+                return client.request(method, path, body=body, params=params)
+            finally:
+                client.close()
+        return await trio.to_thread.run_sync(run)
+
+    async def get(self, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
+        try:
+            return await self.call("GET", object_path(by_kind(kind), namespace, name))
+        except NotFound:
+            return None
+
+    async def create(self, obj: dict[str, Any]) -> dict[str, Any]:
+        info = by_kind(obj["kind"])
+        return await self.call("POST", collection_path(
+            info, obj["metadata"].get("namespace") or "default"), obj)
+
+    async def update(self, obj: dict[str, Any]) -> dict[str, Any]:
+        return await self.call("PUT", _path_of(obj), obj)
+
+    async def update_status(self, obj: dict[str, Any]) -> dict[str, Any]:
+        return await self.call("PUT", _path_of(obj, "status"), obj)
+
+    async def delete(self, kind: str, namespace: str, name: str, *,
+                     grace_period: int | None = None, uid: str | None = None) -> Any:
+        options: dict[str, Any] = {"kind": "DeleteOptions", "apiVersion": "v1"}
+        if grace_period is not None:
+            options["gracePeriodSeconds"] = grace_period
+        if uid:
+            options["preconditions"] = {"uid": uid}
+        return await self.call("DELETE", object_path(by_kind(kind), namespace, name), options)
+
+
+def _path_of(obj: dict[str, Any], sub: str | None = None) -> str:
+    meta = obj["metadata"]
+    return object_path(by_kind(obj["kind"]), meta.get("namespace") or "default", meta["name"],
+                       sub)
+
+
+def client_factory(server: str, token: str, ca_file: Path | None) -> Any:
+    return functools.partial(HttpsClient, server, token, ca_file)
