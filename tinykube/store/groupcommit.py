@@ -55,6 +55,9 @@ class GroupCommit:
         self._leading = False
         self._turn = trio.Event()  # set when a leader finishes: the next may lead
         self._in_flight: dict[Any, trio.Event] = {}
+        # Its own thread token: commits never wait behind the runtime's thread work (pod
+        # starts take the default limiter's 40), and only one runs at a time anyway.
+        self._limiter = trio.CapacityLimiter(1)
 
     @property
     def idle(self) -> bool:
@@ -83,7 +86,8 @@ class GroupCommit:
         batch, self._queue = self._queue, []
         try:
             try:
-                errors = await trio.to_thread.run_sync(self._commit_batch, batch)
+                errors = await trio.to_thread.run_sync(self._commit_batch, batch,
+                                                       limiter=self._limiter)
             except BaseException as e:  # noqa: BLE001 - a broken commit fails every writer
                 errors = [e] * len(batch)
             for pending, error in zip(batch, errors, strict=True):
