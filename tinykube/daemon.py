@@ -25,7 +25,7 @@ from tinykube.apiserver import ApiServer, serve
 from tinykube.locations import DEFAULT_ROOT, DEFAULT_RUN_DIR
 from tinykube.runtime import layout
 from tinykube.store import Store
-from tinykube.store.location import StoreLocation, open_store
+from tinykube.store.location import StoreLocation, StoreUnavailable, open_store
 
 if TYPE_CHECKING:
     from tinykube.netns.podnet import PodNetwork
@@ -194,7 +194,7 @@ def main(config: DaemonConfig) -> int:
         trio.run(run, config)
     except StoreLost:
         return 2  # already logged at ERROR with what is missing and what to do
-    except ListenError as e:
+    except (ListenError, StoreUnavailable) as e:
         log.error("%s", e)
         return 1
     return 0

@@ -11,8 +11,7 @@ import pytest
 import trio
 
 from tinykube.model.errors import AlreadyExists, Conflict, Gone
-from tinykube.store.etcdclient import StoreUnavailable
-from tinykube.store.location import EtcdTLS, StoreLocation, open_store
+from tinykube.store.location import EtcdTLS, StoreLocation, StoreUnavailable, open_store
 from tinykube.testing.etcd import make_tls, running_etcd
 
 

@@ -35,7 +35,8 @@ import httpx
 import trio
 
 from .base import ADDED, DELETED, MODIFIED, Key, StaleCache, Store, clone
-from .etcdclient import EtcdClient, EtcdTLS, StoreUnavailable, b64, revision, unb64
+from .etcdclient import EtcdClient, b64, revision, unb64
+from .location import EtcdTLS, StoreUnavailable
 
 from tinykube.model import integrity
 

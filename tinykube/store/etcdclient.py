@@ -21,21 +21,11 @@ from typing import Any
 
 import httpx
 
-from .location import EtcdTLS
-
-from tinykube.model.errors import ApiError
+from .location import EtcdTLS, StoreUnavailable
 
 log = logging.getLogger("tinykube.store.etcd")
 
 REQUEST_TIMEOUT = 10.0
-
-
-class StoreUnavailable(ApiError):
-    """503: no etcd endpoint answered (Kubernetes answers an unreachable etcd with a server
-    error too; the client retries)."""
-
-    code = 503
-    reason = "ServiceUnavailable"
 
 
 def b64(data: bytes | str) -> str:

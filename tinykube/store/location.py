@@ -16,6 +16,8 @@ from pathlib import Path
 
 from .base import Store
 
+from tinykube.model.errors import ApiError
+
 _ENDPOINT = re.compile(r"^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):(\d{1,5})$")
 
 
@@ -36,6 +38,14 @@ class EtcdTLS:
         if self.certfile:
             context.load_cert_chain(self.certfile, self.keyfile)
         return context
+
+
+class StoreUnavailable(ApiError):
+    """503: no etcd endpoint answered (Kubernetes answers an unreachable etcd with a server
+    error too; the client retries)."""
+
+    code = 503
+    reason = "ServiceUnavailable"
 
 
 class StoreLocationError(ValueError):
