@@ -391,7 +391,9 @@ class PodWorker:
                 if self.deleting:
                     return False
                 log.warning("pod %s/%s: sandbox set-up failed: %s", self.namespace, self.name, e)
-                if isinstance(e, volumes.VolumeError):  # the kubelet's volume manager's
+                if isinstance(e, volumes.MissingVolumeSource):
+                    await self.event("Warning", "FailedMount", e.event_message)
+                elif isinstance(e, volumes.VolumeError):  # the kubelet's volume manager's
                     await self.event("Warning", "FailedMount", f"MountVolume.SetUp failed: {e}")
                 else:
                     await self.event("Warning", "FailedCreatePodSandBox",

@@ -37,6 +37,20 @@ class VolumeError(ValueError):
     """A volume or volumeMount that cannot be prepared; the message names the field."""
 
 
+class MissingVolumeSource(VolumeError):
+    """A ConfigMap, Secret or key a volume needs is not there (yet): the pod waits."""
+
+    def __init__(self, volume: str, detail: str) -> None:
+        super().__init__(f'volume "{volume}": {detail}')
+        self.volume = volume
+        self.detail = detail
+
+    @property
+    def event_message(self) -> str:
+        """The kubelet's FailedMount message."""
+        return f'MountVolume.SetUp failed for volume "{self.volume}" : {self.detail}'
+
+
 @dataclass(frozen=True)
 class BindMount:
     source: Path
@@ -79,7 +93,7 @@ def _written(volume: dict[str, Any], pod: dict[str, Any], root: Path, field: str
             # Set up before (a re-adopted pod after a daemon restart): the kubelet keeps a
             # mounted volume's files when its source goes away.
             return path
-        raise VolumeError(f'volume "{volume["name"]}": {e}') from None
+        raise MissingVolumeSource(volume["name"], str(e)) from None
     path.mkdir(parents=True, exist_ok=True)
     try:
         # Host users do not reach the files (the kubelet's pods dir is 0750 too); containers

@@ -126,10 +126,13 @@ def test_a_missing_config_map_volume_keeps_the_pod_pending_until_it_exists(daemo
     daemon.apply(pod("waiter", [{"name": "cfg", "configMap": {"name": "later"}}],
                      [{"name": "cfg", "mountPath": "/etc/cfg"}],
                      script="cat /etc/cfg/k; sleep 3600"))
-    wait_for(lambda: any(e["reason"] == "FailedMount" and 'configmap "later" not found'
-                         in e["message"] for e in daemon.client.events(daemon.pod("waiter"))),
+    message = 'MountVolume.SetUp failed for volume "cfg" : configmap "later" not found'
+    wait_for(lambda: any(e["reason"] == "FailedMount" and e["message"] == message
+                         for e in daemon.client.events(daemon.pod("waiter"))),
              timeout=30, what="FailedMount")
     assert daemon.pod("waiter")["status"]["phase"] == "Pending"
+    row = daemon.cli("get", "pods", "waiter").stdout.splitlines()[1].split()
+    assert row[1:3] == ["0/1", "ContainerCreating"], row
     daemon.apply(config_map("later", {"k": "arrived"}))
     daemon.wait_running("waiter", timeout=60)
     wait_for(lambda: "arrived" in daemon.cli("logs", "waiter").stdout, what="file read")
@@ -148,6 +151,8 @@ def test_a_missing_secret_key_in_env_is_create_container_config_error_until_it_e
     message = waited["status"]["containerStatuses"][0]["state"]["waiting"]["message"]
     assert "couldn't find key pw in Secret default/partial" in message
     assert waited["status"]["phase"] == "Pending"
+    row = daemon.cli("get", "pods", "envwait").stdout.splitlines()[1].split()
+    assert row[2] == "CreateContainerConfigError", row
     daemon.apply(secret("partial", {"other": "x", "pw": "finally"}))
     daemon.wait_running("envwait", timeout=60)
     wait_for(lambda: "pw=finally" in daemon.cli("logs", "envwait").stdout, what="env read")
