@@ -193,3 +193,10 @@ async def test_deleting_a_namespace_deletes_its_config_maps_and_secrets(api):
         await call(client.create, obj)
     await call(client.request, "DELETE", "/api/v1/namespaces/team")
     assert store.list("ConfigMap", "team") == [] and store.list("Secret", "team") == []
+
+
+async def test_the_store_file_holding_secrets_is_root_only(api):
+    store, client, _ = api
+    await call(client.create, secret(stringData={"a": "1"}))
+    for path in store.path.parent.glob(store.path.name + "*"):
+        assert path.stat().st_mode & 0o077 == 0, path

@@ -61,6 +61,12 @@ class SqliteStore(Store):
         super().__init__()
         self.path = db_path
         db_path.parent.mkdir(parents=True, exist_ok=True)
+        # Secrets live in here: root only, as etcd's data directory (SQLite gives its -wal
+        # and -shm files the database file's mode).
+        for path in (db_path, Path(f"{db_path}-wal"), Path(f"{db_path}-shm")):
+            if path == db_path or path.exists():
+                os.close(os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600))
+                os.chmod(path, 0o600)
         self._db = sqlite3.connect(str(db_path), isolation_level=None, check_same_thread=False)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
