@@ -137,6 +137,12 @@ def test_describe_every_kind_in_kubectls_layout(daemon: Daemon) -> None:
     assert field(namespace, "Status") == "Active"
     assert "No resource quota." in namespace
 
+    node_name = daemon.client.list("Node", None)[0]["metadata"]["name"]
+    node = lines(daemon, "node", node_name)
+    assert node[0].split() == ["Name:", node_name] and node[1].startswith("Roles:"), node
+    assert field(node, "Non-terminated Pods") == "(4 in total)", node
+    assert "Allocated resources:" in node and "Lease:" in node and "System Info:" in node
+
     event = daemon.client.list("Event", "default")[0]
     generic = lines(daemon, "ev", event["metadata"]["name"])
     assert "Involved Object:" in generic and any(

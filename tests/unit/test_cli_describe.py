@@ -288,3 +288,43 @@ def test_ages_are_kubectls_human_durations(seconds, shown):
     from tinykube.cli.printing import human_duration
 
     assert human_duration(seconds) == shown
+
+
+def test_node_with_its_lease_pods_and_allocated_resources():
+    node = {"kind": "Node", "metadata": {"name": "n1", "uid": "n-uid",
+                                         "creationTimestamp": "2026-12-07T01:00:00Z",
+                                         "labels": {"node-role.kubernetes.io/control-plane": ""}},
+            "spec": {"podCIDR": "10.88.0.0/24", "podCIDRs": ["10.88.0.0/24"]},
+            "status": {"capacity": {"cpu": "2", "memory": "2Gi", "pods": "110"},
+                       "allocatable": {"cpu": "2", "memory": "2Gi", "pods": "110"},
+                       "addresses": [{"type": "InternalIP", "address": "10.0.0.1"},
+                                     {"type": "Hostname", "address": "n1"}],
+                       "conditions": [{"type": "Ready", "status": "True",
+                                       "reason": "KubeletReady", "message": "ok",
+                                       "lastHeartbeatTime": "2026-12-07T01:00:00Z",
+                                       "lastTransitionTime": "2026-12-07T01:00:00Z"}],
+                       "nodeInfo": {"kubeletVersion": "v1.31.0-tinykube"}}}
+    lease = {"kind": "Lease", "metadata": {"name": "n1", "namespace": "kube-node-lease"},
+             "spec": {"holderIdentity": "n1", "renewTime": "2026-12-07T01:00:05.000000Z"}}
+
+    def pod(name, node_name, phase="Running", limits=None):
+        return {"kind": "Pod", "metadata": {"name": name, "namespace": "default"},
+                "spec": {"nodeName": node_name,
+                         "containers": [{"name": "c", "resources": {"limits": limits or {}}}]},
+                "status": {"phase": phase}}
+    related = Related([lease, pod("a", "n1", limits={"cpu": "500m", "memory": "256Mi"}),
+                       pod("b", "n1"), pod("done", "n1", phase="Succeeded"),
+                       pod("elsewhere", "n2")])
+    lines = [line.rstrip() for line in describe(node, related).splitlines()]
+    assert lines[:2] == ["Name:               n1", "Roles:              control-plane"]
+    assert "Taints:             <none>" in lines and "Unschedulable:      false" in lines
+    assert lines[lines.index("Lease:") + 1:lines.index("Lease:") + 4] == [
+        "  HolderIdentity:  n1", "  AcquireTime:     <unset>",
+        "  RenewTime:       Mon, 07 Dec 2026 01:00:05 +0000"]
+    assert "  InternalIP:  10.0.0.1" in lines
+    assert "Non-terminated Pods:          (2 in total)" in lines
+    row = next(line for line in lines if line.split()[:2] == ["default", "a"])
+    assert row.split()[2:10] == ["500m", "(25%)", "500m", "(25%)", "256Mi", "(12%)", "256Mi",
+                                 "(12%)"]
+    assert "  cpu                500m (25%)   500m (25%)" in lines
+    assert lines[-1] == "Events:              <none>"

@@ -22,7 +22,7 @@ from typing import Any, Protocol
 
 from tinykube import labels as label_selectors
 from tinykube.cli import printing
-from tinykube.model import configdata
+from tinykube.model import configdata, quantity
 from tinykube.model.meta import parse_time
 
 LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"  # never shown, as kubectl
@@ -351,7 +351,6 @@ def _resource_value(container: dict, ref: dict) -> str:
     if amount is None:
         value = "0"
     else:
-        from tinykube.model import quantity
         try:
             divisor = quantity.parse_quantity(ref.get("divisor") or 1) or 1
             value = str(math.ceil(quantity.parse_quantity(amount) / divisor))
@@ -1028,6 +1027,149 @@ def describe_secret(secret: dict, related: Related) -> str:
     w.write(0, "\nData\n====\n")
     for key, value in sorted((secret.get("data") or {}).items()):
         w.write(0, f"{key}:\t{_data_size(value)} bytes\n")
+    return w.text()
+
+
+NODE_LEASE_NAMESPACE = "kube-node-lease"
+NODE_ROLE_PREFIX = "node-role.kubernetes.io/"
+
+
+def _node_roles(labels: dict) -> str:
+    roles = {k[len(NODE_ROLE_PREFIX):] for k in labels if k.startswith(NODE_ROLE_PREFIX)}
+    if labels.get("kubernetes.io/role"):
+        roles.add(labels["kubernetes.io/role"])
+    return ",".join(sorted(r for r in roles if r)) or "<none>"
+
+
+def _cpu_text(millis: int) -> str:
+    return str(millis // 1000) if millis % 1000 == 0 else f"{millis}m"
+
+
+def _memory_text(size: int) -> str:
+    for suffix, unit in (("Gi", 1 << 30), ("Mi", 1 << 20), ("Ki", 1 << 10)):
+        if size and size % unit == 0:
+            return f"{size // unit}{suffix}"
+    return str(size)
+
+
+def _pod_resources(pod: dict) -> dict[str, int]:
+    """Sums over the pod's containers: cpu (millicores) and memory (bytes), requests
+    (defaulting to the limit, as the API server defaults them) and limits."""
+    sums = dict.fromkeys(("cpu-req", "cpu-lim", "mem-req", "mem-lim"), 0)
+    for c in (pod.get("spec") or {}).get("containers") or []:
+        resources = c.get("resources") or {}
+        limits = resources.get("limits") or {}
+        requests = {**limits, **(resources.get("requests") or {})}
+        try:
+            sums["cpu-req"] += quantity.cpu_millis(requests.get("cpu", 0))
+            sums["cpu-lim"] += quantity.cpu_millis(limits.get("cpu", 0))
+            sums["mem-req"] += quantity.memory_bytes(requests.get("memory", 0))
+            sums["mem-lim"] += quantity.memory_bytes(limits.get("memory", 0))
+        except ValueError:
+            continue
+    return sums
+
+
+def _share(used: int, total: int) -> str:
+    return f"({int(used / total * 100) if total else 0}%)"
+
+
+@describer("Node")
+def describe_node(node: dict, related: Related) -> str:
+    meta, spec, status = _meta(node), node.get("spec") or {}, node.get("status") or {}
+    name = meta.get("name")
+    w = TabWriter()
+    w.write(0, f"Name:\t{name}\n")
+    w.write(0, f"Roles:\t{_node_roles(meta.get('labels') or {})}\n")
+    print_labels(w, "Labels", meta.get("labels"))
+    print_annotations(w, "Annotations", meta.get("annotations"))
+    w.write(0, f"CreationTimestamp:\t{rfc1123z(meta.get('creationTimestamp'))}\n")
+    taints = sorted(spec.get("taints") or [],
+                    key=lambda t: f"{t.get('effect', '')},{t.get('key', '')}")
+    w.write(0, "Taints:\t")
+    if not taints:
+        w.write(0, "<none>\n")
+    for i, t in enumerate(taints):
+        value = f"={t['value']}" if t.get("value") else ""
+        w.write(0, ("\t" if i else "") + f"{t.get('key')}{value}:{t.get('effect')}\n")
+    w.write(0, f"Unschedulable:\t{_bool(spec.get('unschedulable'))}\n")
+    lease = next((item for item in related.list("Lease", NODE_LEASE_NAMESPACE)
+                  if _meta(item).get("name") == name), None)
+    lease_spec = (lease or {}).get("spec") or {}
+    w.write(0, "Lease:\n")
+    w.write(1, f"HolderIdentity:\t{lease_spec.get('holderIdentity') or '<unset>'}\n")
+    for field, title in (("acquireTime", "AcquireTime"), ("renewTime", "RenewTime")):
+        shown = rfc1123z(lease_spec[field]) if lease_spec.get(field) else "<unset>"
+        w.write(1, f"{title}:\t{shown}\n")
+    conditions = status.get("conditions") or []
+    if conditions:
+        w.write(0, "Conditions:\n  Type\tStatus\tLastHeartbeatTime\tLastTransitionTime\t"
+                   "Reason\tMessage\n")
+        w.write(1, "----\t------\t-----------------\t------------------\t------\t-------\n")
+        for c in conditions:
+            w.write(1, f"{c.get('type')} \t{c.get('status')} \t"
+                       f"{rfc1123z(c.get('lastHeartbeatTime'))} \t"
+                       f"{rfc1123z(c.get('lastTransitionTime'))} \t{c.get('reason', '')} \t"
+                       f"{c.get('message', '')}\n")
+    w.write(0, "Addresses:\n")
+    for address in status.get("addresses") or []:
+        w.write(1, f"{address.get('type')}:\t{address.get('address')}\n")
+    for field, title in (("capacity", "Capacity"), ("allocatable", "Allocatable")):
+        if status.get(field):
+            w.write(0, f"{title}:\n")
+            for resource in sorted(status[field]):
+                w.write(0, f"  {resource}:\t{status[field][resource]}\n")
+    info = status.get("nodeInfo") or {}
+    w.write(0, "System Info:\n")
+    for field, title in (("machineID", "Machine ID"), ("systemUUID", "System UUID"),
+                         ("bootID", "Boot ID"), ("kernelVersion", "Kernel Version"),
+                         ("osImage", "OS Image"), ("operatingSystem", "Operating System"),
+                         ("architecture", "Architecture"),
+                         ("containerRuntimeVersion", "Container Runtime Version"),
+                         ("kubeletVersion", "Kubelet Version")):
+        w.write(0, f"  {title}:\t{info.get(field, '')}\n")
+    if spec.get("podCIDR"):
+        w.write(0, f"PodCIDR:\t{spec['podCIDR']}\n")
+    if spec.get("podCIDRs"):
+        w.write(0, f"PodCIDRs:\t{','.join(spec['podCIDRs'])}\n")
+    if spec.get("providerID"):
+        w.write(0, f"ProviderID:\t{spec['providerID']}\n")
+    pods = [p for p in related.list("Pod", None)
+            if (p.get("spec") or {}).get("nodeName") == name
+            and (p.get("status") or {}).get("phase") not in ("Succeeded", "Failed")]
+    allocatable = status.get("allocatable") or status.get("capacity") or {}
+    try:
+        cpu_total = quantity.cpu_millis(allocatable.get("cpu", 0))
+        mem_total = quantity.memory_bytes(allocatable.get("memory", 0))
+    except ValueError:
+        cpu_total = mem_total = 0
+    w.write(0, f"Non-terminated Pods:\t({len(pods)} in total)\n")
+    w.write(1, "Namespace\tName\t\tCPU Requests\tCPU Limits\tMemory Requests\t"
+               "Memory Limits\tAge\n")
+    w.write(1, "---------\t----\t\t------------\t----------\t---------------\t"
+               "-------------\t---\n")
+    totals = dict.fromkeys(("cpu-req", "cpu-lim", "mem-req", "mem-lim"), 0)
+    for pod in pods:
+        used = _pod_resources(pod)
+        for key in totals:
+            totals[key] += used[key]
+        w.write(1, f"{_meta(pod).get('namespace', 'default')}\t{_meta(pod).get('name')}\t\t"
+                   f"{_cpu_text(used['cpu-req'])} {_share(used['cpu-req'], cpu_total)}\t"
+                   f"{_cpu_text(used['cpu-lim'])} {_share(used['cpu-lim'], cpu_total)}\t"
+                   f"{_memory_text(used['mem-req'])} {_share(used['mem-req'], mem_total)}\t"
+                   f"{_memory_text(used['mem-lim'])} {_share(used['mem-lim'], mem_total)}\t"
+                   f"{since(_meta(pod).get('creationTimestamp'))}\n")
+    w.write(0, "Allocated resources:\n  (Total limits may be over 100 percent, i.e., "
+               "overcommitted.)\n")
+    w.write(1, "Resource\tRequests\tLimits\n")
+    w.write(1, "--------\t--------\t------\n")
+    w.write(1, f"cpu\t{_cpu_text(totals['cpu-req'])} {_share(totals['cpu-req'], cpu_total)}\t"
+               f"{_cpu_text(totals['cpu-lim'])} {_share(totals['cpu-lim'], cpu_total)}\n")
+    w.write(1, f"memory\t{_memory_text(totals['mem-req'])} "
+               f"{_share(totals['mem-req'], mem_total)}\t{_memory_text(totals['mem-lim'])} "
+               f"{_share(totals['mem-lim'], mem_total)}\n")
+    w.write(1, "ephemeral-storage\t0 (0%)\t0 (0%)\n")
+    describe_events(w, events_of(node, related))
     return w.text()
 
 
