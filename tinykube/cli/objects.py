@@ -221,11 +221,21 @@ def _watch(args: argparse.Namespace, client: Client, info: KindInfo, namespace: 
 
 def describe(args: argparse.Namespace, client: Client) -> int:
     """kubectl's layout (tinykube/cli/describe.py); descriptions are separated as kubectl
-    separates them (two blank lines)."""
+    separates them (two blank lines). As kubectl, `describe KIND NAME` with no object of that
+    name describes every object whose name starts with NAME (`describe pods web`)."""
     targets = _kinds_and_names(args.kind, args.names)
     found = 0
     for info, names in targets:
-        for obj in _fetch(client, info, names, args.namespace, args.selector):
+        try:
+            objects = _fetch(client, info, names, args.namespace, args.selector)
+        except ApiError as e:
+            if e.code != 404 or "/" in args.kind or len(args.names) != 1:
+                raise
+            objects = [o for o in client.list(info, args.namespace, args.selector)
+                       if o["metadata"]["name"].startswith(names[0])]
+            if not objects:
+                raise
+        for obj in objects:
             sys.stdout.write(("\n\n" if found else "") + describing.describe(obj, client))
             found += 1
     if not found:

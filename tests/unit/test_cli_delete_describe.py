@@ -1,4 +1,5 @@
-"""`tinykube delete`'s handling of objects that are already gone, as kubectl's."""
+"""`tinykube delete` and `describe` with objects that are gone or named by a prefix, as
+kubectl does."""
 
 from __future__ import annotations
 
@@ -55,3 +56,43 @@ def test_named_objects_still_report_not_found(capsys):
     assert 'pods "nope" not found' in capsys.readouterr().err
     assert run(cluster, "pod", "nope", "--ignore-not-found") == 0
     assert capsys.readouterr().err == ""
+
+
+class Described:
+    """Enough of a client for `describe`: pods web-1, web-2 and db."""
+
+    names = ("web-1", "web-2", "db")
+
+    def _pod(self, name):
+        return {"kind": "Pod", "metadata": {"name": name, "namespace": "default"},
+                "spec": {"containers": []}, "status": {"phase": "Running"}}
+
+    def get(self, info, name, namespace="default"):
+        if name not in self.names:
+            raise NotFound.for_object(info.kind, name)
+        return self._pod(name)
+
+    def list(self, info, namespace="default", selector=None):
+        return [self._pod(n) for n in self.names]
+
+    def events(self, obj):
+        return []
+
+
+def describe(*argv: str) -> int:
+    args = build_parser().parse_args(["describe", *argv])
+    return args.handler(args, Described())
+
+
+def test_describe_a_name_prefix_describes_every_match(capsys):
+    """kubectl's DescribeMatchingResources: no object named `web`, so every pod whose name
+    starts with it, separated by two blank lines; no match at all is still NotFound."""
+    assert describe("pods", "web") == 0
+    out = capsys.readouterr().out
+    assert [line.split()[1] for line in out.splitlines() if line.startswith("Name:")] == [
+        "web-1", "web-2"]
+    assert out.count("\n\n\nName:") == 1  # kubectl's separator between two descriptions
+    with pytest.raises(NotFound):
+        describe("pods", "nothing")
+    assert describe("pod", "db") == 0
+    assert capsys.readouterr().out.splitlines()[0].split() == ["Name:", "db"]
