@@ -1134,8 +1134,10 @@ def describe_node(node: dict, related: Related) -> str:
         w.write(0, f"PodCIDRs:\t{','.join(spec['podCIDRs'])}\n")
     if spec.get("providerID"):
         w.write(0, f"ProviderID:\t{spec['providerID']}\n")
+    # The all-in-one daemon runs pods no scheduler bound on its one node: count them there.
+    only_node = len(related.list("Node", None)) == 1
     pods = [p for p in related.list("Pod", None)
-            if (p.get("spec") or {}).get("nodeName") == name
+            if ((p.get("spec") or {}).get("nodeName") or (name if only_node else None)) == name
             and (p.get("status") or {}).get("phase") not in ("Succeeded", "Failed")]
     allocatable = status.get("allocatable") or status.get("capacity") or {}
     try:
