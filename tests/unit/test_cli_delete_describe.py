@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 
+from tinykube.cli.common import UsageError
 from tinykube.cli.main import build_parser
 from tinykube.model.errors import NotFound
 
@@ -96,3 +97,17 @@ def test_describe_a_name_prefix_describes_every_match(capsys):
         describe("pods", "nothing")
     assert describe("pod", "db") == 0
     assert capsys.readouterr().out.splitlines()[0].split() == ["Name:", "db"]
+
+
+def test_describe_all_namespaces(capsys):
+    class Everywhere(Described):
+        def list(self, info, namespace="default", selector=None):
+            self.asked = namespace
+            return super().list(info, namespace, selector)
+    client = Everywhere()
+    args = build_parser().parse_args(["describe", "pods", "-A"])
+    assert args.handler(args, client) == 0 and client.asked == "*"
+    assert capsys.readouterr().out.count("Name:") == 3
+    with pytest.raises(UsageError):
+        args = build_parser().parse_args(["describe", "pods", "web-1", "-A"])
+        args.handler(args, client)

@@ -44,6 +44,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     p.add_argument("kind")
     p.add_argument("names", nargs="*")
     p.add_argument("-l", "--selector")
+    p.add_argument("-A", "--all-namespaces", action="store_true")
     add_namespace(p)
     p.set_defaults(handler=describe)
 
@@ -224,10 +225,13 @@ def describe(args: argparse.Namespace, client: Client) -> int:
     separates them (two blank lines). As kubectl, `describe KIND NAME` with no object of that
     name describes every object whose name starts with NAME (`describe pods web`)."""
     targets = _kinds_and_names(args.kind, args.names)
+    if args.all_namespaces and args.names:
+        raise UsageError("a resource cannot be retrieved by name across all namespaces")
+    namespace = "*" if args.all_namespaces else args.namespace
     found = 0
     for info, names in targets:
         try:
-            objects = _fetch(client, info, names, args.namespace, args.selector)
+            objects = _fetch(client, info, names, namespace, args.selector)
         except ApiError as e:
             if e.code != 404 or "/" in args.kind or len(args.names) != 1:
                 raise
@@ -239,7 +243,8 @@ def describe(args: argparse.Namespace, client: Client) -> int:
             sys.stdout.write(("\n\n" if found else "") + describing.describe(obj, client))
             found += 1
     if not found:
-        print(f"No resources found in {args.namespace} namespace.", file=sys.stderr)
+        where = "" if args.all_namespaces else f" in {args.namespace} namespace"
+        print(f"No resources found{where}.", file=sys.stderr)
     return 0
 
 
