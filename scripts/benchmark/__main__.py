@@ -3,7 +3,8 @@
     scripts/bench [--quick] [--json FILE] [--markdown FILE] [--only NAME,...]
                   [--pods 100,500] [--repeat N] [--no-podman]
 
-Measurements (in this order): start, profile, recovery, rollout, restart, scale, services, api.
+Measurements (in this order): start, profile (warm), profile-cold, recovery, rollout, restart,
+scale, services, api.
 `--profile [FILE]` also records a py-spy flame graph of the daemon during the largest
 scale-out (docs/flamegraph-scaleout.svg by default).
 Each starts its own daemon on a fresh root and purges it; the run ends with a reset of the
@@ -28,6 +29,7 @@ from .report import Section, machine, machine_line, markdown, targets, to_json
 MEASUREMENTS = {
     "start": podstart.run,
     "profile": profile.run,
+    "profile-cold": profile.run_cold,
     "recovery": recovery.run,
     "rollout": rollout.run,
     "restart": restart.run,

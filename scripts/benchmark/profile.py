@@ -71,9 +71,19 @@ def breakdown(spans: list[dict], uid: str, sent: float, seen: float) -> dict[str
 
 
 def run(ctx: Context) -> Section:
-    section = Section("Pod start profile (ms per step, daemon-side timers)")
+    """Pods starting warm (the daemon's default pool of warm sandboxes)."""
+    return _run(ctx, "Pod start profile, warm (ms per step, daemon-side timers)", None)
+
+
+def run_cold(ctx: Context) -> Section:
+    """Pods starting cold (`--warm-sandboxes 0`: each builds its own sandbox)."""
+    return _run(ctx, "Pod start profile, cold (ms per step, daemon-side timers)", 0)
+
+
+def _run(ctx: Context, title: str, warm_sandboxes: int | None) -> Section:
+    section = Section(title)
     spans_file = Path(f"/tmp/tkbench-spans-{time.time_ns()}.jsonl")
-    d = ctx.daemon(profile_file=spans_file)
+    d = ctx.daemon(profile_file=spans_file, warm_sandboxes=warm_sandboxes)
     marks: list[tuple[str, float, float]] = []
     try:
         with Watcher(d.socket, "Pod", label_selector=f"{LABEL}=1") as watch:
