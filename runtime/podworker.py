@@ -1,12 +1,14 @@
 """One pod worker per pod uid: makes processes match the Pod and reports them in its status.
 
-Life of a pod, in the order the worker does it (record first, then act; every step has an
-idempotent undo in `teardown`):
+Life of a pod, in the order the worker does it (every host resource is named after the uid,
+so each step has an idempotent undo in `teardown` found by the uid alone):
 
-  record  -> the pod record (names the uid; every host resource derives from it)
   cgroup  -> <parent>/tinykube/pod-<uid>
-  sandbox -> the pause process (net+uts+ipc namespaces), hostname = spec.hostname or name
+  sandbox -> the pause process (net+uts+ipc namespaces), hostname = spec.hostname or name;
+             then the pod record, written once, naming it
   network -> veth + address (status.podIP); hostIP is the bridge gateway
+  (cgroup and sandbox are one worker-thread hop, network one host-thread call; a warm
+  sandbox, runtime/warmpool.py, gives all three at once)
   files   -> /etc/hosts, /etc/hostname, /etc/resolv.conf in the pod dir (runtime/layout.py)
   volumes -> emptyDir / hostPath / persistentVolumeClaim
   init containers, in spec order, each to completion (a native sidecar, restartPolicy
