@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import random
+import shutil
 import signal
 import subprocess
 import sys
@@ -63,26 +64,48 @@ class LocalCluster:
     grace: float = 3.0
     eviction: float = 3.0
     tag: str = field(default_factory=lambda: f"{os.getpid() % 100:02d}{random.randrange(100):02d}")
-    server: Proc | None = None
+    store: str | None = None  # --store for the servers (etcd://… lets several share it)
+    leader_lease: float = 3.0
+    servers: list[Proc] = field(default_factory=list)
     agents: list[Agent] = field(default_factory=list)
 
     def __post_init__(self) -> None:
-        self.listen = f"127.0.0.1:{free_port()}"
-        self.root = self.base / "server"
-        self.socket = self.base / "server.sock"
-        self.client = Client(self.socket)
+        self.listens: list[str] = []
+        self.root = self.base / "server1"
         self.octet = random.randrange(100, 200)
+        self.client = Client(self.socket_of(1))
 
-    def start_server(self) -> None:
-        self.server = Proc("server", _cli(
-            "--socket", str(self.socket), "server", "--root", str(self.root),
-            "--run-dir", str(self.base / "server-run"), "--listen", self.listen,
+    def socket_of(self, index: int) -> Path:
+        return self.base / f"server{index}.sock"
+
+    @property
+    def urls(self) -> str:
+        return ",".join(f"https://{listen}" for listen in self.listens)
+
+    def start_server(self) -> Proc:
+        """One more server (servers after the first share its CA and tokens, as servers of
+        one cluster must)."""
+        index = len(self.servers) + 1
+        root = self.base / f"server{index}"
+        if index > 1:
+            shutil.copytree(self.root / "pki", root / "pki")
+        listen = f"127.0.0.1:{free_port()}"
+        self.listens.append(listen)
+        server = Proc(f"server{index}", _cli(
+            "--socket", str(self.socket_of(index)), "server", "--root", str(root),
+            "--run-dir", str(self.base / f"server{index}-run"), "--listen", listen,
+            "--identity", f"server{index}",
             "--node-monitor-grace-period", str(self.grace),
             "--pod-eviction-timeout", str(self.eviction),
-            "--leader-elect-lease-duration", "3"), self.base / "server.log")
-        self.server.start()
-        wait_for(lambda: self.socket.exists() and self.client.healthy(), timeout=30,
-                 what="server up")
+            "--leader-elect-lease-duration", str(self.leader_lease),
+            *(["--store", self.store] if self.store else [])), self.base / f"server{index}.log")
+        self.servers.append(server)
+        server.start()
+        client = Client(self.socket_of(index))
+        wait_for(lambda: self.socket_of(index).exists() and client.healthy(), timeout=30,
+                 what=f"server{index} up")
+        client.close()
+        return server
 
     def add_agent(self) -> Agent:
         index = len(self.agents) + 1
@@ -93,7 +116,7 @@ class LocalCluster:
                       cidr=f"10.{self.octet}.{index}.0/24", subtree=f"tinykube-{name}")
         token = (self.root / "pki" / "node.token").read_text().strip()
         agent.args = _cli(
-            "agent", "--server", f"https://{self.listen}", "--token", token,
+            "agent", "--server", self.urls, "--token", token,
             "--certificate-authority", str(self.root / "pki" / "ca.crt"),
             "--node-name", name, "--pod-cidr", agent.cidr, "--root", str(root),
             "--run-dir", str(agent.run_dir), "--bridge", name,
@@ -115,8 +138,8 @@ class LocalCluster:
         try:
             for agent in self.agents:
                 agent.stop()
-            if self.server:
-                self.server.stop()
+            for server in self.servers:
+                server.stop()
         finally:
             self.client.close()
             for agent in self.agents:

@@ -56,7 +56,7 @@ def test_agents_run_the_pods_bound_to_them_and_failed_nodes_are_drained(cluster,
     a, b = cluster.add_agent(), cluster.add_agent()
     apply = subprocess.run(
         [sys.executable, "-m", "tinykube.cli.main", "--socket",
-         str(cluster.socket), "apply", "-f", "-"], input=DEPLOYMENT, text=True,
+         str(cluster.socket_of(1)), "apply", "-f", "-"], input=DEPLOYMENT, text=True,
         capture_output=True, check=True)
     assert "created" in apply.stdout
     wait_for(lambda: {n: len(p) for n, p in running_by_node(cluster).items()} ==

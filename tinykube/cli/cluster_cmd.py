@@ -33,7 +33,8 @@ def register(commands: argparse._SubParsersAction) -> None:
     s.set_defaults(handler=server)
 
     a = commands.add_parser("agent", help="run a cluster node: its pods, through the API")
-    a.add_argument("--server", required=True, help="the server's URL, https://HOST:PORT")
+    a.add_argument("--server", required=True, metavar="URL[,URL...]",
+                   help="the servers' URLs, https://HOST:PORT (the next is used when one fails)")
     a.add_argument("--token", default=os.environ.get("TINYKUBE_TOKEN"),
                    help="the join token (the server's <root>/pki/node.token; or $TINYKUBE_TOKEN)")
     a.add_argument("--certificate-authority", type=Path, default=None, metavar="FILE",
@@ -84,7 +85,8 @@ def agent(args: argparse.Namespace, client: Client) -> int:
     if not args.token:
         raise SystemExit("error: --token (or $TINYKUBE_TOKEN) is required")
     return main(AgentConfig(
-        server=args.server, token=args.token, node_name=args.node_name,
+        servers=[u.strip() for u in args.server.split(",") if u.strip()], token=args.token,
+        node_name=args.node_name,
         pod_cidr=args.pod_cidr, node_ip=args.node_ip, ca_file=args.certificate_authority,
         root=args.root, run_dir=args.run_dir, bridge=args.bridge,
         cgroup_subtree=args.cgroup_subtree, lease_seconds=args.node_lease_seconds))

@@ -15,7 +15,7 @@ from typing import Any
 
 import trio
 
-from .apiclient import ApiObjects, client_factory
+from .apiclient import ApiObjects, ServerPool
 from .heartbeat import Heartbeat
 from .informer import ApiStore
 from .nodeobjects import NODE_LEASE_SECONDS, NodeFacts, host_capacity
@@ -31,7 +31,7 @@ WATCHED_KINDS = ("Pod", "PersistentVolumeClaim")
 
 @dataclass
 class AgentConfig:
-    server: str
+    servers: list[str]
     token: str
     node_name: str
     pod_cidr: str  # this node's slice of the cluster's pod range
@@ -55,7 +55,7 @@ async def run(config: AgentConfig, *, task_status: Any = trio.TASK_STATUS_IGNORE
 
     for directory in (config.root, config.run_dir):
         directory.mkdir(parents=True, exist_ok=True, mode=0o700)
-    objects = ApiObjects(client_factory(config.server, config.token, config.ca_file))
+    objects = ApiObjects(ServerPool(config.servers, config.token, config.ca_file))
     api_store = ApiStore(objects, WATCHED_KINDS)
     network = PodNetwork(layout.network_dir(config.root), bridge=config.bridge,
                          cidr=config.pod_cidr)
@@ -75,7 +75,7 @@ async def run(config: AgentConfig, *, task_status: Any = trio.TASK_STATUS_IGNORE
             await nursery.start(api_store.run)
             await nursery.start(kubelet.run)
             log.info("tinykube agent: node %s joined %s (pods %s)", config.node_name,
-                     config.server, config.pod_cidr)
+                     ",".join(config.servers), config.pod_cidr)
             task_status.started()
     finally:
         remove_pid_file(config.run_dir)

@@ -3,8 +3,8 @@ its blocking calls moved off the trio loop (`ApiObjects`)."""
 
 from __future__ import annotations
 
-import functools
 import http.client
+import logging
 import ssl
 from pathlib import Path
 from typing import Any
@@ -12,9 +12,11 @@ from urllib.parse import urlsplit
 
 import trio
 
-from tinykube.client import Client, collection_path, object_path
+from tinykube.client import Client, DaemonUnreachable, collection_path, object_path
 from tinykube.model.errors import NotFound
 from tinykube.model.kinds import by_kind
+
+log = logging.getLogger("tinykube.cluster.apiclient")
 
 
 class HttpsClient(Client):
@@ -41,21 +43,56 @@ class HttpsClient(Client):
         return f"cannot reach the tinykube server at {self.server} ({error})"
 
 
+class ServerPool:
+    """The servers an agent may talk to (`--server URL[,URL…]`): one at a time, the next one
+    after a failure to reach it (k3s agents balance over servers on the client side too)."""
+
+    def __init__(self, servers: list[str], token: str, ca_file: Path | None) -> None:
+        if not servers:
+            raise ValueError("--server: at least one URL is needed")
+        for server in servers:
+            HttpsClient(server, token, ca_file)  # checks the URL now, not at the first call
+        self.servers = servers
+        self.token = token
+        self.ca_file = ca_file
+        self.current = 0
+
+    def make_client(self) -> HttpsClient:
+        return HttpsClient(self.servers[self.current], self.token, self.ca_file)
+
+    def failed(self, server: str) -> None:
+        if self.servers[self.current] == server and len(self.servers) > 1:
+            self.current = (self.current + 1) % len(self.servers)
+            log.warning("server %s unreachable: using %s", server, self.servers[self.current])
+
+
 class ApiObjects:
     """`tinykube.cluster.objects.Objects` through the API (each call in a worker thread with a
     client of its own: http.client connections are not shared between threads)."""
 
-    def __init__(self, make_client: Any) -> None:
-        self.make_client = make_client
+    def __init__(self, pool: ServerPool) -> None:
+        self.pool = pool
+
+    def make_client(self) -> HttpsClient:
+        return self.pool.make_client()
+
+    def failed(self, client: HttpsClient) -> None:
+        self.pool.failed(client.server)
 
     async def call(self, method: str, path: str, body: Any = None,
                    params: dict[str, Any] | None = None) -> Any:
         def run() -> Any:
-            client = self.make_client()
-            try:
-                return client.request(method, path, body=body, params=params)
-            finally:
-                client.close()
+            for attempt in range(len(self.pool.servers)):
+                client = self.make_client()
+                try:
+                    return client.request(method, path, body=body, params=params)
+                except DaemonUnreachable:
+                    self.failed(client)
+                    if attempt == len(self.pool.servers) - 1:
+                        raise
+                finally:
+                    client.close()
+            raise AssertionError("unreachable")
         return await trio.to_thread.run_sync(run)
 
     async def get(self, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
@@ -91,5 +128,3 @@ def _path_of(obj: dict[str, Any], sub: str | None = None) -> str:
                        sub)
 
 
-def client_factory(server: str, token: str, ca_file: Path | None) -> Any:
-    return functools.partial(HttpsClient, server, token, ca_file)

@@ -37,13 +37,14 @@ RETRY_PERIOD = 2.0  # --leader-elect-retry-period
 class LeaderElector:
     def __init__(self, objects: Objects, identity: str, *, name: str = LEADER_LEASE_NAME,
                  lease_seconds: float = LEASE_SECONDS, renew_deadline: float = RENEW_DEADLINE,
-                 retry_period: float = RETRY_PERIOD) -> None:
+                 retry_period: float | None = None) -> None:
         self.objects = objects
         self.identity = identity
         self.name = name
         self.lease_seconds = lease_seconds
         self.renew_deadline = min(renew_deadline, lease_seconds * 2 / 3)
-        self.retry_period = retry_period
+        # client-go's defaults keep retry < renew deadline < lease; short test leases scale down.
+        self.retry_period = retry_period or min(RETRY_PERIOD, lease_seconds / 4)
         self.leading = False
         self._observed: tuple[str | None, float] = (None, 0.0)  # (record rv, seen at)
 
@@ -86,7 +87,7 @@ class LeaderElector:
             return await self._attempt()
         except (Conflict, AlreadyExists, NotFound):
             return False
-        except (ApiError, OSError) as e:
+        except (ApiError, OSError) as e:  # the store is away for a moment: not leading now
             log.warning("%s: leader election: %s", self.identity, e)
             return False
 

@@ -26,6 +26,7 @@ from .nodeobjects import (
 )
 from .objects import Objects
 
+from tinykube.client import DaemonUnreachable
 from tinykube.model.errors import AlreadyExists, ApiError, Conflict
 
 log = logging.getLogger("tinykube.cluster.heartbeat")
@@ -50,7 +51,7 @@ class Heartbeat:
                 if self.node is None:
                     self.node = await self.register()
                 await self.renew()
-            except (ApiError, OSError) as e:
+            except (ApiError, DaemonUnreachable, OSError) as e:
                 log.warning("node %s: heartbeat failed (%s); retrying", self.facts.name, e)
             if not started:
                 task_status.started()

@@ -13,6 +13,7 @@ its differences delivered as events.
 from __future__ import annotations
 
 import copy
+import http.client
 import logging
 import math
 from dataclasses import dataclass
@@ -190,7 +191,11 @@ class ApiStore:
                 for line in client.stream_lines("GET", path, params={
                         "watch": "true", "resourceVersion": rv}):
                     trio.from_thread.run_sync(send.send_nowait, line, trio_token=token)
-            except (ApiError, DaemonUnreachable, OSError, ValueError) as e:
+            except (DaemonUnreachable, http.client.HTTPException, OSError) as e:
+                # The server went away mid-stream (IncompleteRead) or cannot be reached.
+                self.objects.failed(client)
+                trio.from_thread.run_sync(send.send_nowait, e, trio_token=token)
+            except (ApiError, ValueError) as e:
                 trio.from_thread.run_sync(send.send_nowait, e, trio_token=token)
             finally:
                 client.close()
