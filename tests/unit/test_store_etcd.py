@@ -5,6 +5,7 @@ values it cannot serve. The shared store suite (test_store.py) runs on etcd too.
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 
 import pytest
@@ -224,3 +225,76 @@ async def test_a_value_that_turns_unservable_leaves_the_cache_and_its_watchers(e
         assert (event.type, event.object["metadata"]["name"]) == ("DELETED", "web")
         assert store.try_get("ReplicaSet", "default", "web") is None
         assert "metadata" in store.unloadable[("ReplicaSet", "default", "web")]
+
+
+class Partition:
+    """A TCP proxy to etcd that the test can cut and restore: a server behind it loses etcd
+    while others keep writing."""
+
+    def __init__(self, target_port: int) -> None:
+        self.target_port = target_port
+        self.port = 0
+        self._connections: set[trio.CancelScope] = set()
+
+    async def run(self, task_status=trio.TASK_STATUS_IGNORED) -> None:
+        listeners = await trio.open_tcp_listeners(0, host="127.0.0.1")
+        self.port = listeners[0].socket.getsockname()[1]
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(trio.serve_listeners, self._serve, listeners)
+            task_status.started()
+
+    async def _serve(self, client: trio.SocketStream) -> None:
+        with trio.CancelScope() as scope:
+            self._connections.add(scope)
+            upstream = await trio.open_tcp_stream("127.0.0.1", self.target_port)
+            async with client, upstream, trio.open_nursery() as nursery:
+                nursery.start_soon(self._pipe, client, upstream)
+                nursery.start_soon(self._pipe, upstream, client)
+
+    async def _pipe(self, source: trio.SocketStream, sink: trio.SocketStream) -> None:
+        with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
+            async for data in source:
+                await sink.send_all(data)
+
+    def cut(self) -> None:
+        """Break every connection through the proxy (new ones pass)."""
+        for scope in self._connections:
+            scope.cancel()
+        self._connections.clear()
+
+
+async def test_a_server_cut_off_past_a_compaction_lists_again(etcd, nursery):
+    """Server A loses etcd; meanwhile B changes things and etcd compacts the revisions A had
+    not seen. Back, A's watch is refused (compacted): A lists again, tells its watchers what
+    changed (including what was deleted meanwhile) and answers older watches with Gone."""
+    partition = Partition(etcd.client_port)
+    await nursery.start(partition.run)
+    async with open_store(StoreLocation(etcd_endpoints=(f"127.0.0.1:{partition.port}",))) as a, \
+            server(etcd) as b:
+        await b.create(rs("kept"))
+        await b.create(rs("deleted"))
+        await a.wait_for_resource_version(b.resource_version, 10)
+        before = a.resource_version
+        with a.watch("ReplicaSet", since=before) as watch:
+            partition.cut()  # A's watch breaks; it reconnects after its back-off...
+            changed = b.get("ReplicaSet", "default", "kept")
+            changed["spec"]["replicas"] = 9
+            await b.update(changed)
+            await b.delete("ReplicaSet", "default", "deleted")
+            await b.create(rs("new"))
+            # ...by when etcd compacted what A missed (a slow reconnect is the same case).
+            etcd.call("/v3/kv/compaction", {"revision": b.resource_version, "physical": True})
+            # Waiters wake when the relisted cache reaches the revision (not at their timeout:
+            # a generous bound that only a missed wake-up exceeds).
+            with trio.fail_after(20):
+                assert await a.wait_for_resource_version(b.resource_version, 60)
+            events = {}
+            with trio.fail_after(10):
+                while len(events) < 3:
+                    event = await anext(watch)
+                    events[event.object["metadata"]["name"]] = event.type
+        assert events == {"kept": "MODIFIED", "deleted": "DELETED", "new": "ADDED"}
+        assert a.get("ReplicaSet", "default", "kept")["spec"]["replicas"] == 9
+        assert a.try_get("ReplicaSet", "default", "deleted") is None
+        with pytest.raises(Gone):
+            a.watch("ReplicaSet", since=before)

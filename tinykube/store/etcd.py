@@ -84,6 +84,8 @@ class EtcdStore(Store):
         try:
             store = cls(client)
             await store._list()
+            # The history is replayed from before this (see _follow); until then nothing older.
+            store._rv = store._history_floor = store._loaded
             async with trio.open_nursery() as nursery:
                 await nursery.start(store._follow)
                 try:
@@ -111,9 +113,7 @@ class EtcdStore(Store):
             else:
                 objects[key] = obj
         self._objects = objects
-        self._rv = self._loaded = at
-        # Replayed into the history from here (see _follow); until then nothing older.
-        self._history_floor = at
+        self._loaded = at
 
     def _decode(self, key: Key, kv: dict, *, check_values: bool = True
                 ) -> tuple[dict | None, str]:
@@ -179,21 +179,22 @@ class EtcdStore(Store):
                     self._seen)
         before = self._objects
         await self._list()
-        self._seen = self._rv
+        at = self._seen = self._loaded
         for key, obj in before.items():
             if key not in self._objects:
                 gone = clone(obj)
-                gone["metadata"]["resourceVersion"] = str(self._rv)
-                self._publish(DELETED, key, gone, self._rv, json.dumps(gone))
+                gone["metadata"]["resourceVersion"] = str(at)
+                self._publish(DELETED, key, gone, at, json.dumps(gone))
         for key, obj in self._objects.items():
             if before.get(key) != obj:
-                self._publish(MODIFIED if key in before else ADDED, key, obj, self._rv,
+                self._publish(MODIFIED if key in before else ADDED, key, obj, at,
                               json.dumps(obj))
+        # What happened between the old revision and `at` is unknown: older watches are Gone.
         self._history.clear()
         self._history_bytes = 0
-        self._history_floor = self._rv
-        self._advance(self._rv)
-        return self._rv + 1
+        self._history_floor = at
+        self._advance(at)  # wakes whoever waits for a revision (a write, a watch)
+        return at + 1
 
     def _on_event(self, event: dict) -> None:
         kv = event.get("kv", {})
