@@ -3,8 +3,9 @@
 One task per node watches ConfigMaps and Secrets; the kubelet forwards its Pod events
 (`pod_changed`). A change to a ConfigMap or Secret rewrites (atomic writer) every running
 pod's volume that reads it; a change to a Pod's labels or annotations rewrites its
-downwardAPI volumes. It also wakes pod workers that wait
-for a missing ConfigMap or Secret, so a pod starts as soon as what it needs exists.
+downwardAPI volumes. It also wakes pod workers that wait for a missing ConfigMap or Secret,
+so a pod starts as soon as what it needs exists. A source that is gone leaves the files as
+they are (as the kubelet does).
 
 Volumes are rewritten one at a time (a lock), in a worker thread.
 """
@@ -18,7 +19,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import trio
 
-from . import projection, volumes
+from . import atomicwriter, projection
 from .envresolve import referenced as env_referenced
 from .projection import Lookup
 
@@ -140,7 +141,7 @@ class ConfigWatch:
                 continue
             async with self._lock:
                 try:
-                    await trio.to_thread.run_sync(volumes.atomicwriter.write, path, files,
+                    await trio.to_thread.run_sync(atomicwriter.write, path, files,
                                                   projection.fs_group(pod))
                 except OSError as e:
                     log.warning("pod %s/%s: updating volume %s: %s", worker.namespace,
