@@ -168,3 +168,38 @@ def test_an_empty_file_left_by_a_power_cut_reads_as_nothing_allocated(tmp_path):
     ipam = Ipam(tmp_path, "10.77.0.0/24")
     assert ipam.allocations() == {}
     assert ipam.allocate("a") == "10.77.0.2"
+
+
+def test_rename_hands_an_address_to_another_uid_and_persists_it(tmp_path):
+    # A warm sandbox's address becomes its pod's (runtime/warmpool.py).
+    ipam = Ipam(tmp_path, "10.201.3.0/24")
+    ip = ipam.allocate("w-abc123")
+    other = ipam.allocate("uid-b")
+    assert ipam.rename("w-abc123", "uid-a") == ip
+    assert ipam.allocations() == {"uid-a": ip, "uid-b": other}
+    assert Ipam(tmp_path, "10.201.3.0/24").allocations() == {"uid-a": ip, "uid-b": other}
+
+
+def test_rename_refuses_a_taken_or_unknown_uid_and_changes_nothing(tmp_path):
+    ipam = Ipam(tmp_path, "10.201.3.0/24")
+    ipam.allocate("w-abc123")
+    ipam.allocate("uid-b")
+    before = ipam.allocations()
+    with pytest.raises(ValueError, match="uid-b"):
+        ipam.rename("w-abc123", "uid-b")
+    with pytest.raises(KeyError):
+        ipam.rename("w-gone00", "uid-c")
+    assert ipam.allocations() == before
+    assert Ipam(tmp_path, "10.201.3.0/24").allocations() == before
+
+
+def test_failed_rename_write_keeps_the_old_owner(tmp_path, monkeypatch):
+    ipam = Ipam(tmp_path, "10.201.3.0/24")
+    ip = ipam.allocate("w-abc123")
+
+    def fail(*args, **kwargs):
+        raise OSError("disk full")
+    monkeypatch.setattr("tinykube.netns.ipam.os.replace", fail)
+    with pytest.raises(OSError):
+        ipam.rename("w-abc123", "uid-a")
+    assert ipam.allocations() == {"w-abc123": ip}
