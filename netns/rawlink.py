@@ -33,6 +33,9 @@ RTM_NEWADDR = 20
 RTM_NEWROUTE = 24
 IFLA_LINK = 5
 IFLA_IFNAME = 3
+IFLA_MASTER = 10
+IFLA_LINKINFO = 18
+IFLA_INFO_KIND = 1
 IFA_ADDRESS = 1
 IFA_LOCAL = 2
 RTA_DST = 1
@@ -161,6 +164,25 @@ class LinkInfo:
     index: int
     up: bool
     peer_index: int | None  # IFLA_LINK: a veth's peer index (in the peer's netns)
+    master: int | None = None  # IFLA_MASTER: the bridge it is a port of
+    kind: str | None = None  # IFLA_LINKINFO / IFLA_INFO_KIND: "veth", "bridge", ...
+
+
+def set_master(index: int, master: int) -> Request:
+    body = _IFINFOMSG.pack(socket.AF_UNSPEC, 0, index, 0, 0) + \
+        _attr(IFLA_MASTER, struct.pack("=I", master))
+    return Request(RTM_NEWLINK, 0, body, f"making link {index} a port of link {master}")
+
+
+def _attrs(data: bytes, offset: int, end: int) -> dict[int, bytes]:
+    found = {}
+    while offset + _RTATTR.size <= end:
+        size, attr = _RTATTR.unpack_from(data, offset)
+        if size < _RTATTR.size:
+            break
+        found[attr & 0x3FFF] = data[offset + _RTATTR.size:offset + size]  # no NLA_F_* bits
+        offset += _align(size)
+    return found
 
 
 def get_link(sock: socket.socket, name: str) -> LinkInfo | None:
@@ -177,13 +199,16 @@ def get_link(sock: socket.socket, name: str) -> LinkInfo | None:
             return None
         raise NetlinkRequestError(-code, f"looking up link {name}")
     _family, _type, index, flags, _change = _IFINFOMSG.unpack_from(data, _NLMSGHDR.size)
-    peer = None
-    offset = _NLMSGHDR.size + _IFINFOMSG.size
-    while offset + _RTATTR.size <= length:
-        size, attr = _RTATTR.unpack_from(data, offset)
-        if size < _RTATTR.size:
-            break
-        if attr == IFLA_LINK:
-            (peer,) = struct.unpack_from("=i", data, offset + _RTATTR.size)
-        offset += _align(size)
-    return LinkInfo(index=index, up=bool(flags & IFF_UP), peer_index=peer)
+    attrs = _attrs(data, _NLMSGHDR.size + _IFINFOMSG.size, length)
+    kind = None
+    if IFLA_LINKINFO in attrs:
+        info = attrs[IFLA_LINKINFO]
+        raw = _attrs(info, 0, len(info)).get(IFLA_INFO_KIND)
+        kind = raw.rstrip(b"\0").decode() if raw is not None else None
+
+    def number(attr: int) -> int | None:
+        value = attrs.get(attr)
+        return struct.unpack("=i", value[:4])[0] if value is not None else None
+
+    return LinkInfo(index=index, up=bool(flags & IFF_UP), peer_index=number(IFLA_LINK),
+                    master=number(IFLA_MASTER), kind=kind)
