@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import json
+import socket
 
 import pytest
 import trio
@@ -298,3 +299,21 @@ async def test_a_server_cut_off_past_a_compaction_lists_again(etcd, nursery):
         assert a.try_get("ReplicaSet", "default", "deleted") is None
         with pytest.raises(Gone):
             a.watch("ReplicaSet", since=before)
+
+
+async def test_an_endpoint_that_does_not_answer_is_skipped(etcd):
+    """etcd://A,B: with A down, requests and the watch go to B (as etcd's clients fail over)."""
+    down = socket.socket()
+    down.bind(("127.0.0.1", 0))  # bound, never listening: connections are refused
+    try:
+        endpoints = (f"127.0.0.1:{down.getsockname()[1]}", etcd.endpoint)
+        async with open_store(StoreLocation(etcd_endpoints=endpoints)) as store, \
+                server(etcd) as other:
+            made = await store.create(rs())
+            assert other.get("ReplicaSet", "default", "web")["metadata"]["uid"] == \
+                made["metadata"]["uid"]
+            with store.watch("ReplicaSet") as watch:
+                await other.delete("ReplicaSet", "default", "web")
+                assert (await next_event(watch)).type == "DELETED"
+    finally:
+        down.close()
