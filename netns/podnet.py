@@ -62,7 +62,7 @@ class PodNetwork:
     """Bridge `bridge` for pods with addresses from `cidr`; IPAM state in `state_dir`."""
 
     def __init__(self, state_dir: Path, bridge: str = "tk0", cidr: str = DEFAULT_CIDR,
-                 service_cidr: str | None = None) -> None:
+                 service_cidr: str | None = None, cluster_cidr: str | None = None) -> None:
         if not bridge or len(bridge) > links.IFNAMSIZ or "/" in bridge or " " in bridge:
             raise NetworkConfigError(
                 f"bridge {bridge!r}: not a valid interface name (1-{links.IFNAMSIZ} characters)"
@@ -71,6 +71,9 @@ class PodNetwork:
         self._ipam = Ipam(Path(state_dir), cidr)
         # Pods route the service CIDR via the gateway (the service proxy's rules are there).
         self.service_cidr = service_cidr
+        # Cluster mode: this bridge holds one node's slice; pods reach the other slices
+        # (on other nodes) via the gateway too (tinykube/cluster/routes.py routes them on).
+        self.cluster_cidr = cluster_cidr
         self._route_services = False
         self._host: SerialThread[IPRoute] = SerialThread(
             name=f"tk-netlink-{bridge}", open_resource=IPRoute, close_resource=IPRoute.close
@@ -240,7 +243,8 @@ class PodNetwork:
         await self._host.run(self._teardown_host_side)
 
     def _pod_routes(self) -> tuple[tuple[str, str], ...]:
-        return ((self.service_cidr, self.gateway),) if self.service_cidr else ()
+        return tuple((cidr, self.gateway) for cidr in (self.service_cidr, self.cluster_cidr)
+                     if cidr)
 
     # -- host-side steps (run on the host netlink thread) ----------------------------------
 

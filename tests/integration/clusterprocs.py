@@ -119,6 +119,7 @@ class LocalCluster:
             "agent", "--server", self.urls, "--token", token,
             "--certificate-authority", str(self.root / "pki" / "ca.crt"),
             "--node-name", name, "--pod-cidr", agent.cidr, "--root", str(root),
+            "--cluster-cidr", f"10.{self.octet}.0.0/16",
             "--run-dir", str(agent.run_dir), "--bridge", name,
             "--cgroup-subtree", agent.subtree, "--node-lease-seconds", "2")
         self.agents.append(agent)

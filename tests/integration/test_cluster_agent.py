@@ -87,3 +87,47 @@ def test_agents_run_the_pods_bound_to_them_and_failed_nodes_are_drained(cluster,
     cluster.client.delete("Deployment", "web", "default")
     wait_for(lambda: not cluster.client.list("Pod", "default"), timeout=60,
              what="all pods gone")
+
+
+HTTP_SERVER = """
+apiVersion: v1
+kind: Pod
+metadata: {{name: {name}}}
+spec:
+  nodeName: {node}
+  restartPolicy: {restart}
+  terminationGracePeriodSeconds: 0
+  containers:
+  - name: main
+    command: {command}
+"""
+
+
+def test_a_pod_fetches_over_http_from_a_pod_on_another_node(cluster):
+    a, b = cluster.add_agent(), cluster.add_agent()
+
+    def apply(manifest):
+        subprocess.run([sys.executable, "-m", "tinykube.cli.main", "--socket",
+                        str(cluster.socket_of(1)), "apply", "-f", "-"], input=manifest,
+                       text=True, capture_output=True, check=True, timeout=60)
+    serve = ('[sh, -c, "mkdir -p /tmp/site && echo hello-from-b > /tmp/site/index.html && '
+             'exec python3 -m http.server -d /tmp/site 8080"]')
+    apply(HTTP_SERVER.format(name="server-b", node=b.name, restart="Always", command=serve))
+    server_ip = wait_for(lambda: cluster.client.get("Pod", "server-b", "default").get(
+        "status", {}).get("podIP"), timeout=60, what="server-b's IP")
+    assert ipaddress.ip_address(server_ip) in ipaddress.ip_network(b.cidr)
+    fetch = ('[python3, -c, "import sys, time, urllib.request\\nfor _ in range(100):\\n'
+             f"    try:\\n        body = urllib.request.urlopen('http://{server_ip}:8080/', "
+             'timeout=2).read()\\n        sys.exit(0 if body == b\'hello-from-b\\\\n\' else 3)\\n'
+             '    except OSError:\\n        time.sleep(0.2)\\nsys.exit(4)"]')
+    apply(HTTP_SERVER.format(name="client-a", node=a.name, restart="Never", command=fetch))
+    done = wait_for(lambda: cluster.client.get("Pod", "client-a", "default").get(
+        "status", {}).get("phase") in ("Succeeded", "Failed") and
+        cluster.client.get("Pod", "client-a", "default"), timeout=60, what="client-a done")
+    state = done["status"]["containerStatuses"][0]["state"]
+    assert done["status"]["phase"] == "Succeeded", state
+    assert ipaddress.ip_address(done["status"]["podIP"]) in ipaddress.ip_network(a.cidr)
+    for name in ("client-a", "server-b"):
+        cluster.client.delete("Pod", name, "default")
+    wait_for(lambda: not cluster.client.list("Pod", "default"), timeout=60,
+             what="all pods gone")

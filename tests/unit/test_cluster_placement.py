@@ -134,3 +134,16 @@ def test_binding_refuses_a_bad_target(body, field):
     with pytest.raises(Invalid) as caught:
         bound(pod("p"), body)
     assert [e.path for e in caught.value.errors] == [field]
+
+
+def test_host_gw_routes_go_to_other_nodes_slices_by_their_address():
+    from tinykube.cluster.routes import wanted_routes
+
+    def n(name, cidr, ip):
+        return {"metadata": {"name": name}, "spec": {"podCIDR": cidr} if cidr else {},
+                "status": {"addresses": [{"type": "InternalIP", "address": ip}] if ip else []}}
+    nodes = [n("a", "10.1.1.0/24", "192.0.2.1"), n("b", "10.1.2.0/24", "192.0.2.2"),
+             n("c", "10.1.3.0/24", "192.0.2.3"), n("d", None, "192.0.2.4"),
+             n("e", "10.1.5.0/24", None), n("f", "bad", "192.0.2.6")]
+    assert wanted_routes(nodes, "a", {"192.0.2.1", "192.0.2.3"}) == {
+        "10.1.2.0/24": "192.0.2.2"}  # not itself, not a local address, not without either

@@ -41,6 +41,8 @@ def register(commands: argparse._SubParsersAction) -> None:
                    help="the server's CA certificate (<root>/pki/ca.crt on the server)")
     a.add_argument("--node-name", required=True)
     a.add_argument("--pod-cidr", required=True, help="this node's slice of the pod range")
+    a.add_argument("--cluster-cidr", default=None,
+                   help="the whole pod range (all nodes' slices): pods reach other nodes' pods")
     a.add_argument("--node-ip", default=None, help="address other nodes reach this node by")
     a.add_argument("--root", type=Path, default=DEFAULT_ROOT)
     a.add_argument("--run-dir", type=Path, default=DEFAULT_RUN_DIR)
@@ -87,6 +89,7 @@ def agent(args: argparse.Namespace, client: Client) -> int:
     return main(AgentConfig(
         servers=[u.strip() for u in args.server.split(",") if u.strip()], token=args.token,
         node_name=args.node_name,
-        pod_cidr=args.pod_cidr, node_ip=args.node_ip, ca_file=args.certificate_authority,
+        pod_cidr=args.pod_cidr, cluster_cidr=args.cluster_cidr, node_ip=args.node_ip,
+        ca_file=args.certificate_authority,
         root=args.root, run_dir=args.run_dir, bridge=args.bridge,
         cgroup_subtree=args.cgroup_subtree, lease_seconds=args.node_lease_seconds))

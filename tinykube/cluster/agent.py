@@ -19,6 +19,7 @@ from .apiclient import ApiObjects, ServerPool
 from .heartbeat import Heartbeat
 from .informer import ApiStore
 from .nodeobjects import NODE_LEASE_SECONDS, NodeFacts, host_capacity
+from .routes import HostGwRoutes
 
 from tinykube.locations import DEFAULT_ROOT, DEFAULT_RUN_DIR
 from tinykube.runtime import layout
@@ -26,7 +27,7 @@ from tinykube.runtime import layout
 log = logging.getLogger("tinykube.cluster.agent")
 
 # What the kubelet reads: its pods, and the claims whose directories it keeps.
-WATCHED_KINDS = ("Pod", "PersistentVolumeClaim")
+WATCHED_KINDS = ("Pod", "PersistentVolumeClaim", "Node")
 
 
 @dataclass
@@ -35,6 +36,7 @@ class AgentConfig:
     token: str
     node_name: str
     pod_cidr: str  # this node's slice of the cluster's pod range
+    cluster_cidr: str | None = None  # the whole pod range: pods reach other nodes' slices
     node_ip: str | None = None  # InternalIP: where other nodes route this node's pods
     ca_file: Path | None = None
     root: Path = DEFAULT_ROOT
@@ -58,7 +60,7 @@ async def run(config: AgentConfig, *, task_status: Any = trio.TASK_STATUS_IGNORE
     objects = ApiObjects(ServerPool(config.servers, config.token, config.ca_file))
     api_store = ApiStore(objects, WATCHED_KINDS)
     network = PodNetwork(layout.network_dir(config.root), bridge=config.bridge,
-                         cidr=config.pod_cidr)
+                         cidr=config.pod_cidr, cluster_cidr=config.cluster_cidr)
     cgroups = detect_pinned(config.run_dir, config.cgroup_parent, subtree=config.cgroup_subtree)
     cpu, memory = host_capacity()
     facts = NodeFacts(config.node_name, address=config.node_ip or network.gateway,
@@ -71,9 +73,13 @@ async def run(config: AgentConfig, *, task_status: Any = trio.TASK_STATUS_IGNORE
         async with trio.open_nursery() as nursery:
             nursery.start_soon(stop_on_signal, nursery.cancel_scope)
             await network.ensure_bridge()
+            if config.cluster_cidr:
+                await network.route_services()  # the bridge forwards to the other slices
             await nursery.start(Heartbeat(objects, facts, lease_seconds=config.lease_seconds).run)
             await nursery.start(api_store.run)
             await nursery.start(kubelet.run)
+            if config.cluster_cidr:
+                await nursery.start(HostGwRoutes(api_store, config.node_name).run)
             log.info("tinykube agent: node %s joined %s (pods %s)", config.node_name,
                      ",".join(config.servers), config.pod_cidr)
             task_status.started()
