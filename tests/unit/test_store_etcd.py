@@ -8,6 +8,7 @@ import base64
 import contextlib
 import json
 import socket
+import urllib.error
 
 import pytest
 import trio
@@ -317,3 +318,26 @@ async def test_an_endpoint_that_does_not_answer_is_skipped(etcd):
                 assert (await next_event(watch)).type == "DELETED"
     finally:
         down.close()
+
+
+async def test_etcd_history_is_compacted(etcd):
+    """Two servers compacting every 0.2 s (kube-apiserver's compactor, every 5 min by
+    default): etcd's old revisions go and the stores keep working."""
+    location = StoreLocation(etcd_endpoints=(etcd.endpoint,), etcd_compaction_interval=0.2)
+    async with open_store(location) as a, open_store(location) as b:
+        first = int((await a.create(rs("first")))["metadata"]["resourceVersion"])
+
+        def compacted(rev: int) -> bool:
+            try:
+                etcd.call("/v3/kv/range", {"key": b64("/registry/"), "revision": rev})
+            except urllib.error.HTTPError as e:
+                return "compacted" in e.read().decode()
+            return False
+
+        with trio.fail_after(20):
+            while not compacted(first):
+                await b.create(rs(f"r{b.resource_version}"))
+                await trio.sleep(0.05)
+        with a.watch("ReplicaSet", since=a.resource_version) as watch:
+            await b.delete("ReplicaSet", "default", "first")
+            assert (await next_event(watch)).type == "DELETED"

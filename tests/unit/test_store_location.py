@@ -44,3 +44,11 @@ def test_bad_values_name_the_flag_and_the_reason(value, says):
 def test_a_key_without_its_certificate_is_refused():
     with pytest.raises(StoreLocationError, match="--etcd-keyfile: needs --etcd-certfile"):
         parse_store("etcd://e:2379", default_path=DEFAULT, tls=EtcdTLS(keyfile="/k.pem"))
+
+
+def test_compaction_interval():
+    assert parse_store("etcd://e:2379", default_path=DEFAULT).etcd_compaction_interval == 300
+    assert parse_store("etcd://e:2379", default_path=DEFAULT,
+                       compaction_interval=0).etcd_compaction_interval == 0
+    with pytest.raises(StoreLocationError, match="--etcd-compaction-interval: must be 0"):
+        parse_store("etcd://e:2379", default_path=DEFAULT, compaction_interval=-1)

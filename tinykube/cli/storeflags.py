@@ -20,6 +20,9 @@ def add_store_arguments(p: argparse.ArgumentParser) -> None:
                    help="client certificate for etcd (HTTPS)")
     p.add_argument("--etcd-keyfile", default=None, metavar="FILE",
                    help="the client certificate's key")
+    p.add_argument("--etcd-compaction-interval", default=None, type=float, metavar="SECONDS",
+                   help="how often etcd's history is compacted (default 300, as "
+                        "kube-apiserver's 5m; 0: never)")
 
 
 def store_location(args: argparse.Namespace, default_path: Path) -> StoreLocation:
@@ -32,4 +35,7 @@ def store_location(args: argparse.Namespace, default_path: Path) -> StoreLocatio
                        ("--etcd-keyfile", tls.keyfile)):
         if path and not Path(path).is_file():
             raise StoreLocationError(f"{flag}: {path}: no such file")
-    return parse_store(args.store, default_path=default_path, tls=tls)
+    if args.etcd_compaction_interval is None:
+        return parse_store(args.store, default_path=default_path, tls=tls)
+    return parse_store(args.store, default_path=default_path, tls=tls,
+                       compaction_interval=args.etcd_compaction_interval)

@@ -36,7 +36,8 @@ import trio
 
 from .base import ADDED, DELETED, MODIFIED, Key, StaleCache, Store, clone
 from .etcdclient import EtcdClient, b64, revision, unb64
-from .location import EtcdTLS, StoreUnavailable
+from .etcdcompact import compact_forever
+from .location import DEFAULT_COMPACTION_SECONDS, EtcdTLS, StoreUnavailable
 
 from tinykube.model import integrity
 
@@ -77,9 +78,12 @@ class EtcdStore(Store):
 
     @classmethod
     @asynccontextmanager
-    async def connect(cls, endpoints: list[str], tls: EtcdTLS | None = None
+    async def connect(cls, endpoints: list[str], tls: EtcdTLS | None = None, *,
+                      compaction_interval: float = DEFAULT_COMPACTION_SECONDS
                       ) -> AsyncIterator[EtcdStore]:
-        """A store on etcd at `endpoints`, its cache listed and followed until the block ends."""
+        """A store on etcd at `endpoints`, its cache listed and followed until the block ends;
+        etcd's history compacted every `compaction_interval` seconds (0: never, as
+        kube-apiserver's --etcd-compaction-interval=0 leaves it to etcd)."""
         client = EtcdClient(endpoints, tls)
         try:
             store = cls(client)
@@ -88,6 +92,8 @@ class EtcdStore(Store):
             store._rv = store._history_floor = store._loaded
             async with trio.open_nursery() as nursery:
                 await nursery.start(store._follow)
+                if compaction_interval > 0:
+                    nursery.start_soon(compact_forever, client, compaction_interval)
                 try:
                     yield store
                 finally:

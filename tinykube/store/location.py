@@ -18,6 +18,9 @@ from .base import Store
 
 from tinykube.model.errors import ApiError
 
+# How often etcd's history is compacted: kube-apiserver's --etcd-compaction-interval default.
+DEFAULT_COMPACTION_SECONDS = 300.0
+
 _ENDPOINT = re.compile(r"^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):(\d{1,5})$")
 
 
@@ -57,6 +60,7 @@ class StoreLocation:
     sqlite_path: Path | None = None  # the embedded store (the default: None for both)
     etcd_endpoints: tuple[str, ...] = ()
     etcd_tls: EtcdTLS = field(default_factory=EtcdTLS)
+    etcd_compaction_interval: float = DEFAULT_COMPACTION_SECONDS  # 0: never
 
     @property
     def is_etcd(self) -> bool:
@@ -69,8 +73,8 @@ class StoreLocation:
         return f"sqlite {self.sqlite_path}"
 
 
-def parse_store(value: str | None, *, default_path: Path, tls: EtcdTLS | None = None
-                ) -> StoreLocation:
+def parse_store(value: str | None, *, default_path: Path, tls: EtcdTLS | None = None,
+                compaction_interval: float = DEFAULT_COMPACTION_SECONDS) -> StoreLocation:
     """`--store`'s value (None or "": SQLite at `default_path`)."""
     tls = tls or EtcdTLS()
     if tls.keyfile and not tls.certfile:
@@ -91,7 +95,11 @@ def parse_store(value: str | None, *, default_path: Path, tls: EtcdTLS | None = 
             if not match or not 0 < int(match.group(2)) < 65536:
                 raise StoreLocationError(
                     f"--store: {endpoint!r} is not HOST:PORT (etcd://HOST:PORT[,HOST:PORT…])")
-        return StoreLocation(etcd_endpoints=endpoints, etcd_tls=tls)
+        if compaction_interval < 0:
+            raise StoreLocationError("--etcd-compaction-interval: must be 0 (never) or more "
+                                     "seconds")
+        return StoreLocation(etcd_endpoints=endpoints, etcd_tls=tls,
+                             etcd_compaction_interval=compaction_interval)
     raise StoreLocationError(f"--store: {value!r}: expected sqlite:PATH or "
                              "etcd://HOST:PORT[,HOST:PORT…]")
 
@@ -102,7 +110,9 @@ async def open_store(location: StoreLocation) -> AsyncIterator[Store]:
     if location.is_etcd:
         from .etcd import EtcdStore
 
-        async with EtcdStore.connect(list(location.etcd_endpoints), location.etcd_tls) as store:
+        async with EtcdStore.connect(
+                list(location.etcd_endpoints), location.etcd_tls,
+                compaction_interval=location.etcd_compaction_interval) as store:
             yield store
         return
     from .sqlite import SqliteStore
