@@ -11,7 +11,7 @@ import sys
 
 import pytest
 
-from tests.integration.clusterprocs import LocalCluster
+from tinykube.cluster.local import LocalCluster
 from tinykube.testing.daemon import wait_for
 
 pytestmark = pytest.mark.root

@@ -12,9 +12,9 @@ import time
 
 import pytest
 
-from tests.integration.clusterprocs import LocalCluster
 from tinykube.client import Client
 from tinykube.cluster.election import LEADER_LEASE_NAME, LEADER_LEASE_NAMESPACE
+from tinykube.cluster.local import LocalCluster
 from tinykube.testing.daemon import wait_for
 
 pytestmark = pytest.mark.root

@@ -11,7 +11,7 @@ import sys
 
 import pytest
 
-from tests.integration.clusterprocs import LocalCluster
+from tinykube.cluster.local import LocalCluster
 from tinykube.cluster.placement import SELECTED_NODE
 from tinykube.testing.daemon import wait_for
 

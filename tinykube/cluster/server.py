@@ -62,7 +62,8 @@ def ensure_node_token(pki: Pki) -> str:
     if not path.exists() or not path.read_text().strip():
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as f:
-            f.write(secrets.token_urlsafe(32) + "\n")
+            # Never starting with "-": `--token TOKEN` would read it as an option.
+            f.write("tk" + secrets.token_urlsafe(32) + "\n")
     return path.read_text().strip()
 
 

@@ -49,12 +49,14 @@ class Etcd:
     data_dir: Path
     certs: EtcdCerts | None = None
     process: subprocess.Popen | None = None
+    detached: bool = False  # outlives its starter (scripts/cluster up)
 
     def start(self) -> None:
         """Start etcd (again, on the same ports and data) and wait until it answers."""
         with open(self.data_dir.parent / f"{self.data_dir.name}.log", "ab") as log:
             self.process = subprocess.Popen(self.command, stdout=log, stderr=subprocess.STDOUT,
-                                            stdin=subprocess.DEVNULL)
+                                            stdin=subprocess.DEVNULL,
+                                            start_new_session=self.detached)
         _wait_ready(self)
 
     @property
@@ -149,9 +151,9 @@ def make_tls(directory: Path) -> EtcdCerts:
     return EtcdCerts(ca_path, server_cert, server_key, client_cert, client_key)
 
 
-@contextlib.contextmanager
-def running_etcd(data_dir: Path, name: str = "tk-etcd",
-                 tls: EtcdCerts | None = None) -> Iterator[Etcd]:
+def etcd_for(data_dir: Path, name: str = "tk-etcd", tls: EtcdCerts | None = None,
+             detached: bool = False) -> Etcd:
+    """An etcd on free loopback ports over `data_dir`, not started yet."""
     binary = etcd_binary()
     if binary is None:
         raise RuntimeError("etcd is not installed (scripts/setup installs etcd-server)")
@@ -167,7 +169,13 @@ def running_etcd(data_dir: Path, name: str = "tk-etcd",
                "--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer,
                "--initial-cluster", f"{name}={peer}", "--initial-cluster-state", "new",
                "--logger", "zap", "--log-level", "warn", *secure]
-    etcd = Etcd(command, client_port, data_dir, tls)
+    return Etcd(command, client_port, data_dir, tls, detached=detached)
+
+
+@contextlib.contextmanager
+def running_etcd(data_dir: Path, name: str = "tk-etcd",
+                 tls: EtcdCerts | None = None) -> Iterator[Etcd]:
+    etcd = etcd_for(data_dir, name, tls)
     try:
         etcd.start()
         yield etcd

@@ -1,6 +1,15 @@
-"""A tinykube cluster of real processes on this machine for tests: `tinykube server` and
-`tinykube agent`s (each with its own bridge, pod CIDR slice, root and cgroup subtree), torn
-down with `tinykube reset --purge` per node so nothing is left."""
+"""A tinykube cluster of real processes on this machine: `tinykube server`s and `tinykube
+agent`s (each agent with its own bridge, pod CIDR slice, root and cgroup subtree), optionally
+on a real etcd on loopback; torn down with `tinykube reset --purge` per node so nothing is
+left. The multi-node tests and `scripts/cluster up N` / `down` both use it.
+
+`python -m tinykube.cluster.local up N DIR` starts etcd, a server and N agents detached,
+records them in DIR/cluster.json and writes DIR/admin.kubeconfig; `down DIR` stops exactly
+those processes (by pid) and removes everything they made.
+
+The agents share the host's network namespace (one bridge and /24 slice each); separate node
+network namespaces joined to a test bridge are not built yet.
+"""
 
 from __future__ import annotations
 
@@ -28,9 +37,11 @@ class Proc:
     log: Path
     process: subprocess.Popen | None = None
 
-    def start(self) -> None:
+    def start(self, detached: bool = False) -> None:
         with open(self.log, "ab") as log:
-            self.process = subprocess.Popen(self.args, stdout=log, stderr=subprocess.STDOUT)
+            self.process = subprocess.Popen(self.args, stdout=log, stderr=subprocess.STDOUT,
+                                            stdin=subprocess.DEVNULL,
+                                            start_new_session=detached)
 
     def stop(self, sig: int = signal.SIGTERM) -> None:
         if self.process and self.process.poll() is None:
@@ -66,6 +77,8 @@ class LocalCluster:
     tag: str = field(default_factory=lambda: f"{os.getpid() % 100:02d}{random.randrange(100):02d}")
     store: str | None = None  # --store for the servers (etcd://… lets several share it)
     leader_lease: float = 3.0
+    node_lease: int = 2
+    detached: bool = False  # processes outlive this one (scripts/cluster up)
     servers: list[Proc] = field(default_factory=list)
     agents: list[Agent] = field(default_factory=list)
 
@@ -100,7 +113,7 @@ class LocalCluster:
             "--leader-elect-lease-duration", str(self.leader_lease),
             *(["--store", self.store] if self.store else [])), self.base / f"server{index}.log")
         self.servers.append(server)
-        server.start()
+        server.start(self.detached)
         client = Client(self.socket_of(index))
         wait_for(lambda: self.socket_of(index).exists() and client.healthy(), timeout=30,
                  what=f"server{index} up")
@@ -116,14 +129,14 @@ class LocalCluster:
                       cidr=f"10.{self.octet}.{index}.0/24", subtree=f"tinykube-{name}")
         token = (self.root / "pki" / "node.token").read_text().strip()
         agent.args = _cli(
-            "agent", "--server", self.urls, "--token", token,
+            "agent", "--server", self.urls, f"--token={token}",
             "--certificate-authority", str(self.root / "pki" / "ca.crt"),
             "--node-name", name, "--pod-cidr", agent.cidr, "--root", str(root),
             "--cluster-cidr", f"10.{self.octet}.0.0/16",
             "--run-dir", str(agent.run_dir), "--bridge", name,
-            "--cgroup-subtree", agent.subtree, "--node-lease-seconds", "2")
+            "--cgroup-subtree", agent.subtree, "--node-lease-seconds", str(self.node_lease))
         self.agents.append(agent)
-        agent.start()
+        agent.start(self.detached)
         wait_for(lambda: self.node_ready(name), timeout=30, what=f"node {name} Ready")
         return agent
 
@@ -145,3 +158,94 @@ class LocalCluster:
             self.client.close()
             for agent in self.agents:
                 agent.reset()
+
+
+# ---- scripts/cluster ------------------------------------------------------------------------
+
+STATE_FILE = "cluster.json"
+
+
+def up(count: int, base: Path) -> Path:
+    """Start etcd, a server and `count` agents detached; the admin kubeconfig's path."""
+    import json
+
+    from tinykube.testing.etcd import etcd_for
+
+    base.mkdir(parents=True, exist_ok=True, mode=0o700)
+    if (base / STATE_FILE).exists():
+        raise SystemExit(f"a cluster is already up in {base}: `scripts/cluster down` first")
+    etcd = etcd_for(base / "etcd", detached=True)
+    etcd.start()
+    state: dict = {"etcd": etcd.process.pid if etcd.process else None, "servers": [],
+                   "agents": []}
+    cluster = LocalCluster(base, store=etcd.store_flag, grace=40.0, eviction=300.0,
+                           leader_lease=15.0, node_lease=40, detached=True)
+    try:
+        cluster.start_server()
+        for _ in range(count):
+            cluster.add_agent()
+    finally:
+        state["servers"] = [s.process.pid for s in cluster.servers if s.process]
+        state["agents"] = [{"pid": a.process.pid if a.process else None, "root": str(a.root),
+                            "run_dir": str(a.run_dir), "bridge": a.bridge, "cidr": a.cidr,
+                            "subtree": a.subtree} for a in cluster.agents]
+        state["server_roots"] = [str(base / f"server{i + 1}") for i in range(len(cluster.servers))]
+        (base / STATE_FILE).write_text(json.dumps(state, indent=1))
+    kubeconfig = base / "admin.kubeconfig"
+    result = subprocess.run(_cli("--socket", str(cluster.socket_of(1)), "kubeconfig"),
+                            capture_output=True, text=True, check=True, timeout=30)
+    kubeconfig.write_text(result.stdout)
+    kubeconfig.chmod(0o600)
+    cluster.client.close()
+    return kubeconfig
+
+
+def down(base: Path) -> None:
+    """Stop what `up` started (by pid) and remove every host resource and file it made."""
+    import json
+
+    state_path = base / STATE_FILE
+    if not state_path.exists():
+        raise SystemExit(f"no cluster is up in {base}")
+    state = json.loads(state_path.read_text())
+    pids = [a["pid"] for a in state["agents"]] + state["servers"] + [state["etcd"]]
+    for pid in pids:
+        _stop_pid(pid)
+    for a in state["agents"]:
+        Agent(Path(a["root"]).name, [], base / "x.log", root=Path(a["root"]),
+              run_dir=Path(a["run_dir"]), bridge=a["bridge"], cidr=a["cidr"],
+              subtree=a["subtree"]).reset()
+    shutil.rmtree(base)
+
+
+def _stop_pid(pid: int | None) -> None:
+    import time
+
+    if not pid:
+        return
+    try:
+        os.kill(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    for _ in range(200):
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.1)
+    os.kill(pid, signal.SIGKILL)
+
+
+def main(argv: list[str]) -> int:
+    if len(argv) == 3 and argv[0] == "up" and argv[1].isdigit() and int(argv[1]) > 0:
+        print(up(int(argv[1]), Path(argv[2])))
+        return 0
+    if len(argv) == 2 and argv[0] == "down":
+        down(Path(argv[1]))
+        return 0
+    print("usage: python -m tinykube.cluster.local up N DIR | down DIR", file=sys.stderr)
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
