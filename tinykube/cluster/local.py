@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from tinykube.client import Client
-from tinykube.testing.daemon import free_port, wait_for
+from tinykube.testing.daemon import free_port, stop_process, wait_for
 
 
 def _cli(*args: str) -> list[str]:
@@ -44,13 +44,7 @@ class Proc:
                                             start_new_session=detached)
 
     def stop(self, sig: int = signal.SIGTERM) -> None:
-        if self.process and self.process.poll() is None:
-            self.process.send_signal(sig)
-            try:
-                self.process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        stop_process(self.process, sig)
 
 
 @dataclass

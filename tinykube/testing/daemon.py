@@ -92,13 +92,7 @@ class Daemon:
         return self.socket.exists() and self.client.healthy()
 
     def stop(self, sig: int = signal.SIGTERM) -> None:
-        if self.process and self.process.poll() is None:
-            self.process.send_signal(sig)
-            try:
-                self.process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        stop_process(self.process, sig)
 
     def cleanup(self) -> None:
         uids: set[str] = set()
@@ -173,6 +167,18 @@ class Daemon:
              ) -> subprocess.CompletedProcess:
         args = ["exec", pod] + (["-c", container] if container else []) + ["--", *command]
         return self.cli(*args, check=False)
+
+
+def stop_process(process: subprocess.Popen | None, sig: int = signal.SIGTERM) -> None:
+    """Send `sig` to a still-running process and reap it; SIGKILL after 20 s so a hung
+    daemon cannot hang the test session."""
+    if process and process.poll() is None:
+        process.send_signal(sig)
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
 
 
 def free_port() -> int:
