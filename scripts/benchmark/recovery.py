@@ -5,7 +5,9 @@
   restartCount 1 (its first restart). Each sample is a fresh pod; kills are spaced so the
   restarts do not overlap.
 - Pause: `kill -9` of the pause process of a ReplicaSet's pod (found in the pod's cgroup) →
-  a replacement pod (another name) running and the set whole again.
+  the pod running again on a new sandbox with its container restarted (restartPolicy
+  Always: the kubelet's SandboxChanged; a warm sandbox when the pool has one), or a
+  replacement pod under another name, and the set whole again.
 """
 
 from __future__ import annotations
@@ -77,8 +79,15 @@ def pause_replacements(ctx: Context, d) -> list[float]:
             if len(pause) != 1:
                 raise RuntimeError(f"pod {victim['metadata']['name']}: expected the pause "
                                    f"alone in the pod cgroup, found {pause}")
-            replaced = watch.expect(lambda p, old=before: whole(p) and any(
-                running(o) for n, o in p.items() if n not in old), "replacement running")
+            # Under restartPolicy Always the kubelet gives the same pod a new sandbox and
+            # restarts its containers (SandboxChanged); a pod that failed instead would be
+            # replaced by the ReplicaSet under another name. Either counts.
+            name = victim["metadata"]["name"]
+            restarts = restart_count(victim, "app")
+            replaced = watch.expect(lambda p, old=before, n=name, r=restarts: whole(p) and (
+                any(running(o) for k, o in p.items() if k not in old)
+                or (running(p.get(n)) and restart_count(p.get(n), "app") > r)),
+                "replacement running")
             killed = time.monotonic()
             os.kill(pause[0], signal.SIGKILL)
             samples.append(replaced.wait(120) - killed)
