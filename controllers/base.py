@@ -140,7 +140,7 @@ def _enqueue(queue: WorkQueue[Key], mapper: KeyMapper, store: Store, event_type:
 async def _resync(store: Store, spec: ControllerSpec) -> None:
     while True:
         await trio.sleep(spec.resync_seconds)
-        for obj in store.list(spec.kind):
+        for obj in store.list(spec.kind, copy=False):  # only their keys are read
             spec.queue.add(key_of(obj))
 
 

@@ -198,7 +198,9 @@ async def reconcile(store: Store, key: Key, *, kind: str) -> Requeue | None:
     owner = store.try_get(kind, namespace, name)
     if owner is None:
         return None  # deleted: the garbage collector handles its pods
-    plan = plan_replicas(owner, store.list("Pod", namespace), base.now())
+    # Read-only pods (no copies): planning only reads them; adoption and release re-read
+    # the pod they change.
+    plan = plan_replicas(owner, store.list("Pod", namespace, copy=False), base.now())
     # Status describes the pods as found, as in Kubernetes: the events of the pods changed
     # here bring the key back, and that pass (which has to list the pods anyway) updates it.
     if plan.changes_pods and not await _apply_pod_changes(store, owner, plan):
