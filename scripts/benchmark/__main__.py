@@ -4,7 +4,7 @@
                   [--pods 100,500] [--repeat N] [--no-podman]
 
 Measurements (in this order): start, profile (warm), profile-cold, recovery, rollout, restart,
-scale, services, api.
+scale, services, api, cluster.
 `--profile [FILE]` also records a py-spy flame graph of the daemon during the largest
 scale-out (docs/flamegraph-scaleout.svg by default).
 Each starts its own daemon on a fresh root and purges it; the run ends with a reset of the
@@ -21,7 +21,7 @@ import time
 import traceback
 from pathlib import Path
 
-from . import api, host, podstart, profile, recovery, restart, rollout, scaleout, services
+from . import api, cluster, host, podstart, profile, recovery, restart, rollout, scaleout, services
 from .context import Context
 from .daemon import reset_everything
 from .report import Section, machine, machine_line, markdown, targets, to_json
@@ -36,6 +36,7 @@ MEASUREMENTS = {
     "scale": scaleout.run,
     "services": services.run,
     "api": api.run,
+    "cluster": cluster.run,
 }
 FLAMEGRAPH = Path("docs/flamegraph-scaleout.svg")
 
