@@ -770,6 +770,9 @@ def describe_statefulset(sts: dict, related: Related) -> str:
     w.write(0, f"Selector:\t{selector}\n")
     print_labels(w, "Labels", meta.get("labels"))
     print_annotations(w, "Annotations", meta.get("annotations"))
+    if spec.get("serviceName"):
+        w.write(0, f"Service Name:\t{spec['serviceName']}\n")
+    w.write(0, f"Pod Management Policy:\t{spec.get('podManagementPolicy') or 'OrderedReady'}\n")
     w.write(0, f"Replicas:\t{spec.get('replicas', 1)} desired | {status.get('replicas', 0)} "
                "total\n")
     update = spec.get("updateStrategy") or {}
@@ -781,6 +784,11 @@ def describe_statefulset(sts: dict, related: Related) -> str:
         w.write(1, f"Partition:\t{rolling['partition']}\n")
         if rolling.get("maxUnavailable") is not None:
             w.write(1, f"MaxUnavailable:\t{rolling['maxUnavailable']}\n")
+    retention = {"whenDeleted": "Retain", "whenScaled": "Retain",
+                 **(spec.get("persistentVolumeClaimRetentionPolicy") or {})}
+    w.write(0, "Persistent Volume Claim Retention Policy:\n")
+    w.write(1, f"WhenDeleted:\t{retention['whenDeleted']}\n")
+    w.write(1, f"WhenScaled:\t{retention['whenScaled']}\n")
     pods = _controller_pods(sts, related, selector)
     w.write(0, f"Pods Status:\t{_pods_status(pods, meta.get('uid', ''))}\n")
     describe_pod_template(w, spec.get("template"))
@@ -925,9 +933,7 @@ def describe_namespace(ns: dict, related: Related) -> str:
             w.write(1, f"{c.get('type')}\t{c.get('status')}\t"
                        f"{rfc1123z(c.get('lastTransitionTime'))}\t{c.get('reason', '')}\t"
                        f"{c.get('message', '')}\n")
-    # tinykube has no ResourceQuota or LimitRange kinds: what kubectl prints when none exist
-    w.write(0, "\nNo resource quota.\n")
-    w.write(0, "\nNo LimitRange resource.\n")
+    # tinykube serves no ResourceQuota or LimitRange: kubectl then leaves both sections out
     return w.text()
 
 
