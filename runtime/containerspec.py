@@ -62,18 +62,27 @@ def container_argv(container: dict[str, Any], env: dict[str, str], where: str) -
 
 
 def container_limits(container: dict[str, Any], where: str) -> Limits:
-    limits = (container.get("resources") or {}).get("limits") or {}
+    resources = container.get("resources") or {}
+    limits = resources.get("limits") or {}
+    requests = resources.get("requests") or {}
     try:
         cpu = quantity.cpu_millis(limits["cpu"]) if "cpu" in limits else None
         memory = quantity.memory_bytes(limits["memory"]) if "memory" in limits else None
         pids = quantity.whole_number(limits[PIDS_RESOURCE]) if PIDS_RESOURCE in limits else None
     except quantity.QuantityError as e:
         raise ContainerConfigError(f"{where}.resources.limits: {e}") from None
+    try:
+        # Only an explicit request: Kubernetes would default it to the limit, and a 200m limit
+        # would then also mean a tiny share (weight 8 of 100) beside unlimited neighbours.
+        request = quantity.cpu_millis(requests["cpu"]) if "cpu" in requests else None
+    except quantity.QuantityError as e:
+        raise ContainerConfigError(f"{where}.resources.requests.cpu: {e}") from None
     # Clamp to what the kernel accepts (a larger value is no tighter a limit): cfs_quota_us
     # at most 2^44-1 us per 100 ms period, pids.max at most PID_MAX_LIMIT, memory an int64.
     return Limits(cpu_millis=None if cpu is None else min(cpu, MAX_CPU_MILLIS),
                   memory_bytes=None if memory is None else min(memory, MAX_MEMORY_BYTES),
-                  pids=None if pids is None else min(pids, MAX_PIDS))
+                  pids=None if pids is None else min(pids, MAX_PIDS),
+                  cpu_request_millis=None if request is None else min(request, MAX_CPU_MILLIS))
 
 
 def run_as(pod: dict[str, Any], container: dict[str, Any]) -> tuple[int | None, int | None]:

@@ -55,6 +55,7 @@ import trio
 
 from . import claims, configwatch, hostsfile, layout, records, status, volumes
 from .backoff import CrashBackoff
+from .cgroups import CgroupError
 from .containers import ContainerKind, ContainerSupervisor
 from .containerspec import grace_seconds
 from .node import NodeContext, crash_point
@@ -389,7 +390,7 @@ class PodWorker:
                 return True
             except SandboxGone:
                 return False
-            except (SpawnError, OSError, volumes.VolumeError, ApiError) as e:
+            except (SpawnError, CgroupError, OSError, volumes.VolumeError, ApiError) as e:
                 if self.deleting:
                     return False
                 log.warning("pod %s/%s: sandbox set-up failed: %s", self.namespace, self.name, e)

@@ -3,7 +3,8 @@
 ``detect(parent)`` reads ``/proc/self/mountinfo`` and ``/proc/self/cgroup``: if a v1
 ``memory`` hierarchy is mounted (hybrid layout, as on this machine) the v1 backend is used,
 otherwise the unified v2 hierarchy. tinykube's cgroups nest under the cgroup the daemon runs
-in (per hierarchy) or under ``parent`` (a path relative to each hierarchy's root).
+in (per hierarchy) or under ``parent`` (a path relative to each hierarchy's root); on v2, a
+cgroup the daemon shares with other processes cannot be used (see ``_unless_shared``).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from .base import (
     CgroupDriver,
     CgroupError,
     Limits,
+    read_procs,
 )
 from .v1 import CONTROLLERS as V1_CONTROLLERS
 from .v1 import CgroupV1
@@ -158,7 +160,22 @@ def detect(parent: str | None = None, *, subtree: str = SUBTREE,
     unified = [m for m in mounts if m.fstype == "cgroup2"]
     if not unified:
         raise CgroupError("no cgroup hierarchy found in " + mountinfo)
-    return CgroupV2(_resolve("cgroup2", unified, parent, own.get("", "/")), subtree)
+    found = _resolve("cgroup2", unified, parent, own.get("", "/"))
+    if parent is None:
+        found = _unless_shared(found, _preferred(unified)[0])
+    return CgroupV2(found, subtree)
+
+
+def _unless_shared(own_dir: str, mount: CgroupMount) -> str:
+    """v2: the daemon's own cgroup, unless other processes share it (a login session's scope):
+    such a cgroup can never hand controllers down ("no internal processes") and tinykube does
+    not move processes it does not own, so pods go under the hierarchy's root instead, as the
+    kubelet's ``/kubepods`` do. Alone there (a systemd unit with ``Delegate=yes``), the daemon
+    keeps its cgroup and steps into a leaf of it (``CgroupV2._enable``)."""
+    if own_dir == mount.mountpoint or _parts(mount.root):
+        return own_dir  # already the root; or a mount showing a subtree only (a container)
+    others = [pid for pid in read_procs(own_dir) if pid != os.getpid()]
+    return mount.mountpoint if others else own_dir
 
 
 def detect_pinned(run_dir: str | os.PathLike[str], parent: str | None = None, *,

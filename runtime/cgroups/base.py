@@ -51,6 +51,23 @@ class Limits:
     cpu_millis: int | None = None
     memory_bytes: int | None = None
     pids: int | None = None
+    # requests.cpu: the container's share of CPU under contention (v1 cpu.shares, v2
+    # cpu.weight and io.weight); None (no request): the kernel's default share.
+    cpu_request_millis: int | None = None
+
+
+MIN_SHARES, MAX_SHARES = 2, 262144
+
+
+def cpu_shares(request_millis: int) -> int:
+    """The kubelet's conversion of a CPU request to v1 cpu.shares (1024 per core)."""
+    return min(MAX_SHARES, max(MIN_SHARES, request_millis * 1024 // 1000))
+
+
+def cpu_weight(request_millis: int) -> int:
+    """v2 cpu.weight (1..10000) for a CPU request: the shares mapped linearly, as runc and
+    crun convert them, so a pod gets the same share on either cgroup version."""
+    return 1 + (cpu_shares(request_millis) - MIN_SHARES) * 9999 // (MAX_SHARES - MIN_SHARES)
 
 
 class CgroupDriver(Protocol):

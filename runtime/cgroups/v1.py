@@ -22,6 +22,7 @@ from .base import (
     CgroupBackend,
     CgroupError,
     Limits,
+    cpu_shares,
     write_file,
 )
 
@@ -86,6 +87,8 @@ class CgroupV1(CgroupBackend):
                     memory.memsw_limit_in_bytes = limits.memory_bytes
             cpu.cfs_period_us = CFS_PERIOD_US
             cpu.cfs_quota_us = cfs_quota_us(limits.cpu_millis)
+            if limits.cpu_request_millis is not None:
+                cpu.shares = cpu_shares(limits.cpu_request_millis)
         except OSError as e:
             raise CgroupError(f"setting limits of cgroup {uid}/{name} ({limits}):"
                               f" {e.strerror} ({e.filename})") from e

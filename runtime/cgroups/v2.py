@@ -3,17 +3,25 @@
 v2 forbids processes in a cgroup that hands controllers to its children ("no internal
 processes"), so the pause process goes into a leaf ``pod-<uid>/_pause`` (an underscore can
 never be a container name, which is a DNS label) and containers into ``pod-<uid>/<name>``.
-Controllers are enabled top-down through ``cgroup.subtree_control`` of the parent, the
-``tinykube`` cgroup and each pod cgroup. If the parent holds processes itself (the daemon),
-the kernel refuses with EBUSY: configure a parent cgroup delegated to tinykube instead.
+Delegation: controllers are enabled top-down through ``cgroup.subtree_control``, from the
+nearest existing ancestor of the parent (a configured ``--cgroup-parent`` that does not exist
+yet is created) through the parent, the ``tinykube`` cgroup and each pod cgroup. A cgroup
+with processes cannot hand controllers down (EBUSY). When the only process in the way is the
+daemon itself (a systemd unit with ``Delegate=yes`` starts it alone in the unit's cgroup), it
+moves itself into the leaf ``<that cgroup>/<subtree>.daemon``, as systemd asks of delegated
+services; other processes there are an error naming them (tinykube never moves processes it
+does not own).
 
 Limits: ``memory.max`` (and ``memory.swap.max = 0`` so the limit is not softened by swap),
-``cpu.max = "<quota> 100000"``, ``pids.max``. OOM kills are counted in ``memory.events``;
-``cgroup.kill`` (Linux 5.14+) kills a whole cgroup at once.
+``cpu.max = "<quota> 100000"``, ``cpu.weight`` and ``io.weight`` from the CPU request,
+``pids.max``. OOM kills are counted in ``memory.events``; ``cgroup.kill`` (Linux 5.14+) kills
+a whole cgroup at once. Processes are created inside their cgroup by tk-shim
+(clone3 ``CLONE_INTO_CGROUP``, see ``join_args``).
 """
 
 from __future__ import annotations
 
+import errno
 import os
 import signal
 import time
@@ -26,12 +34,14 @@ from .base import (
     CgroupBackend,
     CgroupError,
     Limits,
+    cpu_weight,
     read_keyed,
+    read_procs,
     write_file,
 )
 from .v1 import cfs_quota_us
 
-WANTED = ("cpu", "memory", "pids")
+WANTED = ("cpu", "io", "memory", "pids")
 PAUSE_LEAF = "_pause"
 
 
@@ -47,7 +57,18 @@ class CgroupV2(CgroupBackend):
         super().__init__({"unified": parent_dir}, subtree)
         self.parent_dir = parent_dir
         self._subtree_ready = False
-        self.controllers = self._available(parent_dir)
+        self.controllers = self._available(self._existing_ancestor(parent_dir))
+
+    @staticmethod
+    def _existing_ancestor(path: str) -> str:
+        """``path``, or its nearest ancestor that is a cgroup (a configured parent may not
+        exist yet)."""
+        while not os.path.exists(os.path.join(path, "cgroup.controllers")):
+            up = os.path.dirname(path)
+            if up == path:
+                break
+            path = up
+        return path
 
     @staticmethod
     def _available(path: str) -> list[str]:
@@ -67,18 +88,57 @@ class CgroupV2(CgroupBackend):
         except FileNotFoundError:
             enabled = set()
         todo = [c for c in self.controllers if c not in enabled]
-        if todo:
+        if not todo:
+            return
+        control = os.path.join(path, "cgroup.subtree_control")
+        wanted = " ".join("+" + c for c in todo)
+        try:
+            write_file(control, wanted)
+            return
+        except CgroupError as e:
+            if not isinstance(e.__cause__, OSError) or e.__cause__.errno != errno.EBUSY:
+                raise
+            busy = e
+        # "No internal processes": step out of the way if the daemon is all that is there.
+        others = [pid for pid in read_procs(path) if pid != os.getpid()]
+        if others or os.getpid() not in read_procs(path):
+            raise CgroupError(
+                f"{busy}: cgroup v2 lets only a cgroup without processes hand controllers to"
+                f" its children, and {path} holds processes {others[:10]}. Run tinykube as a"
+                f" systemd service with Delegate=yes (contrib/tinykube.service), start it in"
+                f" a cgroup of its own, or give --cgroup-parent a cgroup delegated to it")
+        leaf = os.path.join(path, f"{self.subtree}.daemon")
+        self.mkdir(leaf)
+        write_file(os.path.join(leaf, "cgroup.procs"), str(os.getpid()))
+        write_file(control, wanted)
+
+    def _make_parent(self) -> None:
+        """The parent (created if missing) with the controllers handed down to it: enabled in
+        every cgroup from the nearest ancestor that already has them all down to the parent."""
+        chain = []
+        path = self.parent_dir
+        while True:
+            chain.append(path)
             try:
-                write_file(os.path.join(path, "cgroup.subtree_control"),
-                           " ".join("+" + c for c in todo))
-            except CgroupError as e:
-                raise CgroupError(f"{e}; if {path} holds processes, run tinykube with a"
-                                  " cgroup parent delegated to it") from e
+                with open(os.path.join(path, "cgroup.controllers")) as f:
+                    if set(self.controllers) <= set(f.read().split()):
+                        break
+            except FileNotFoundError:
+                pass
+            up = os.path.dirname(path)
+            # Missing levels are created too; an existing non-cgroup is above the mount.
+            if up == path or (os.path.isdir(up)
+                              and not os.path.exists(os.path.join(up, "cgroup.controllers"))):
+                break
+            path = up
+        for path in reversed(chain):
+            self.mkdir(path)
+            self._enable(path)
 
     def _ensure_subtree(self) -> None:
         if self._subtree_ready:
             return
-        self._enable(self.parent_dir)
+        self._make_parent()
         subtree = os.path.join(self.parent_dir, self.subtree)
         self.mkdir(subtree)
         self._enable(subtree)
@@ -120,6 +180,14 @@ class CgroupV2(CgroupBackend):
                 write_file(os.path.join(path, "memory.swap.max"), "0")
         if "cpu" in self.controllers:
             write_file(os.path.join(path, "cpu.max"), cpu_max(limits.cpu_millis))
+            if limits.cpu_request_millis is not None:
+                write_file(os.path.join(path, "cpu.weight"),
+                           str(cpu_weight(limits.cpu_request_millis)))
+        # io.weight exists only where the kernel can weigh I/O (BFQ or blk-iocost).
+        io_weight = os.path.join(path, "io.weight")
+        if ("io" in self.controllers and limits.cpu_request_millis is not None
+                and os.path.exists(io_weight)):
+            write_file(io_weight, f"default {cpu_weight(limits.cpu_request_millis)}")
         if "pids" in self.controllers:
             pids = limits.pids if limits.pids is not None else DEFAULT_PIDS_LIMIT
             write_file(os.path.join(path, "pids.max"), str(pids))

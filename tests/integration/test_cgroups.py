@@ -1,7 +1,8 @@
-"""The v1 backend against the real kernel: limits are enforced and counted.
+"""The cgroup backend against the real kernel: limits are enforced and counted.
 
-(The v2 backend cannot be exercised for real on this machine, whose cgroup2 hierarchy has no
-controllers; tests/unit/test_cgroup_units.py covers it on a fake tree.)
+On this machine (hybrid) that is the v1 backend; in the VM lane (scripts/vm-test, pure
+cgroup v2) the same tests run against the v2 backend. `TINYKUBE_EXPECT_CGROUP` (the VM sets
+2) makes sure the lane really ran the version it is meant to.
 """
 
 import json
@@ -14,7 +15,7 @@ import uuid
 
 import pytest
 
-from tinykube.runtime.cgroups import CgroupV1, Limits, detect, parse_mountinfo
+from tinykube.runtime.cgroups import CgroupV1, CgroupV2, Limits, detect, parse_mountinfo
 from tinykube.runtime.cgroups.base import read_procs
 from tinykube.runtime.sandbox import shim_spawn
 
@@ -34,8 +35,7 @@ def pod(cgroups):
 
 def run_in(cgroups, uid, name, argv, **kwargs):
     """Start argv already inside the container cgroup (tk-shim joins it before exec)."""
-    fds = cgroups.join_fds(uid, name)
-    setup = [arg for fd in fds for arg in ("-c", str(fd))]
+    setup, fds = cgroups.join_args(uid, name)
     try:
         return shim_spawn(setup, ["-E", "--", *argv], f"test process in {uid}/{name}", fds,
                           **kwargs)
@@ -44,12 +44,26 @@ def run_in(cgroups, uid, name, argv, **kwargs):
             os.close(fd)
 
 
-def test_detects_v1_here(cgroups):
+def expected_version():
+    """1 on a host with v1 hierarchies (hybrid), 2 where only cgroup2 is mounted."""
+    if os.environ.get("TINYKUBE_EXPECT_CGROUP"):
+        return int(os.environ["TINYKUBE_EXPECT_CGROUP"])
+    with open("/proc/self/mountinfo") as f:
+        return 1 if any(m.fstype == "cgroup" for m in parse_mountinfo(f.read())) else 2
+
+
+def test_detects_the_hierarchy_here(cgroups):
     # The ground truth, not path arithmetic: this process is in the cgroup the driver found
     # (on a host, and in a container whose cgroup mounts show only the container's cgroup).
-    assert isinstance(cgroups, CgroupV1)
-    for controller, root in cgroups.controller_roots.items():
-        assert os.getpid() in read_procs(root), (controller, root)
+    assert cgroups.version == expected_version()
+    if isinstance(cgroups, CgroupV1):
+        for controller, root in cgroups.controller_roots.items():
+            assert os.getpid() in read_procs(root), (controller, root)
+    else:
+        assert isinstance(cgroups, CgroupV2)
+        assert os.getpid() in read_procs(cgroups.parent_dir)
+        # Every controller the limits need reached it.
+        assert {"cpu", "memory", "pids"} <= set(cgroups.controllers)
 
 
 # Run inside the namespaces of the cases below: detect this process's cgroups and say whether
@@ -60,24 +74,31 @@ from tinykube.runtime.cgroups import detect
 from tinykube.runtime.cgroups.base import read_procs
 for spec in json.loads(sys.argv[1]):
     subprocess.run(spec, check=True)
-roots = detect(subtree="unused").controller_roots
+roots = detect(subtree="unused").roots
 print(json.dumps({c: [r, os.getpid() in read_procs(r)] for c, r in roots.items()}))
 """
 
 
 def cgroup_mountpoints():
+    """v1: mountpoint -> its controllers; v2: {"/sys/fs/cgroup": []}."""
     with open("/proc/self/mountinfo") as f:
         mounts = parse_mountinfo(f.read())
     wanted = {"memory", "cpu", "cpuacct", "pids"}
     return {m.mountpoint: sorted(m.controllers & wanted) for m in mounts
-            if m.fstype == "cgroup" and m.controllers & wanted
-            and m.mountpoint.startswith("/sys/fs/cgroup/")}
+            if (m.fstype == "cgroup" and m.controllers & wanted
+                and m.mountpoint.startswith("/sys/fs/cgroup/"))
+            or (m.fstype == "cgroup2" and m.mountpoint == "/sys/fs/cgroup")}
+
+
+def primary_root(found):
+    """The directory detection found for the memory controller (v1) or the hierarchy (v2)."""
+    return found["memory" if "memory" in found else "unified"][0]
 
 
 def detect_in_namespace(cgroups, uid, unshare, mounts):
     """Put a fresh process into pod ``uid``'s cgroups, enter new namespaces, make ``mounts``
     there (never on the host: a private mount namespace) and run detection."""
-    procs = " ".join(os.path.join(d, "cgroup.procs") for d in cgroups.dirs(uid))
+    procs = " ".join(os.path.join(d, "cgroup.procs") for d in cgroups.member_dirs(uid, None))
     script = f'for f in {procs}; do echo $$ > "$f"; done; exec "$@"'
     result = subprocess.run(["sh", "-c", script, "sh", "unshare", "--mount", *unshare,
                              "--fork", sys.executable, "-c", DETECT_IN_NAMESPACE,
@@ -92,12 +113,16 @@ def test_detects_own_cgroup_inside_a_private_cgroup_namespace(cgroups, pod):
     cgroups.create_pod(pod)
     # (as a container runtime does: a tmpfs at /sys/fs/cgroup, the hierarchies inside it)
     points = cgroup_mountpoints()
-    mounts = [["mount", "-t", "tmpfs", "tk-cgroups", "/sys/fs/cgroup"], ["mkdir", *points]]
-    mounts += [["mount", "-t", "cgroup", "-o", ",".join(controllers), "cgroup", point]
-               for point, controllers in points.items()]
+    if cgroups.version == 2:
+        mounts = [["mount", "-t", "cgroup2", "tk-cgroup2", "/sys/fs/cgroup"]]
+    else:
+        mounts = [["mount", "-t", "tmpfs", "tk-cgroups", "/sys/fs/cgroup"], ["mkdir", *points]]
+        mounts += [["mount", "-t", "cgroup", "-o", ",".join(controllers), "cgroup", point]
+                   for point, controllers in points.items()]
     found = detect_in_namespace(cgroups, pod, ["--cgroup"], mounts)
     assert all(holds for _, holds in found.values()), found
-    assert found["memory"][0] == "/sys/fs/cgroup/memory"
+    assert primary_root(found) == ("/sys/fs/cgroup" if cgroups.version == 2
+                                   else "/sys/fs/cgroup/memory")
 
 
 def test_detects_own_cgroup_through_a_mount_showing_a_subtree(cgroups, pod):
@@ -106,10 +131,11 @@ def test_detects_own_cgroup_through_a_mount_showing_a_subtree(cgroups, pod):
     cgroups.create_pod(pod)
     points = cgroup_mountpoints()
     mounts = [["mount", "--bind", d, next(p for p in points if d.startswith(p + "/"))]
-              for d in cgroups.dirs(pod)]
+              for d in cgroups.member_dirs(pod, None)]
     found = detect_in_namespace(cgroups, pod, [], mounts)
     assert all(holds for _, holds in found.values()), found
-    assert found["memory"][0] == "/sys/fs/cgroup/memory"
+    assert primary_root(found) == ("/sys/fs/cgroup" if cgroups.version == 2
+                                   else "/sys/fs/cgroup/memory")
 
 
 def test_process_joins_every_hierarchy(cgroups, pod):
@@ -118,7 +144,9 @@ def test_process_joins_every_hierarchy(cgroups, pod):
     try:
         with open(f"/proc/{p.pid}/cgroup") as f:
             lines = f.read()
-        for controller in ("memory", "cpu", "cpuacct", "pids"):
+        hierarchies = (("memory", "cpu", "cpuacct", "pids") if cgroups.version == 1
+                       else ("",))  # v2: the one "0::<path>" line
+        for controller in hierarchies:
             line = next(x for x in lines.splitlines() if f":{controller}:" in x)
             assert line.endswith(f"/{cgroups.subtree}/pod-{pod}/app")
         assert cgroups.pids(pod, "app") == [p.pid]
@@ -207,7 +235,10 @@ def test_remove_all_under_a_configured_parent():
     parent = "/tk-test-" + uuid.uuid4().hex[:8]
     driver = detect(parent)
     try:
-        assert driver.controller_roots["pids"] == f"/sys/fs/cgroup/pids{parent}"
+        if driver.version == 1:
+            assert driver.controller_roots["pids"] == f"/sys/fs/cgroup/pids{parent}"
+        else:
+            assert driver.roots == {"unified": f"/sys/fs/cgroup{parent}"}
         driver.create_container("tka", "app", Limits(pids=10))
         driver.create_pod("tkb")
         p = run_in(driver, "tka", "app", ["sleep", "30"])

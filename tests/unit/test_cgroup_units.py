@@ -14,6 +14,7 @@ from tinykube.runtime.cgroups import (
     parse_mountinfo,
     parse_proc_cgroup,
 )
+from tinykube.runtime.cgroups.base import cpu_shares, cpu_weight
 from tinykube.runtime.cgroups.v1 import cfs_quota_us
 from tinykube.runtime.cgroups.v2 import cpu_max
 
@@ -191,7 +192,7 @@ def test_detect_unified_only(unified):
     driver = detect(**files)
     assert isinstance(driver, CgroupV2)
     assert driver.parent_dir == parent
-    assert driver.controllers == ["cpu", "memory", "pids"]
+    assert driver.controllers == ["cpu", "io", "memory", "pids"]
 
 
 def test_detect_without_cgroups_is_an_error(tmp_path):
@@ -318,9 +319,9 @@ def test_v2_enables_controllers_top_down_and_puts_pause_in_a_leaf(unified):
     parent, files = unified
     driver = detect(**files)
     driver.create_pod("u1")
-    assert read(f"{parent}/cgroup.subtree_control") == "+cpu +memory +pids"
-    assert read(f"{parent}/tinykube/cgroup.subtree_control") == "+cpu +memory +pids"
-    assert read(f"{parent}/tinykube/pod-u1/cgroup.subtree_control") == "+cpu +memory +pids"
+    assert read(f"{parent}/cgroup.subtree_control") == "+cpu +io +memory +pids"
+    assert read(f"{parent}/tinykube/cgroup.subtree_control") == "+cpu +io +memory +pids"
+    assert read(f"{parent}/tinykube/pod-u1/cgroup.subtree_control") == "+cpu +io +memory +pids"
     assert os.path.isdir(f"{parent}/tinykube/pod-u1/_pause")
     write(f"{parent}/tinykube/pod-u1/_pause/cgroup.procs", "")
     fds = driver.join_fds("u1")
@@ -334,9 +335,9 @@ def test_v2_enables_controllers_top_down_and_puts_pause_in_a_leaf(unified):
 
 def test_v2_skips_already_enabled_controllers(unified):
     parent, files = unified
-    write(f"{parent}/cgroup.subtree_control", "cpu memory pids\n")
+    write(f"{parent}/cgroup.subtree_control", "cpu io memory pids\n")
     detect(**files).create_pod("u1")
-    assert read(f"{parent}/cgroup.subtree_control") == "cpu memory pids\n"
+    assert read(f"{parent}/cgroup.subtree_control") == "cpu io memory pids\n"
 
 
 def test_v2_limits(unified):
@@ -349,6 +350,42 @@ def test_v2_limits(unified):
     assert read(f"{app}/memory.swap.max") == "0"
     assert read(f"{app}/cpu.max") == "50000 100000"
     assert read(f"{app}/pids.max") == "4096"
+    assert not os.path.exists(f"{app}/cpu.weight")  # no request: the kernel's default
+
+
+@pytest.mark.parametrize(("millis", "shares", "weight"), [
+    (1, 2, 1), (10, 10, 1), (100, 102, 4), (1000, 1024, 39), (256000, 262144, 10000),
+    (10**9, 262144, 10000)])
+def test_cpu_request_to_shares_and_weight(millis, shares, weight):
+    # The kubelet's shares (1024 per core, 2..262144) mapped onto 1..10000 as runc does.
+    assert cpu_shares(millis) == shares
+    assert cpu_weight(millis) == weight
+
+
+def test_v2_cpu_request_sets_cpu_and_io_weight(unified):
+    parent, files = unified
+    driver = detect(**files)
+    app = f"{parent}/tinykube/pod-u1/app"
+    write(f"{app}/io.weight", "default 100\n")
+    driver.create_container("u1", "app", Limits(cpu_millis=2000, cpu_request_millis=1000))
+    assert read(f"{app}/cpu.weight") == "39"
+    assert read(f"{app}/io.weight") == "default 39"
+    assert read(f"{app}/cpu.max") == "200000 100000"
+
+
+def test_v1_cpu_request_sets_shares(hybrid):
+    root, files = hybrid
+    detect(**files).create_container("u1", "app", Limits(cpu_request_millis=250))
+    assert read(f"{root}/cpu/tinykube/pod-u1/app/cpu.shares") == "256"
+
+
+def test_v2_configured_parent_is_created_with_controllers_down_to_it(unified):
+    parent, files = unified
+    driver = detect(parent="/user.slice/tk.scope/pods/more", **files)
+    driver.create_pod("u1")
+    assert read(f"{parent}/cgroup.subtree_control") == "+cpu +io +memory +pids"
+    assert read(f"{parent}/pods/cgroup.subtree_control") == "+cpu +io +memory +pids"
+    assert os.path.isdir(f"{parent}/pods/more/tinykube/pod-u1/_pause")
 
 
 def test_v2_limits_skip_missing_controllers(tmp_path):
@@ -411,3 +448,17 @@ def test_v2_join_args_is_the_cgroup_directory_for_clone3(unified):
                                     os.path.join(driver.primary("u1"), leaf))
         finally:
             os.close(fds[0])
+
+
+def test_v2_own_cgroup_shared_with_other_processes_falls_back_to_the_root(unified, tmp_path):
+    # A login session's scope holds the shell too: it can never hand controllers down.
+    parent, files = unified
+    write(str(tmp_path / "cg2/cgroup.controllers"), "cpu io memory pids\n")
+    write(f"{parent}/cgroup.procs", f"{os.getpid()}\n1\n")
+    assert detect(**files).parent_dir == str(tmp_path / "cg2")
+    # Alone there (a systemd unit with Delegate=yes), the daemon keeps its own cgroup.
+    write(f"{parent}/cgroup.procs", f"{os.getpid()}\n")
+    assert detect(**files).parent_dir == parent
+    # A configured parent is used as given.
+    write(f"{parent}/cgroup.procs", "1\n")
+    assert detect(parent="/user.slice/tk.scope", **files).parent_dir == parent

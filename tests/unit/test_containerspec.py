@@ -56,6 +56,16 @@ def test_limits_and_user():
     assert run_as(POD, {"securityContext": {"runAsUser": 0}}) == (0, 100)
 
 
+def test_cpu_request_only_when_given():
+    def request(resources):
+        return container_limits({"resources": resources}, "c").cpu_request_millis
+    assert request({"requests": {"cpu": "250m"}, "limits": {"cpu": "1"}}) == 250
+    assert request({"limits": {"cpu": "1"}}) is None  # the kernel's default share
+    assert request({}) is None
+    with pytest.raises(ContainerConfigError, match=r"c\.resources\.requests\.cpu"):
+        request({"requests": {"cpu": "fast"}})
+
+
 def test_grace_prefers_the_deletion_request():
     assert grace_seconds({"metadata": {}, "spec": {}}) == 30
     assert grace_seconds({"metadata": {}, "spec": {"terminationGracePeriodSeconds": 5}}) == 5
