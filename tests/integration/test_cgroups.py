@@ -18,6 +18,7 @@ import pytest
 from tinykube.runtime.cgroups import CgroupV1, CgroupV2, Limits, detect, parse_mountinfo
 from tinykube.runtime.cgroups.base import read_procs
 from tinykube.runtime.sandbox import shim_spawn
+from tinykube.testing.daemon import wait_for
 
 pytestmark = pytest.mark.root
 
@@ -114,7 +115,9 @@ def test_detects_own_cgroup_inside_a_private_cgroup_namespace(cgroups, pod):
     # (as a container runtime does: a tmpfs at /sys/fs/cgroup, the hierarchies inside it)
     points = cgroup_mountpoints()
     if cgroups.version == 2:
-        mounts = [["mount", "-t", "cgroup2", "tk-cgroup2", "/sys/fs/cgroup"]]
+        # (cgroup2 cannot be mounted again right on top of itself: a tmpfs in between)
+        mounts = [["mount", "-t", "tmpfs", "tk-cgroups", "/sys/fs/cgroup"],
+                  ["mount", "-t", "cgroup2", "tk-cgroup2", "/sys/fs/cgroup"]]
     else:
         mounts = [["mount", "-t", "tmpfs", "tk-cgroups", "/sys/fs/cgroup"], ["mkdir", *points]]
         mounts += [["mount", "-t", "cgroup", "-o", ",".join(controllers), "cgroup", point]
@@ -213,8 +216,7 @@ def test_kill_all_catches_forks_and_remove_waits_for_exit(cgroups, pod):
     # A parent that keeps forking: SIGKILL rounds repeat until the cgroup is empty.
     p = run_in(cgroups, pod, "app", ["sh", "-c", "while :; do sleep 30 >/dev/null 2>&1 & done"],
                stderr=subprocess.DEVNULL)
-    time.sleep(0.2)
-    assert len(cgroups.pids(pod, "app")) > 1
+    wait_for(lambda: len(cgroups.pids(pod, "app")) > 1, what="sh forking")
     cgroups.kill_all(pod)
     p.wait()
     # The sleeps were children of sh (reparented, reaped by init): nothing is left.

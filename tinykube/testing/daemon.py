@@ -32,9 +32,16 @@ from tinykube.model.kinds import KINDS
 CONTROLLER_KINDS = tuple(k.kind for k in reversed(KINDS) if k.workload)
 
 
+# How much slower than a real machine this one is (scripts/vm-test's emulated guest: ~10x).
+SLOWDOWN = float(os.environ.get("TINYKUBE_TEST_SLOWDOWN", "1"))
+
+
 def wait_for(predicate: Callable[[], Any], timeout: float = 30.0, interval: float = 0.1,
              what: str = "condition") -> Any:
-    """Poll `predicate` until it returns something truthy (tests only: the product watches)."""
+    """Poll `predicate` until it returns something truthy (tests only: the product watches).
+    `TINYKUBE_TEST_SLOWDOWN` (a factor; the VM lane under software emulation sets it)
+    stretches every timeout."""
+    timeout *= SLOWDOWN
     deadline = time.monotonic() + timeout
     last: Any = None
     while time.monotonic() < deadline:
@@ -128,7 +135,7 @@ class Daemon:
             timeout: float = 120) -> subprocess.CompletedProcess:
         result = subprocess.run([sys.executable, "-m", "tinykube.cli.main", "--socket",
                                  str(self.socket), *args], input=input, capture_output=True,
-                                text=True, timeout=timeout)
+                                text=True, timeout=timeout * SLOWDOWN)
         if check and result.returncode != 0:
             raise AssertionError(f"tinykube {' '.join(args)} exited {result.returncode}:\n"
                                  f"{result.stdout}\n{result.stderr}")
@@ -175,7 +182,7 @@ def stop_process(process: subprocess.Popen | None, sig: int = signal.SIGTERM) ->
     if process and process.poll() is None:
         process.send_signal(sig)
         try:
-            process.wait(timeout=20)
+            process.wait(timeout=20 * SLOWDOWN)
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
