@@ -3,8 +3,8 @@
     python -m scripts.benchmark.cgroupjoin [N]     (as root, from the repo root)
 
 Starts `true` N times (default 300) under tk-shim in monitor mode, as a container starts:
-with no cgroup; joining through cgroup.procs (`-c FD` per hierarchy: v1's way, four
-hierarchies here); and, on cgroup v2, created inside the cgroup by clone3(CLONE_INTO_CGROUP)
+with no cgroup; joining by a write of 0 to each hierarchy's join file (`-c FD`: v1's `tasks`
+in four hierarchies, v2's `cgroup.procs`); and, on cgroup v2, created inside the cgroup by clone3(CLONE_INTO_CGROUP)
 (`-K DIRFD`). Prints the median and p90 of each and their ratio to the no-cgroup start.
 Absolute times under emulation (the VM lane) are slow; compare the ratios.
 """
@@ -35,7 +35,7 @@ def main() -> None:
     cgroups.create_container(uid, "app", Limits())
     ways: dict[str, tuple[list[str], list[int]]] = {"no cgroup": ([], [])}
     procs_fds = cgroups.join_fds(uid, "app")
-    ways[f"cgroup.procs (v{cgroups.version}, {len(procs_fds)} hierarchies)"] = (
+    ways[f"{cgroups.JOIN_FILE} write (v{cgroups.version}, {len(procs_fds)} hierarchies)"] = (
         [a for fd in procs_fds for a in ("-c", str(fd))], procs_fds)
     if cgroups.version == 2:
         ways["clone3 CLONE_INTO_CGROUP (v2)"] = cgroups.join_args(uid, "app")
