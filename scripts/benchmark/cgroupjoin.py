@@ -4,9 +4,9 @@
 
 Starts `true` N times (default 300) under tk-shim in monitor mode, as a container starts:
 with no cgroup; joining by a write of 0 to each hierarchy's join file (`-c FD`: v1's `tasks`
-in four hierarchies, v2's `cgroup.procs`); and, on cgroup v2, created inside the cgroup by clone3(CLONE_INTO_CGROUP)
-(`-K DIRFD`). Prints the median and p90 of each and their ratio to the no-cgroup start.
-Absolute times under emulation (the VM lane) are slow; compare the ratios.
+in four hierarchies, v2's `cgroup.procs`); and, on cgroup v2, created inside the cgroup by
+clone3(CLONE_INTO_CGROUP) (`-K DIRFD`). Prints the median and p90 of each and their ratio to
+the no-cgroup start. Absolute times under emulation (the VM lane) are slow; compare the ratios.
 """
 
 from __future__ import annotations
