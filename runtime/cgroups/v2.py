@@ -45,6 +45,14 @@ WANTED = ("cpu", "io", "memory", "pids")
 PAUSE_LEAF = "_pause"
 
 
+def _parent_of(pid: int) -> int | None:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return int(f.read().rpartition(")")[2].split()[1])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
 def cpu_max(cpu_millis: int | None) -> str:
     quota = cfs_quota_us(cpu_millis)
     return f"{'max' if quota < 0 else quota} {CFS_PERIOD_US}"
@@ -99,9 +107,11 @@ class CgroupV2(CgroupBackend):
             if not isinstance(e.__cause__, OSError) or e.__cause__.errno != errno.EBUSY:
                 raise
             busy = e
-        # "No internal processes": step out of the way if the daemon is all that is there.
-        others = [pid for pid in read_procs(path) if pid != os.getpid()]
-        if others or os.getpid() not in read_procs(path):
+        # "No internal processes": step out of the way if the daemon (and children it is
+        # running just now, an `nft` say) is all that is there.
+        me = os.getpid()
+        others = [pid for pid in read_procs(path) if pid != me and _parent_of(pid) != me]
+        if others or me not in read_procs(path):
             raise CgroupError(
                 f"{busy}: cgroup v2 lets only a cgroup without processes hand controllers to"
                 f" its children, and {path} holds processes {others[:10]}. Run tinykube as a"
@@ -109,8 +119,17 @@ class CgroupV2(CgroupBackend):
                 f" a cgroup of its own, or give --cgroup-parent a cgroup delegated to it")
         leaf = os.path.join(path, f"{self.subtree}.daemon")
         self.mkdir(leaf)
-        write_file(os.path.join(leaf, "cgroup.procs"), str(os.getpid()))
-        write_file(control, wanted)
+        write_file(os.path.join(leaf, "cgroup.procs"), str(me))
+        # Children started before the move stay behind until they exit (they are short-lived).
+        deadline = time.monotonic() + EXIT_WAIT
+        while True:
+            try:
+                write_file(control, wanted)
+                return
+            except CgroupError:
+                if time.monotonic() > deadline:
+                    raise
+            time.sleep(0.01)
 
     def _make_parent(self) -> None:
         """The parent (created if missing) with the controllers handed down to it: enabled in
