@@ -75,7 +75,8 @@ class Kubelet:
                                hosts_peers=self._hosts_peers,
                                address_changed=self._address_changed,
                                log_max_bytes=log_max_bytes, log_max_files=log_max_files)
-        if warm_sandboxes:
+        # A warm sandbox is handed over by renaming its pod cgroup, which cgroup v2 cannot do.
+        if warm_sandboxes and cgroups.renames_pods:
             self.ctx.warm_pool = WarmPool(warm_sandboxes, cgroups, network, Path(run_dir))
         self.workers: dict[str, PodWorker] = {}
         self._groups: dict[tuple[str, str], set[str]] = {}  # (namespace, subdomain) -> uids

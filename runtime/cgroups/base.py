@@ -73,6 +73,7 @@ def cpu_weight(request_millis: int) -> int:
 class CgroupDriver(Protocol):
     version: int
     pod_pids_limit: int | None
+    renames_pods: bool  # whether rename_pod works (v1 only: cgroup2 has no rename)
 
     def create_pod(self, uid: str) -> None: ...
     def create_container(self, uid: str, name: str, limits: Limits) -> None: ...
@@ -143,6 +144,7 @@ class CgroupBackend:
 
     version = 0
     pod_pids_limit: int | None = DEFAULT_POD_PIDS_LIMIT  # None: no pod-level limit
+    renames_pods = True
 
     def __init__(self, roots: dict[str, str], subtree: str = SUBTREE) -> None:
         if not roots:

@@ -60,12 +60,17 @@ def cpu_max(cpu_millis: int | None) -> str:
 
 class CgroupV2(CgroupBackend):
     version = 2
+    # The kernel's cgroup2 filesystem has no rename (only v1's has): warm sandboxes, which
+    # are handed to a pod by renaming their cgroup, are off on v2.
+    renames_pods = False
 
     def __init__(self, parent_dir: str, subtree: str = SUBTREE) -> None:
         super().__init__({"unified": parent_dir}, subtree)
         self.parent_dir = parent_dir
         self._subtree_ready = False
-        self.controllers = self._available(self._existing_ancestor(parent_dir))
+        # What the kernel offers (the hierarchy's root), not just what reached the parent yet:
+        # _make_parent enables them down to it.
+        self.controllers = self._available(self._hierarchy_root(parent_dir))
 
     @staticmethod
     def _existing_ancestor(path: str) -> str:
@@ -77,6 +82,14 @@ class CgroupV2(CgroupBackend):
                 break
             path = up
         return path
+
+    @classmethod
+    def _hierarchy_root(cls, path: str) -> str:
+        top = cls._existing_ancestor(path)
+        while os.path.exists(os.path.join(os.path.dirname(top), "cgroup.controllers")) \
+                and os.path.dirname(top) != top:
+            top = os.path.dirname(top)
+        return top
 
     @staticmethod
     def _available(path: str) -> list[str]:

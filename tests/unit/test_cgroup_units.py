@@ -462,3 +462,15 @@ def test_v2_own_cgroup_shared_with_other_processes_falls_back_to_the_root(unifie
     # A configured parent is used as given.
     write(f"{parent}/cgroup.procs", "1\n")
     assert detect(parent="/user.slice/tk.scope", **files).parent_dir == parent
+
+
+def test_v2_enables_controllers_from_the_root_when_none_reached_the_parent_yet(tmp_path):
+    # A fresh cgroup under a root whose subtree_control is still empty (a VM right after boot).
+    root = tmp_path / "cg2"
+    write(str(root / "cgroup.controllers"), "cpuset cpu io memory pids\n")
+    write(str(root / "svc/cgroup.controllers"), "")
+    driver = CgroupV2(str(root / "svc"))
+    assert driver.controllers == ["cpu", "io", "memory", "pids"]
+    driver.create_pod("u1")
+    assert read(str(root / "cgroup.subtree_control")) == "+cpu +io +memory +pids"
+    assert read(str(root / "svc/cgroup.subtree_control")) == "+cpu +io +memory +pids"
