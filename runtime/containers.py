@@ -277,37 +277,43 @@ class ContainerSupervisor:
                                           volumes.written_volumes(pod.pod))
         cwd = spec.get("workingDir") or None
         scratch = layout.pod_dir(ctx.root, pod.uid) / "workdirs" / name
-        workdir = await trio.to_thread.run_sync(volumes.working_dir, cwd, mounts, scratch, where)
+        log_path = layout.log_file(ctx.root, pod.uid, name, st.restart_count)
+        exit_file = layout.exit_file(ctx.run_dir, pod.uid, name, st.restart_count)
+        cgroups = ctx.cgroups
+
+        def prepare() -> tuple[volumes.BindMount | None, int]:
+            """Blocking host work before the spawn, in ONE worker-thread hop (each hop held
+            up every other pod's start in a scale-out)."""
+            workdir = volumes.working_dir(cwd, mounts, scratch, where)
+            # Keep this run's and the previous run's logs only (the kubelet keeps one dead
+            # container per container): a crash loop must not pile up log files.
+            logfiles.prune_runs(log_path.parent, st.restart_count - 1)
+            cgroups.create_container(pod.uid, name, limits)
+            kill_unrecorded_sync(cgroups, pod.uid, name, f"pod {pod.namespace}/{pod.name}")
+            return workdir, cgroups.oom_kills(pod.uid, name)
+
+        workdir, self._oom_before = await trio.to_thread.run_sync(prepare)
         if workdir is not None:
             mounts.append(workdir)
-        targets = {m.target for m in mounts}
-        launch_mounts = [spawn.Mount(str(m.source), m.target, m.readonly) for m in mounts]
-        if not (pod.pod.get("spec") or {}).get("hostNetwork"):  # else the host's, as there
-            launch_mounts += [spawn.Mount(str(source), target, False)
-                              for target, source in pod.pod_files.items()
-                              if target not in targets]
-        log_path = layout.log_file(ctx.root, pod.uid, name, st.restart_count)
-        # Keep this run's and the previous run's logs only (the kubelet keeps one dead
-        # container per container): a crash loop must not pile up log files.
-        await trio.to_thread.run_sync(logfiles.prune_runs, log_path.parent,
-                                      st.restart_count - 1)
-        exit_file = layout.exit_file(ctx.run_dir, pod.uid, name, st.restart_count)
-        launch = spawn.ContainerLaunch(argv=argv, env=env, cwd=cwd,
-                                       uid=user, gid=group, mounts=launch_mounts,
-                                       log_path=str(log_path), exit_file=str(exit_file),
-                                       isolation=confinement,
-                                       log_max_bytes=ctx.log_max_bytes,
-                                       log_max_files=ctx.log_max_files)
-        cgroups = ctx.cgroups
-        await trio.to_thread.run_sync(cgroups.create_container, pod.uid, name, limits)
-        await kill_unrecorded(cgroups, pod.uid, name, f"pod {pod.namespace}/{pod.name}")
-        self._oom_before = cgroups.oom_kills(pod.uid, name)
+        # The record stays trio's (one writer, never a half-changed record on disk).
         entry = pod.record.containers.setdefault(name, records.ContainerRecord(name))
         entry.restart_count = st.restart_count
         entry.exit_file = str(exit_file)
         entry.process = None
         entry.exit_code = None
         records.write_record(ctx.run_dir, pod.record)  # record first, then act
+        targets = {m.target for m in mounts}
+        launch_mounts = [spawn.Mount(str(m.source), m.target, m.readonly) for m in mounts]
+        if not (pod.pod.get("spec") or {}).get("hostNetwork"):  # else the host's, as there
+            launch_mounts += [spawn.Mount(str(source), target, False)
+                              for target, source in pod.pod_files.items()
+                              if target not in targets]
+        launch = spawn.ContainerLaunch(argv=argv, env=env, cwd=cwd,
+                                       uid=user, gid=group, mounts=launch_mounts,
+                                       log_path=str(log_path), exit_file=str(exit_file),
+                                       isolation=confinement,
+                                       log_max_bytes=ctx.log_max_bytes,
+                                       log_max_files=ctx.log_max_files)
         if st.restart_count == 0:
             await pod.event("Normal", "Created", f"Created container {name}")
         proc = await spawn.spawn_container(pod.live.pause, cgroups, pod.uid, name, launch)
@@ -528,11 +534,16 @@ async def kill_unrecorded(cgroups: CgroupDriver, uid: str, name: str | None, who
     (before a new start) although no record names it: a crash between a spawn and its
     record leaves such a process, and a (re)start must not run beside it. This also ends
     what an exited container's app left behind, as Kubernetes does before a restart."""
-    pids = await trio.to_thread.run_sync(cgroups.pids, uid, name)
+    await trio.to_thread.run_sync(kill_unrecorded_sync, cgroups, uid, name, who)
+
+
+def kill_unrecorded_sync(cgroups: CgroupDriver, uid: str, name: str | None, who: str) -> None:
+    """`kill_unrecorded` for callers already on a worker thread."""
+    pids = cgroups.pids(uid, name)
     if pids:
         log.info("%s: killing %s left in %s's cgroup that no record names", who, sorted(pids),
                  f"container {name}" if name else "the pod")
-        await trio.to_thread.run_sync(cgroups.kill_all, uid, name, signal.SIGKILL)
+        cgroups.kill_all(uid, name, signal.SIGKILL)
 
 
 def signal_container(proc: spawn.ContainerProcess, sig: int) -> None:
