@@ -186,3 +186,25 @@ async def test_a_silent_node_turns_unknown_and_its_pods_are_replaced(store):
                                           if p["spec"].get("nodeName") == "a"],
                              what="the deleted node's pods removed")
             beats.cancel_scope.cancel()
+
+
+async def test_node_ipam_gives_each_node_a_free_slice(store):
+    from tinykube.controllers.nodeipam import NodeIpam
+
+    a = await store.create(nodeobjects.node_object(nodeobjects.NodeFacts("a")))
+    async with trio.open_nursery() as nursery:
+        await nursery.start(NodeIpam(store, "10.9.0.0/16").run)
+        await store.create(nodeobjects.node_object(nodeobjects.NodeFacts("b")))
+
+        def slices():
+            found = {n["metadata"]["name"]: n["spec"].get("podCIDR")
+                     for n in store.list("Node")}
+            return found if all(found.values()) else None
+        assert await eventually(slices, what="slices") == {"a": "10.9.0.0/24",
+                                                           "b": "10.9.1.0/24"}
+        await store.delete("Node", "default", "a", uid=a["metadata"]["uid"])
+        await store.create(nodeobjects.node_object(nodeobjects.NodeFacts("c")))
+        found = await eventually(lambda: (store.try_get("Node", "default", "c") or {}).get(
+            "spec", {}).get("podCIDR"), what="c's slice")
+        assert found == "10.9.0.0/24"  # a's slice, free again
+        nursery.cancel_scope.cancel()

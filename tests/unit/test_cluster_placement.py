@@ -147,3 +147,13 @@ def test_host_gw_routes_go_to_other_nodes_slices_by_their_address():
              n("e", "10.1.5.0/24", None), n("f", "bad", "192.0.2.6")]
     assert wanted_routes(nodes, "a", {"192.0.2.1", "192.0.2.3"}) == {
         "10.1.2.0/24": "192.0.2.2"}  # not itself, not a local address, not without either
+
+
+def test_node_ipam_hands_out_the_next_free_slice():
+    from tinykube.controllers.nodeipam import NodeIpam, next_free
+
+    assert next_free("10.9.0.0/16", 24, set()) == "10.9.0.0/24"
+    assert next_free("10.9.0.0/16", 24, {"10.9.0.0/24", "10.9.2.0/24"}) == "10.9.1.0/24"
+    assert next_free("10.9.0.0/23", 24, {"10.9.0.0/24", "10.9.1.0/24"}) is None
+    with pytest.raises(ValueError, match="does not fit"):
+        NodeIpam(None, "10.9.0.0/24", 16)

@@ -22,6 +22,10 @@ def register(commands: argparse._SubParsersAction) -> None:
     s.add_argument("--listen", default=DEFAULT_LISTEN, metavar="HOST:PORT",
                    help=f"TLS listener for agents, kubectl and clients (default {DEFAULT_LISTEN})")
     s.add_argument("--service-cidr", default="10.96.0.0/16")
+    s.add_argument("--cluster-cidr", default=None,
+                   help="pod range: each Node without a podCIDR gets the next free slice")
+    s.add_argument("--node-cidr-mask-size", type=int, default=24,
+                   help="the slices' prefix length (24)")
     s.add_argument("--identity", default="", help="this server's name in the leader Lease")
     s.add_argument("--node-monitor-grace-period", type=_seconds, default=40.0, metavar="SECONDS",
                    help="a node whose Lease is not renewed for this long turns NotReady (40)")
@@ -40,7 +44,9 @@ def register(commands: argparse._SubParsersAction) -> None:
     a.add_argument("--certificate-authority", type=Path, default=None, metavar="FILE",
                    help="the server's CA certificate (<root>/pki/ca.crt on the server)")
     a.add_argument("--node-name", required=True)
-    a.add_argument("--pod-cidr", required=True, help="this node's slice of the pod range")
+    a.add_argument("--pod-cidr", default=None,
+                   help="this node's slice of the pod range (default: the one the server's "
+                        "--cluster-cidr allocates to its Node)")
     a.add_argument("--cluster-cidr", default=None,
                    help="the whole pod range (all nodes' slices): pods reach other nodes' pods")
     a.add_argument("--node-ip", default=None, help="address other nodes reach this node by")
@@ -78,6 +84,7 @@ def server(args: argparse.Namespace, client: Client) -> int:
         leader_lease_seconds=args.leader_elect_lease_duration,
         node_monitor_grace_seconds=args.node_monitor_grace_period,
         pod_eviction_seconds=args.pod_eviction_timeout,
+        cluster_cidr=args.cluster_cidr, node_cidr_mask=args.node_cidr_mask_size,
         store=store_location(args, layout.store_path(args.root))), run)
 
 

@@ -9,7 +9,7 @@ store, and told to run only pods bound to this node.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +35,7 @@ class AgentConfig:
     servers: list[str]
     token: str
     node_name: str
-    pod_cidr: str  # this node's slice of the cluster's pod range
+    pod_cidr: str | None = None  # this node's slice (None: the server's node IPAM gives one)
     cluster_cidr: str | None = None  # the whole pod range: pods reach other nodes' slices
     node_ip: str | None = None  # InternalIP: where other nodes route this node's pods
     ca_file: Path | None = None
@@ -59,12 +59,17 @@ async def run(config: AgentConfig, *, task_status: Any = trio.TASK_STATUS_IGNORE
         directory.mkdir(parents=True, exist_ok=True, mode=0o700)
     objects = ApiObjects(ServerPool(config.servers, config.token, config.ca_file))
     api_store = ApiStore(objects, WATCHED_KINDS)
-    network = PodNetwork(layout.network_dir(config.root), bridge=config.bridge,
-                         cidr=config.pod_cidr, cluster_cidr=config.cluster_cidr)
-    cgroups = detect_pinned(config.run_dir, config.cgroup_parent, subtree=config.cgroup_subtree)
     cpu, memory = host_capacity()
-    facts = NodeFacts(config.node_name, address=config.node_ip or network.gateway,
-                      pod_cidr=config.pod_cidr, cpu_millis=cpu, memory_bytes=memory)
+    heartbeat = Heartbeat(objects, NodeFacts(config.node_name, address=config.node_ip,
+                                             pod_cidr=config.pod_cidr, cpu_millis=cpu,
+                                             memory_bytes=memory),
+                          lease_seconds=config.lease_seconds)
+    pod_cidr = config.pod_cidr or await _allocated_cidr(heartbeat)
+    network = PodNetwork(layout.network_dir(config.root), bridge=config.bridge,
+                         cidr=pod_cidr, cluster_cidr=config.cluster_cidr)
+    cgroups = detect_pinned(config.run_dir, config.cgroup_parent, subtree=config.cgroup_subtree)
+    heartbeat.facts = replace(heartbeat.facts, address=config.node_ip or network.gateway,
+                              pod_cidr=pod_cidr)
     kubelet = Kubelet(api_store, config.root, config.run_dir, network, cgroups,  # type: ignore[arg-type]
                       hidden_paths=(str(DEFAULT_ROOT), str(DEFAULT_RUN_DIR)),
                       node_name=config.node_name, run_unbound=False)
@@ -75,17 +80,42 @@ async def run(config: AgentConfig, *, task_status: Any = trio.TASK_STATUS_IGNORE
             await network.ensure_bridge()
             if config.cluster_cidr:
                 await network.route_services()  # the bridge forwards to the other slices
-            await nursery.start(Heartbeat(objects, facts, lease_seconds=config.lease_seconds).run)
+            await nursery.start(heartbeat.run)
             await nursery.start(api_store.run)
             await nursery.start(kubelet.run)
             if config.cluster_cidr:
                 await nursery.start(HostGwRoutes(api_store, config.node_name).run)
             log.info("tinykube agent: node %s joined %s (pods %s)", config.node_name,
-                     ",".join(config.servers), config.pod_cidr)
+                     ",".join(config.servers), pod_cidr)
             task_status.started()
     finally:
         remove_pid_file(config.run_dir)
         network.close()
+
+
+async def _allocated_cidr(heartbeat: Heartbeat) -> str:
+    """Register the Node without a slice and wait for the server's node IPAM to give one."""
+    from tinykube.client import DaemonUnreachable
+    from tinykube.model.errors import ApiError
+
+    logged = False
+    while True:
+        try:
+            if heartbeat.node is None:
+                heartbeat.node = await heartbeat.register()
+            node = await heartbeat.objects.get("Node", "", heartbeat.facts.name)
+            cidr = ((node or {}).get("spec") or {}).get("podCIDR")
+            if cidr:
+                return str(cidr)
+            if node is None:
+                heartbeat.node = None  # deleted meanwhile: register again
+        except (ApiError, DaemonUnreachable, OSError) as e:
+            log.warning("registering node %s: %s; retrying", heartbeat.facts.name, e)
+        if not logged:
+            log.info("node %s: waiting for the server to allocate its podCIDR "
+                     "(server --cluster-cidr)", heartbeat.facts.name)
+            logged = True
+        await trio.sleep(0.5)
 
 
 def main(config: AgentConfig | Any, runner: Any = None) -> int:

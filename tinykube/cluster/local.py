@@ -58,7 +58,8 @@ class Agent(Proc):
     def reset(self) -> None:
         subprocess.run(_cli("--socket", str(self.run_dir / "none.sock"), "reset", "--purge",
                             "--root", str(self.root), "--run-dir", str(self.run_dir),
-                            "--bridge", self.bridge, "--pod-cidr", self.cidr,
+                            "--bridge", self.bridge,
+                            *(["--pod-cidr", self.cidr] if self.cidr else []),
                             "--cgroup-subtree", self.subtree), check=True,
                        capture_output=True, timeout=120)
 
@@ -80,6 +81,7 @@ class LocalCluster:
         self.listens: list[str] = []
         self.root = self.base / "server1"
         self.octet = random.randrange(100, 200)
+        self.cluster_cidr = f"10.{self.octet}.0.0/16"
         self.client = Client(self.socket_of(1))
 
     def socket_of(self, index: int) -> Path:
@@ -105,6 +107,7 @@ class LocalCluster:
             "--node-monitor-grace-period", str(self.grace),
             "--pod-eviction-timeout", str(self.eviction),
             "--leader-elect-lease-duration", str(self.leader_lease),
+            "--cluster-cidr", self.cluster_cidr,
             *(["--store", self.store] if self.store else [])), self.base / f"server{index}.log")
         self.servers.append(server)
         server.start(self.detached)
@@ -119,19 +122,20 @@ class LocalCluster:
         name = f"tkn{self.tag}{index}"
         root = self.base / name
         agent = Agent(name, [], self.base / f"{name}.log", root=root,
-                      run_dir=self.base / f"{name}-run", bridge=name,
-                      cidr=f"10.{self.octet}.{index}.0/24", subtree=f"tinykube-{name}")
+                      run_dir=self.base / f"{name}-run", bridge=name, cidr="",
+                      subtree=f"tinykube-{name}")
         token = (self.root / "pki" / "node.token").read_text().strip()
         agent.args = _cli(
             "agent", "--server", self.urls, f"--token={token}",
             "--certificate-authority", str(self.root / "pki" / "ca.crt"),
-            "--node-name", name, "--pod-cidr", agent.cidr, "--root", str(root),
-            "--cluster-cidr", f"10.{self.octet}.0.0/16",
+            "--node-name", name, "--root", str(root),  # its slice: the server's node IPAM
+            "--cluster-cidr", self.cluster_cidr,
             "--run-dir", str(agent.run_dir), "--bridge", name,
             "--cgroup-subtree", agent.subtree, "--node-lease-seconds", str(self.node_lease))
         self.agents.append(agent)
         agent.start(self.detached)
         wait_for(lambda: self.node_ready(name), timeout=30, what=f"node {name} Ready")
+        agent.cidr = self.client.get("Node", name, "default")["spec"]["podCIDR"]
         return agent
 
     def node_ready(self, name: str) -> bool:

@@ -46,6 +46,8 @@ class ServerConfig:
     node_monitor_grace_seconds: float = 40.0
     pod_eviction_seconds: float = 300.0
     store: StoreLocation | None = None  # None: the embedded SQLite store under root
+    cluster_cidr: str | None = None  # the pod range Nodes get their podCIDR slices from
+    node_cidr_mask: int = 24
 
     @property
     def socket_path(self) -> Path:
@@ -93,6 +95,11 @@ async def _serve(store: Any, config: ServerConfig, task_status: Any) -> None:
             await nursery.start(NodeLifecycle(
                 store, grace_seconds=config.node_monitor_grace_seconds,
                 eviction_seconds=config.pod_eviction_seconds).run)
+            if config.cluster_cidr:
+                from tinykube.controllers.nodeipam import NodeIpam
+
+                await nursery.start(NodeIpam(store, config.cluster_cidr,
+                                             config.node_cidr_mask).run)
 
     elector = LeaderElector(StoreObjects(store), identity,
                             lease_seconds=config.leader_lease_seconds)
