@@ -100,6 +100,7 @@ class PodSide(Protocol):
 
     async def until_stopping_or_new_inputs(self, seen: int) -> None: ...
     def mark_dirty(self) -> None: ...
+    async def save_record(self) -> None: ...
     async def event(self, type_: str, reason: str, message: str) -> None: ...
 
 
@@ -295,13 +296,12 @@ class ContainerSupervisor:
         workdir, self._oom_before = await trio.to_thread.run_sync(prepare)
         if workdir is not None:
             mounts.append(workdir)
-        # The record stays trio's (one writer, never a half-changed record on disk).
         entry = pod.record.containers.setdefault(name, records.ContainerRecord(name))
         entry.restart_count = st.restart_count
         entry.exit_file = str(exit_file)
         entry.process = None
         entry.exit_code = None
-        records.write_record(ctx.run_dir, pod.record)  # record first, then act
+        await pod.save_record()  # record first, then act
         targets = {m.target for m in mounts}
         launch_mounts = [spawn.Mount(str(m.source), m.target, m.readonly) for m in mounts]
         if not (pod.pod.get("spec") or {}).get("hostNetwork"):  # else the host's, as there
@@ -320,7 +320,7 @@ class ContainerSupervisor:
         crash_point("spawn")
         entry.process = records.ProcessRecord(proc.pid, proc.start_time)
         entry.started_at = now_iso()
-        records.write_record(ctx.run_dir, pod.record)
+        await pod.save_record()
         st.mark_running(proc.pid, entry.started_at)
         await pod.event("Normal", "Started", f"Started container {name}")
         return proc

@@ -165,6 +165,7 @@ class PodWorker:
         self.failure: PodFailure | None = None
         self.setup_error: str | None = None  # the last failed set-up, until one succeeds
         self._dirty = trio.Event()
+        self._record_lock = trio.Lock()  # `save_record`: one write at a time, in call order
         # The pause died under restartPolicy Always/OnFailure: build a new sandbox (as the
         # kubelet's computePodActions does), then start the containers again.
         self._sandbox_changed = False
@@ -244,6 +245,17 @@ class PodWorker:
     def forget(self) -> None:
         """The Pod was removed from the store (force delete): stop now, no grace."""
         self._request_deletion(Deletion.FORCED)
+
+    async def save_record(self) -> None:
+        """Write the pod record off trio's thread (a file replace costs ms on a loaded disk,
+        and trio's thread serves every pod). The snapshot is taken now; writes go one at a
+        time in call order (trio.Lock is FIFO). Shielded: once asked for, the write happens
+        (a process already spawned must be on record even when the daemon is stopping)."""
+        data = records.encode(self.record)
+        with trio.CancelScope(shield=True):
+            async with self._record_lock:
+                await trio.to_thread.run_sync(records.write_encoded, self.ctx.run_dir,
+                                              self.uid, data)
 
     @property
     def pod_dir(self) -> Path:

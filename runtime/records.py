@@ -64,11 +64,21 @@ class PodRecord:
 
 def write_record(run_dir: Path, record: PodRecord) -> None:
     """Atomically replace the record (a reader sees the old or the new one, never a mix)."""
-    path = layout.record_path(run_dir, record.uid)
+    write_encoded(run_dir, record.uid, encode(record))
+
+
+def encode(record: PodRecord) -> bytes:
+    """The record as written: a snapshot, so the write itself may happen on another thread."""
+    return json.dumps(record.to_json(), separators=(",", ":")).encode()
+
+
+def write_encoded(run_dir: Path, uid: str, data: bytes) -> None:
+    """Atomically replace the record of `uid` with `data` (from `encode`); blocking."""
+    path = layout.record_path(run_dir, uid)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".json.tmp")
-    with open(tmp, "w") as f:
-        json.dump(record.to_json(), f, separators=(",", ":"))
+    with open(tmp, "wb") as f:
+        f.write(data)
     os.replace(tmp, path)
 
 
