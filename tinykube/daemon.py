@@ -118,6 +118,9 @@ async def _run_on(store: Store, location: StoreLocation, config: DaemonConfig,
     try:
         async with trio.open_nursery() as nursery:
             nursery.start_soon(_stop_on_signal, nursery.cancel_scope)
+            # The Node and its Lease before the API answers (a few ms): a client that sees the
+            # daemon up also sees its node.
+            await nursery.start(_heartbeat(store, node_name, network, config).run)
             # The API first: clients need not wait while the node re-adopts hundreds of pods.
             pki = None
             if config.listen is not None:
@@ -127,7 +130,6 @@ async def _run_on(store: Store, location: StoreLocation, config: DaemonConfig,
             if config.listen is not None and pki is not None:
                 await nursery.start(serve_tls, api, config.listen, pki)
             await nursery.start(kubelet.run)
-            await nursery.start(_heartbeat(store, node_name, network, config).run)
             await nursery.start(run_all, store)
             await _start_services(nursery, config, store, network, dns_sockets)
             log.info("tinykube is serving on %s%s (root %s, store %s)", config.socket_path,

@@ -23,6 +23,7 @@ spec:
 
 
 def own_node(daemon) -> dict:
+    # Registered (Node and Lease) before the daemon's API answers: no waiting.
     (node,) = daemon.get_json("nodes")["items"]
     return node
 
