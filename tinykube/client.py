@@ -104,6 +104,10 @@ class Client:
             except TimeoutError:
                 conn.close()
                 self._conn = None
+                if fresh and timeout is not None:
+                    # A stream's timeout is its idle timeout: a daemon busy for longer than
+                    # that before the first byte (starting up, loaded) is idle, not gone.
+                    raise StreamIdle() from None
                 raise DaemonUnreachable(
                     f"the tinykube daemon at {self.socket_path} did not answer within "
                     f"{timeout} s; it may be overloaded, try again") from None
