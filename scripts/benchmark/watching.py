@@ -15,10 +15,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Self
 
-from tinykube.client import Client, StreamIdle
+from tinykube.client import Client, DaemonUnreachable, StreamIdle
 
 Objects = dict[str, dict[str, Any]]  # name -> latest object
 IDLE = 2.0  # s without an event before the stream is reopened (and the stop flag checked)
+# A daemon too loaded to answer a reopen within IDLE is asked again, this many times in a row
+# (a 500-pod scale-down on a machine at load 20 did that); a dead one fails the watch.
+BUSY_RETRIES = 30
 
 
 class Expectation:
@@ -99,6 +102,7 @@ class Watcher:
     def _run(self) -> None:
         client = Client(self.socket, timeout=30)
         resource_version: str | None = None
+        busy = 0
         try:
             while not self._stop.is_set():
                 try:
@@ -106,11 +110,17 @@ class Watcher:
                                           label_selector=self.label_selector,
                                           resource_version=resource_version, idle_timeout=IDLE)
                     for event_type, obj in stream:
+                        busy = 0
                         self._synced.set()
                         self._apply(time.monotonic(), event_type, obj)
                         resource_version = obj["metadata"].get("resourceVersion")
                         if self._stop.is_set():
                             return
+                except DaemonUnreachable as e:
+                    busy += 1
+                    if "did not answer" not in str(e) or busy > BUSY_RETRIES:
+                        raise
+                    resource_version = resource_version or self._latest_version()
                 except (StreamIdle, TimeoutError):
                     # Quiet stream, or a daemon too busy to answer the request in time.
                     self._synced.set()
