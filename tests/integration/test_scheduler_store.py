@@ -28,7 +28,7 @@ def store(tmp_path):
 
 async def add_node(store, name):
     node = await store.create(nodeobjects.node_object(nodeobjects.NodeFacts(
-        name, cpu_millis=4000, memory_bytes=8 * 1024**3)))
+        name, cpu_millis=4000, memory_bytes=8 * 1024**3, pod_cidr="10.9.0.0/24")))
     await store.create(nodeobjects.lease_object(node))
     return node
 
@@ -150,7 +150,7 @@ async def test_a_statefulset_pod_follows_its_claim_and_waits_while_its_node_is_d
             await renew(store, first)
             node = copy.deepcopy(store.get("Node", "default", first))
             node["status"] = nodeobjects.node_status(nodeobjects.NodeFacts(
-                first, cpu_millis=4000, memory_bytes=8 * 1024**3))
+                first, cpu_millis=4000, memory_bytes=8 * 1024**3, pod_cidr="10.9.0.0/24"))
             await store.update_status(node)
             assert await eventually(web1_node, what="web-1 bound again") == first
             beats.cancel_scope.cancel()

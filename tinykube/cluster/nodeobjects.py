@@ -79,7 +79,11 @@ def node_status(facts: NodeFacts) -> dict[str, Any]:
     uname = platform.uname()
     return {
         "capacity": _resources(facts), "allocatable": _resources(facts),
-        "conditions": [ready_condition(True, "tinykube is posting ready status")],
+        # No pod slice yet (the server's node IPAM has not given one): not ready for pods,
+        # as a kubelet whose network plugin is not ready.
+        "conditions": [ready_condition(True, "tinykube is posting ready status")
+                       if facts.pod_cidr else
+                       ready_condition(False, "network not ready: waiting for spec.podCIDR")],
         "addresses": addresses,
         "nodeInfo": {"kubeletVersion": VERSION, "kubeProxyVersion": VERSION,
                      "operatingSystem": "linux", "architecture": _arch(),
