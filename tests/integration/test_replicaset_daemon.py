@@ -301,20 +301,25 @@ def test_scale_up_and_down_picks_victims_in_kubernetes_order(daemon: Daemon) -> 
     assert event_messages(daemon, "ReplicaSet", "scale", "SuccessfulDelete") == \
         [f"Deleted pod: {f_name}"]
 
-    # 9 -> 2: the 4 unready pods, then D and E, then C (ready for less time than A and B).
+    # 9 -> 2: the 4 unready pods first. Among the ready ones Kubernetes compares readiness
+    # times in log2 buckets of their age (LogarithmicScaleDown, on since 1.22): A..E became
+    # ready within seconds of each other, tens of seconds ago, so they may share a bucket and
+    # then the uid decides. The bucket order itself is unit-tested (test_replicaset_plan).
     pauses = {p["metadata"]["name"]: pause_pid(daemon, p) for p in nine}
     scale(daemon, "scale", 2)
     two = wait_owned_running(daemon, "ReplicaSet", "scale", 2)
-    assert names(two) == {a, b}
+    survivors = names(two)
+    assert survivors <= ready_ones, "an unready pod outlived a ready one"
     status = wait_status(daemon, "ReplicaSet", "scale", replicas=2, readyReplicas=2,
                          availableReplicas=2, fullyLabeledReplicas=2)
     assert status["observedGeneration"] == 4  # created, then scaled to 10, 9 and 2
     deleted = {m.removeprefix("Deleted pod: ")
                for m in event_messages(daemon, "ReplicaSet", "scale", "SuccessfulDelete")}
-    assert deleted == names(nine) - {a, b} | {f_name}
+    assert deleted == names(nine) - survivors | {f_name}
     described = daemon.cli("describe", "rs", "scale").stdout
-    assert "SuccessfulDelete" in described and f"Deleted pod: {c}" in described
-    wait_for(lambda: not any(alive(pid) for n, pid in pauses.items() if n not in {a, b}),
+    victim = sorted(deleted - {f_name})[0]
+    assert "SuccessfulDelete" in described and f"Deleted pod: {victim}" in described
+    wait_for(lambda: not any(alive(pid) for n, pid in pauses.items() if n not in survivors),
              timeout=20, what="processes of the deleted pods gone")
     assert len(pods(daemon)) == 2
 
