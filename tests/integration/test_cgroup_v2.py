@@ -152,7 +152,7 @@ def check_limited_pod(d: Daemon, parent: str) -> None:
     assert read(f"{app}/cpu.weight") == "10"  # 250m: 256 shares -> weight 10
     assert read(f"{app}/cgroup.procs")  # the app runs in it
     d.cli("delete", "pod", "limited", "--grace-period", "1")
-    wait_for(lambda: not d.get_json("get", "pods")["items"], timeout=60, what="pod gone")
+    wait_for(lambda: not d.get_json("pods")["items"], timeout=60, what="pod gone")
 
 
 def test_daemon_alone_in_its_cgroup_moves_into_a_leaf_and_delegates(service_cgroup, tmp_path):
