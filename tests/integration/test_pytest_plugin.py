@@ -176,3 +176,17 @@ def test_an_interrupted_run_leaves_nothing_behind(tmp_path, sig):
     assert "cleanup at exit failed" not in out, out
     assert not _host_resources(tag, str(tmp_path)), out
     assert not os.path.exists(f"/proc/{pod_pid}"), f"the pod's process {pod_pid} is still running"
+
+
+@pytest.mark.root
+def test_cleanup_after_a_start_that_never_answered_still_resets(tmp_path):
+    """A daemon process whose socket never came up (a start that timed out on a loaded
+    machine): cleanup stops it and resets the host instead of raising DaemonUnreachable,
+    which skipped the reset (leaking the bridge, cgroups, nft table) and hid the start's
+    error."""
+    from tinykube.testing.daemon import Daemon
+
+    daemon = Daemon(tmp_path)
+    daemon.process = subprocess.Popen(["sleep", "60"])
+    daemon.cleanup()
+    assert daemon.process.poll() is not None, "the process was not stopped"

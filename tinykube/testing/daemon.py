@@ -24,7 +24,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from tinykube.client import Client, StreamIdle
+from tinykube.client import Client, DaemonUnreachable, StreamIdle
 from tinykube.model.errors import NotFound
 from tinykube.model.kinds import KINDS
 
@@ -113,6 +113,11 @@ class Daemon:
                     self._delete("Pod", pod, grace_period=1)
                 wait_for(lambda: not self.client.list("Pod", "*"), timeout=60,
                          what="all pods gone")
+            except DaemonUnreachable:
+                # Its start failed (no socket yet on a loaded machine): nothing to delete
+                # through the API, and raising here would skip the reset below (leaking its
+                # bridge, cgroups and nft table) and hide why the start failed.
+                pass
             finally:
                 self.stop()
         self.client.close()
