@@ -5,6 +5,7 @@ import signal
 
 import pytest
 
+from tests.integration.daemon import wait_for
 from tests.integration.manifests import documents, workload
 
 pytestmark = pytest.mark.root
@@ -49,11 +50,32 @@ def test_get_json_is_kubernetes_shaped(daemon):
 ])
 def test_bad_input_is_a_clear_error_and_changes_nothing(daemon, manifest, message):
     daemon.apply(MULTI)
-    before = daemon.get_json("all")
+    wait_for(lambda: observed(daemon.get_json("all")), what="controllers caught up")
+    before = declared(daemon.get_json("all"))
     result = daemon.cli("apply", "-f", "-", input=manifest, check=False)
     assert result.returncode != 0
     assert message in result.stderr, result.stderr
-    assert daemon.get_json("all") == before
+    assert declared(daemon.get_json("all")) == before
+
+
+def observed(listing: dict) -> bool:
+    """The deployment's ReplicaSet exists and every controller has seen its object."""
+    kinds = {item["kind"] for item in listing["items"]}
+    return "ReplicaSet" in kinds and all(
+        (item.get("status") or {}).get("observedGeneration") == item["metadata"]["generation"]
+        for item in listing["items"])
+
+
+def declared(listing: dict) -> list[dict]:
+    """What an apply could change: each object without its status and resourceVersion,
+    which the controllers keep writing while the objects just applied come up."""
+    objs = []
+    for item in listing["items"]:
+        obj = {k: v for k, v in item.items() if k != "status"}
+        obj["metadata"] = {k: v for k, v in item["metadata"].items()
+                           if k not in ("resourceVersion", "managedFields")}
+        objs.append(obj)
+    return objs
 
 
 def test_missing_objects_and_daemon_down_are_one_line_errors(daemon, tmp_path):
