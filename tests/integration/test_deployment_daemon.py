@@ -221,7 +221,10 @@ def test_rolling_update_keeps_fences_completes_and_undo_reuses_the_old_replica_s
     d = daemon.client.get("Deployment", "web")
     assert util.revision(d) == 3
     assert d["metadata"]["annotations"][util.CHANGE_CAUSE] == "version 1"
-    assert list(pods_by_hash(daemon)) == [first["metadata"]["labels"][util.HASH_LABEL]]
+    # As after the first rollout: complete while revision 2's pods may still be terminating.
+    first_hash = first["metadata"]["labels"][util.HASH_LABEL]
+    wait_for(lambda: list(pods_by_hash(daemon)) == [first_hash], timeout=30,
+             what="revision 2's pods to finish terminating")
     history = daemon.cli("rollout", "history", "deployment/web").stdout
     assert [line.split(None, 1) for line in history.splitlines()[2:]] == \
         [["2", "version 2"], ["3", "version 1"]], history
