@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import shutil
 import signal
 import tempfile
 import time
@@ -106,4 +107,5 @@ def run(ctx: Context) -> Section:
             survivor.close()
         finally:
             cluster.cleanup()
+    shutil.rmtree(base, ignore_errors=True)  # etcd's data, logs, the nodes' roots (~60 MB)
     return section
