@@ -20,7 +20,6 @@ from __future__ import annotations
 import multiprocessing
 import re
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -35,6 +34,7 @@ from .report import Section, Target
 from .stats import Summary, scaled
 
 from tinykube.client import Client, _UnixConnection
+from tinykube.testing.daemon import stop_process
 
 CLIENTS = 8
 WATCHERS = 50
@@ -74,12 +74,7 @@ class ApiOnly:
         return stamps
 
     def stop(self) -> None:
-        self.process.send_signal(signal.SIGTERM)
-        try:
-            self.process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
+        stop_process(self.process)
         shutil.rmtree(self.base, ignore_errors=True)
 
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -19,6 +18,7 @@ import time
 from pathlib import Path
 
 from tinykube.client import Client
+from tinykube.testing.daemon import stop_process
 
 # Two engineers benchmarking side by side each set TINYKUBE_BENCH_INSTANCE (1..3) and get
 # names and addresses of their own; unset (0) gives the names below.
@@ -91,13 +91,7 @@ class BenchDaemon:
     def stop(self) -> None:
         """SIGTERM: the daemon stops supervising; pods keep running (re-adopted on start)."""
         self.client.close()
-        if self.process is not None and self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        stop_process(self.process)
         self.process = None
 
     def purge(self) -> None:

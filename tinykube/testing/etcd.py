@@ -13,7 +13,6 @@ import contextlib
 import datetime
 import json
 import shutil
-import signal
 import socket
 import ssl
 import subprocess
@@ -22,6 +21,8 @@ import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+
+from .daemon import stop_process
 
 START_SECONDS = 30.0
 
@@ -80,13 +81,7 @@ class Etcd:
             return json.loads(response.read())
 
     def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        stop_process(self.process)
 
 
 def etcd_binary() -> str | None:
