@@ -23,19 +23,11 @@ from .stats import Summary
 from tinykube.cluster.election import LEADER_LEASE_NAME, LEADER_LEASE_NAMESPACE
 from tinykube.cluster.local import LocalCluster
 from tinykube.model.errors import NotFound
+from tinykube.testing.daemon import wait_for
 from tinykube.testing.etcd import running_etcd
 
 POLL = 0.02
 
-
-def _wait(predicate, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        result = predicate()
-        if result:
-            return result
-        time.sleep(POLL)
-    raise TimeoutError(f"cluster bench: timed out waiting for {what}")
 
 
 def _running(client, namespace: str) -> list[dict]:
@@ -61,18 +53,18 @@ def run(ctx: Context) -> Section:
                 name = f"cstart-{i}"
                 began = time.monotonic()
                 client.create(manifests.pod(name, {"bench": "cstart"}))
-                _wait(lambda n=name: any(p["metadata"]["name"] == n
-                                         for p in _running(client, ns)), 60, name)
+                wait_for(lambda n=name: any(p["metadata"]["name"] == n
+                                         for p in _running(client, ns)), 60, POLL, name)
                 samples.append(time.monotonic() - began)
                 client.delete("Pod", name, ns, grace_period=0)
             section.add("pod start through server + agent: create → Running",
                         Summary.of(samples, "s"))
-            _wait(lambda: not client.list("Pod", ns), 60, "start pods gone")
+            wait_for(lambda: not client.list("Pod", ns), 60, POLL, "start pods gone")
 
             count = 30 if ctx.quick else 300
             began = time.monotonic()
             client.create(manifests.replica_set("cscale", count))
-            _wait(lambda: len(_running(client, ns)) == count, 600, f"{count} pods running")
+            wait_for(lambda: len(_running(client, ns)) == count, 600, POLL, f"{count} pods running")
             took = time.monotonic() - began
             spread = sorted(sum(1 for p in _running(client, ns)
                                 if p["spec"]["nodeName"] == a.name) for a in cluster.agents)
@@ -84,7 +76,7 @@ def run(ctx: Context) -> Section:
                     client.delete("Pod", pod["metadata"]["name"], ns, grace_period=0)
                 except NotFound:
                     pass  # the garbage collector got there first
-            _wait(lambda: not client.list("Pod", ns), 300, "scale pods gone")
+            wait_for(lambda: not client.list("Pod", ns), 300, POLL, "scale pods gone")
 
             lease = client.get("Lease", LEADER_LEASE_NAME, LEADER_LEASE_NAMESPACE)
             leader = int(lease["spec"]["holderIdentity"][-1])
@@ -101,7 +93,7 @@ def run(ctx: Context) -> Section:
                 except Exception:  # noqa: BLE001 - ask again
                     return False
                 return held["spec"].get("holderIdentity") == f"server{other}"
-            _wait(took_over, 60, "leader takeover")
+            wait_for(took_over, 60, POLL, "leader takeover")
             section.value("failover: leader SIGKILL → other server leads "
                           f"(lease {cluster.leader_lease:.0f} s)", time.monotonic() - began, "s")
             survivor.close()
