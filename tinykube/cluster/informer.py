@@ -16,7 +16,6 @@ import copy
 import http.client
 import logging
 import math
-from dataclasses import dataclass
 from typing import Any
 
 import trio
@@ -26,46 +25,11 @@ from .apiclient import ApiObjects
 from tinykube.client import DaemonUnreachable, collection_path
 from tinykube.model.errors import ApiError, Gone, NotFound
 from tinykube.model.kinds import by_kind
+from tinykube.store.base import Watch, WatchEvent
 
 log = logging.getLogger("tinykube.cluster.informer")
 Key = tuple[str, str]  # (namespace, name)
 RETRY_SECONDS = 1.0
-
-
-@dataclass
-class WatchEvent:
-    type: str
-    object: dict[str, Any]
-
-
-class LocalWatch:
-    """What `ApiStore.watch` returns: the events of one kind after it was opened."""
-
-    def __init__(self, owner: ApiStore, kind: str, namespace: str | None) -> None:
-        self.owner = owner
-        self.kind = kind
-        self.namespace = namespace
-        self._send, self._receive = trio.open_memory_channel[WatchEvent](math.inf)
-
-    def deliver(self, event: WatchEvent) -> None:
-        ns = event.object["metadata"].get("namespace") or "default"
-        if self.namespace is None or ns == self.namespace:
-            self._send.send_nowait(event)
-
-    def close(self) -> None:
-        self.owner._watches.discard(self)
-
-    def __enter__(self) -> LocalWatch:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def __aiter__(self) -> LocalWatch:
-        return self
-
-    async def __anext__(self) -> WatchEvent:
-        return await self._receive.receive()
 
 
 class ApiStore:
@@ -73,7 +37,7 @@ class ApiStore:
         self.objects = objects
         self.kinds = kinds
         self._cache: dict[str, dict[Key, dict[str, Any]]] = {k: {} for k in kinds}
-        self._watches: set[LocalWatch] = set()
+        self._watches: set[Watch] = set()
         self._rv = 0
         self._latest: dict[str, str] = {}  # kind -> the last resourceVersion its watch saw
         self.unloadable: dict = {}  # the kubelet asks; the server's problem, not ours
@@ -98,8 +62,10 @@ class ApiStore:
         return obj
 
     def watch(self, kind: str, namespace: str | None = None, since: int | None = None
-              ) -> LocalWatch:
-        watch = LocalWatch(self, kind, namespace)
+              ) -> Watch:
+        # The store's own Watch: the kubelet reads the same iterator, with its copy-on-read
+        # and its end when closed. Cached objects are replaced, never changed in place.
+        watch = Watch(self, kind, namespace)  # type: ignore[arg-type]
         self._watches.add(watch)
         return watch
 
@@ -146,10 +112,10 @@ class ApiStore:
         if not initial:
             for key, obj in old.items():
                 if key not in fresh:
-                    self._deliver(kind, WatchEvent("DELETED", obj))
+                    self._deliver(kind, "DELETED", obj)
             for key, obj in fresh.items():
                 if old.get(key) != obj:
-                    self._deliver(kind, WatchEvent("MODIFIED" if key in old else "ADDED", obj))
+                    self._deliver(kind, "MODIFIED" if key in old else "ADDED", obj)
         return rv
 
     async def _follow(self, kind: str, rv: str) -> None:
@@ -220,13 +186,20 @@ class ApiStore:
             self._cache[kind].pop(key, None)
         else:
             self._cache[kind][key] = obj
-        self._deliver(kind, WatchEvent(str(type_), obj))
+        self._deliver(kind, str(type_), obj)
         return None
 
-    def _deliver(self, kind: str, event: WatchEvent) -> None:
+    def _deliver(self, kind: str, type_: str, obj: dict[str, Any]) -> None:
+        meta = obj.get("metadata") or {}
+        namespace = meta.get("namespace") or "default"
+        try:
+            rv = int(meta.get("resourceVersion") or 0)
+        except ValueError:
+            rv = 0
+        event = WatchEvent(type_, obj, rv)
         for watch in list(self._watches):
-            if watch.kind == kind:
-                watch.deliver(WatchEvent(event.type, copy.deepcopy(event.object)))
+            if watch.wants(kind, namespace):
+                watch.deliver(event)
 
     def _note_rv(self, rv: str) -> None:
         try:
