@@ -562,9 +562,39 @@ static void write_all(const char *data, ssize_t n) {
     }
 }
 
+/* The file only ever gets whole lines, as containerd writes them: what follows the last
+ * newline waits in `buf` for the rest of its line, so a reader never sees half a line that
+ * is still being written. A line longer than LOG_LINE_MAX (containerd's default
+ * max_container_log_line_size) goes out in pieces, and whatever is pending when the app is
+ * gone goes out as it is. */
+#define LOG_LINE_MAX 16384
+#define LOG_READ_SIZE 65536
+
+static void write_lines(const char *data, ssize_t n, long long *size) {
+    ssize_t head = n;  /* what goes into the current file */
+    int full = log_max > 0 && *size + n >= log_max;
+    if (full) {
+        /* Rotate at a line boundary, so every file starts with a whole line (a line
+         * longer than LOG_LINE_MAX is the exception). */
+        const char *nl = memrchr(data, '\n', (size_t)n);
+        if (nl) head = nl - data + 1;
+    }
+    write_all(data, head);
+    *size += head;
+    if (full) {
+        rotate_log();
+        *size = 0;
+    }
+    if (head < n) {
+        write_all(data + head, n - head);
+        *size += n - head;
+    }
+}
+
 static void *copy_logs(void *unused) {
     (void)unused;
-    static char buf[65536];
+    static char buf[LOG_LINE_MAX + LOG_READ_SIZE];
+    ssize_t pending = 0;  /* bytes of an unfinished line at the start of buf */
     struct stat st;
     long long size = fstat(STDOUT_FILENO, &st) == 0 ? (long long)st.st_size : 0;
     int drains = 0;
@@ -583,31 +613,21 @@ static void *copy_logs(void *unused) {
             if (errno == EINTR) continue;
             break;
         }
-        ssize_t n = read(log_pipe, buf, sizeof buf);
+        ssize_t n = read(log_pipe, buf + pending, LOG_READ_SIZE);
         if (n == 0) break;  /* every writer has closed it */
         if (n < 0) {
             if (errno == EINTR || errno == EAGAIN) continue;
             break;
         }
-        ssize_t head = n;  /* what goes into the current file */
-        int full = log_max > 0 && size + n >= log_max;
-        if (full) {
-            /* Rotate at a line boundary, so every file starts with a whole line (a line
-             * longer than the buffer is the exception). */
-            char *nl = memrchr(buf, '\n', (size_t)n);
-            if (nl) head = nl - buf + 1;
-        }
-        write_all(buf, head);
-        size += head;
-        if (full) {
-            rotate_log();
-            size = 0;
-        }
-        if (head < n) {
-            write_all(buf + head, n - head);
-            size += n - head;
-        }
+        n += pending;
+        const char *nl = memrchr(buf, '\n', (size_t)n);
+        ssize_t complete = nl ? nl - buf + 1 : 0;
+        if (n - complete > LOG_LINE_MAX) complete = n;
+        write_lines(buf, complete, &size);
+        pending = n - complete;
+        memmove(buf, buf + complete, (size_t)pending);
     }
+    if (pending > 0) write_lines(buf, pending, &size);
     return NULL;
 }
 

@@ -148,3 +148,20 @@ def test_tail_of_a_big_log_keeps_the_daemon_responsive(daemon):
     directory = log_dir(daemon, "big")
     total, _ = disk_use(directory)
     assert total <= 5 * (10 * 1024 * 1024 + CHUNK), total
+
+
+def test_the_log_holds_whole_lines_only_as_containerd_writes_it(daemon):
+    """A line still being written is not in the log yet (the CI run where `yes` left half a
+    line at the end of `--tail 5` found this); a line longer than 16 KiB goes out in pieces,
+    and what is pending when the app ends goes out as it is."""
+    d = daemon
+    d.apply(pod("partial", "printf 'first\\n'; printf 'half'; sleep 4; printf ' done\\n';"
+                           " printf 'no newline at the end'", restart="Never"))
+    wait_for(lambda: d.cli("logs", "partial").stdout.startswith("first"), what="first line")
+    assert d.cli("logs", "partial").stdout == "first\n", "half a line reached the log"
+    wait_for(lambda: d.pod("partial")["status"]["phase"] == "Succeeded", what="exit")
+    assert d.cli("logs", "partial").stdout == "first\nhalf done\nno newline at the end"
+
+    d.apply(pod("longline", "head -c 40000 /dev/zero | tr '\\0' x; sleep 3600"))
+    wait_for(lambda: len(d.cli("logs", "longline").stdout) >= 32768,
+             what="a 40 KB line without a newline flushed in 16 KiB pieces")
