@@ -5,8 +5,9 @@
 
 Measurements (in this order): start, profile (warm), profile-cold, recovery, rollout, restart,
 scale, services, api, cluster.
-`--profile [FILE]` also records a py-spy flame graph of the daemon during the largest
-scale-out (docs/flamegraph-scaleout.svg by default).
+`--profile [NAME,...]` also records py-spy flame graphs of the named parts (flamegraph.PROFILES;
+bare `--profile`: the largest scale-out; `all`: every part) as docs/flamegraph-<name>.svg, and
+lists each one's heaviest functions under its section.
 Each starts its own daemon on a fresh root and purges it; the run ends with a reset of the
 benchmark's names and a leak check (no `tkbench` bridge or veth of its pods, no cgroup of
 its subtree, no process it started), whose findings are printed and make the exit status 1.
@@ -21,7 +22,19 @@ import time
 import traceback
 from pathlib import Path
 
-from . import api, cluster, host, podstart, profile, recovery, restart, rollout, scaleout, services
+from . import (
+    api,
+    cluster,
+    flamegraph,
+    host,
+    podstart,
+    profile,
+    recovery,
+    restart,
+    rollout,
+    scaleout,
+    services,
+)
 from .context import Context
 from .daemon import reset_everything
 from .report import Section, machine, machine_line, markdown, targets, to_json
@@ -38,7 +51,6 @@ MEASUREMENTS = {
     "api": api.run,
     "cluster": cluster.run,
 }
-FLAMEGRAPH = Path("docs/flamegraph-scaleout.svg")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -54,9 +66,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--restart-pods", type=int, default=None,
                    help="pods re-adopted by the daemon restart (default 500; quick: 20)")
     p.add_argument("--no-podman", action="store_true", help="skip the Podman column")
-    p.add_argument("--profile", type=Path, nargs="?", const=FLAMEGRAPH, default=None,
-                   metavar="SVG", help="record a py-spy flame graph of the daemon during the "
-                   f"largest scale-out (default file {FLAMEGRAPH})")
+    p.add_argument("--profile", nargs="?", const=flamegraph.DEFAULT, default="",
+                   metavar="NAME,...", help="record py-spy flame graphs of these parts of the "
+                   f"run: {','.join(flamegraph.PROFILES)} or all (bare: {flamegraph.DEFAULT})")
+    p.add_argument("--profile-dir", type=Path, default=Path("docs"),
+                   help="where the flame graphs go (default docs: flamegraph-<name>.svg)")
     args = p.parse_args(argv)
     only = [n for n in args.only.split(",") if n]
     unknown = [n for n in only if n not in MEASUREMENTS]
@@ -75,7 +89,33 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     if args.repeat < 1:
         p.error("--repeat: must be at least 1")
     args.restart_pods = args.restart_pods or (20 if args.quick else 500)
+    try:
+        args.profile = flamegraph.parse(args.profile)
+    except ValueError as e:
+        p.error(f"--profile: {e}")
     return args
+
+
+# The parts each measurement can profile (flamegraph.PROFILES).
+PROFILED_BY = {"start": ["start-cold", "start-warm"], "recovery": ["recovery"],
+               "rollout": ["rollout", "rollout-probe"], "restart": ["restart"],
+               "scale": ["scaleout", "scalein"], "api": ["api-creates", "api-list", "api-watch"]}
+PROJECT = ("tinykube/", "runtime/", "controllers/", "netns/")
+
+
+def flame_notes(ctx: Context, measurement: str) -> list[str]:
+    """One note per flame graph the measurement recorded: its file and heaviest functions
+    (all code, then the project's own)."""
+    notes = []
+    for name in PROFILED_BY.get(measurement, []):
+        svg = ctx.flame(name)
+        if svg is None or not svg.exists():
+            continue
+        text = svg.read_text(errors="replace")
+        hot = "; ".join(f"{f} {pct:.0f}%" for f, pct in flamegraph.hot_frames(text, 6, PROJECT))
+        notes.append(f"flame graph `{name}` ({flamegraph.PROFILES[name]}): {svg.name}; "
+                     f"heaviest project functions (inclusive): {hot}")
+    return notes
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -86,7 +126,7 @@ def main(argv: list[str] | None = None) -> int:
     ctx = Context(repeat=args.repeat, quick=args.quick, pod_counts=args.pods,
                   podman=not (args.quick or args.no_podman),
                   idle_seconds=5.0 if args.quick else 30.0, restart_pods=args.restart_pods,
-                  flamegraph=args.profile.resolve() if args.profile else None)
+                  profiles=args.profile, profile_dir=args.profile_dir.resolve())
     info = machine()
     print(f"machine: {machine_line(info)}", flush=True)
     reset_everything()  # a crashed earlier run may have left the benchmark's names behind
@@ -104,6 +144,7 @@ def main(argv: list[str] | None = None) -> int:
             result = Section(name, notes=["failed: " + traceback.format_exc(limit=1)
                                           .strip().splitlines()[-1]])
         result.seconds = time.monotonic() - started
+        result.notes += flame_notes(ctx, name)
         sections.append(result)
         print(markdown([result]), flush=True)
     reset_everything()

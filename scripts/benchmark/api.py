@@ -209,10 +209,13 @@ def run(ctx: Context) -> Section:
     rounds = 2 if ctx.quick else 5
     server = ApiOnly(ctx)
     try:
-        rates = [create_round(server.socket, f"api{r}", per_client) for r in range(rounds)]
+        with ctx.profiling("api-creates", server.process.pid):
+            rates = [create_round(server.socket, f"api{r}", per_client) for r in range(rounds)]
         pods = rounds * CLIENTS * per_client
-        lists = [timed_list(server.socket, pods) for _ in range(ctx.repeat)]
-        last, each = fan_out(server, 50 if ctx.quick else WATCH_EVENTS)
+        with ctx.profiling("api-list", server.process.pid):
+            lists = [timed_list(server.socket, pods) for _ in range(ctx.repeat)]
+        with ctx.profiling("api-watch", server.process.pid):
+            last, each = fan_out(server, 50 if ctx.quick else WATCH_EVENTS)
     finally:
         server.stop()
     section.add(f"creates per second, {CLIENTS} clients, {CLIENTS * per_client} pods a round "

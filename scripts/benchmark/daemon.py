@@ -11,11 +11,14 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from . import flamegraph
 
 from tinykube.client import Client
 from tinykube.testing.daemon import stop_process
@@ -45,6 +48,7 @@ class BenchDaemon:
         self.profile_file = profile_file
         self.warm_sandboxes = warm_sandboxes  # None: the daemon's default pool
         self.process: subprocess.Popen[bytes] | None = None
+        self.daemon_pid = 0  # the daemon's own pid (the process's child when under py-spy)
         self.client = Client(self.socket, timeout=120)
         self.started_at = 0.0  # time.monotonic() when the process was spawned
 
@@ -67,23 +71,30 @@ class BenchDaemon:
 
     @property
     def pid(self) -> int:
-        assert self.process is not None
-        return self.process.pid
+        assert self.process is not None and self.daemon_pid
+        return self.daemon_pid
 
-    def start(self, timeout: float = 60) -> float:
-        """Start and wait until the API answers; returns seconds from spawn to answering."""
+    def start(self, timeout: float = 60, flame: Path | None = None) -> float:
+        """Start and wait until the API answers; returns seconds from spawn to answering.
+        `flame`: run it under py-spy, whose flame graph goes there when the daemon stops."""
         env = {**os.environ, "TINYKUBE_LOG": os.environ.get("TINYKUBE_LOG", "WARNING")}
+        command = self.command()
+        if flame is not None:
+            command = flamegraph.spawn_command(flame, command)
         with open(self.log_path, "ab") as log:
             self.started_at = time.monotonic()
-            self.process = subprocess.Popen(self.command(), stdout=log,
+            self.process = subprocess.Popen(command, stdout=log,
                                             stderr=subprocess.STDOUT, env=env,
                                             cwd=Path(__file__).resolve().parents[2])
+        self.daemon_pid = 0 if flame is not None else self.process.pid
         deadline = self.started_at + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 raise RuntimeError(f"daemon exited with {self.process.returncode}: "
                                    + self.log_path.read_text()[-2000:])
-            if self.socket.exists() and self.client.healthy():
+            if not self.daemon_pid:
+                self.daemon_pid = _child(self.process.pid)
+            if self.daemon_pid and self.socket.exists() and self.client.healthy():
                 return time.monotonic() - self.started_at
             time.sleep(0.005)  # the daemon's start-up, not a pod status: nothing to watch yet
         raise RuntimeError(f"daemon did not answer on {self.socket} within {timeout}s")
@@ -91,6 +102,16 @@ class BenchDaemon:
     def stop(self) -> None:
         """SIGTERM: the daemon stops supervising; pods keep running (re-adopted on start)."""
         self.client.close()
+        if self.process is not None and self.daemon_pid not in (0, self.process.pid):
+            # under py-spy: stop the daemon; py-spy writes its flame graph and exits
+            try:
+                os.kill(self.daemon_pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+            try:
+                self.process.wait(timeout=120)
+            except subprocess.TimeoutExpired:
+                stop_process(self.process, signal.SIGINT)
         stop_process(self.process)
         self.process = None
 
@@ -106,6 +127,15 @@ class BenchDaemon:
         return subprocess.run([sys.executable, "-m", "tinykube.cli.main", "--socket",
                                str(self.socket), *args], capture_output=True, text=True,
                               timeout=timeout, check=False, cwd=Path(__file__).resolve().parents[2])
+
+
+def _child(pid: int) -> int:
+    """The first child of `pid` (0: none yet)."""
+    try:
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    except OSError:
+        return 0
+    return int(children[0]) if children else 0
 
 
 def reset_everything() -> str:

@@ -66,16 +66,18 @@ def run(ctx: Context) -> Section:
             if podman:
                 podman.start_pod("tkbench-warm-up")
                 podman.remove_pods()
-            for i in range(ctx.repeat):
-                total, accepted, removed = start_one(d, watch, f"one-{i}")
-                one.append(total)
-                call.append(accepted)
-                delete.append(removed)
-                two.append(start_one(d, watch, f"two-{i}", containers=2, empty_dir=True)[0])
-                floors.append(floor.floor_once(i))
-                if podman:
-                    peers.append(podman.start_pod(f"tkbench-{i}"))
-                    podman.remove_pods()
+            with ctx.profiling("start-cold", d.pid):
+                for i in range(ctx.repeat):
+                    total, accepted, removed = start_one(d, watch, f"one-{i}")
+                    one.append(total)
+                    call.append(accepted)
+                    delete.append(removed)
+                    two.append(start_one(d, watch, f"two-{i}", containers=2,
+                                         empty_dir=True)[0])
+                    floors.append(floor.floor_once(i))
+                    if podman:
+                        peers.append(podman.start_pod(f"tkbench-{i}"))
+                        podman.remove_pods()
             batch = start_batch(d, watch, "batch", BATCH)
             ctx.pod_uids |= watch.uids
         peer_batch = None
@@ -146,18 +148,20 @@ def warm_starts(ctx: Context) -> tuple[list[float], list[float], int]:
         with Watcher(d.socket, "Pod", label_selector=f"{LABEL}=1") as watch:
             pool.wait_full(d)
             start_one(d, watch, "warm-up")
-            for i in range(ctx.repeat):
-                before = pool.wait_full(d)
-                name = f"warm-{i}"
-                up = watch.expect(lambda pods, n=name: running(pods.get(n)), f"pod {name} running")
-                start = time.monotonic()
-                uid = d.client.create(manifests.pod(name, {LABEL: "1"}))["metadata"]["uid"]
-                samples.append(up.wait(60) - start)
-                served += pool.pause_of(d, uid) in before
-                gone = watch.expect(lambda pods, n=name: n not in pods, f"pod {name} gone")
-                d.client.delete("Pod", name)
-                gone.wait(60)
-                floors.append(floor.floor_once(i))
+            with ctx.profiling("start-warm", d.pid):
+                for i in range(ctx.repeat):
+                    before = pool.wait_full(d)
+                    name = f"warm-{i}"
+                    up = watch.expect(lambda pods, n=name: running(pods.get(n)),
+                                      f"pod {name} running")
+                    start = time.monotonic()
+                    uid = d.client.create(manifests.pod(name, {LABEL: "1"}))["metadata"]["uid"]
+                    samples.append(up.wait(60) - start)
+                    served += pool.pause_of(d, uid) in before
+                    gone = watch.expect(lambda pods, n=name: n not in pods, f"pod {name} gone")
+                    d.client.delete("Pod", name)
+                    gone.wait(60)
+                    floors.append(floor.floor_once(i))
             ctx.pod_uids |= watch.uids
     finally:
         d.purge()

@@ -100,8 +100,9 @@ def run(ctx: Context) -> Section:
     section = Section("Recovery")
     d = ctx.daemon()
     try:
-        restarts = container_restarts(ctx, d, section)
-        replacements = pause_replacements(ctx, d)
+        with ctx.profiling("recovery", d.pid):
+            restarts = container_restarts(ctx, d, section)
+            replacements = pause_replacements(ctx, d)
     finally:
         d.purge()
     section.add("container kill -9 → running again (first restart, restartPolicy Always)",

@@ -37,31 +37,41 @@ def complete(deployment: dict | None, generation: int) -> bool:
     return deployment_status(deployment)[1]
 
 
-def rollouts(ctx: Context, d, name: str, count: int, **shape) -> tuple[list[float], list[float]]:
-    """(watch-judged seconds, CLI `rollout status` seconds) per rollout."""
-    watched, cli = [], []
+def rollouts(ctx: Context, d, name: str, count: int, profile: str,
+             **shape) -> tuple[list[float], list[float]]:
+    """(watch-judged seconds, CLI `rollout status` seconds) per rollout; the rollouts are
+    the flame graph `profile` if `--profile` asked for it."""
     with Watcher(d.socket, "Deployment") as watch:
         up = watch.expect(lambda deps: complete(deps.get(name), 1), f"{name} available")
         d.client.create(manifests.deployment(name, REPLICAS, **shape))
         up.wait(300)
-        for i in range(count):
-            generation = watch.snapshot()[name]["metadata"]["generation"] + 1
-            done = watch.expect(lambda deps, g=generation: complete(deps.get(name), g),
-                                f"{name} rollout {i}")
-            start = time.monotonic()
-            d.client.patch("Deployment", name, manifests.NAMESPACE, {"spec": {"template": {
-                "metadata": {"annotations": {"bench/round": str(i)}}}}})
-            status = subprocess.run(
-                [sys.executable, "-m", "tinykube.cli.main", "--socket", str(d.socket),
-                 "rollout", "status", f"deployment/{name}", "--timeout", "300s"],
-                capture_output=True, text=True, check=False,
-                cwd=Path(__file__).resolve().parents[2])
-            cli_done = time.monotonic()
-            if status.returncode != 0:
-                raise RuntimeError(f"rollout status {name}: {status.stdout}{status.stderr}")
-            watched.append(done.wait(300) - start)
-            cli.append(cli_done - start)
+        with ctx.profiling(profile, d.pid):
+            watched, cli = _roll(d, name, count, watch)
         d.client.delete("Deployment", name)
+    return watched, cli
+
+
+def _roll(d, name: str, count: int, watch: Watcher) -> tuple[list[float], list[float]]:
+    """Roll the Deployment `count` times, one after another."""
+    watched: list[float] = []
+    cli: list[float] = []
+    for i in range(count):
+        generation = watch.snapshot()[name]["metadata"]["generation"] + 1
+        done = watch.expect(lambda deps, g=generation: complete(deps.get(name), g),
+                            f"{name} rollout {i}")
+        start = time.monotonic()
+        d.client.patch("Deployment", name, manifests.NAMESPACE, {"spec": {"template": {
+            "metadata": {"annotations": {"bench/round": str(i)}}}}})
+        status = subprocess.run(
+            [sys.executable, "-m", "tinykube.cli.main", "--socket", str(d.socket),
+             "rollout", "status", f"deployment/{name}", "--timeout", "300s"],
+            capture_output=True, text=True, check=False,
+            cwd=Path(__file__).resolve().parents[2])
+        cli_done = time.monotonic()
+        if status.returncode != 0:
+            raise RuntimeError(f"rollout status {name}: {status.stdout}{status.stderr}")
+        watched.append(done.wait(300) - start)
+        cli.append(cli_done - start)
     return watched, cli
 
 
@@ -70,8 +80,9 @@ def run(ctx: Context) -> Section:
     count = min(ctx.repeat, 8)
     d = ctx.daemon()
     try:
-        plain, plain_cli = rollouts(ctx, d, "roll", count)
-        probed, probed_cli = rollouts(ctx, d, "roll-probe", count, readiness_probe=PROBE)
+        plain, plain_cli = rollouts(ctx, d, "roll", count, "rollout")
+        probed, probed_cli = rollouts(ctx, d, "roll-probe", count, "rollout-probe",
+                                      readiness_probe=PROBE)
         with Watcher(d.socket, "Pod") as pods:  # the uids of what is left, for the leak check
             ctx.pod_uids |= pods.uids
     finally:

@@ -16,10 +16,11 @@ cost while they run, then back to 0.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from pathlib import Path
 
-from . import flamegraph, host, manifests
+from . import host, manifests
 from .context import Context
 from .report import Section, Target
 
@@ -65,8 +66,8 @@ def measure(ctx: Context, d, n: int, section: Section, watch) -> dict:
     used_empty = used_memory()
     up = watch.expect(lambda pods: sum(running(p) for p in pods.values()) >= n,
                       f"{n} pods running")
-    flame = ctx.flamegraph if n == max(ctx.pod_counts) else None
-    with flamegraph.recording(d.pid, flame, f"0 → {n} pods"):
+    biggest = n == max(ctx.pod_counts)
+    with ctx.profiling("scaleout", d.pid) if biggest else contextlib.nullcontext():
         start = time.monotonic()
         d.client.scale("ReplicaSet", RS, manifests.NAMESPACE, n)
         scaled_up = up.wait(900) - start
@@ -90,14 +91,15 @@ def measure(ctx: Context, d, n: int, section: Section, watch) -> dict:
     pods_cpu = (sum(host.cpu_seconds(p) for p in pauses + shims) - pods_cpu_before) / idle * 100
 
     gone = watch.expect(lambda pods: not pods, "all pods gone")
-    start = time.monotonic()
-    d.client.scale("ReplicaSet", RS, manifests.NAMESPACE, 0)
-    scaled_down = gone.wait(900) - start
-    while leftovers(subtree, uids):
-        if time.monotonic() - start > 300:
-            raise RuntimeError(f"{leftovers(subtree, uids)} pods left host resources behind")
-        time.sleep(0.01)
-    leak_free = time.monotonic() - start
+    with ctx.profiling("scalein", d.pid) if biggest else contextlib.nullcontext():
+        start = time.monotonic()
+        d.client.scale("ReplicaSet", RS, manifests.NAMESPACE, 0)
+        scaled_down = gone.wait(900) - start
+        while leftovers(subtree, uids):
+            if time.monotonic() - start > 300:
+                raise RuntimeError(f"{leftovers(subtree, uids)} pods left host resources behind")
+            time.sleep(0.01)
+        leak_free = time.monotonic() - start
     daemon_growth = (rss_n - rss_empty) / n
     overhead = daemon_growth + pause_pss + shim_pss
     return {"n": n, "scale_up_s": scaled_up, "scale_down_s": scaled_down,
