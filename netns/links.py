@@ -21,6 +21,7 @@ from typing import Any
 from pyroute2 import IPRoute
 from pyroute2.netlink.exceptions import NetlinkError
 
+from . import rawlink
 from .errors import NetworkConfigError
 
 VETH_PREFIX = "tkv"
@@ -69,13 +70,18 @@ def get_link(ipr: IPRoute, name: str) -> Link | None:
 
 
 def list_veths(ipr: IPRoute) -> list[Link]:
-    """Every veth whose name starts with `tkv`, whoever's bridge it is on."""
-    links = (_as_link(msg) for msg in ipr.link("dump"))
+    """Every veth whose name starts with `tkv`, whoever's bridge it is on (in the calling
+    thread's netns, as `ipr`'s; read raw: see `rawlink.dump_links`)."""
     return [
-        link
-        for link in links
-        if link.kind == "veth" and link.name and link.name.startswith(VETH_PREFIX)
+        Link(name=name, index=info.index, kind=info.kind, master=info.master, up=info.up)
+        for name, info in _dump_links()
+        if info.kind == "veth" and name.startswith(VETH_PREFIX)
     ]
+
+
+def _dump_links() -> list[tuple[str, rawlink.LinkInfo]]:
+    with rawlink.open_socket() as sock:
+        return rawlink.dump_links(sock)
 
 
 def delete_link(ipr: IPRoute, name: str) -> bool:
@@ -94,7 +100,6 @@ def conflicting_routes(
 ) -> list[str]:
     """Host routes (any table, default routes aside) that overlap `network`, except those
     through our own bridge `own_index`; each as "dst via dev"."""
-    names = {link.index: link.name for link in map(_as_link, ipr.link("dump"))}
     found = []
     for route in ipr.route("dump", family=socket.AF_INET):
         if route["dst_len"] == 0:
@@ -105,10 +110,18 @@ def conflicting_routes(
         dst = ipaddress.IPv4Network(f"{route.get('dst')}/{route['dst_len']}", strict=False)
         if dst.overlaps(network):
             table = route.get("table")
-            where = f"dev {names.get(oif, oif)}" if oif is not None else "no device"
+            where = f"dev {_link_name(oif)}" if oif is not None else "no device"
             extra = " (local table)" if table == LOCAL_TABLE else ""
             found.append(f"{dst} {where}{extra}")
     return found
+
+
+def _link_name(index: int) -> str:
+    """The name of link `index` (the index itself if it has gone), for messages only."""
+    try:
+        return socket.if_indextoname(index)
+    except OSError:
+        return str(index)
 
 
 def ensure_bridge(ipr: IPRoute, name: str, gateway: str, network: ipaddress.IPv4Network,

@@ -25,6 +25,7 @@ NLMSG_ERROR = 2
 NLMSG_DONE = 3
 NLM_F_REQUEST = 0x1
 NLM_F_ACK = 0x4
+NLM_F_DUMP = 0x300  # NLM_F_ROOT | NLM_F_MATCH
 NLM_F_EXCL = 0x200
 NLM_F_CREATE = 0x400
 RTM_NEWLINK = 16
@@ -198,8 +199,39 @@ def get_link(sock: socket.socket, name: str) -> LinkInfo | None:
         if -code == errno.ENODEV:
             return None
         raise NetlinkRequestError(-code, f"looking up link {name}")
-    _family, _type, index, flags, _change = _IFINFOMSG.unpack_from(data, _NLMSGHDR.size)
-    attrs = _attrs(data, _NLMSGHDR.size + _IFINFOMSG.size, length)
+    return _link_info(data, 0, length)[1]
+
+
+def dump_links(sock: socket.socket) -> list[tuple[str, LinkInfo]]:
+    """(name, info) of every link in the socket's netns. pyroute2 decodes every attribute of
+    every link (~3 ms a link on a loaded 2-core host: seconds with hundreds of pod veths);
+    this reads the four it needs with `struct`."""
+    body = _IFINFOMSG.pack(socket.AF_UNSPEC, 0, 0, 0, 0)
+    sock.send(_NLMSGHDR.pack(_NLMSGHDR.size + len(body), RTM_GETLINK,
+                             NLM_F_REQUEST | NLM_F_DUMP, 1, 0) + body)
+    found = []
+    while True:
+        data = sock.recv(1 << 20)
+        offset = 0
+        while offset + _NLMSGHDR.size <= len(data):
+            length, kind, _flags, _seq, _pid = _NLMSGHDR.unpack_from(data, offset)
+            if length < _NLMSGHDR.size:
+                break
+            if kind == NLMSG_DONE:
+                return found
+            if kind == NLMSG_ERROR:
+                (code,) = _NLMSGERR.unpack_from(data, offset + _NLMSGHDR.size)
+                raise NetlinkRequestError(-code, "listing links")
+            if kind == RTM_NEWLINK:
+                found.append(_link_info(data, offset, offset + length))
+            offset += _align(length)
+
+
+def _link_info(data: bytes, offset: int, end: int) -> tuple[str, LinkInfo]:
+    """(name, info) of the RTM_NEWLINK message at `offset`."""
+    _family, _type, index, flags, _change = _IFINFOMSG.unpack_from(data, offset + _NLMSGHDR.size)
+    attrs = _attrs(data, offset + _NLMSGHDR.size + _IFINFOMSG.size, end)
+    name = attrs.get(IFLA_IFNAME, b"").rstrip(b"\0").decode(errors="replace")
     kind = None
     if IFLA_LINKINFO in attrs:
         info = attrs[IFLA_LINKINFO]
@@ -210,5 +242,5 @@ def get_link(sock: socket.socket, name: str) -> LinkInfo | None:
         value = attrs.get(attr)
         return struct.unpack("=i", value[:4])[0] if value is not None else None
 
-    return LinkInfo(index=index, up=bool(flags & IFF_UP), peer_index=number(IFLA_LINK),
-                    master=number(IFLA_MASTER), kind=kind)
+    return name, LinkInfo(index=index, up=bool(flags & IFF_UP), peer_index=number(IFLA_LINK),
+                          master=number(IFLA_MASTER), kind=kind)

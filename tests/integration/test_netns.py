@@ -329,8 +329,9 @@ async def test_overlapping_cidr_is_refused(env: Env, net: PodNetwork):
     inner = str(next(ipaddress.IPv4Network(env.cidr).subnets(new_prefix=25)))
     other = PodNetwork(env.state_dir / "other", bridge=env.bridge + "b", cidr=inner)
     env.networks.append(other)
-    with pytest.raises(NetworkConfigError, match=f"cidr {inner}: overlaps host route"):
+    with pytest.raises(NetworkConfigError, match=f"cidr {inner}: overlaps host route") as e:
         await other.ensure_bridge()
+    assert f"dev {env.bridge}" in str(e.value)  # the conflicting route's device, by name
     assert env.bridge + "b" not in _link_names()
 
 
