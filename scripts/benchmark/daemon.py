@@ -16,6 +16,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from datetime import datetime
 from pathlib import Path
 
 from . import flamegraph
@@ -39,7 +40,7 @@ SERVICE_CIDR = f"10.235.{4 * INSTANCE}.0/22"
 
 class BenchDaemon:
     def __init__(self, base: Path | None = None, *, profile_file: Path | None = None,
-                 warm_sandboxes: int | None = None) -> None:
+                 warm_sandboxes: int | None = None, log_level: str | None = None) -> None:
         self.base = Path(base or tempfile.mkdtemp(prefix="tkbench-"))
         self.root = self.base / "root"
         self.run_dir = self.base / "run"
@@ -51,6 +52,10 @@ class BenchDaemon:
         self.daemon_pid = 0  # the daemon's own pid (the process's child when under py-spy)
         self.client = Client(self.socket, timeout=120)
         self.started_at = 0.0  # time.monotonic() when the process was spawned
+        self.spawned_wall = 0.0  # time.time() then: the log's clock
+        self.log_offset = 0  # where this start's lines begin in the (appended) log
+        self.answer_cpu = 0.0  # the daemon's CPU seconds when its API first answered
+        self.log_level = log_level  # None: $TINYKUBE_LOG or WARNING
 
     def host_args(self) -> list[str]:
         return ["--root", str(self.root), "--run-dir", str(self.run_dir), "--bridge", BRIDGE,
@@ -77,11 +82,14 @@ class BenchDaemon:
     def start(self, timeout: float = 60, flame: Path | None = None) -> float:
         """Start and wait until the API answers; returns seconds from spawn to answering.
         `flame`: run it under py-spy, whose flame graph goes there when the daemon stops."""
-        env = {**os.environ, "TINYKUBE_LOG": os.environ.get("TINYKUBE_LOG", "WARNING")}
+        env = {**os.environ, "TINYKUBE_LOG": self.log_level or os.environ.get("TINYKUBE_LOG",
+                                                                             "WARNING")}
         command = self.command()
         if flame is not None:
             command = flamegraph.spawn_command(flame, command)
         with open(self.log_path, "ab") as log:
+            self.log_offset = log.tell()
+            self.spawned_wall = time.time()
             self.started_at = time.monotonic()
             self.process = subprocess.Popen(command, stdout=log,
                                             stderr=subprocess.STDOUT, env=env,
@@ -95,9 +103,26 @@ class BenchDaemon:
             if not self.daemon_pid:
                 self.daemon_pid = _child(self.process.pid)
             if self.daemon_pid and self.socket.exists() and self.client.healthy():
-                return time.monotonic() - self.started_at
+                answered = time.monotonic() - self.started_at
+                self.answer_cpu = _cpu_seconds(self.daemon_pid)
+                return answered
             time.sleep(0.005)  # the daemon's start-up, not a pod status: nothing to watch yet
         raise RuntimeError(f"daemon did not answer on {self.socket} within {timeout}s")
+
+    def serving(self, timeout: float = 300) -> float:
+        """Seconds from spawn to the daemon's "tinykube is serving" line (every part started:
+        the node has re-adopted its pods, controllers and services run). Needs log level
+        INFO; the line's time has the log's millisecond resolution."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with open(self.log_path, "rb") as log:
+                log.seek(self.log_offset)
+                for line in log.read().decode(errors="replace").splitlines():
+                    if "tinykube is serving on" in line:
+                        at = datetime.strptime(line[:23], "%Y-%m-%d %H:%M:%S,%f").timestamp()
+                        return at - self.spawned_wall
+            time.sleep(0.05)  # reading the daemon's log, not a pod status
+        raise RuntimeError(f"daemon logged no 'serving' line within {timeout}s")
 
     def stop(self) -> None:
         """SIGTERM: the daemon stops supervising; pods keep running (re-adopted on start)."""
@@ -127,6 +152,12 @@ class BenchDaemon:
         return subprocess.run([sys.executable, "-m", "tinykube.cli.main", "--socket",
                                str(self.socket), *args], capture_output=True, text=True,
                               timeout=timeout, check=False, cwd=Path(__file__).resolve().parents[2])
+
+
+def _cpu_seconds(pid: int) -> float:
+    from .host import cpu_seconds  # host names its leaks by this module's names
+
+    return cpu_seconds(pid)
 
 
 def _child(pid: int) -> int:
