@@ -121,11 +121,24 @@ class Route:
     subresource: str | None
 
 
+class NodeProxy(Protocol):
+    """In cluster mode, the way to the agent that runs a pod (tinykube/cluster/kubeletproxy)."""
+
+    async def forward_http(self, pod: dict, method: str, path: str, query: dict[str, str],
+                           body: bytes, send: Send, receive: Receive) -> None: ...
+
+    async def forward_websocket(self, scope: Scope, receive: Receive, send: Send,
+                                find_pod: Callable[[str], dict]) -> None: ...
+
+
 class ApiServer:
     def __init__(self, store: Store, node: Node | None = None,
-                 services: ServiceAllocator | None = None) -> None:
+                 services: ServiceAllocator | None = None,
+                 proxy: NodeProxy | None = None) -> None:
         self.store = store
         self.node = node
+        # A server without a node of its own sends logs and exec on to the pod's agent.
+        self.proxy = proxy if node is None else None
         # ClusterIPs and NodePorts; shared with dry-run servers (they allocate, store nothing)
         self.services = services or ServiceAllocator(store)
 
@@ -136,6 +149,9 @@ class ApiServer:
             await _lifespan(receive, send)
             return
         if scope["type"] == "websocket":  # kubectl exec (v5.channel.k8s.io)
+            if self.proxy is not None:
+                await self.proxy.forward_websocket(scope, receive, send, self._exec_pod)
+                return
             await execws.serve(scope, receive, send, self._start_exec)
             return
         if scope["type"] != "http":
@@ -197,7 +213,7 @@ class ApiServer:
         if request.method in ("POST", "PUT", "PATCH", "DELETE") and dryrun.requested(
                 request.query):
             return ApiServer(dryrun.DryRunStore(self.store), self.node,  # type: ignore[arg-type]
-                             self.services)
+                             self.services, self.proxy)
         return self
 
     def _handler(self, method: str, route: Route) -> Any:
@@ -571,6 +587,10 @@ class ApiServer:
         text = request.query.get("tailLines")
         _check_tail_lines(text)  # before the 200 goes out: a bad value is a 400, not an empty log
         tail = int(text) if text not in (None, "") else None
+        if self.proxy is not None:
+            await self.proxy.forward_http(pod, "GET", request.path, request.query, b"", send,
+                                          receive)
+            return
         node = self._node()
         path = node.log_path(pod, container, previous)
         if path is None:
@@ -602,6 +622,10 @@ class ApiServer:
             raise BadRequest("command: must be a non-empty list of strings")
         pod = self.store.get("Pod", _ns(route), route.name or "")
         container = _container_name(pod, body.get("container"))
+        if self.proxy is not None:
+            await self.proxy.forward_http(pod, "POST", request.path, request.query,
+                                          request.body, send, receive)
+            return
         process = await self._node().exec_in_pod(pod["metadata"]["namespace"],
                                                  pod["metadata"]["name"], container,
                                                  body["command"])
@@ -630,12 +654,15 @@ class ApiServer:
                     await process.wait()
         await send({"type": "http.response.body", "body": b"", "more_body": False})
 
-    async def _start_exec(self, path: str, container: str | None,
-                          command: builtins.list[str]) -> trio.Process:
+    def _exec_pod(self, path: str) -> dict:
         route = _route(path)
         if route.subresource != "exec" or route.info.kind != "Pod":
             raise NotFound(f"the server could not find the requested resource ({path})")
-        pod = self.store.get("Pod", _ns(route), route.name or "")
+        return self.store.get("Pod", _ns(route), route.name or "")
+
+    async def _start_exec(self, path: str, container: str | None,
+                          command: builtins.list[str]) -> trio.Process:
+        pod = self._exec_pod(path)
         return await self._node().exec_in_pod(pod["metadata"]["namespace"],
                                               pod["metadata"]["name"],
                                               _container_name(pod, container), command)

@@ -83,6 +83,16 @@ class Pki:
     def node_token_file(self) -> Path:
         return self.directory / "node.token"
 
+    @property
+    def kubelet_client_cert(self) -> Path:
+        """The servers' client certificate towards the agents' log/exec endpoints (the
+        kube-apiserver's --kubelet-client-certificate); agents trust the CA, not a token."""
+        return self.directory / "kubelet-client.crt"
+
+    @property
+    def kubelet_client_key(self) -> Path:
+        return self.directory / "kubelet-client.key"
+
     def node_tokens(self) -> list[str]:
         """The agents' join token (cluster mode, tinykube/cluster/server.py), if made."""
         try:
@@ -112,6 +122,8 @@ def ensure_pki(root: Path, listen: Listen) -> Pki:
         pki.server_cert.unlink(missing_ok=True)  # signed by a CA that is gone
     if not _serving_cert_covers(pki, listen):
         _make_serving_cert(pki, listen)
+    if not (pki.kubelet_client_cert.exists() and pki.kubelet_client_key.exists()):
+        _make_kubelet_client_cert(pki)
     if not pki.token_file.exists() or not pki.token():
         _write(pki.token_file, secrets.token_urlsafe(32).encode() + b"\n")
     return pki
@@ -155,6 +167,52 @@ def _make_serving_cert(pki: Pki, listen: Listen) -> None:
             .sign(ca_key, hashes.SHA256()))  # type: ignore[arg-type]
     _write(pki.server_key, _key_pem(key))
     _write(pki.server_cert, cert.public_bytes(serialization.Encoding.PEM))
+
+
+KUBELET_CLIENT_NAME = "tinykube-apiserver-kubelet-client"
+
+
+def _make_kubelet_client_cert(pki: Pki) -> None:
+    ca_key = serialization.load_pem_private_key(pki.ca_key.read_bytes(), password=None)
+    ca_cert = x509.load_pem_x509_certificate(pki.ca_cert.read_bytes())
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, KUBELET_CLIENT_NAME)])
+    cert = (_builder(name, ca_cert.subject, key.public_key())
+            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+            .add_extension(x509.ExtendedKeyUsage([x509.oid.ExtendedKeyUsageOID.CLIENT_AUTH]),
+                           critical=False)
+            .sign(ca_key, hashes.SHA256()))  # type: ignore[arg-type]
+    _write(pki.kubelet_client_key, _key_pem(key))
+    _write(pki.kubelet_client_cert, cert.public_bytes(serialization.Encoding.PEM))
+
+
+def ensure_self_signed(directory: Path, name: str, address: str | None) -> tuple[Path, Path]:
+    """An agent's serving certificate for its log/exec endpoint: self-signed, as the
+    kubelet's default one is (blocking: file I/O). Remade when `address` is not in it."""
+    directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+    cert_path, key_path = directory / "kubelet.crt", directory / "kubelet.key"
+    names: list[x509.GeneralName] = [x509.DNSName(name)]
+    if address:
+        names.append(x509.IPAddress(ipaddress.ip_address(address)))
+    if cert_path.exists() and key_path.exists():
+        cert = x509.load_pem_x509_certificate(cert_path.read_bytes())
+        try:
+            san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+            if all(n in san for n in names):
+                return cert_path, key_path
+        except x509.ExtensionNotFound:
+            pass
+    key = ec.generate_private_key(ec.SECP256R1())
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, f"{name}-kubelet")])
+    cert = (_builder(subject, subject, key.public_key())
+            .add_extension(x509.SubjectAlternativeName(names), critical=False)
+            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+            .add_extension(x509.ExtendedKeyUsage([x509.oid.ExtendedKeyUsageOID.SERVER_AUTH]),
+                           critical=False)
+            .sign(key, hashes.SHA256()))
+    _write(key_path, _key_pem(key))
+    _write(cert_path, cert.public_bytes(serialization.Encoding.PEM))
+    return cert_path, key_path
 
 
 def _builder(subject: x509.Name, issuer: x509.Name, public_key) -> x509.CertificateBuilder:

@@ -55,6 +55,9 @@ def register(commands: argparse._SubParsersAction) -> None:
     a.add_argument("--bridge", default="tk0")
     a.add_argument("--cgroup-subtree", default="tinykube")
     a.add_argument("--node-lease-seconds", type=int, default=40)
+    a.add_argument("--kubelet-port", type=int, default=10250, metavar="PORT",
+                   help="the node's log/exec endpoint for the servers, on --node-ip (10250; "
+                        "0: none)")
     a.set_defaults(handler=agent)
 
 
@@ -99,4 +102,5 @@ def agent(args: argparse.Namespace, client: Client) -> int:
         pod_cidr=args.pod_cidr, cluster_cidr=args.cluster_cidr, node_ip=args.node_ip,
         ca_file=args.certificate_authority,
         root=args.root, run_dir=args.run_dir, bridge=args.bridge,
-        cgroup_subtree=args.cgroup_subtree, lease_seconds=args.node_lease_seconds))
+        cgroup_subtree=args.cgroup_subtree, lease_seconds=args.node_lease_seconds,
+        kubelet_port=args.kubelet_port))

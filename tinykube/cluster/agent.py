@@ -19,6 +19,7 @@ from .apiclient import ApiObjects, ServerPool
 from .heartbeat import Heartbeat
 from .informer import ApiStore
 from .nodeobjects import NODE_LEASE_SECONDS, NodeFacts, host_capacity
+from .nodeserver import DEFAULT_KUBELET_PORT, NodeEndpoint, serve_node_endpoint
 from .routes import HostGwRoutes
 
 from tinykube.locations import DEFAULT_ROOT, DEFAULT_RUN_DIR
@@ -45,11 +46,13 @@ class AgentConfig:
     cgroup_parent: str | None = None
     cgroup_subtree: str = "tinykube"
     lease_seconds: int = NODE_LEASE_SECONDS
+    kubelet_port: int = DEFAULT_KUBELET_PORT  # logs/exec for the servers (0: none)
 
 
 async def run(config: AgentConfig, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
     from .server import stop_on_signal
 
+    from tinykube.api.tls import ensure_self_signed
     from tinykube.netns.podnet import PodNetwork
     from tinykube.runtime.cgroups import detect_pinned
     from tinykube.runtime.hostreset import remove_pid_file, write_pid_file
@@ -68,8 +71,13 @@ async def run(config: AgentConfig, *, task_status: Any = trio.TASK_STATUS_IGNORE
     network = PodNetwork(layout.network_dir(config.root), bridge=config.bridge,
                          cidr=pod_cidr, cluster_cidr=config.cluster_cidr)
     cgroups = detect_pinned(config.run_dir, config.cgroup_parent, subtree=config.cgroup_subtree)
-    heartbeat.facts = replace(heartbeat.facts, address=config.node_ip or network.gateway,
-                              pod_cidr=pod_cidr)
+    address = config.node_ip or network.gateway
+    serves_logs = bool(config.kubelet_port and config.ca_file)
+    if config.kubelet_port and not config.ca_file:
+        log.warning("node %s: no --certificate-authority, so no log/exec endpoint (it admits "
+                    "only clients the cluster's CA signed)", config.node_name)
+    heartbeat.facts = replace(heartbeat.facts, address=address, pod_cidr=pod_cidr,
+                              kubelet_port=config.kubelet_port if serves_logs else None)
     kubelet = Kubelet(api_store, config.root, config.run_dir, network, cgroups,  # type: ignore[arg-type]
                       hidden_paths=(str(DEFAULT_ROOT), str(DEFAULT_RUN_DIR)),
                       node_name=config.node_name, run_unbound=False)
@@ -83,6 +91,13 @@ async def run(config: AgentConfig, *, task_status: Any = trio.TASK_STATUS_IGNORE
             await nursery.start(heartbeat.run)
             await nursery.start(api_store.run)
             await nursery.start(kubelet.run)
+            if serves_logs:
+                assert config.ca_file is not None
+                cert, key = await trio.to_thread.run_sync(
+                    ensure_self_signed, layout.pki_dir(config.root), config.node_name, address)
+                await nursery.start(serve_node_endpoint,
+                                    NodeEndpoint(api_store, kubelet, config.node_name),
+                                    address, config.kubelet_port, cert, key, config.ca_file)
             if config.cluster_cidr:
                 await nursery.start(HostGwRoutes(api_store, config.node_name).run)
             log.info("tinykube agent: node %s joined %s (pods %s)", config.node_name,

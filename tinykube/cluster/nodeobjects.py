@@ -31,6 +31,7 @@ class NodeFacts:
     cpu_millis: int = 0
     memory_bytes: int = 0
     max_pods: int = DEFAULT_MAX_PODS
+    kubelet_port: int | None = None  # its log/exec endpoint (status.daemonEndpoints)
     labels: dict[str, str] = field(default_factory=dict)
 
 
@@ -77,6 +78,7 @@ def node_status(facts: NodeFacts) -> dict[str, Any]:
     if facts.address:
         addresses.insert(0, {"type": "InternalIP", "address": facts.address})
     uname = platform.uname()
+    endpoints = {"kubeletEndpoint": {"Port": facts.kubelet_port}} if facts.kubelet_port else {}
     return {
         "capacity": _resources(facts), "allocatable": _resources(facts),
         # No pod slice yet (the server's node IPAM has not given one): not ready for pods,
@@ -85,6 +87,7 @@ def node_status(facts: NodeFacts) -> dict[str, Any]:
                        if facts.pod_cidr else
                        ready_condition(False, "network not ready: waiting for spec.podCIDR")],
         "addresses": addresses,
+        **({"daemonEndpoints": endpoints} if endpoints else {}),
         "nodeInfo": {"kubeletVersion": VERSION, "kubeProxyVersion": VERSION,
                      "operatingSystem": "linux", "architecture": _arch(),
                      "kernelVersion": uname.release, "osImage": _os_image(),

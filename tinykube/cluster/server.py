@@ -21,6 +21,7 @@ from typing import Any
 import trio
 
 from .election import LEASE_SECONDS, LeaderElector
+from .kubeletproxy import KubeletProxy
 from .objects import StoreObjects
 
 from tinykube.api.listener import WithKubeconfig, check_free, serve_tls
@@ -86,7 +87,8 @@ async def _serve(store: Any, config: ServerConfig, task_status: Any) -> None:
     identity = config.identity or f"{socket.gethostname()}-{secrets.token_hex(3)}"
     pki = await trio.to_thread.run_sync(ensure_pki, config.root, config.listen)
     await trio.to_thread.run_sync(ensure_node_token, pki)
-    api = ApiServer(store, None, ServiceAllocator(store, config.service_cidr))
+    proxy = KubeletProxy(store, pki.kubelet_client_cert, pki.kubelet_client_key)
+    api = ApiServer(store, None, ServiceAllocator(store, config.service_cidr), proxy)
 
     async def lead() -> None:
         async with trio.open_nursery() as nursery:
