@@ -85,7 +85,8 @@ async def test_no_plain_http(tls_api):
 async def test_pki_files_are_private_and_kept(tls_api, tmp_path):
     _, _, listen, pki = tls_api
     files = sorted(p.name for p in pki.directory.iterdir())
-    assert files == ["admin.token", "ca.crt", "ca.key", "server.crt", "server.key"]
+    assert files == ["admin.token", "ca.crt", "ca.key", "kubelet-client.crt", "kubelet-client.key",
+                     "server.crt", "server.key"]
     assert stat.S_IMODE(os.stat(pki.directory).st_mode) == 0o700
     before = {p.name: p.read_bytes() for p in pki.directory.iterdir()}
     for p in pki.directory.iterdir():
