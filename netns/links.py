@@ -13,7 +13,9 @@ left half-done, and the host never sees a transient peer name.
 from __future__ import annotations
 
 import errno
+import functools
 import ipaddress
+import os
 import socket
 from dataclasses import dataclass
 from typing import Any
@@ -163,13 +165,14 @@ def ensure_bridge(ipr: IPRoute, name: str, gateway: str, network: ipaddress.IPv4
         )
     if not addrs:
         ipr.addr("add", index=link.index, address=gateway, prefixlen=network.prefixlen)
-    keep_pod_traffic_local(name, route_services=route_services)
+    keep_pod_traffic_local(name, route_services=route_services, ipr=ipr)
     if not link.up:
         ipr.link("set", index=link.index, state="up")
     return link.index
 
 
-def keep_pod_traffic_local(bridge: str, *, route_services: bool = False) -> None:
+def keep_pod_traffic_local(bridge: str, *, route_services: bool = False,
+                           ipr: IPRoute | None = None) -> None:
     """Never route what arrives on the bridge to anywhere else, even on a host with
     forwarding enabled.
 
@@ -191,12 +194,32 @@ def keep_pod_traffic_local(bridge: str, *, route_services: bool = False) -> None
     }
     if route_services:
         wanted[f"/proc/sys/net/ipv4/conf/{bridge}/route_localnet"] = "1"
-        wanted[f"/sys/class/net/{bridge}/bridge/nf_call_iptables"] = "1"
+        if sysfs_shows_our_netns() or ipr is None:
+            wanted[f"/sys/class/net/{bridge}/bridge/nf_call_iptables"] = "1"
+        else:
+            index = ipr.link_lookup(ifname=bridge)[0]
+            ipr.link("set", index=index, kind="bridge", br_nf_call_iptables=1)
     for path, want in wanted.items():
-        with open(path, "r+") as f:  # this thread's netns: the host's
-            if f.read().strip() != want:
-                f.seek(0)
-                f.write(want)
+        _write_if_different(path, want)  # /proc/sys/net: this thread's netns, the host's
+
+
+def _write_if_different(path: str, want: str) -> None:
+    with open(path, "r+") as f:
+        if f.read().strip() != want:
+            f.seek(0)
+            f.write(want)
+
+
+@functools.cache
+def sysfs_shows_our_netns() -> bool:
+    """Whether /sys/class/net shows this process's links. sysfs shows the links of the
+    netns it was mounted from (init's), while /proc/sys/net follows the reader: an agent
+    started inside a node netns (tinykube/cluster/nodenet.py) must set bridge and port
+    options through netlink instead. The daemon keeps the cheaper sysfs write."""
+    try:
+        return os.stat("/proc/self/ns/net").st_ino == os.stat("/proc/1/ns/net").st_ino
+    except OSError:  # /proc/1 hidden from us: assume the usual single netns
+        return True
 
 
 def create_pod_veth(ipr: IPRoute, host_name: str, bridge_index: int, netns_fd: int) -> bool:
@@ -218,16 +241,17 @@ def create_pod_veth(ipr: IPRoute, host_name: str, bridge_index: int, netns_fd: i
         raise
 
 
-def enable_hairpin(host_name: str) -> None:
+def enable_hairpin(ipr: IPRoute, host_name: str, index: int | None = None) -> None:
     """Let the bridge send a frame back out of the port it came in on (kubelet's
     hairpin-veth mode). A pod that reaches a Service selecting itself sends to the gateway;
     bridge netfilter translates the reply back to the pod itself, on the pod's own port,
     which a bridge otherwise never does."""
-    path = f"/sys/class/net/{host_name}/brport/hairpin_mode"
-    with open(path, "r+") as f:  # this thread's netns: the host's
-        if f.read().strip() != "1":
-            f.seek(0)
-            f.write("1")
+    if sysfs_shows_our_netns():
+        _write_if_different(f"/sys/class/net/{host_name}/brport/hairpin_mode", "1")
+        return
+    if index is None:
+        index = ipr.link_lookup(ifname=host_name)[0]
+    ipr.brport("set", index=index, mode=1)
 
 
 def ensure_port(ipr: IPRoute, link: Link, bridge_index: int) -> None:

@@ -132,7 +132,7 @@ class PodNetwork:
         self._route_services = True
 
         def enable(ipr: IPRoute) -> None:
-            links.keep_pod_traffic_local(self.bridge, route_services=True)
+            links.keep_pod_traffic_local(self.bridge, route_services=True, ipr=ipr)
             if self.service_cidr:
                 # The host's own service traffic goes to the bridge too, never to a default
                 # route: an address no rule translates then stays on the machine.
@@ -273,7 +273,7 @@ class PodNetwork:
             bridge_index = self._lookup_bridge(ipr, cached=False)
             created = links.create_pod_veth(ipr, host_veth, bridge_index, netns_fd)
         if created:
-            links.enable_hairpin(host_veth)
+            links.enable_hairpin(ipr, host_veth)
             return ip, None
         link = links.get_link(ipr, host_veth)
         if link is None:
@@ -287,7 +287,7 @@ class PodNetwork:
                 "not a veth"
             )
         links.ensure_port(ipr, link, bridge_index)
-        links.enable_hairpin(host_veth)
+        links.enable_hairpin(ipr, host_veth, link.index)
         return ip, link.index
 
     def _existing_port(self, pod_uid: str, host_veth: str, bridge_index: int,
@@ -310,7 +310,7 @@ class PodNetwork:
         if not link.up:
             fixes.append(rawlink.set_up(link.index))
         rawlink.send_batch(sock, fixes)
-        links.enable_hairpin(host_veth)
+        links.enable_hairpin(ipr, host_veth, link.index)
         return link.index
 
     def _lookup_bridge(self, ipr: IPRoute, cached: bool) -> int:

@@ -27,6 +27,7 @@ def reset(args: argparse.Namespace, client: Client) -> int:
     # command would then load at start-up.
     import trio
 
+    from tinykube.cluster.routes import remove_all_routes
     from tinykube.runtime.hostreset import reset_host
     from tinykube.services import nft
     from tinykube.services.proxy import remove_table
@@ -38,6 +39,9 @@ def reset(args: argparse.Namespace, client: Client) -> int:
             done.append(f"removed nftables table ip {nft.table_of(args.bridge)}")
     except nft.NftError as e:
         done.append(f"could not remove the service proxy's nftables table: {e}")
+    # An agent's host-gw routes to the other nodes' pod slices (an agent killed before it
+    # could remove them leaves them behind).
+    done += [f"removed route {route}" for route in remove_all_routes()]
     for line in done:
         print(line)
     kept = "" if args.purge else " (store and persistent volumes kept; --purge removes them)"

@@ -1,14 +1,17 @@
 """A tinykube cluster of real processes on this machine: `tinykube server`s and `tinykube
-agent`s (each agent with its own bridge, pod CIDR slice, root and cgroup subtree), optionally
-on a real etcd on loopback; torn down with `tinykube reset --purge` per node so nothing is
-left. The multi-node tests and `scripts/cluster up N` / `down` both use it.
+agent`s, each agent in a node network namespace of its own (tinykube/cluster/nodenet.py)
+with its own bridge, pod CIDR slice, root and cgroup subtree, optionally on a real etcd on
+loopback; torn down with `tinykube reset --purge` per node (inside its netns), then the node
+netns and the cluster bridge, so nothing is left. The multi-node tests and
+`scripts/cluster up N` / `down` both use it.
 
 `python -m tinykube.cluster.local up N DIR` starts etcd, a server and N agents detached,
 records them in DIR/cluster.json and writes DIR/admin.kubeconfig; `down DIR` stops exactly
 those processes (by pid) and removes everything they made.
 
-The agents share the host's network namespace (one bridge and /24 slice each); separate node
-network namespaces joined to a test bridge are not built yet.
+The servers listen on the cluster bridge's host address, which the agents reach over their
+node network; pods on different nodes reach each other through the host-gw routes each
+agent installs in its own netns (tinykube/cluster/routes.py).
 """
 
 from __future__ import annotations
@@ -21,6 +24,15 @@ import subprocess
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from .nodenet import (
+    NodeNetwork,
+    choose_subnet,
+    command_in,
+    node_netns_name,
+    remove_bridge,
+    remove_node,
+)
 
 from tinykube.client import Client
 from tinykube.testing.daemon import free_port, stop_process, wait_for
@@ -54,14 +66,30 @@ class Agent(Proc):
     bridge: str = ""
     cidr: str = ""
     subtree: str = ""
+    netns: str = ""  # its node network namespace
+    host_veth: str = ""  # its link to the cluster bridge
+    address: str = ""  # its node address (InternalIP)
+
+    def start(self, detached: bool = False) -> None:
+        agent_args = self.args
+        self.args = command_in(self.netns, agent_args)
+        try:
+            super().start(detached)
+        finally:
+            self.args = agent_args
 
     def reset(self) -> None:
-        subprocess.run(_cli("--socket", str(self.run_dir / "none.sock"), "reset", "--purge",
-                            "--root", str(self.root), "--run-dir", str(self.run_dir),
-                            "--bridge", self.bridge,
-                            *(["--pod-cidr", self.cidr] if self.cidr else []),
-                            "--cgroup-subtree", self.subtree), check=True,
-                       capture_output=True, timeout=120)
+        """`tinykube reset --purge` inside the node netns (its bridge, veths and routes are
+        there), then the node netns and its veth."""
+        try:
+            subprocess.run(command_in(self.netns, _cli(
+                "--socket", str(self.run_dir / "none.sock"), "reset", "--purge",
+                "--root", str(self.root), "--run-dir", str(self.run_dir),
+                "--bridge", self.bridge, *(["--pod-cidr", self.cidr] if self.cidr else []),
+                "--cgroup-subtree", self.subtree)), check=True, capture_output=True,
+                timeout=120)
+        finally:
+            remove_node(self.netns, self.host_veth)
 
 
 @dataclass
@@ -83,6 +111,8 @@ class LocalCluster:
         self.octet = random.randrange(100, 200)
         self.cluster_cidr = f"10.{self.octet}.0.0/16"
         self.client = Client(self.socket_of(1))
+        self.node_net = NodeNetwork(f"tkncl{self.tag}", choose_subnet())
+        self.node_net.create()
 
     def socket_of(self, index: int) -> Path:
         return self.base / f"server{index}.sock"
@@ -98,7 +128,7 @@ class LocalCluster:
         root = self.base / f"server{index}"
         if index > 1:
             shutil.copytree(self.root / "pki", root / "pki")
-        listen = f"127.0.0.1:{free_port()}"
+        listen = f"{self.node_net.gateway}:{free_port()}"  # where agents reach it
         self.listens.append(listen)
         server = Proc(f"server{index}", _cli(
             "--socket", str(self.socket_of(index)), "server", "--root", str(root),
@@ -123,16 +153,19 @@ class LocalCluster:
         root = self.base / name
         agent = Agent(name, [], self.base / f"{name}.log", root=root,
                       run_dir=self.base / f"{name}-run", bridge=name, cidr="",
-                      subtree=f"tinykube-{name}")
+                      subtree=f"tinykube-{name}", netns=node_netns_name(name),
+                      host_veth=f"tknh{self.tag}{index}",
+                      address=self.node_net.address_of(index))
         token = (self.root / "pki" / "node.token").read_text().strip()
         agent.args = _cli(
             "agent", "--server", self.urls, f"--token={token}",
             "--certificate-authority", str(self.root / "pki" / "ca.crt"),
             "--node-name", name, "--root", str(root),  # its slice: the server's node IPAM
-            "--cluster-cidr", self.cluster_cidr,
+            "--cluster-cidr", self.cluster_cidr, "--node-ip", agent.address,
             "--run-dir", str(agent.run_dir), "--bridge", name,
             "--cgroup-subtree", agent.subtree, "--node-lease-seconds", str(self.node_lease))
         self.agents.append(agent)
+        self.node_net.add_node(agent.netns, agent.host_veth, agent.address)
         agent.start(self.detached)
         wait_for(lambda: self.node_ready(name), timeout=30, what=f"node {name} Ready")
         agent.cidr = self.client.get("Node", name, "default")["spec"]["podCIDR"]
@@ -154,8 +187,13 @@ class LocalCluster:
                 server.stop()
         finally:
             self.client.close()
-            for agent in self.agents:
-                agent.reset()
+            try:
+                for agent in self.agents:
+                    agent.reset()
+            finally:
+                for agent in self.agents:
+                    remove_node(agent.netns, agent.host_veth)
+                self.node_net.remove()
 
 
 # ---- scripts/cluster ------------------------------------------------------------------------
@@ -186,7 +224,9 @@ def up(count: int, base: Path) -> Path:
         state["servers"] = [s.process.pid for s in cluster.servers if s.process]
         state["agents"] = [{"pid": a.process.pid if a.process else None, "root": str(a.root),
                             "run_dir": str(a.run_dir), "bridge": a.bridge, "cidr": a.cidr,
-                            "subtree": a.subtree} for a in cluster.agents]
+                            "subtree": a.subtree, "netns": a.netns,
+                            "host_veth": a.host_veth} for a in cluster.agents]
+        state["cluster_bridge"] = cluster.node_net.bridge
         state["server_roots"] = [str(base / f"server{i + 1}") for i in range(len(cluster.servers))]
         (base / STATE_FILE).write_text(json.dumps(state, indent=1))
     kubeconfig = base / "admin.kubeconfig"
@@ -209,10 +249,15 @@ def down(base: Path) -> None:
     pids = [a["pid"] for a in state["agents"]] + state["servers"] + [state["etcd"]]
     for pid in pids:
         _stop_pid(pid)
-    for a in state["agents"]:
-        Agent(Path(a["root"]).name, [], base / "x.log", root=Path(a["root"]),
-              run_dir=Path(a["run_dir"]), bridge=a["bridge"], cidr=a["cidr"],
-              subtree=a["subtree"]).reset()
+    try:
+        for a in state["agents"]:
+            Agent(Path(a["root"]).name, [], base / "x.log", root=Path(a["root"]),
+                  run_dir=Path(a["run_dir"]), bridge=a["bridge"], cidr=a["cidr"],
+                  subtree=a["subtree"], netns=a["netns"], host_veth=a["host_veth"]).reset()
+    finally:
+        for a in state["agents"]:
+            remove_node(a["netns"], a["host_veth"])
+        remove_bridge(state["cluster_bridge"])
     shutil.rmtree(base)
 
 

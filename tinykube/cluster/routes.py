@@ -78,6 +78,23 @@ class HostGwRoutes:
         self._apply({})
 
 
+def remove_all_routes() -> list[str]:
+    """Delete every route of ours (ROUTE_PROTO) in this netns: `tinykube reset` after an
+    agent that could not tear its routes down (killed). Returns the routes removed."""
+    removed = []
+    with IPRoute() as ipr:
+        for route in ipr.get_routes(family=2, proto=ROUTE_PROTO):
+            dst = f"{route.get_attr('RTA_DST')}/{route['dst_len']}"
+            try:
+                ipr.route("del", dst=dst, gateway=route.get_attr("RTA_GATEWAY"),
+                          proto=ROUTE_PROTO, table=route.get_attr("RTA_TABLE"))
+            except Exception as e:  # noqa: BLE001 - gone meanwhile is fine
+                log.debug("route %s: %s", dst, e)
+                continue
+            removed.append(f"{dst} via {route.get_attr('RTA_GATEWAY')}")
+    return removed
+
+
 async def _local_addresses() -> set[str]:
     def read() -> set[str]:
         with IPRoute() as ipr:
