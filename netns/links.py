@@ -13,9 +13,7 @@ left half-done, and the host never sees a transient peer name.
 from __future__ import annotations
 
 import errno
-import functools
 import ipaddress
-import os
 import socket
 from dataclasses import dataclass
 from typing import Any
@@ -165,14 +163,15 @@ def ensure_bridge(ipr: IPRoute, name: str, gateway: str, network: ipaddress.IPv4
         )
     if not addrs:
         ipr.addr("add", index=link.index, address=gateway, prefixlen=network.prefixlen)
-    keep_pod_traffic_local(name, route_services=route_services, ipr=ipr)
+    sysfs_shows(name, link.index)  # decided with our own bridge, before any pod's veth
+    keep_pod_traffic_local(name, route_services=route_services, ipr=ipr, index=link.index)
     if not link.up:
         ipr.link("set", index=link.index, state="up")
     return link.index
 
 
 def keep_pod_traffic_local(bridge: str, *, route_services: bool = False,
-                           ipr: IPRoute | None = None) -> None:
+                           ipr: IPRoute, index: int | None = None) -> None:
     """Never route what arrives on the bridge to anywhere else, even on a host with
     forwarding enabled.
 
@@ -194,10 +193,11 @@ def keep_pod_traffic_local(bridge: str, *, route_services: bool = False,
     }
     if route_services:
         wanted[f"/proc/sys/net/ipv4/conf/{bridge}/route_localnet"] = "1"
-        if sysfs_shows_our_netns() or ipr is None:
+        if index is None:
+            index = ipr.link_lookup(ifname=bridge)[0]
+        if sysfs_shows(bridge, index):
             wanted[f"/sys/class/net/{bridge}/bridge/nf_call_iptables"] = "1"
         else:
-            index = ipr.link_lookup(ifname=bridge)[0]
             ipr.link("set", index=index, kind="bridge", br_nf_call_iptables=1)
     for path, want in wanted.items():
         _write_if_different(path, want)  # /proc/sys/net: this thread's netns, the host's
@@ -210,16 +210,23 @@ def _write_if_different(path: str, want: str) -> None:
             f.write(want)
 
 
-@functools.cache
-def sysfs_shows_our_netns() -> bool:
-    """Whether /sys/class/net shows this process's links. sysfs shows the links of the
-    netns it was mounted from (init's), while /proc/sys/net follows the reader: an agent
-    started inside a node netns (tinykube/cluster/nodenet.py) must set bridge and port
-    options through netlink instead. The daemon keeps the cheaper sysfs write."""
-    try:
-        return os.stat("/proc/self/ns/net").st_ino == os.stat("/proc/1/ns/net").st_ino
-    except OSError:  # /proc/1 hidden from us: assume the usual single netns
-        return True
+_sysfs_is_ours: bool | None = None  # decided once per process, by sysfs_shows
+
+
+def sysfs_shows(name: str, index: int) -> bool:
+    """Whether /sys/class/net shows this process's netns, judged once from a link of ours
+    (`name` at ifindex `index`). sysfs shows the links of the netns it was mounted from,
+    while /proc/sys/net follows the reader: an agent inside a node netns
+    (tinykube/cluster/nodenet.py) sets bridge and port options through netlink instead;
+    the daemon keeps the cheaper sysfs writes."""
+    global _sysfs_is_ours
+    if _sysfs_is_ours is None:
+        try:
+            with open(f"/sys/class/net/{name}/ifindex") as f:
+                _sysfs_is_ours = int(f.read()) == index
+        except (OSError, ValueError):
+            _sysfs_is_ours = False
+    return _sysfs_is_ours
 
 
 def create_pod_veth(ipr: IPRoute, host_name: str, bridge_index: int, netns_fd: int) -> bool:
@@ -246,11 +253,11 @@ def enable_hairpin(ipr: IPRoute, host_name: str, index: int | None = None) -> No
     hairpin-veth mode). A pod that reaches a Service selecting itself sends to the gateway;
     bridge netfilter translates the reply back to the pod itself, on the pod's own port,
     which a bridge otherwise never does."""
-    if sysfs_shows_our_netns():
+    if _sysfs_is_ours is not True and index is None:
+        index = ipr.link_lookup(ifname=host_name)[0]
+    if _sysfs_is_ours is True or sysfs_shows(host_name, index):  # type: ignore[arg-type]
         _write_if_different(f"/sys/class/net/{host_name}/brport/hairpin_mode", "1")
         return
-    if index is None:
-        index = ipr.link_lookup(ifname=host_name)[0]
     ipr.brport("set", index=index, mode=1)
 
 

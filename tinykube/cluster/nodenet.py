@@ -172,3 +172,32 @@ def in_netns(name: str, fn: Callable[[], None]) -> None:
     thread.join()
     if failure:
         raise failure[0]
+
+
+def links_in(name: str) -> set[str]:
+    """The names of the links inside netns `name` (for tests and checks)."""
+    found: set[str] = set()
+
+    def read() -> None:
+        with IPRoute() as ipr:
+            found.update(link.get_attr("IFLA_IFNAME") for link in ipr.get_links())
+
+    in_netns(name, read)
+    return found
+
+
+def routes_in(name: str) -> list[tuple[str, str | None, int]]:
+    """(destination/len, gateway, protocol) of the IPv4 main-table routes inside netns
+    `name`."""
+    found: list[tuple[str, str | None, int]] = []
+
+    def read() -> None:
+        with IPRoute() as ipr:
+            for route in ipr.get_routes(family=2, table=254):
+                dst = route.get_attr("RTA_DST")
+                if dst:
+                    found.append((f"{dst}/{route['dst_len']}", route.get_attr("RTA_GATEWAY"),
+                                  route["proto"]))
+
+    in_netns(name, read)
+    return found
