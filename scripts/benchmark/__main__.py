@@ -104,17 +104,18 @@ PROJECT = ("tinykube/", "runtime/", "controllers/", "netns/")
 
 
 def flame_notes(ctx: Context, measurement: str) -> list[str]:
-    """One note per flame graph the measurement recorded: its file and heaviest functions
-    (all code, then the project's own)."""
+    """One note per flame graph the measurement recorded: its file and where the time
+    went."""
     notes = []
     for name in PROFILED_BY.get(measurement, []):
         svg = ctx.flame(name)
         if svg is None or not svg.exists():
             continue
         text = svg.read_text(errors="replace")
-        hot = "; ".join(f"{f} {pct:.0f}%" for f, pct in flamegraph.hot_frames(text, 6, PROJECT))
+        places = flamegraph.where_time_goes(text, 8, PROJECT)
+        spent = "; ".join(f"{place} {pct:.0f}%" for place, pct in places)
         notes.append(f"flame graph `{name}` ({flamegraph.PROFILES[name]}): {svg.name}; "
-                     f"heaviest project functions (inclusive): {hot}")
+                     f"where its samples went (own time): {spent}")
     return notes
 
 

@@ -8,8 +8,8 @@ usual, a little slower for the sampler's CPU on a 2-core machine). The daemon st
 (`restart`) cannot be attached to in time, so there py-spy starts the daemon itself
 (`spawn_command`) and samples it from its first import. py-spy is the `bench` extra of
 pyproject.toml; the benchmark installs it into its virtualenv when it is missing. An SVG is
-written when py-spy gets SIGINT (or its child exits); `hot_frames` reads the heaviest
-functions back out of it for the run's notes.
+written when py-spy gets SIGINT (or its child exits); `where_time_goes` reads back out of it
+where the samples went (imports, the project's files, each library), for the run's notes.
 """
 
 from __future__ import annotations
@@ -41,7 +41,6 @@ PROFILES = {
     "api-watch": "the API server alone during the 50-watcher fan-out",
 }
 DEFAULT = "scaleout"
-_TITLE = re.compile(r"<title>(.*?) \(([\d,]+) samples?, [\d.]+%\)</title>")
 
 
 def parse(names: str) -> list[str]:
@@ -103,20 +102,53 @@ def recording(pid: int, output: Path | None, title: str) -> Iterator[None]:
                                + err.decode(errors="replace")[-1000:])
 
 
-def hot_frames(svg: str, count: int = 8, under: tuple[str, ...] = ()) -> list[tuple[str, float]]:
-    """The `count` functions with the most samples in a py-spy SVG, as (name, % of all
-    samples); a function's samples are summed over every stack it is on (its inclusive
-    share; a recursive one counts twice). `under`: only frames whose text contains one of
-    these (e.g. the project's folders), to skip the event loop and the interpreter."""
-    frames: Counter[str] = Counter()
-    total = 0
-    for match in _TITLE.finditer(svg):
-        name, samples = html.unescape(match.group(1)), int(match.group(2).replace(",", ""))
-        if name == "all":
-            total = samples
-            continue
-        if not under or any(u in name for u in under):
-            frames[name] += samples
-    if not total:
+_FRAME = re.compile(r'<title>(.*?) \([\d,]+ samples?, [\d.]+%\)</title><rect [^>]*?y="(\d+)"'
+                    r'[^>]*?fg:x="(\d+)" fg:w="(\d+)"')
+_WHERE = re.compile(r"\(([^():]+):\d+\)$")  # "func (path/file.py:123)" -> the path
+
+
+def where_time_goes(svg: str, count: int = 8, project: tuple[str, ...] = ()
+                    ) -> list[tuple[str, float]]:
+    """The flame graph's samples by where they were spent, as (place, % of all samples),
+    largest first: each frame's own samples (its width less its callees') go to
+    "imports" when the frame runs under an import (module loading and the module's own
+    top-level code), else to its file when the file is under one of `project`'s folders,
+    else to its top-level package ("trio", "pyroute2", "sqlite3", ...)."""
+    frames = [(html.unescape(m.group(1)), int(m.group(2)), int(m.group(3)), int(m.group(4)))
+              for m in _FRAME.finditer(svg)]
+    if not frames:
         return []
-    return [(name, 100.0 * n / total) for name, n in frames.most_common(count)]
+    rows: dict[int, list[int]] = {}  # y -> indices of the frames on that row
+    for i, (_, y, _, _) in enumerate(frames):
+        rows.setdefault(y, []).append(i)
+    parent: dict[int, int] = {}
+    callees: Counter[int] = Counter()
+    for i, (_, y, x, w) in enumerate(frames):
+        for j in rows.get(y - 16, []):  # one row up is the caller (py-spy draws 16 px rows)
+            _, _, px, pw = frames[j]
+            if px <= x and x + w <= px + pw:
+                parent[i] = j
+                callees[j] += w
+                break
+    total = max(w for _, _, _, w in frames)  # the root, "all"
+    places: Counter[str] = Counter()
+    for i, (name, _, _, w) in enumerate(frames):
+        own = w - callees[i]
+        if own <= 0 or name.startswith("all"):
+            continue
+        places[_place(i, frames, parent, project)] += own
+    return [(place, 100.0 * n / total) for place, n in places.most_common(count)]
+
+
+def _place(i: int, frames: list[tuple[str, int, int, int]], parent: dict[int, int],
+           project: tuple[str, ...]) -> str:
+    j: int | None = i
+    while j is not None:
+        if frames[j][0].startswith("_find_and_load ("):
+            return "imports"
+        j = parent.get(j)
+    match = _WHERE.search(frames[i][0])
+    path = match.group(1) if match else frames[i][0]
+    if path.startswith(project) and project:
+        return path
+    return path.split("/")[0].removesuffix(".py")

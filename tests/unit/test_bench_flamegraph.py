@@ -7,14 +7,27 @@ from scripts.benchmark import flamegraph
 from scripts.benchmark.__main__ import PROFILED_BY, parse_args
 from scripts.benchmark.context import Context
 
-SVG = """<svg><g id="frames">
-<g><title>all (1,000 samples, 100%)</title><rect/></g>
-<g><title>run (trio/_core/_run.py:2424) (900 samples, 90.00%)</title><rect/></g>
-<g><title>Kubelet._observe (runtime/kubelet.py:120) (300 samples, 30.00%)</title><rect/></g>
-<g><title>Kubelet._observe (runtime/kubelet.py:120) (100 samples, 10.00%)</title><rect/></g>
-<g><title>Store._commit (tinykube/store/sqlite.py:80) (250 samples, 25.00%)</title><rect/></g>
-<g><title>&lt;module&gt; (netns/podnet.py:1) (50 samples, 5.00%)</title><rect/></g>
-</g></svg>"""
+
+def frame(title: str, samples: int, depth: int, x: int) -> str:
+    """One py-spy SVG frame: rows are 16 px apart, the root's row first."""
+    return (f'<g><title>{title} ({samples:,} samples, {samples / 10:.2f}%)</title><rect x="0%" '
+            f'y="{52 + 16 * depth}" width="1%" height="15" fill="red" fg:x="{x}" '
+            f'fg:w="{samples}"/></g>')
+
+
+# all 1000: main 900 [ _find_and_load 300 [ <module> podnet 250 [ <module> pyroute2 200 ] ],
+#                      Kubelet.run 500 [ clone 400 ] ], thread 100 (all its own)
+SVG = "<svg>" + "".join([
+    frame("all", 1000, 0, 0),
+    frame("main (tinykube/daemon.py:187)", 900, 1, 0),
+    frame("_find_and_load (&lt;frozen importlib._bootstrap&gt;:1165)", 300, 2, 0),
+    frame("&lt;module&gt; (netns/podnet.py:1)", 250, 3, 0),
+    frame("&lt;module&gt; (pyroute2/__init__.py:1)", 200, 4, 0),
+    frame("Kubelet.run (runtime/kubelet.py:90)", 500, 2, 300),
+    frame("clone (tinykube/store/base.py:57)", 400, 3, 300),
+    frame("Thread.run (threading.py:971)", 100, 1, 900),
+]) + "</svg>"
+PROJECT = ("tinykube/", "runtime/", "netns/")
 
 
 def ctx(profiles: list[str]) -> Context:
@@ -56,22 +69,30 @@ def test_profiling_is_a_no_op_when_not_asked(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
-def test_hot_frames_sums_a_function_over_its_stacks():
-    hot = flamegraph.hot_frames(SVG, 3)
-    assert hot[0] == ("run (trio/_core/_run.py:2424)", 90.0)
-    assert hot[1] == ("Kubelet._observe (runtime/kubelet.py:120)", 40.0)
-    assert hot[2] == ("Store._commit (tinykube/store/sqlite.py:80)", 25.0)
+def test_where_time_goes_splits_own_time_by_imports_files_and_packages():
+    spent = dict(flamegraph.where_time_goes(SVG, 10, PROJECT))
+    # everything under an import is "imports": podnet's 50 own + pyroute2's 200 + 50 of
+    # _find_and_load itself
+    assert spent["imports"] == 30.0
+    assert spent["tinykube/store/base.py"] == 40.0  # clone's own samples
+    assert spent["runtime/kubelet.py"] == 10.0  # Kubelet.run less its callee
+    assert spent["tinykube/daemon.py"] == 10.0  # main: 900 - 300 - 500
+    assert spent["threading"] == 10.0  # not the project's: by package
+    assert sum(spent.values()) == 100.0
 
 
-def test_hot_frames_under_folders_skips_the_rest_and_unescapes():
-    hot = dict(flamegraph.hot_frames(SVG, 10, ("runtime/", "netns/")))
-    assert set(hot) == {"Kubelet._observe (runtime/kubelet.py:120)",
-                        "<module> (netns/podnet.py:1)"}
-    assert hot["<module> (netns/podnet.py:1)"] == 5.0
+def test_where_time_goes_largest_first_and_counted():
+    spent = flamegraph.where_time_goes(SVG, 2, PROJECT)
+    assert [place for place, _ in spent] == ["tinykube/store/base.py", "imports"]
 
 
-def test_hot_frames_of_an_empty_graph():
-    assert flamegraph.hot_frames("<svg></svg>") == []
+def test_where_time_goes_without_project_uses_packages():
+    spent = dict(flamegraph.where_time_goes(SVG, 10))
+    assert spent["tinykube"] == 50.0 and spent["runtime"] == 10.0
+
+
+def test_where_time_goes_of_an_empty_graph():
+    assert flamegraph.where_time_goes("<svg></svg>") == []
 
 
 def test_spawn_command_runs_the_daemon_under_py_spy(tmp_path):
