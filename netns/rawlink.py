@@ -209,7 +209,7 @@ def dump_links(sock: socket.socket) -> list[tuple[str, LinkInfo]]:
     body = _IFINFOMSG.pack(socket.AF_UNSPEC, 0, 0, 0, 0)
     sock.send(_NLMSGHDR.pack(_NLMSGHDR.size + len(body), RTM_GETLINK,
                              NLM_F_REQUEST | NLM_F_DUMP, 1, 0) + body)
-    found = []
+    found: list[tuple[str, LinkInfo]] = []
     while True:
         data = sock.recv(1 << 20)
         offset = 0
