@@ -33,6 +33,7 @@ from tinykube.api import (
     binding,
     bodies,
     dryrun,
+    events,
     execws,
     fieldvalidation,
     namespaces,
@@ -185,16 +186,20 @@ class ApiServer:
             return
         route = _route(request.path)
         if route.info.kind == "Event":
+            if request.method == "POST" and route.name is None and route.namespace:
+                await _send_json(send, 201, await self._record_posted_event(route, request))
+                return
             if request.method != "GET":
                 raise ApiError(f"method {request.method} is not allowed on events: they are "
-                               "written by tinykube itself", code=405, reason="MethodNotAllowed")
-            events = self._list_events(route, request)
+                               "recorded by POST to a namespace's events (agents' kubelets) "
+                               "or by tinykube itself", code=405, reason="MethodNotAllowed")
+            listed = self._list_events(route, request)
             if route.name is not None:  # one event by name (`describe ev NAME`), not the list
-                found = [e for e in events["items"] if e["metadata"]["name"] == route.name]
+                found = [e for e in listed["items"] if e["metadata"]["name"] == route.name]
                 if not found:
                     raise NotFound.for_object("Event", route.name)
-                events = found[0]
-            await _send_json(send, 200, _as_table_if_asked(route, request, events))
+                listed = found[0]
+            await _send_json(send, 200, _as_table_if_asked(route, request, listed))
             return
         fieldvalidation.begin(request.query)  # every request: the mode is per request
         handler = self._for(request)._handler(request.method, route)
@@ -365,6 +370,16 @@ class ApiServer:
             involved_kind=wanted.get("involvedObject.kind"),
         )
         return {"apiVersion": "v1", "kind": "EventList", "metadata": {}, "items": items}
+
+    async def _record_posted_event(self, route: Route, request: Request) -> dict:
+        """An agent's kubelet reports an event; the store counts it into its series."""
+        body = request.json()
+        involved, type_, reason, message, component, host = events.admitted(body, _ns(route))
+        if dryrun.requested(request.query):
+            return body
+        await self.store.record_event(involved, type_, reason, message, source=component,
+                                      host=host)
+        return body
 
     # ---- writes --------------------------------------------------------------------------
 

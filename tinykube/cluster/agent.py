@@ -62,6 +62,7 @@ async def run(config: AgentConfig, *, task_status: Any = trio.TASK_STATUS_IGNORE
         directory.mkdir(parents=True, exist_ok=True, mode=0o700)
     objects = ApiObjects(ServerPool(config.servers, config.token, config.ca_file))
     api_store = ApiStore(objects, WATCHED_KINDS)
+    api_store.host = config.node_name
     cpu, memory = host_capacity()
     heartbeat = Heartbeat(objects, NodeFacts(config.node_name, address=config.node_ip,
                                              pod_cidr=config.pod_cidr, cpu_millis=cpu,

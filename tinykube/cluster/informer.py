@@ -30,6 +30,8 @@ from tinykube.store.base import Watch, WatchEvent
 log = logging.getLogger("tinykube.cluster.informer")
 Key = tuple[str, str]  # (namespace, name)
 RETRY_SECONDS = 1.0
+EVENT_QUEUE = 1000  # events waiting for the API (the kubelet's broadcaster keeps 1000)
+EVENT_ATTEMPTS = 5
 
 
 class ApiStore:
@@ -41,6 +43,8 @@ class ApiStore:
         self._rv = 0
         self._latest: dict[str, str] = {}  # kind -> the last resourceVersion its watch saw
         self.unloadable: dict = {}  # the kubelet asks; the server's problem, not ours
+        self.host = ""  # the node name, the events' source.host
+        self._events_out, self._events_in = trio.open_memory_channel[dict](EVENT_QUEUE)
 
     # ---- reads (the local cache) -----------------------------------------------------------
     @property
@@ -79,10 +83,37 @@ class ApiStore:
         return await self.objects.delete(kind, namespace, name, grace_period=grace_period,
                                          uid=uid)
 
-    async def record_event(self, obj: dict, type: str, reason: str, message: str) -> None:
-        # Events are written by the server's components only (the API refuses writes).
-        log.info("%s %s/%s: %s %s: %s", obj.get("kind"), obj["metadata"].get("namespace"),
-                 obj["metadata"].get("name"), type, reason, message)
+    async def record_event(self, obj: dict, type: str, reason: str, message: str, *,
+                           source: str = "kubelet") -> None:
+        """Queue the event for the API (POST .../events), as the kubelet's event broadcaster
+        does: a pod's work never waits for it, and when the queue is full it is dropped."""
+        meta = obj["metadata"]
+        namespace = meta.get("namespace") or "default"
+        event = {"apiVersion": "v1", "kind": "Event",
+                 "metadata": {"generateName": f"{meta['name']}.", "namespace": namespace},
+                 "involvedObject": {"kind": obj.get("kind"), "apiVersion": obj.get("apiVersion"),
+                                    "namespace": namespace, "name": meta["name"],
+                                    "uid": meta.get("uid")},
+                 "type": type, "reason": reason, "message": message,
+                 "source": {"component": source, "host": self.host}}
+        try:
+            self._events_out.send_nowait(event)
+        except trio.WouldBlock:
+            log.warning("event queue full: dropped %s %s/%s %s", obj.get("kind"), namespace,
+                        meta["name"], reason)
+
+    async def _post_events(self) -> None:
+        async for event in self._events_in:
+            path = collection_path(by_kind("Event"), event["metadata"]["namespace"])
+            for _ in range(EVENT_ATTEMPTS):
+                try:
+                    await self.objects.call("POST", path, event)
+                    break
+                except (ApiError, DaemonUnreachable, OSError) as e:
+                    if isinstance(e, ApiError) and e.code < 500:
+                        log.warning("event %s refused: %s", event["reason"], e)
+                        break
+                    await trio.sleep(RETRY_SECONDS)
 
     # ---- keeping the cache -----------------------------------------------------------------
     async def run(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
@@ -92,6 +123,7 @@ class ApiStore:
             versions[kind] = await self._relist(kind, initial=True)
         task_status.started()
         async with trio.open_nursery() as nursery:
+            nursery.start_soon(self._post_events)
             for kind in self.kinds:
                 nursery.start_soon(self._follow, kind, versions[kind])
 

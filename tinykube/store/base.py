@@ -54,6 +54,12 @@ Key = tuple[str, str, str]  # (kind, namespace, name)
 T = TypeVar("T")
 
 
+def _series(involved: dict, type: Any, reason: Any, message: Any) -> tuple:
+    """What makes two events one series (counted, as Kubernetes' event correlator does)."""
+    return (involved.get("kind"), involved.get("namespace", "default"), involved.get("name"),
+            involved.get("uid"), type, reason, message)
+
+
 def clone(obj: dict) -> dict:
     """A deep copy; a pickle round trip is ~5x faster than copy.deepcopy on pod-sized dicts,
     and every read hands out a copy."""
@@ -388,34 +394,49 @@ class Store:
     # ---- events (Kubernetes Events, kept in memory) ------------------------------------
 
     async def record_event(self, obj: dict, type: str, reason: str, message: str, *,
-                           source: str = "tinykube") -> None:
+                           source: str = "tinykube", host: str | None = None) -> None:
         """Record (or count again) an event about `obj`; `source` is the component that
-        reports it, kubectl's "From" column (`kubelet`, `deployment-controller`, ...)."""
+        reports it, kubectl's "From" column (`kubelet`, `deployment-controller`, ...), `host`
+        the node it runs on (agents' kubelets)."""
         meta = obj["metadata"]
-        series = (obj["kind"], meta.get("namespace", "default"), meta["name"], meta.get("uid"),
-                  type, reason, message)
         stamp = now_iso()
-        existing = self._event_series.get(series)
+        involved = {"kind": obj["kind"], "namespace": meta.get("namespace", "default"),
+                    "name": meta["name"], "uid": meta.get("uid"),
+                    "apiVersion": obj.get("apiVersion")}
+        existing = self._event_series.get(_series(involved, type, reason, message))
         if existing is not None:
-            existing["count"] += 1
-            existing["lastTimestamp"] = stamp
+            await self._keep_event(dict(existing, count=existing["count"] + 1,
+                                        lastTimestamp=stamp))
             return
-        event = {
+        await self._keep_event({
             "apiVersion": "v1",
             "kind": "Event",
             "metadata": {"name": f"{meta['name']}.{uuid.uuid4().hex[:16]}",
                          "namespace": meta.get("namespace", "default")},
-            "involvedObject": {"kind": obj["kind"], "namespace": meta.get("namespace", "default"),
-                               "name": meta["name"], "uid": meta.get("uid"),
-                               "apiVersion": obj.get("apiVersion")},
+            "involvedObject": involved,
             "type": type,
             "reason": reason,
             "message": message,
             "count": 1,
             "firstTimestamp": stamp,
             "lastTimestamp": stamp,
-            "source": {"component": source},
-        }
+            "source": {"component": source, **({"host": host} if host else {})},
+        })
+
+    async def _keep_event(self, event: dict) -> None:
+        """Keep a new or recounted event: in memory here; a shared backend stores it so that
+        every server sees it (etcd.py)."""
+        self._remember_event(event)
+
+    def _remember_event(self, event: dict) -> None:
+        """Into the bounded in-memory list: a recount replaces its series' event in place."""
+        inv = event.get("involvedObject") or {}
+        series = _series(inv, event.get("type"), event.get("reason"), event.get("message"))
+        existing = self._event_series.get(series)
+        if existing is not None and existing["metadata"]["name"] == event["metadata"]["name"]:
+            existing.clear()
+            existing.update(event)
+            return
         if len(self._events) == self._events.maxlen:
             oldest = self._events[0]
             self._event_series = {k: v for k, v in self._event_series.items() if v is not oldest}

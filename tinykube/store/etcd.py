@@ -44,6 +44,12 @@ from tinykube.model import integrity
 log = logging.getLogger("tinykube.store.etcd")
 
 PREFIX = b"/registry/"
+# Events live beside the objects, outside the object cache: every server's watch sees them
+# (so `describe` on any server lists them) and etcd drops them after EVENT_TTL_SECONDS, as
+# kube-apiserver's --event-ttl (1 h) does with a lease per write.
+EVENTS_PREFIX = b"/tinykube/events/"
+EVENT_TTL_SECONDS = 3600
+EVENT_LEASE_REUSE_SECONDS = 300  # one lease for the events of 5 min: they go within 5 min
 REPLAY_REVISIONS = 1000  # past revisions a starting cache puts into its watch history
 CATCH_UP_SECONDS = 60.0  # a committed write waits this long for the cache to see it
 RECONNECT_SECONDS = (0.2, 5.0)  # the watch's reconnect back-off: first, at most
@@ -62,6 +68,18 @@ def store_key(raw: bytes) -> Key | None:
     return (parts[0], parts[1], parts[2]) if len(parts) == 3 else None
 
 
+def _event_of(kv: dict) -> dict | None:
+    try:
+        event = json.loads(unb64(kv.get("value")))
+    except ValueError:
+        return None
+    ok = (isinstance(event, dict) and isinstance(event.get("metadata"), dict)
+          and isinstance(event.get("involvedObject"), dict)
+          and isinstance(event.get("count"), int)
+          and {"name", "namespace"} <= event["metadata"].keys())
+    return event if ok else None
+
+
 def _encode(obj: dict) -> str:
     stored = dict(obj, metadata={k: v for k, v in obj["metadata"].items()
                                  if k != "resourceVersion"})
@@ -75,6 +93,7 @@ class EtcdStore(Store):
         self._seen = 0  # the last revision the cache's watch delivered
         self._loaded = 0  # the revision the cache was listed at
         self._following = trio.CancelScope()
+        self._lease: tuple[str, float] | None = None  # (etcd lease id, when granted): events
 
     @classmethod
     @asynccontextmanager
@@ -88,6 +107,7 @@ class EtcdStore(Store):
         try:
             store = cls(client)
             await store._list()
+            await store._load_events()
             # The history is replayed from before this (see _follow); until then nothing older.
             store._rv = store._history_floor = store._loaded
             async with trio.open_nursery() as nursery:
@@ -120,6 +140,38 @@ class EtcdStore(Store):
                 objects[key] = obj
         self._objects = objects
         self._loaded = at
+
+    async def _load_events(self) -> None:
+        _, kvs = await self.client.range_prefix(EVENTS_PREFIX)
+        events = [e for e in (_event_of(kv) for kv in kvs) if e is not None]
+        for event in sorted(events, key=lambda e: str(e.get("lastTimestamp") or "")):
+            self._remember_event(event)
+
+    async def _keep_event(self, event: dict) -> None:
+        """Into etcd (every server's watch remembers it, this one's included); events are
+        best effort, as the kubelet's event broadcaster: etcd away, only this server keeps
+        it."""
+        meta = event["metadata"]
+        key = EVENTS_PREFIX + f"{meta['namespace']}/{meta['name']}".encode()
+        try:
+            put: dict[str, Any] = {"key": b64(key), "value": b64(json.dumps(
+                event, separators=(",", ":")))}
+            lease = await self._event_lease()
+            if lease:
+                put["lease"] = lease
+            response = await self.client.call("/v3/kv/put", put)
+            await self.wait_for_resource_version(revision(response), CATCH_UP_SECONDS)
+        except (StoreUnavailable, httpx.HTTPError, ValueError) as e:
+            log.warning("event %s/%s not stored in etcd (%s): kept by this server only",
+                        meta["namespace"], meta["name"], e)
+            self._remember_event(event)
+
+    async def _event_lease(self) -> str | None:
+        now = trio.current_time()
+        if self._lease is None or now - self._lease[1] > EVENT_LEASE_REUSE_SECONDS:
+            granted = await self.client.call("/v3/lease/grant", {"TTL": EVENT_TTL_SECONDS})
+            self._lease = (str(granted["ID"]), now) if granted.get("ID") else None
+        return self._lease[0] if self._lease else None
 
     def _decode(self, key: Key, kv: dict, *, check_values: bool = True
                 ) -> tuple[dict | None, str]:
@@ -206,8 +258,13 @@ class EtcdStore(Store):
         kv = event.get("kv", {})
         rev = int(kv.get("mod_revision", 0))
         self._seen = max(self._seen, rev)
-        key = store_key(unb64(kv.get("key")))
+        raw = unb64(kv.get("key"))
+        key = store_key(raw)
         if key is None:
+            if raw.startswith(EVENTS_PREFIX) and event.get("type") != "DELETE":
+                recorded = _event_of(kv)
+                if recorded is not None:
+                    self._remember_event(recorded)
             self._advance(rev)
             return
         if rev <= self._loaded:  # already in the cache: only the history wants it
