@@ -109,3 +109,26 @@ def test_reset_removes_host_gw_routes(tmp_path):
     finally:
         remove_node(node, veth)
         net.remove()
+
+
+def test_a_cluster_never_shares_another_clusters_node_subnet(monkeypatch):
+    """Two local clusters starting together may pick the same /24: the one that finds the
+    other's bridge routing it picks again, and leaves the other's bridge alone."""
+    from tinykube.cluster import nodenet
+
+    tag = secrets.token_hex(2)
+    taken = choose_subnet()
+    other = NodeNetwork(f"tkncl{tag}a", taken)
+    other.create()
+    picks = iter([taken])
+    monkeypatch.setattr(nodenet, "choose_subnet", lambda: next(picks, None) or choose_subnet())
+    try:
+        mine = nodenet.claim_node_network(f"tkncl{tag}b")
+        try:
+            assert mine.subnet != taken
+            assert mine.sole_route() and other.sole_route()
+        finally:
+            mine.remove()
+        assert other.bridge in host_links()
+    finally:
+        other.remove()

@@ -26,8 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .nodenet import (
-    NodeNetwork,
-    choose_subnet,
+    claim_node_network,
     command_in,
     node_netns_name,
     remove_bridge,
@@ -111,8 +110,7 @@ class LocalCluster:
         self.octet = random.randrange(100, 200)
         self.cluster_cidr = f"10.{self.octet}.0.0/16"
         self.client = Client(self.socket_of(1))
-        self.node_net = NodeNetwork(f"tkncl{self.tag}", choose_subnet())
-        self.node_net.create()
+        self.node_net = claim_node_network(f"tkncl{self.tag}")
 
     def socket_of(self, index: int) -> Path:
         return self.base / f"server{index}.sock"

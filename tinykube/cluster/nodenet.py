@@ -52,6 +52,19 @@ def choose_subnet() -> ipaddress.IPv4Network:
     raise RuntimeError(f"every /24 of {NODE_RANGE} is routed on this machine already")
 
 
+def claim_node_network(bridge: str, attempts: int = 5) -> NodeNetwork:
+    """A NodeNetwork on a free /24 with its bridge created. Two clusters starting at the same
+    moment may pick the same /24: the one that finds another link routing it gives its pick
+    up and picks again."""
+    for _ in range(attempts):
+        network = NodeNetwork(bridge, choose_subnet())
+        network.create()
+        if network.sole_route():
+            return network
+        network.remove()
+    raise RuntimeError(f"no free /24 in {NODE_RANGE} for bridge {bridge} after {attempts} tries")
+
+
 def netns_path(name: str) -> Path:
     return NETNS_DIR / name
 
@@ -91,6 +104,16 @@ class NodeNetwork:
                 ipr.addr("add", index=index, address=self.gateway,
                          prefixlen=self.subnet.prefixlen)
             ipr.link("set", index=index, state="up")
+
+    def sole_route(self) -> bool:
+        """Whether the bridge is the only link with a route to the subnet."""
+        with IPRoute() as ipr:
+            index = ipr.link_lookup(ifname=self.bridge)[0]
+            return all(route.get_attr("RTA_OIF") == index
+                       for route in ipr.get_routes(family=2, table=254)
+                       if route.get_attr("RTA_DST") and ipaddress.IPv4Network(
+                           f"{route.get_attr('RTA_DST')}/{route['dst_len']}",
+                           strict=False).overlaps(self.subnet))
 
     def add_node(self, name: str, host_veth: str, address: str) -> None:
         """Node netns `name` with `eth0` at `address` on the cluster bridge; the node forwards
