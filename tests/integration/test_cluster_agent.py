@@ -10,11 +10,9 @@ import subprocess
 import sys
 
 import pytest
-from pyroute2 import IPRoute
 
+from tests.integration.clusternet import assert_cross_node_fetch
 from tinykube.cluster.local import LocalCluster
-from tinykube.cluster.nodenet import links_in, routes_in
-from tinykube.cluster.routes import ROUTE_PROTO
 from tinykube.testing.daemon import wait_for
 
 pytestmark = pytest.mark.root
@@ -92,87 +90,9 @@ def test_agents_run_the_pods_bound_to_them_and_failed_nodes_are_drained(cluster,
              what="all pods gone")
 
 
-HTTP_SERVER = """
-apiVersion: v1
-kind: Pod
-metadata: {{name: {name}}}
-spec:
-  nodeName: {node}
-  restartPolicy: {restart}
-  terminationGracePeriodSeconds: 0
-  containers:
-  - name: main
-    command: {command}
-"""
-
-
-# Answers every GET with the address the request came from, as the server saw it.
-ECHO_SERVER = ('[python3, -c, "import http.server as h\\n'
-               'class E(h.BaseHTTPRequestHandler):\\n'
-               '    def do_GET(self):\\n'
-               '        body = self.client_address[0].encode()\\n'
-               '        self.send_response(200)\\n'
-               '        self.send_header(\'Content-Length\', str(len(body)))\\n'
-               '        self.end_headers()\\n'
-               '        self.wfile.write(body)\\n'
-               'h.HTTPServer((\'\', 8080), E).serve_forever()"]')
-
-# Fetches from the server by IP; succeeds only if the server saw this pod's own address
-# (routed, not translated on the way).
-FETCH = ('[python3, -c, "import http.client, sys, time\\nfor _ in range(100):\\n'
-         '    try:\\n'
-         '        c = http.client.HTTPConnection(\'{ip}\', 8080, timeout=2)\\n'
-         '        c.request(\'GET\', \'/\')\\n'
-         '        mine = c.sock.getsockname()[0]\\n'
-         '        seen = c.getresponse().read().decode()\\n'
-         '        sys.exit(0 if seen == mine else 3)\\n'
-         '    except OSError:\\n'
-         '        time.sleep(0.2)\\nsys.exit(4)"]')
-
-
-def host_veth(pod: dict) -> str:
-    return f"tkv{pod['metadata']['uid'][:8]}"
-
-
 def test_a_pod_fetches_over_http_from_a_pod_on_another_node(cluster):
     """Each agent in its own node netns: the client pod's packets leave node a through the
     host-gw route to b's slice via b's node address, cross the cluster bridge, and reach the
     server pod with the client's own pod IP as their source."""
     a, b = cluster.add_agent(), cluster.add_agent()
-
-    def apply(manifest):
-        subprocess.run([sys.executable, "-m", "tinykube.cli.main", "--socket",
-                        str(cluster.socket_of(1)), "apply", "-f", "-"], input=manifest,
-                       text=True, capture_output=True, check=True, timeout=60)
-    apply(HTTP_SERVER.format(name="server-b", node=b.name, restart="Always",
-                             command=ECHO_SERVER))
-    server_ip = wait_for(lambda: cluster.client.get("Pod", "server-b", "default").get(
-        "status", {}).get("podIP"), timeout=60, what="server-b's IP")
-    assert ipaddress.ip_address(server_ip) in ipaddress.ip_network(b.cidr)
-    # Node a routes b's slice via b's node address (installed by a's agent, in a's netns
-    # only), and reaches b's slice no other way.
-    wait_for(lambda: (b.cidr, b.address, ROUTE_PROTO) in routes_in(a.netns), timeout=30,
-             what=f"the route to {b.cidr} via {b.address} in {a.netns}")
-    assert [r for r in routes_in(a.netns)
-            if ipaddress.ip_network(r[0]).overlaps(ipaddress.ip_network(b.cidr))] == [
-        (b.cidr, b.address, ROUTE_PROTO)]
-    apply(HTTP_SERVER.format(name="client-a", node=a.name, restart="Never",
-                             command=FETCH.format(ip=server_ip)))
-    done = wait_for(lambda: cluster.client.get("Pod", "client-a", "default").get(
-        "status", {}).get("phase") in ("Succeeded", "Failed") and
-        cluster.client.get("Pod", "client-a", "default"), timeout=60, what="client-a done")
-    state = done["status"]["containerStatuses"][0]["state"]
-    assert done["status"]["phase"] == "Succeeded", state
-    assert ipaddress.ip_address(done["status"]["podIP"]) in ipaddress.ip_network(a.cidr)
-    # The two pods hang off different node netns: a's slice is on a's pod bridge, which
-    # only a's netns has, and the server's veth is in b's netns, not in a's nor the host's.
-    server = cluster.client.get("Pod", "server-b", "default")
-    with IPRoute() as ipr:
-        on_host = {link.get_attr("IFLA_IFNAME") for link in ipr.get_links()}
-    assert a.bridge in links_in(a.netns) and a.bridge not in links_in(b.netns) | on_host
-    assert host_veth(server) in links_in(b.netns)
-    assert host_veth(server) not in links_in(a.netns) | on_host
-    for name in ("client-a", "server-b"):
-        cluster.client.delete("Pod", name, "default")
-    wait_for(lambda: not cluster.client.list("Pod", "default"), timeout=60,
-             what="all pods gone")
+    assert_cross_node_fetch(cluster, client_node=a, server_node=b)

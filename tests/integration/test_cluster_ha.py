@@ -1,5 +1,6 @@
 """Issue 21's cluster on one machine: a real etcd on loopback, two `tinykube server`s on it,
-three `tinykube agent`s. A 6-replica Deployment spreads 2/2/2; killing the leading server,
+three `tinykube agent`s, each in its own node netns. A 6-replica Deployment spreads 2/2/2; a
+pod on one node fetches over HTTP by IP from a pod on another; killing the leading server,
 the other takes over within the lease time and a rollout started meanwhile completes;
 killing an agent, its pods are replaced on the other nodes after the (short) timeout."""
 
@@ -12,6 +13,7 @@ import time
 
 import pytest
 
+from tests.integration.clusternet import assert_cross_node_fetch
 from tinykube.client import Client
 from tinykube.cluster.election import LEADER_LEASE_NAME, LEADER_LEASE_NAMESPACE
 from tinykube.cluster.local import LocalCluster
@@ -81,6 +83,9 @@ def test_two_servers_three_agents_leader_and_agent_failover(cluster):
     apply(cluster.socket_of(1), deployment("1"))
     wait_for(lambda: ready_by_node(cluster.client, "1") == {a.name: 2 for a in agents},
              timeout=90, what="6 ready pods spread 2/2/2")
+    # Every agent is in its own node netns: a pod on the first node fetches from a pod on
+    # the third by IP, through the host-gw route between them.
+    assert_cross_node_fetch(cluster, client_node=agents[0], server_node=agents[2])
 
     leader = holder(cluster.client)
     assert leader in ("server1", "server2")
