@@ -132,3 +132,43 @@ def test_a_cluster_never_shares_another_clusters_node_subnet(monkeypatch):
         assert other.bridge in host_links()
     finally:
         other.remove()
+
+
+def test_cluster_up_and_down_leave_nothing_behind(tmp_path):
+    """`scripts/cluster up 2` (what it execs): etcd, a server and two agents in node netns,
+    Ready at addresses on the cluster bridge; `down` stops those processes and removes every
+    netns, link, cgroup and file they made."""
+    import json
+    import os
+
+    from tinykube.client import Client
+    from tinykube.cluster import local
+
+    base = tmp_path / "cluster"
+    try:
+        kubeconfig = local.up(2, base)
+        state = json.loads((base / local.STATE_FILE).read_text())
+        bridge = state["cluster_bridge"]
+        tag = bridge.removeprefix("tkncl")
+        assert kubeconfig.exists() and bridge in host_links()
+        client = Client(base / "server1.sock")
+        try:
+            nodes = client.list("Node", "default")
+        finally:
+            client.close()
+        assert sorted(n["metadata"]["name"] for n in nodes) == [f"tkn{tag}1", f"tkn{tag}2"]
+        for agent in state["agents"]:
+            assert agent["netns"] in netns.listnetns()
+            assert agent["bridge"] in links_in(agent["netns"])  # its pod bridge: in there
+            assert agent["bridge"] not in host_links()
+        pids = [state["etcd"], *state["servers"], *(a["pid"] for a in state["agents"])]
+    finally:
+        if (base / local.STATE_FILE).exists():
+            local.down(base)
+    assert not base.exists()
+    assert not [n for n in netns.listnetns() if tag in n]
+    assert not [name for name in host_links() if tag in name]
+    assert not cgroups_named(f"tinykube-tkn{tag}")
+    for pid in pids:
+        assert not os.path.exists(f"/proc/{pid}") or \
+            Path(f"/proc/{pid}/stat").read_text().split()[2] == "Z", f"pid {pid} left running"
