@@ -14,7 +14,7 @@ from typing import Any
 
 import trio
 
-from tinykube.api.auth import BearerAuth
+from tinykube.api.auth import BearerAuth, Nodes
 from tinykube.api.tls import Listen, Pki
 
 KUBECONFIG_PATH = "/tinykube/kubeconfig"
@@ -40,8 +40,10 @@ def check_free(listen: Listen) -> None:
                               ) from None
 
 
-async def serve_tls(app: Any, listen: Listen, pki: Pki, *,
+async def serve_tls(app: Any, listen: Listen, pki: Pki, *, nodes: Nodes | None = None,
                     task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
+    """`nodes`: in cluster mode, the node credentials (agents exchange the join token for
+    one, and may then do only what a node may)."""
     from hypercorn.config import Config
     from hypercorn.trio import serve as hypercorn_serve
 
@@ -56,7 +58,8 @@ async def serve_tls(app: Any, listen: Listen, pki: Pki, *,
     config.h11_max_incomplete_size = 64 * 1024
     token = await trio.to_thread.run_sync(pki.token)
     node_tokens = await trio.to_thread.run_sync(pki.node_tokens)
-    await hypercorn_serve(BearerAuth(app, token, *node_tokens), config,  # type: ignore[arg-type]
+    await hypercorn_serve(BearerAuth(app, token, *node_tokens, nodes=nodes),  # type: ignore[arg-type]
+                          config,
                           task_status=task_status, mode="asgi")
 
 

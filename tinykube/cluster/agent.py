@@ -61,6 +61,7 @@ async def run(config: AgentConfig, *, task_status: Any = trio.TASK_STATUS_IGNORE
     for directory in (config.root, config.run_dir):
         directory.mkdir(parents=True, exist_ok=True, mode=0o700)
     objects = ApiObjects(ServerPool(config.servers, config.token, config.ca_file))
+    await _exchange_join_token(objects, config.node_name)
     api_store = ApiStore(objects, WATCHED_KINDS)
     api_store.host = config.node_name
     cpu, memory = host_capacity()
@@ -107,6 +108,29 @@ async def run(config: AgentConfig, *, task_status: Any = trio.TASK_STATUS_IGNORE
     finally:
         remove_pid_file(config.run_dir)
         network.close()
+
+
+async def _exchange_join_token(objects: ApiObjects, node_name: str) -> None:
+    """Trade the join token for this node's own credential, as a k3s agent joins: from
+    here on the agent may do only what a node may (tinykube/api/nodeauthz.py)."""
+    from tinykube.api.auth import EXCHANGE_PATH
+    from tinykube.client import DaemonUnreachable
+    from tinykube.model.errors import ApiError
+
+    while True:
+        try:
+            issued = await objects.call("POST", EXCHANGE_PATH, {"nodeName": node_name})
+            objects.pool.token = str(issued["token"])
+            log.info("node %s: exchanged the join token for its node credential", node_name)
+            return
+        except (DaemonUnreachable, OSError) as e:
+            log.warning("node %s: joining: %s; retrying", node_name, e)
+        except ApiError as e:
+            if e.code < 500:
+                raise SystemExit(f"node {node_name}: the server refused the join token: "
+                                 f"{e}") from None
+            log.warning("node %s: joining: %s; retrying", node_name, e)
+        await trio.sleep(0.5)
 
 
 async def _allocated_cidr(heartbeat: Heartbeat) -> str:

@@ -15,11 +15,13 @@ import secrets
 import signal
 import socket
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import trio
 
+from .credentials import NodeCredentials
 from .election import LEASE_SECONDS, LeaderElector
 from .kubeletproxy import KubeletProxy
 from .objects import StoreObjects
@@ -108,7 +110,8 @@ async def _serve(store: Any, config: ServerConfig, task_status: Any) -> None:
     async with trio.open_nursery() as nursery:
         nursery.start_soon(stop_on_signal, nursery.cancel_scope)
         await nursery.start(serve, WithKubeconfig(api, config.listen, pki), config.socket_path)
-        await nursery.start(serve_tls, api, config.listen, pki)
+        await nursery.start(partial(serve_tls, nodes=NodeCredentials(store)), api,
+                            config.listen, pki)
         await nursery.start(elector.run, lead)
         log.info("tinykube server %s serving on %s and %s (root %s); agents join with the "
                  "token in %s", identity, config.socket_path, config.listen.url, config.root,

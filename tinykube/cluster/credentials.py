@@ -1,0 +1,69 @@
+"""Node credentials: what an agent gets for its join token (`POST /tinykube/v1/
+nodecredentials`), a bearer token that acts as that node only (tinykube/api/nodeauthz.py).
+
+As k3s keeps its node passwords, each node's credential lives in the store as a Secret in
+kube-system (so every server of the cluster knows it), holding only the token's SHA-256.
+Issuing a new one for a node replaces the old one: a restarted agent gets a fresh credential
+and the previous one stops working.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import hmac
+import secrets
+from typing import Any
+
+from tinykube.model.errors import AlreadyExists, Conflict, NotFound
+
+NAMESPACE = "kube-system"
+NODE_LABEL = "tinykube.io/node-credential"  # value: the node's name
+HASH_ANNOTATION = "tinykube.io/token-sha256"
+
+
+def secret_name(node: str) -> str:
+    return f"tinykube-node-{node}"
+
+
+def _digest(token: bytes) -> str:
+    return hashlib.sha256(token).hexdigest()
+
+
+class NodeCredentials:
+    def __init__(self, store: Any) -> None:
+        self.store = store
+
+    def node_of(self, token: bytes) -> str | None:
+        """The node whose credential `token` is, or None."""
+        digest = _digest(token).encode()
+        for secret in self.store.list("Secret", NAMESPACE):
+            meta = secret["metadata"]
+            node = (meta.get("labels") or {}).get(NODE_LABEL)
+            stored = (meta.get("annotations") or {}).get(HASH_ANNOTATION, "").encode()
+            if node and stored and hmac.compare_digest(stored, digest):
+                return str(node)
+        return None
+
+    async def issue(self, node: str) -> str:
+        """A new credential for `node`, replacing its previous one."""
+        token = "tkn" + secrets.token_urlsafe(32)
+        meta = {"name": secret_name(node), "namespace": NAMESPACE,
+                "labels": {NODE_LABEL: node},
+                "annotations": {HASH_ANNOTATION: _digest(token.encode())}}
+        for _ in range(5):
+            current = self.store.try_get("Secret", NAMESPACE, secret_name(node))
+            try:
+                if current is None:
+                    await self.store.create({"apiVersion": "v1", "kind": "Secret",
+                                             "metadata": meta, "type": "Opaque"}, durable=True)
+                else:
+                    updated = copy.deepcopy(current)
+                    updated["metadata"].setdefault("labels", {}).update(meta["labels"])
+                    updated["metadata"].setdefault("annotations", {}).update(
+                        meta["annotations"])
+                    await self.store.update(updated, durable=True)
+                return token
+            except (AlreadyExists, Conflict, NotFound):
+                continue  # another server issued one meanwhile: replace that one
+        raise Conflict(f"the credential of node {node} keeps changing; try again")
