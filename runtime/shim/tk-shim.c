@@ -562,11 +562,12 @@ static void write_all(const char *data, ssize_t n) {
     }
 }
 
-/* The file only ever gets whole lines, as containerd writes them: what follows the last
- * newline waits in `buf` for the rest of its line, so a reader never sees half a line that
- * is still being written. A line longer than LOG_LINE_MAX (containerd's default
- * max_container_log_line_size) goes out in pieces, and whatever is pending when the app is
- * gone goes out as it is. */
+/* While output streams in, the file gets whole lines only: what follows the last newline
+ * waits in `buf` for the rest of its line, so `logs --tail` of a busy app never ends in half
+ * a line (containerd buffers likewise). Once the app pauses (a poll finds nothing for
+ * 100 ms) the unfinished line goes out as it is, so a prompt without a newline still shows,
+ * as with conmon. A line longer than LOG_LINE_MAX (containerd's default
+ * max_container_log_line_size) goes out in pieces, and what is pending at exit goes out. */
 #define LOG_LINE_MAX 16384
 #define LOG_READ_SIZE 65536
 
@@ -607,6 +608,8 @@ static void *copy_logs(void *unused) {
         int r = poll(&p, 1, exited ? 0 : 100);
         if (r == 0) {
             if (exited) break;
+            if (pending > 0) write_lines(buf, pending, &size);
+            pending = 0;
             continue;
         }
         if (r < 0) {
