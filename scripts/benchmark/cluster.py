@@ -1,5 +1,6 @@
 """Cluster mode (issue 21): a real etcd on loopback, two `tinykube server`s on it and three
-`tinykube agent`s on this machine (tinykube/cluster/local.py, as the multi-node tests).
+`tinykube agent`s on this machine, each in its own node netns (tinykube/cluster/local.py,
+as the multi-node tests).
 
 - Pod start: create a Pod through the API → Running as reported by its agent (scheduler bind,
   agent watch, start, status write back through the API). Polled every 20 ms.
