@@ -54,7 +54,7 @@ class DaemonConfig:
     cluster_dns: bool = True  # a DNS server on the bridge's gateway address, port 53
     dns_upstream: str = "host"  # names outside the cluster: host | none | IP[:PORT]
     store: StoreLocation | None = None  # None: the embedded SQLite store under root
-    warm_sandboxes: int = 3  # pre-made pod sandboxes (runtime/warmpool.py); 0: none
+    warm_sandboxes: int = 0  # pre-made pod sandboxes (runtime/warmpool.py); 0: none
     node_name: str = ""  # this node's Node object ("": from the host name)
 
     @property

@@ -1,9 +1,10 @@
 """Pod start: from sending a Pod to the API to the watch showing every container running.
 
 Cold and warm starts are measured apart, never blended: the cold samples on a daemon with
-`--warm-sandboxes 0` (every pod builds its sandbox), the warm ones on a daemon with its
-default pool, each sample taken once the pool is full again and checked afterwards to have
-got a pool sandbox (its pause ran in a pool member's cgroup before the pod was created).
+`--warm-sandboxes 0` (the default: every pod builds its sandbox), the warm ones on a daemon
+with a pool of `warmpool.DEFAULT_SIZE`, each sample taken once the pool is full again and
+checked afterwards to have got a pool sandbox (its pause ran in a pool member's cgroup
+before the pod was created).
 
 Samples are interleaved (tinykube, floor, Podman, tinykube, ...) so drifting background load
 hits all three alike and the ratios compare like with like. Each pod is deleted, and gone,
@@ -20,6 +21,8 @@ from .context import Context
 from .report import Section, Target
 from .stats import Summary, ratio, scaled
 from .watching import Watcher, running
+
+from tinykube.runtime.warmpool import DEFAULT_SIZE
 
 LABEL = "bench-start"
 BATCH = 20
@@ -141,9 +144,9 @@ def run(ctx: Context) -> Section:
 
 def warm_starts(ctx: Context) -> tuple[list[float], list[float], int]:
     """(warm create → running samples, floor samples between them, how many samples got a
-    pool sandbox) on a daemon with its default pool."""
+    pool sandbox) on a daemon with a pool."""
     samples, floors, served = [], [], 0
-    d = ctx.daemon()
+    d = ctx.daemon(warm_sandboxes=DEFAULT_SIZE)
     try:
         with Watcher(d.socket, "Pod", label_selector=f"{LABEL}=1") as watch:
             pool.wait_full(d)

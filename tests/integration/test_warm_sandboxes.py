@@ -1,6 +1,7 @@
 """Warm sandboxes (runtime/warmpool.py) on a real daemon: a pod that gets one has its own
 hostname, address, cgroup with its limits and files; a clean stop, a restart after kill -9
-and `reset` leave no pool member behind; `--warm-sandboxes 0` starts every pod cold.
+and `reset` leave no pool member behind; `--warm-sandboxes 0` (the default) starts every pod
+cold.
 
 A pod is known to have got a warm sandbox when its pause (named by its record) is a process
 that ran in a pool member's cgroup before the pod was created."""
@@ -18,8 +19,18 @@ import pytest
 from tests.integration.daemon import Daemon, container_pid, wait_for
 from tinykube.runtime.cgroups import detect
 from tinykube.runtime.warmpool import DEFAULT_SIZE, is_pool_uid
+from tinykube.testing.lifecycle import running
 
 pytestmark = pytest.mark.root
+
+
+@pytest.fixture
+def daemon(tmp_path):
+    """A daemon with a pool of DEFAULT_SIZE warm sandboxes (a daemon has none by default)."""
+    d = Daemon(tmp_path)
+    d.extra_args = ["--warm-sandboxes", str(DEFAULT_SIZE)]
+    with running(d) as started:
+        yield started
 
 
 def pod(name: str) -> str:
@@ -173,7 +184,7 @@ def test_a_clean_stop_and_reset_leave_no_pool_member(daemon: Daemon):
 
 def test_no_pool_every_pod_starts_cold(daemon: Daemon):
     daemon.stop(signal.SIGTERM)
-    daemon.extra_args = ["--warm-sandboxes", "0"]
+    daemon.extra_args = []  # the default: no pool
     daemon.start()
     daemon.apply(pod("cold"))
     obj = daemon.wait_running("cold")

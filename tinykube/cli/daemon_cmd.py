@@ -58,10 +58,12 @@ def register(commands: argparse._SubParsersAction) -> None:
                    help="where cluster DNS sends names outside cluster.local (default: the "
                         "host's first nameserver; none: refuse them)")
     add_store_arguments(p)
-    p.add_argument("--warm-sandboxes", type=_warm_sandboxes, default=3, metavar="N",
+    # Default none: a pool sandbox saved ~1.5 ms of a 32 ms start on a quiet machine and
+    # nothing measurable under load (docs/BENCHMARK.md), for 3 idle sandboxes per daemon.
+    p.add_argument("--warm-sandboxes", type=_warm_sandboxes, default=0, metavar="N",
                    help="pod sandboxes kept ready (pause, netns with veth and address, "
                         "cgroup) and handed to new pods for a faster start; refilled in the "
-                        "background when no pod is starting; 0: none (default 3)")
+                        "background when no pod is starting (default 0: none)")
     p.add_argument("--node-name", default="", type=_node_name, metavar="NAME",
                    help="name of this machine's Node object (default: the host name)")
     p.set_defaults(handler=daemon)
