@@ -2,9 +2,9 @@
 simplified to what `tinykube agent` needs.
 
 A node may read pods, nodes, leases, claims, services, endpoint slices, config maps, events
-and namespaces (never secrets: the node credentials themselves are secrets); create and
-update its own Node (and its status) and its own Lease in kube-node-lease; update the status
-of, and delete, pods bound to it; and post events. Anything else is 403, naming the node,
+and namespaces (never secrets: the node credentials themselves are secrets; nor pods' logs);
+create and update its own Node (and its status) and its own Lease in kube-node-lease; update
+the status of, and delete, pods bound to it; and post events. Anything else is 403, naming the node,
 the verb, the resource and the rule, as the Node authorizer's denials do.
 """
 
@@ -39,8 +39,10 @@ def refusal(node: str, method: str, target: Target | None, body_name: str | None
         return None if method == "GET" else _denied(node, method, None, "only reads")
     kind, name = target.info.kind, target.name
     if method == "GET":
-        if kind in READABLE:
+        if kind in READABLE and target.subresource not in ("log", "exec"):
             return None
+        if target.subresource in ("log", "exec"):
+            return _denied(node, method, target, "a node may not read pods' logs")
         return _denied(node, method, target, f"a node may not read {target.info.plural}")
     if kind == "Event" and method == "POST" and name is None:
         return None
