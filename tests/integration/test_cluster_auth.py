@@ -105,7 +105,16 @@ def test_a_node_credential_may_do_only_what_a_node_may(cluster):
     assert node.get("/api/v1/namespaces/default/pods").status_code == 401
     assert https(cluster, again.json()["token"]).get(
         "/api/v1/namespaces/default/pods").status_code == 200
-    # The agent, with its own credential, still heartbeats and reports its pods.
+    # The join token cannot take over a node another agent runs: its node password (made
+    # by the agent under its root) is needed, and the agent's credential stays valid.
+    lease_path = f"/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases/{agent.name}"
+    renewed = admin.get(lease_path).json()["spec"]["renewTime"]
+    for attempt in ({"nodeName": agent.name}, {"nodeName": agent.name, "nodePassword": "x"}):
+        taken = joiner.post("/tinykube/v1/nodecredentials", json=attempt)
+        assert taken.status_code == 403
+        assert "node password does not match" in taken.json()["message"]
+    wait_for(lambda: admin.get(lease_path).json()["spec"]["renewTime"] != renewed,
+             timeout=30, what="the agent renewing its Lease with its own credential")
     assert cluster.node_ready(agent.name)
     for path in ("/api/v1/namespaces/default/pods/mine", "/api/v1/nodes/tkother"):
         admin.delete(path, params={"gracePeriodSeconds": "0"})

@@ -29,7 +29,7 @@ class Nodes(Protocol):
 
     def node_of(self, token: bytes) -> str | None: ...
 
-    async def issue(self, node: str) -> str: ...
+    async def issue(self, node: str, password: str | None = None) -> str: ...
 
 
 class BearerAuth:
@@ -76,20 +76,29 @@ class BearerAuth:
             await _refuse(scope, send)
 
     async def _exchange(self, receive: Any, send: Any) -> None:
+        from tinykube.model.errors import ApiError
         from tinykube.model.names import dns1123_subdomain
 
         assert self.nodes is not None
         body, _ = await _read_body(receive)
         try:
-            name = json.loads(body or b"{}").get("nodeName")
+            request = json.loads(body or b"{}")
+            name, password = request.get("nodeName"), request.get("nodePassword")
         except (ValueError, AttributeError):
-            name = None
+            name, password = None, None
         problems = dns1123_subdomain(name) if isinstance(name, str) and name else [
             "Required value"]
         if problems:
             await _send(send, 422, _status(422, "Invalid", f"nodeName: {'; '.join(problems)}"))
             return
-        token = await self.nodes.issue(name)
+        if password is not None and not isinstance(password, str):
+            await _send(send, 422, _status(422, "Invalid", "nodePassword: must be a string"))
+            return
+        try:
+            token = await self.nodes.issue(name, password)
+        except ApiError as e:
+            await _send(send, e.code, e.status())
+            return
         await _send(send, 201, {"apiVersion": "tinykube/v1", "kind": "NodeCredential",
                                 "nodeName": name, "token": token})
 

@@ -61,7 +61,8 @@ async def run(config: AgentConfig, *, task_status: Any = trio.TASK_STATUS_IGNORE
     for directory in (config.root, config.run_dir):
         directory.mkdir(parents=True, exist_ok=True, mode=0o700)
     objects = ApiObjects(ServerPool(config.servers, config.token, config.ca_file))
-    await _exchange_join_token(objects, config.node_name)
+    password = await trio.to_thread.run_sync(node_password, layout.pki_dir(config.root))
+    await _exchange_join_token(objects, config.node_name, password)
     api_store = ApiStore(objects, WATCHED_KINDS)
     api_store.host = config.node_name
     cpu, memory = host_capacity()
@@ -110,7 +111,26 @@ async def run(config: AgentConfig, *, task_status: Any = trio.TASK_STATUS_IGNORE
         network.close()
 
 
-async def _exchange_join_token(objects: ApiObjects, node_name: str) -> None:
+def node_password(directory: Path) -> str:
+    """This agent's node password (k3s' node-password): made once, kept 0600 under its root,
+    so a restart joins again under the same node name and another machine cannot."""
+    import os
+    import secrets
+
+    directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+    path = directory / "node-password"
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return path.read_text().strip()
+    with os.fdopen(fd, "w") as f:
+        f.write(secrets.token_urlsafe(32) + "\n")
+        f.flush()
+        os.fsync(f.fileno())
+    return path.read_text().strip()
+
+
+async def _exchange_join_token(objects: ApiObjects, node_name: str, password: str) -> None:
     """Trade the join token for this node's own credential, as a k3s agent joins: from
     here on the agent may do only what a node may (tinykube/api/nodeauthz.py)."""
     from tinykube.api.auth import EXCHANGE_PATH
@@ -119,7 +139,8 @@ async def _exchange_join_token(objects: ApiObjects, node_name: str) -> None:
 
     while True:
         try:
-            issued = await objects.call("POST", EXCHANGE_PATH, {"nodeName": node_name})
+            issued = await objects.call("POST", EXCHANGE_PATH, {"nodeName": node_name,
+                                                                "nodePassword": password})
             objects.pool.token = str(issued["token"])
             log.info("node %s: exchanged the join token for its node credential", node_name)
             return

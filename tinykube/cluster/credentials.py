@@ -15,11 +15,15 @@ import hmac
 import secrets
 from typing import Any
 
-from tinykube.model.errors import AlreadyExists, Conflict, NotFound
+from tinykube.model.errors import AlreadyExists, ApiError, Conflict, NotFound
 
 NAMESPACE = "kube-system"
 NODE_LABEL = "tinykube.io/node-credential"  # value: the node's name
 HASH_ANNOTATION = "tinykube.io/token-sha256"
+# The agent's node password (k3s' node-password): the first join of a node name records it,
+# later joins under that name must present it, so the join token alone cannot take over a
+# node that another machine runs.
+PASSWORD_ANNOTATION = "tinykube.io/node-password-sha256"
 
 
 def secret_name(node: str) -> str:
@@ -45,14 +49,19 @@ class NodeCredentials:
                 return str(node)
         return None
 
-    async def issue(self, node: str) -> str:
-        """A new credential for `node`, replacing its previous one."""
+    async def issue(self, node: str, password: str | None = None) -> str:
+        """A new credential for `node`, replacing its previous one; 403 when the node name
+        was registered with another node password."""
         token = "tkn" + secrets.token_urlsafe(32)
+        annotations = {HASH_ANNOTATION: _digest(token.encode())}
+        if password:
+            annotations[PASSWORD_ANNOTATION] = _digest(password.encode())
         meta = {"name": secret_name(node), "namespace": NAMESPACE,
-                "labels": {NODE_LABEL: node},
-                "annotations": {HASH_ANNOTATION: _digest(token.encode())}}
+                "labels": {NODE_LABEL: node}, "annotations": annotations}
         for _ in range(5):
             current = self.store.try_get("Secret", NAMESPACE, secret_name(node))
+            if current is not None:
+                _check_password(node, current, password)
             try:
                 if current is None:
                     await self.store.create({"apiVersion": "v1", "kind": "Secret",
@@ -67,3 +76,16 @@ class NodeCredentials:
             except (AlreadyExists, Conflict, NotFound):
                 continue  # another server issued one meanwhile: replace that one
         raise Conflict(f"the credential of node {node} keeps changing; try again")
+
+
+def _check_password(node: str, secret: dict, password: str | None) -> None:
+    registered = (secret["metadata"].get("annotations") or {}).get(PASSWORD_ANNOTATION)
+    if not registered:
+        return
+    offered = _digest(password.encode()) if password else ""
+    if not hmac.compare_digest(registered.encode(), offered.encode()):
+        raise ApiError(
+            f"node {node}: the node password does not match the one this node name joined "
+            f"with (another machine with the same --node-name, or the agent's "
+            f"<root>/pki/node-password was lost: delete the Secret {NAMESPACE}/"
+            f"{secret_name(node)} to let it join again)", code=403, reason="Forbidden")
