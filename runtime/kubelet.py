@@ -103,9 +103,9 @@ class Kubelet:
                 pods = self.store.list("Pod")
                 watch = self.store.watch("Pod", since=self.store.resource_version)
                 with watch:
-                    await self.restore(pods)
+                    found = await self.restore(pods)
                     for pod in pods:
-                        await self._observe(pod)
+                        await self._observe(pod, found)
                     if self.ctx.warm_pool is not None:  # after restore: it sweeps old ones
                         await nursery.start(self.ctx.warm_pool.run)
                     task_status.started()
@@ -123,7 +123,10 @@ class Kubelet:
             self._nursery = None
             self.ctx.sockets.close()
 
-    async def _observe(self, pod: dict[str, Any]) -> None:
+    async def _observe(self, pod: dict[str, Any],
+                       found: dict[str, records.PodRecord] | None = None) -> None:
+        """Start or update the pod's worker; `found`: the records the restore has just read
+        (each is read once at start, not twice; a pod missing there reads its own)."""
         meta = pod["metadata"]
         worker = self.workers.get(meta["uid"])
         if worker is not None:
@@ -138,7 +141,9 @@ class Kubelet:
         if current is None or current["metadata"]["uid"] != meta["uid"]:
             return
         self._note_store_version()  # before the worker writes its record
-        record = records.read_record(self.ctx.run_dir, meta["uid"])
+        record = found.get(meta["uid"]) if found else None
+        if record is None:
+            record = records.read_record(self.ctx.run_dir, meta["uid"])
         worker = PodWorker(self.ctx, current, record)
         self.workers[worker.uid] = worker
         if worker.subdomain:
@@ -187,15 +192,17 @@ class Kubelet:
             self._mark = current
 
     # -- live restore -------------------------------------------------------------------------
-    async def restore(self, pods: list[dict[str, Any]]) -> None:
+    async def restore(self, pods: list[dict[str, Any]]) -> dict[str, records.PodRecord]:
         """Tear down what a previous daemon left for pods that no longer exist; pods that do
-        exist resume from their records when their workers start (see PodWorker)."""
+        exist resume from their records when their workers start (see PodWorker). Returns
+        the readable records of the pods that exist, by uid."""
         live = {pod["metadata"]["uid"] for pod in pods}
         # A pod whose stored object could not be loaded is not gone: leave it alone (neither
         # adopted nor torn down) until `tinykube doctor` has dealt with its row.
         unloadable = {(ns, name) for kind, ns, name in getattr(self.store, "unloadable", {})
                       if kind == "Pod"}
         orphans: dict[str, records.PodRecord | None] = {}
+        found: dict[str, records.PodRecord] = {}
         for record in records.list_records(self.ctx.run_dir):
             if (record.namespace, record.name) in unloadable:
                 log.warning("pod %s/%s: its stored object cannot be loaded; leaving its "
@@ -204,6 +211,8 @@ class Kubelet:
                 live.add(record.uid)
             elif record.uid not in live:
                 orphans[record.uid] = record
+            else:
+                found[record.uid] = record
         try:
             cgroup_uids = await trio.to_thread.run_sync(self.ctx.cgroups.pod_uids)
         except OSError as e:
@@ -223,6 +232,7 @@ class Kubelet:
             await self.teardown_orphan(uid, orphan)
         for line in await self.ctx.network.sweep(live):
             log.info("%s", line)
+        return found
 
     async def teardown_orphan(self, uid: str, record: records.PodRecord | None) -> None:
         known = record or records.PodRecord(uid, "default", uid)
