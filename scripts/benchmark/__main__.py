@@ -4,7 +4,7 @@
                   [--pods 100,500] [--repeat N] [--no-podman]
 
 Measurements (in this order): start, profile (warm), profile-cold, recovery, rollout, restart,
-scale, services, api, cluster.
+scale, services, api, cluster, store.
 `--profile [NAME,...]` also records py-spy flame graphs of the named parts (flamegraph.PROFILES;
 bare `--profile`: the largest scale-out; `all`: every part) as docs/flamegraph-<name>.svg, and
 lists each one's heaviest functions under its section.
@@ -34,6 +34,7 @@ from . import (
     rollout,
     scaleout,
     services,
+    storebench,
 )
 from .context import Context
 from .daemon import reset_everything
@@ -50,6 +51,7 @@ MEASUREMENTS = {
     "services": services.run,
     "api": api.run,
     "cluster": cluster.run,
+    "store": storebench.run,
 }
 
 
@@ -66,6 +68,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--restart-pods", type=int, default=None,
                    help="pods re-adopted by the daemon restart (default 500; quick: 20)")
     p.add_argument("--no-podman", action="store_true", help="skip the Podman column")
+    p.add_argument("--no-warm-pool", action="store_true",
+                   help="skip the warm-sandbox rows and never pass --warm-sandboxes (a "
+                   "revision from before the pool: scripts/bench-ab)")
     p.add_argument("--profile", nargs="?", const=flamegraph.DEFAULT, default="",
                    metavar="NAME,...", help="record py-spy flame graphs of these parts of the "
                    f"run: {','.join(flamegraph.PROFILES)} or all (bare: {flamegraph.DEFAULT})")
@@ -127,6 +132,7 @@ def main(argv: list[str] | None = None) -> int:
     ctx = Context(repeat=args.repeat, quick=args.quick, pod_counts=args.pods,
                   podman=not (args.quick or args.no_podman),
                   idle_seconds=5.0 if args.quick else 30.0, restart_pods=args.restart_pods,
+                  warm_pool=not args.no_warm_pool,
                   profiles=args.profile, profile_dir=args.profile_dir.resolve())
     info = machine()
     print(f"machine: {machine_line(info)}", flush=True)

@@ -30,6 +30,7 @@ from typing import Any
 
 from . import manifests
 from .context import Context
+from .daemon import PYTHON, TARGET
 from .report import Section, Target
 from .stats import Summary, scaled
 
@@ -53,9 +54,9 @@ class ApiOnly:
         self.stamps = self.base / "published"
         with open(self.base / "server.log", "wb") as log:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "scripts.benchmark.apiserver_only", str(self.base),
+                [PYTHON, "-m", "scripts.benchmark.apiserver_only", str(self.base),
                  str(self.socket), str(self.stamps)], stdout=log, stderr=subprocess.STDOUT,
-                cwd=Path(__file__).resolve().parents[2])
+                cwd=TARGET)
         ctx.pids.add(self.process.pid)
         client = Client(self.socket, timeout=5)
         deadline = time.monotonic() + 60

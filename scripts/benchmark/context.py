@@ -19,6 +19,7 @@ class Context:
     podman: bool  # False: skip the peer even where it is installed
     idle_seconds: float
     restart_pods: int
+    warm_pool: bool = True  # False: no warm-sandbox rows (a daemon without --warm-sandboxes)
     profiles: list[str] = field(default_factory=list)  # `--profile`: flamegraph.PROFILES
     profile_dir: Path = Path("docs")
     pod_uids: set[str] = field(default_factory=set)  # every pod seen, for the leak check

@@ -37,6 +37,13 @@ SUBTREE = f"tinykube-bench{_SUFFIX}"
 # benchmark's DNS server refuses names outside the cluster (nothing leaves the machine).
 SERVICE_CIDR = f"10.235.{4 * INSTANCE}.0/22"
 
+# What runs the daemon, the CLI and the API server: this checkout, or (scripts/bench-ab) the
+# checkout of another revision named by TINYKUBE_BENCH_TARGET, with its own .venv, driven by
+# this checkout's benchmark code and client so both revisions are measured the same way.
+_TARGET_ENV = os.environ.get("TINYKUBE_BENCH_TARGET")
+TARGET = Path(_TARGET_ENV).resolve() if _TARGET_ENV else Path(__file__).resolve().parents[2]
+PYTHON = str(TARGET / ".venv" / "bin" / "python") if _TARGET_ENV else sys.executable
+
 
 class BenchDaemon:
     def __init__(self, base: Path | None = None, *, profile_file: Path | None = None,
@@ -66,7 +73,7 @@ class BenchDaemon:
             entry = ["-m", "scripts.benchmark.profiled_daemon", str(self.profile_file)]
         else:
             entry = ["-m", "tinykube.cli.main"]
-        return [sys.executable, *entry, "--socket", str(self.socket), "daemon",
+        return [PYTHON, *entry, "--socket", str(self.socket), "daemon",
                 *self.host_args(), "--service-cidr", SERVICE_CIDR, "--dns-upstream", "none",
                 # the unix socket only: a second daemon on the machine (a user's, another
                 # benchmark's) holds 127.0.0.1:6443
@@ -93,7 +100,7 @@ class BenchDaemon:
             self.started_at = time.monotonic()
             self.process = subprocess.Popen(command, stdout=log,
                                             stderr=subprocess.STDOUT, env=env,
-                                            cwd=Path(__file__).resolve().parents[2])
+                                            cwd=TARGET)
         self.daemon_pid = 0 if flame is not None else self.process.pid
         deadline = self.started_at + timeout
         while time.monotonic() < deadline:
@@ -143,15 +150,15 @@ class BenchDaemon:
     def purge(self) -> None:
         """Stop the daemon and remove everything it made (`tinykube reset --purge`)."""
         self.stop()
-        subprocess.run([sys.executable, "-m", "tinykube.cli.main", "reset", "--purge",
+        subprocess.run([PYTHON, "-m", "tinykube.cli.main", "reset", "--purge",
                         *self.host_args()], capture_output=True, text=True, check=True,
-                       cwd=Path(__file__).resolve().parents[2])
+                       cwd=TARGET)
         shutil.rmtree(self.base, ignore_errors=True)
 
     def cli(self, *args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([sys.executable, "-m", "tinykube.cli.main", "--socket",
+        return subprocess.run([PYTHON, "-m", "tinykube.cli.main", "--socket",
                                str(self.socket), *args], capture_output=True, text=True,
-                              timeout=timeout, check=False, cwd=Path(__file__).resolve().parents[2])
+                              timeout=timeout, check=False, cwd=TARGET)
 
 
 def _cpu_seconds(pid: int) -> float:
@@ -173,11 +180,11 @@ def reset_everything() -> str:
     """`tinykube reset --purge` for the benchmark's names, whatever root a crashed run used."""
     scratch = Path(tempfile.mkdtemp(prefix="tkbench-reset-"))
     try:
-        result = subprocess.run([sys.executable, "-m", "tinykube.cli.main", "reset", "--purge",
+        result = subprocess.run([PYTHON, "-m", "tinykube.cli.main", "reset", "--purge",
                                  "--root", str(scratch / "root"), "--run-dir",
                                  str(scratch / "run"), "--bridge", BRIDGE, "--pod-cidr", CIDR,
                                  "--cgroup-subtree", SUBTREE], capture_output=True, text=True,
-                                check=False, cwd=Path(__file__).resolve().parents[2])
+                                check=False, cwd=TARGET)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     return result.stdout + result.stderr

@@ -62,7 +62,8 @@ def run(ctx: Context) -> Section:
     why_no_podman = peer.missing() if ctx.podman else "skipped (--quick or --no-podman)"
     podman = peer.Podman() if why_no_podman is None else None
     one, call, delete, two, floors, peers = [], [], [], [], [], []
-    d = ctx.daemon(warm_sandboxes=0)
+    # no pool (the default); the flag only where the daemon has it (not before the pool existed)
+    d = ctx.daemon(warm_sandboxes=0) if ctx.warm_pool else ctx.daemon()
     try:
         with Watcher(d.socket, "Pod", label_selector=f"{LABEL}=1") as watch:
             start_one(d, watch, "warm-up")
@@ -93,7 +94,7 @@ def run(ctx: Context) -> Section:
         d.purge()
         if podman:
             podman.close()
-    warm, warm_floors, served = warm_starts(ctx)
+    warm, warm_floors, served = warm_starts(ctx) if ctx.warm_pool else ([], [], 0)
 
     ms = 1000.0
     t_one = section.add("tinykube cold (no warm sandbox): 1-container pod, create → running",
@@ -109,14 +110,18 @@ def run(ctx: Context) -> Section:
     if floor_ratio is not None:
         section.value("tinykube cold / floor (medians)", floor_ratio, "x", Target(3.0))
     section.value(f"tinykube: {BATCH} pods created back to back → all running", batch, "s")
-    t_warm = section.add("tinykube warm (a pool sandbox): 1-container pod, create → running",
-                         Summary.of(scaled(warm, ms), "ms"), Target(10.0))
-    t_warm_floor = section.add("floor, measured between the warm samples",
-                               Summary.of(scaled(warm_floors, ms), "ms"))
-    warm_ratio = ratio(t_warm.summary, t_warm_floor.summary)
-    if warm_ratio is not None:
-        section.value("tinykube warm / floor (medians)", warm_ratio, "x")
-    section.value("warm samples that got a pool sandbox", served, "of " + str(len(warm)))
+    t_warm = None
+    if warm:
+        t_warm = section.add("tinykube warm (a pool sandbox): 1-container pod, create → running",
+                             Summary.of(scaled(warm, ms), "ms"), Target(10.0))
+        t_warm_floor = section.add("floor, measured between the warm samples",
+                                   Summary.of(scaled(warm_floors, ms), "ms"))
+        warm_ratio = ratio(t_warm.summary, t_warm_floor.summary)
+        if warm_ratio is not None:
+            section.value("tinykube warm / floor (medians)", warm_ratio, "x")
+        section.value("warm samples that got a pool sandbox", served, "of " + str(len(warm)))
+    else:
+        section.notes.append("no warm rows: --no-warm-pool")
     if podman:
         t_peer = section.add("podman: pod create + run --rootfs (network none)",
                              Summary.of(scaled(peers, ms), "ms"))
@@ -124,7 +129,7 @@ def run(ctx: Context) -> Section:
         if speedup is not None:
             section.value("podman / tinykube cold (medians)", speedup, "x",
                           Target(10.0, at_most=False))
-        warm_speedup = ratio(t_peer.summary, t_warm.summary)
+        warm_speedup = ratio(t_peer.summary, t_warm.summary) if t_warm else None
         if warm_speedup is not None:
             section.value("podman / tinykube warm (medians)", warm_speedup, "x")
         assert peer_batch is not None

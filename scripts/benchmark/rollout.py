@@ -21,6 +21,7 @@ from pathlib import Path
 
 from . import manifests
 from .context import Context
+from .daemon import PYTHON, TARGET
 from .report import Section, Target
 from .stats import Summary
 from .watching import Watcher
@@ -63,10 +64,10 @@ def _roll(d, name: str, count: int, watch: Watcher) -> tuple[list[float], list[f
         d.client.patch("Deployment", name, manifests.NAMESPACE, {"spec": {"template": {
             "metadata": {"annotations": {"bench/round": str(i)}}}}})
         status = subprocess.run(
-            [sys.executable, "-m", "tinykube.cli.main", "--socket", str(d.socket),
+            [PYTHON, "-m", "tinykube.cli.main", "--socket", str(d.socket),
              "rollout", "status", f"deployment/{name}", "--timeout", "300s"],
             capture_output=True, text=True, check=False,
-            cwd=Path(__file__).resolve().parents[2])
+            cwd=TARGET)
         cli_done = time.monotonic()
         if status.returncode != 0:
             raise RuntimeError(f"rollout status {name}: {status.stdout}{status.stderr}")
