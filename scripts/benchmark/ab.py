@@ -125,7 +125,7 @@ def main(argv: list[str] | None = None) -> int:
     lines = abtable.compare(old_runs, new_runs)
     loads = [r["load_before"][0] for r in old_runs + new_runs]
     print(f"\nold = {rev}, new = {new_rev} (HEAD of {HERE}); {args.rounds} rounds, alternating; "
-          f"load average (1 min) before the runs {min(loads):.1f}–{max(loads):.1f}\n")
+          f"load average (1 min) before the runs {min(loads):.1f}..{max(loads):.1f}\n")
     print(abtable.markdown(lines))
     if args.json:
         args.json.write_text(json.dumps({"old": rev, "new": new_rev, "old_runs": old_runs,

@@ -83,7 +83,7 @@ def markdown(lines: list[Line]) -> str:
     for line in lines:
         ratio = "n/a" if line.ratio is None else f"{line.ratio:.2f}"
         out.append(f"| {line.figure} | {line.unit} "
-                   f"| {_num(line.old_median)} ({_num(min(line.old))}–{_num(max(line.old))}) "
-                   f"| {_num(line.new_median)} ({_num(min(line.new))}–{_num(max(line.new))}) "
+                   f"| {_num(line.old_median)} ({_num(min(line.old))}..{_num(max(line.old))}) "
+                   f"| {_num(line.new_median)} ({_num(min(line.new))}..{_num(max(line.new))}) "
                    f"| {ratio} | {line.verdict} |")
     return "\n".join(out)

@@ -21,7 +21,6 @@ import multiprocessing
 import re
 import shutil
 import subprocess
-import sys
 import tempfile
 import threading
 import time

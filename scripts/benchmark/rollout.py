@@ -15,9 +15,7 @@ from __future__ import annotations
 
 import math
 import subprocess
-import sys
 import time
-from pathlib import Path
 
 from . import manifests
 from .context import Context

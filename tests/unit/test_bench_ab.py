@@ -62,7 +62,7 @@ def test_markdown_has_one_row_per_figure_with_ranges_and_ratio():
                      Line("zero", "s", [0.0], [0.0])])
     rows = text.splitlines()
     assert len(rows) == 4
-    assert rows[2] == ("| API: creates | /s | 1100 (1000–1200) | 2100 (2000–2200) | 1.91 "
+    assert rows[2] == ("| API: creates | /s | 1100 (1000..1200) | 2100 (2000..2200) | 1.91 "
                        "| new better |")
     assert rows[3].endswith("| n/a | within noise |")
 
