@@ -17,7 +17,7 @@ from .stats import Summary, scaled
 
 
 def run(ctx: Context) -> Section:
-    pods = 500 if ctx.quick else 2000
+    pods = 300 if ctx.quick else 1000
     section = Section("Store (SQLite, in-process, one writer)")
     base = Path(tempfile.mkdtemp(prefix="tkbench-store-"))
     try:
