@@ -97,6 +97,14 @@ def bench_once(args: argparse.Namespace, target: Path | None, out: Path) -> dict
     return run
 
 
+def report(rev: str, new_rev: str, old_runs: list[dict[str, Any]],
+           new_runs: list[dict[str, Any]]) -> str:
+    loads = [r["load_before"][0] for r in old_runs + new_runs]
+    return (f"\nold = {rev}, new = {new_rev} (HEAD of {HERE}); {len(old_runs)} round(s), "
+            f"alternating; load average (1 min) before the runs {min(loads):.1f}.."
+            f"{max(loads):.1f}\n\n" + abtable.markdown(abtable.compare(old_runs, new_runs)))
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if os.geteuid() != 0:
@@ -118,15 +126,12 @@ def main(argv: list[str] | None = None) -> int:
                 run = bench_once(args, target, scratch / f"{side}-{r}.json")
                 print(f"  {run['wall_seconds']:.0f} s", flush=True)
                 runs.append(run)
+            # the table so far after every pair: a run cut short still leaves its figures
+            print(report(rev, new_rev, old_runs, new_runs), flush=True)
     finally:
         remove(tree)
         shutil.rmtree(scratch, ignore_errors=True)
         print(reset_everything().strip(), flush=True)
-    lines = abtable.compare(old_runs, new_runs)
-    loads = [r["load_before"][0] for r in old_runs + new_runs]
-    print(f"\nold = {rev}, new = {new_rev} (HEAD of {HERE}); {args.rounds} rounds, alternating; "
-          f"load average (1 min) before the runs {min(loads):.1f}..{max(loads):.1f}\n")
-    print(abtable.markdown(lines))
     if args.json:
         args.json.write_text(json.dumps({"old": rev, "new": new_rev, "old_runs": old_runs,
                                          "new_runs": new_runs}, indent=1))
