@@ -116,5 +116,14 @@ def test_a_node_credential_may_do_only_what_a_node_may(cluster):
     wait_for(lambda: admin.get(lease_path).json()["spec"]["renewTime"] != renewed,
              timeout=30, what="the agent renewing its Lease with its own credential")
     assert cluster.node_ready(agent.name)
+    # Its credential revoked (the Secret deleted), the agent joins again with its password.
+    secret = f"/api/v1/namespaces/kube-system/secrets/tinykube-node-{agent.name}"
+    revoked = admin.get(secret).json()["metadata"]["uid"]
+    assert admin.delete(secret).status_code == 200
+    wait_for(lambda: (again := admin.get(secret)).status_code == 200 and again.json()[
+        "metadata"]["uid"] != revoked, timeout=30, what="the agent's new credential")
+    renewed = admin.get(lease_path).json()["spec"]["renewTime"]
+    wait_for(lambda: admin.get(lease_path).json()["spec"]["renewTime"] != renewed,
+             timeout=30, what="the agent renewing its Lease after joining again")
     for path in ("/api/v1/namespaces/default/pods/mine", "/api/v1/nodes/tkother"):
         admin.delete(path, params={"gracePeriodSeconds": "0"})

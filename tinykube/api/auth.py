@@ -20,6 +20,7 @@ from tinykube.api import nodeauthz
 UNAUTHORIZED = {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
                 "message": "Unauthorized", "reason": "Unauthorized", "code": 401}
 EXCHANGE_PATH = "/tinykube/v1/nodecredentials"
+DRAIN_BYTES = 256 * 1024
 
 
 class Nodes(Protocol):
@@ -58,7 +59,7 @@ class BearerAuth:
             return
         credential = self.credential(scope)
         if credential is None:
-            await _refuse(scope, send)
+            await _refuse(scope, send, receive=receive)
         elif _any_match(credential, self._admin):
             await self.app(scope, receive, send)
         elif _any_match(credential, self._join):
@@ -69,11 +70,11 @@ class BearerAuth:
                 await self._exchange(receive, send)
             else:
                 await _refuse(scope, send, 403, "the join token may only be exchanged for a "
-                              f"node credential (POST {EXCHANGE_PATH})")
+                              f"node credential (POST {EXCHANGE_PATH})", receive)
         elif self.nodes is not None and (node := self.nodes.node_of(credential)) is not None:
             await self._as_node(node, scope, receive, send)
         else:
-            await _refuse(scope, send)
+            await _refuse(scope, send, receive=receive)
 
     async def _exchange(self, receive: Any, send: Any) -> None:
         from tinykube.model.errors import ApiError
@@ -129,7 +130,7 @@ class BearerAuth:
             pod = self.nodes.store.try_get("Pod", target.namespace or "default", target.name)
         why = nodeauthz.refusal(node, scope["method"], target, body_name, pod)
         if why is not None:
-            await _refuse(scope, send, 403, why)
+            await _refuse(scope, send, 403, why, replay)
             return
         await self.app(scope, replay, send)
 
@@ -163,6 +164,20 @@ async def _read_body(receive: Any) -> tuple[bytes, Any]:
     return body, replay
 
 
+async def _drain(receive: Any) -> None:
+    """Read a refused request's body (up to DRAIN_BYTES) before answering: unread, it ends
+    the keep-alive connection just after the answer, and a client reusing that connection
+    meanwhile sees it closed without a response (Go's net/http drains likewise)."""
+    size = 0
+    while size <= DRAIN_BYTES:
+        message = await receive()
+        if message["type"] != "http.request":
+            return
+        size += len(message.get("body", b""))
+        if not message.get("more_body"):
+            return
+
+
 def _status(code: int, reason: str, message: str) -> dict[str, Any]:
     return {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
             "message": message, "reason": reason, "code": code}
@@ -177,11 +192,13 @@ async def _send(send: Any, code: int, body: dict[str, Any]) -> None:
 
 
 async def _refuse(scope: dict[str, Any], send: Any, code: int = 401,
-                  message: str | None = None) -> None:
+                  message: str | None = None, receive: Any = None) -> None:
     status = UNAUTHORIZED if code == 401 else _status(code, "Forbidden", message or "Forbidden")
     body = json.dumps(status).encode()
     headers = [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(body))]
     if scope["type"] == "http":
+        if receive is not None:
+            await _drain(receive)
         await send({"type": "http.response.start", "status": code, "headers": headers})
         await send({"type": "http.response.body", "body": body})
     elif "websocket.http.response" in scope.get("extensions", {}):

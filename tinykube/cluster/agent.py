@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, replace
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -63,6 +64,7 @@ async def run(config: AgentConfig, *, task_status: Any = trio.TASK_STATUS_IGNORE
     objects = ApiObjects(ServerPool(config.servers, config.token, config.ca_file))
     password = await trio.to_thread.run_sync(node_password, layout.pki_dir(config.root))
     await _exchange_join_token(objects, config.node_name, password)
+    objects.rejoin = partial(_exchange_join_token, objects, config.node_name, password)
     api_store = ApiStore(objects, WATCHED_KINDS)
     api_store.host = config.node_name
     cpu, memory = host_capacity()
@@ -140,7 +142,8 @@ async def _exchange_join_token(objects: ApiObjects, node_name: str, password: st
     while True:
         try:
             issued = await objects.call("POST", EXCHANGE_PATH, {"nodeName": node_name,
-                                                                "nodePassword": password})
+                                                                "nodePassword": password},
+                                        as_joining=True)
             objects.pool.token = str(issued["token"])
             log.info("node %s: exchanged the join token for its node credential", node_name)
             return

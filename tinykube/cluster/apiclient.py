@@ -6,6 +6,7 @@ from __future__ import annotations
 import http.client
 import logging
 import ssl
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -13,7 +14,7 @@ from urllib.parse import urlsplit
 import trio
 
 from tinykube.client import Client, DaemonUnreachable, collection_path, object_path
-from tinykube.model.errors import NotFound
+from tinykube.model.errors import ApiError, NotFound
 from tinykube.model.kinds import by_kind
 
 log = logging.getLogger("tinykube.cluster.apiclient")
@@ -53,7 +54,8 @@ class ServerPool:
         for server in servers:
             HttpsClient(server, token, ca_file)  # checks the URL now, not at the first call
         self.servers = servers
-        self.token = token
+        self.token = token  # the join token, until the agent exchanged it for its node's own
+        self.join_token = token
         self.ca_file = ca_file
         self.current = 0
 
@@ -72,6 +74,10 @@ class ApiObjects:
 
     def __init__(self, pool: ServerPool) -> None:
         self.pool = pool
+        # Called when the server no longer takes the node credential (401: replaced, or its
+        # Secret deleted): the agent joins again (agent.py) and the call is retried once.
+        self.rejoin: Callable[[], Awaitable[None]] | None = None
+        self._rejoining = trio.Lock()
 
     def make_client(self) -> HttpsClient:
         return self.pool.make_client()
@@ -80,10 +86,13 @@ class ApiObjects:
         self.pool.failed(client.server)
 
     async def call(self, method: str, path: str, body: Any = None,
-                   params: dict[str, Any] | None = None) -> Any:
+                   params: dict[str, Any] | None = None, *, as_joining: bool = False) -> Any:
+        """One request; `as_joining`: with the join token (the exchange for a credential)."""
         def run() -> Any:
             for attempt in range(len(self.pool.servers)):
                 client = self.make_client()
+                if as_joining:
+                    client.token = self.pool.join_token
                 try:
                     return client.request(method, path, body=body, params=params)
                 except DaemonUnreachable:
@@ -93,6 +102,15 @@ class ApiObjects:
                 finally:
                     client.close()
             raise AssertionError("unreachable")
+        try:
+            return await trio.to_thread.run_sync(run)
+        except ApiError as e:
+            if e.code != 401 or as_joining or self.rejoin is None:
+                raise
+        stale = self.pool.token
+        async with self._rejoining:
+            if self.pool.token == stale:  # not renewed meanwhile by another call
+                await self.rejoin()
         return await trio.to_thread.run_sync(run)
 
     async def get(self, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
