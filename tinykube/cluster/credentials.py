@@ -37,17 +37,32 @@ def _digest(token: bytes) -> str:
 class NodeCredentials:
     def __init__(self, store: Any) -> None:
         self.store = store
+        self._known: dict[str, str] = {}  # digest -> node, checked against its Secret
 
     def node_of(self, token: bytes) -> str | None:
-        """The node whose credential `token` is, or None."""
-        digest = _digest(token).encode()
+        """The node whose credential `token` is, or None (every agent request asks: a known
+        digest costs one read of its node's Secret, not a scan of kube-system)."""
+        digest = _digest(token)
+        node = self._known.get(digest)
+        if node is not None:
+            if self._holds(node, digest):
+                return node
+            del self._known[digest]  # replaced or revoked
         for secret in self.store.list("Secret", NAMESPACE):
-            meta = secret["metadata"]
-            node = (meta.get("labels") or {}).get(NODE_LABEL)
-            stored = (meta.get("annotations") or {}).get(HASH_ANNOTATION, "").encode()
-            if node and stored and hmac.compare_digest(stored, digest):
-                return str(node)
+            found = (secret["metadata"].get("labels") or {}).get(NODE_LABEL)
+            if found and secret["metadata"]["name"] == secret_name(found) and self._holds(
+                    str(found), digest, secret):
+                if len(self._known) > 4096:
+                    self._known.clear()
+                self._known[digest] = str(found)
+                return str(found)
         return None
+
+    def _holds(self, node: str, digest: str, secret: dict | None = None) -> bool:
+        secret = secret or self.store.try_get("Secret", NAMESPACE, secret_name(node))
+        stored = ((secret or {}).get("metadata", {}).get("annotations") or {}).get(
+            HASH_ANNOTATION, "")
+        return bool(stored) and hmac.compare_digest(stored.encode(), digest.encode())
 
     async def issue(self, node: str, password: str | None = None) -> str:
         """A new credential for `node`, replacing its previous one; 403 when the node name
