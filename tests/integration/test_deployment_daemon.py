@@ -24,6 +24,7 @@ import pytest
 from tests.integration.daemon import Daemon, PodWatch, is_ready, wait_for
 from tinykube.client import Client, StreamIdle
 from tinykube.controllers.deployment import util
+from tinykube.testing.daemon import SLOWDOWN
 
 pytestmark = pytest.mark.root
 
@@ -132,7 +133,9 @@ def rs_of_revision(daemon: Daemon, revision: int) -> dict:
     return found[0]
 
 
-def rollout_status(daemon: Daemon, timeout: str = "90s") -> Any:
+def rollout_status(daemon: Daemon, timeout: str | None = None) -> Any:
+    # The default deadline stretches with the machine (the VM lane's emulation), as wait_for's do.
+    timeout = timeout or f"{90 * SLOWDOWN:g}s"
     return daemon.cli("rollout", "status", "deployment/web", "--timeout", timeout,
                       check=False, timeout=150)
 
