@@ -310,6 +310,12 @@ def test_recreate_never_runs_old_and_new_pods_together(daemon):
         mark = sampler.mark_settled(4)
         daemon.apply(deployment("2", replicas=4, **recreate))
         assert_rolled_out(daemon)
+        # The watch thread can lag well behind the API (the VM lane's emulation): take the
+        # samples only once it has seen the rollout's end, all four pods of the new template.
+        new_hash = rs_of_revision(daemon, 2)["metadata"]["labels"][util.HASH_LABEL]
+        wait_for(lambda: (s := sampler.current()) is not None and s.hashes == {new_hash}
+                 and s.existing == s.available == 4,
+                 what=f"the sampler to see 4 available new pods (last {sampler.current()})")
         samples = sampler.since(mark)
     mixed = [s for s in samples if len(s.hashes) > 1]
     assert not mixed, f"old and new pods existed together: {mixed}"

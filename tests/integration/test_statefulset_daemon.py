@@ -124,6 +124,10 @@ def test_ordered_creation_sticky_identity_and_storage(daemon):
     with PodLog(daemon) as log:
         daemon.apply(manifest(3))
         wait_ready_set(daemon, ["web-0", "web-1", "web-2"])
+        # The watch thread can lag well behind the API (the VM lane's emulation): stop the log
+        # only once it has seen all three Ready.
+        wait_for(lambda: {"web-0", "web-1", "web-2"} <= set(log.names("ready")),
+                 what=f"the pod log to see web-0..2 Ready (has {log.names('ready')})")
     # OrderedReady: web-i is created only after web-(i-1) is Ready.
     assert log.names("added") == ["web-0", "web-1", "web-2"]
     assert log.index("ready", "web-0") < log.index("added", "web-1")
