@@ -50,7 +50,9 @@ class Line:
     @property
     def verdict(self) -> str:
         """"new better" / "new worse" only when every round of one side beats every round of
-        the other (the ranges do not overlap); otherwise "within noise"."""
+        the other (the ranges do not overlap); otherwise "within noise". Needs two rounds."""
+        if len(self.old) < 2 or len(self.new) < 2:
+            return "one round: no verdict"  # a single sample has no spread to judge by
         higher_better = self.unit in HIGHER_IS_BETTER
         if max(self.new) < min(self.old):
             return "new worse" if higher_better else "new better"

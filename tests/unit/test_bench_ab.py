@@ -51,6 +51,7 @@ def test_verdict_needs_ranges_that_do_not_overlap_and_knows_which_way_is_better(
     assert Line("t", "ms", [10, 12], [8, 9]).verdict == "new better"
     assert Line("r", "/s", [100, 120], [130, 140]).verdict == "new better"
     assert Line("r", "/s", [100, 120], [80, 90]).verdict == "new worse"
+    assert Line("t", "ms", [10], [20]).verdict == "one round: no verdict"
 
 
 def test_ratio_is_none_when_old_is_zero():
@@ -59,7 +60,7 @@ def test_ratio_is_none_when_old_is_zero():
 
 def test_markdown_has_one_row_per_figure_with_ranges_and_ratio():
     text = markdown([Line("API: creates", "/s", [1000, 1100, 1200], [2000, 2100, 2200]),
-                     Line("zero", "s", [0.0], [0.0])])
+                     Line("zero", "s", [0.0, 0.0], [0.0, 0.0])])
     rows = text.splitlines()
     assert len(rows) == 4
     assert rows[2] == ("| API: creates | /s | 1100 (1000..1200) | 2100 (2000..2200) | 1.91 "
