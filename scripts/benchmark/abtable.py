@@ -7,6 +7,7 @@ side is the median of its rounds' medians, and its spread is the range of those.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,6 +16,9 @@ from .stats import percentile
 # Units where a larger figure is the better one; every other unit is a time, a size or a
 # CPU share, where smaller is better.
 HIGHER_IS_BETTER = {"/s"}
+# A measured value inside a row's name ("pause per pod, PSS (RSS 0.68 MB)") differs from run
+# to run; dropped so the row is the same figure in every run.
+_MEASURED_IN_NAME = re.compile(r"\s*\(RSS [^)]*\)")
 
 
 def figures(run: dict[str, Any]) -> dict[str, tuple[float, str]]:
@@ -22,8 +26,8 @@ def figures(run: dict[str, Any]) -> dict[str, tuple[float, str]]:
     out = {}
     for section in run["sections"]:
         for row in section["rows"]:
-            out[f"{section['title']}: {row['name'].strip()}"] = (float(row["median"]),
-                                                                 row["unit"])
+            name = _MEASURED_IN_NAME.sub("", row["name"]).strip()
+            out[f"{section['title']}: {name}"] = (float(row["median"]), row["unit"])
     return out
 
 

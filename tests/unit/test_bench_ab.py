@@ -38,6 +38,16 @@ def test_compare_takes_the_median_of_the_rounds_and_the_ratio_new_over_old():
     assert creates.ratio == pytest.approx(2100 / 1100)
 
 
+def test_a_measured_value_in_a_rows_name_does_not_split_the_figure():
+    def with_rss(rss: str) -> dict:
+        section = Section("Scale")
+        section.add(f"  pause per pod, PSS (RSS {rss} MB)", Summary.of([0.05], "MB"))
+        return json.loads(to_json([section], {}, {}))
+
+    (line,) = compare([with_rss("0.68")], [with_rss("0.71")])
+    assert line.figure == "Scale: pause per pod, PSS"
+
+
 def test_compare_keeps_only_figures_every_run_of_both_sides_has():
     lines = compare([run(10, 1, extra=True)], [run(10, 1)])
     assert [line.figure for line in lines] == ["Pod start: tinykube cold: create → running",
