@@ -24,6 +24,7 @@ Children we fork are kept in a registry until reaped (``reap``), so that neither
 from __future__ import annotations
 
 import os
+import select
 import shutil
 import signal
 import subprocess
@@ -71,6 +72,30 @@ def reap(pid: int, start_time: int) -> int | None:
     return 128 - code if code < 0 else code
 
 
+def _pidfd_exited(pidfd: int) -> bool:
+    """Whether the pidfd's process has exited (the kernel marks the pidfd readable)."""
+    poller = select.poll()
+    poller.register(pidfd, select.POLLIN)
+    return bool(poller.poll(0))
+
+
+async def _until_exited(pidfd: int) -> None:
+    """trio's wait_readable may wake spuriously: an fd number closed while a forked child
+    still held its file leaves a stale epoll registration that fires for the fd's next user
+    (trio's _io_epoll notes; pidfds report EPOLLHUP once reaped, since Linux 6.9). Taking
+    such a wake-up for an exit marked a running container as exited and blocked the event
+    loop in Popen.wait(), so the kernel is asked again after each one."""
+    while not _pidfd_exited(pidfd):
+        await trio.lowlevel.wait_readable(pidfd)
+
+
+def _close_pidfd(pidfd: int) -> None:
+    """Close with notify_closing first, so trio drops its epoll registration of the fd
+    (EPOLL_CTL_DEL) rather than leave it stale for the number's next owner."""
+    trio.lowlevel.notify_closing(pidfd)
+    os.close(pidfd)
+
+
 async def wait_pid_exit(pid: int, start_time: int) -> None:
     """Return once the process (pid, start_time) has exited, without polling (pidfd)."""
     try:
@@ -80,11 +105,11 @@ async def wait_pid_exit(pid: int, start_time: int) -> None:
     try:
         # Checked after pidfd_open: the pidfd pins this pid, so a match means it is ours.
         if syscalls.proc_start_time(pid) == start_time:
-            await trio.lowlevel.wait_readable(pidfd)
+            await _until_exited(pidfd)
     except ProcessLookupError:
         pass
     finally:
-        os.close(pidfd)
+        _close_pidfd(pidfd)
 
 
 def shim_spawn(setup: list[str], tail: list[str], what: str, pass_fds: list[int],
@@ -201,11 +226,11 @@ async def stop_sandbox(sandbox: Sandbox) -> None:
     try:
         if syscalls.proc_start_time(pid) == start_time:
             signal.pidfd_send_signal(pidfd, signal.SIGKILL)
-            await trio.lowlevel.wait_readable(pidfd)
+            await _until_exited(pidfd)
     except ProcessLookupError:
         pass
     finally:
-        os.close(pidfd)
+        _close_pidfd(pidfd)
     reap(pid, start_time)
 
 
