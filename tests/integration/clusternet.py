@@ -1,10 +1,15 @@
-"""The cross-node pod traffic check the multi-node tests share (agents in node netns)."""
+"""What the multi-node tests share: a running local cluster, the CLI against one of its
+servers, and the cross-node pod traffic check (agents in node netns)."""
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import subprocess
 import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
 
 from pyroute2 import IPRoute
 
@@ -12,6 +17,32 @@ from tinykube.cluster.local import Agent, LocalCluster
 from tinykube.cluster.nodenet import links_in, routes_in
 from tinykube.cluster.routes import ROUTE_PROTO
 from tinykube.testing.daemon import wait_for
+
+
+@contextlib.contextmanager
+def running_cluster(root: Path, servers: int = 1, **options: Any) -> Iterator[LocalCluster]:
+    """A LocalCluster with `servers` servers started (agents are the test's to add), cleaned
+    up whatever happens."""
+    cluster = LocalCluster(root, **options)
+    try:
+        for _ in range(servers):
+            cluster.start_server()
+        yield cluster
+    finally:
+        cluster.cleanup()
+
+
+def tk(cluster: LocalCluster, *args: str, server: int = 1, input: str | None = None,
+       check: bool = True) -> subprocess.CompletedProcess:
+    """`tinykube ARGS` against one of the cluster's servers; with `check`, a failure raises
+    with the command's output."""
+    result = subprocess.run([sys.executable, "-m", "tinykube.cli.main", "--socket",
+                             str(cluster.socket_of(server)), *args], input=input, text=True,
+                            capture_output=True, timeout=60)
+    if check and result.returncode != 0:
+        raise AssertionError(f"tinykube {' '.join(args)} exited {result.returncode}:\n"
+                             f"{result.stdout}\n{result.stderr}")
+    return result
 
 HTTP_SERVER = """
 apiVersion: v1
@@ -65,9 +96,7 @@ def assert_cross_node_fetch(cluster: LocalCluster, client_node: Agent,
     a, b = client_node, server_node
 
     def apply(manifest: str) -> None:
-        subprocess.run([sys.executable, "-m", "tinykube.cli.main", "--socket",
-                        str(cluster.socket_of(1)), "apply", "-f", "-"],
-                       input=manifest, text=True, capture_output=True, check=True, timeout=60)
+        tk(cluster, "apply", "-f", "-", input=manifest)
     apply(HTTP_SERVER.format(name="server-b", node=b.name, restart="Always",
                              command=ECHO_SERVER))
     server_ip = wait_for(lambda: cluster.client.get("Pod", "server-b", "default").get(

@@ -11,8 +11,7 @@ import sys
 
 import pytest
 
-from tests.integration.clusternet import assert_cross_node_fetch
-from tinykube.cluster.local import LocalCluster
+from tests.integration.clusternet import assert_cross_node_fetch, running_cluster
 from tinykube.testing.daemon import wait_for
 
 pytestmark = pytest.mark.root
@@ -36,12 +35,8 @@ spec:
 
 @pytest.fixture
 def cluster(tmp_path):
-    c = LocalCluster(tmp_path)
-    try:
-        c.start_server()
+    with running_cluster(tmp_path) as c:
         yield c
-    finally:
-        c.cleanup()
 
 
 def running_by_node(cluster) -> dict[str, list[dict]]:

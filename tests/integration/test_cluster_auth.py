@@ -9,7 +9,7 @@ import ssl
 import httpx
 import pytest
 
-from tinykube.cluster.local import LocalCluster
+from tests.integration.clusternet import running_cluster
 from tinykube.testing.daemon import wait_for
 
 pytestmark = pytest.mark.root
@@ -25,12 +25,8 @@ DEPLOYMENT = {
 
 @pytest.fixture
 def cluster(tmp_path):
-    c = LocalCluster(tmp_path)
-    try:
-        c.start_server()
+    with running_cluster(tmp_path) as c:
         yield c
-    finally:
-        c.cleanup()
 
 
 def https(cluster, token: str) -> httpx.Client:

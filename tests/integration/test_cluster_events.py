@@ -10,8 +10,8 @@ import sys
 
 import pytest
 
+from tests.integration.clusternet import running_cluster
 from tinykube.client import Client
-from tinykube.cluster.local import LocalCluster
 from tinykube.model.errors import Invalid
 from tinykube.testing.daemon import wait_for
 
@@ -35,13 +35,8 @@ spec:
 
 @pytest.fixture
 def cluster(tmp_path, etcd):
-    c = LocalCluster(tmp_path, store=etcd.store_flag)
-    try:
-        c.start_server()
-        c.start_server()
+    with running_cluster(tmp_path, servers=2, store=etcd.store_flag) as c:
         yield c
-    finally:
-        c.cleanup()
 
 
 def describe(cluster, server: int) -> str:

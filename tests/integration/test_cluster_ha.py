@@ -8,15 +8,12 @@ from __future__ import annotations
 
 import datetime
 import signal
-import subprocess
-import sys
 
 import pytest
 
-from tests.integration.clusternet import assert_cross_node_fetch
+from tests.integration.clusternet import assert_cross_node_fetch, running_cluster, tk
 from tinykube.client import Client
 from tinykube.cluster.election import LEADER_LEASE_NAME, LEADER_LEASE_NAMESPACE
-from tinykube.cluster.local import LocalCluster
 from tinykube.testing.daemon import wait_for
 
 pytestmark = pytest.mark.root
@@ -43,19 +40,9 @@ spec:
 
 @pytest.fixture
 def cluster(tmp_path, etcd):
-    c = LocalCluster(tmp_path, store=etcd.store_flag, grace=3.0, eviction=3.0)
-    try:
-        c.start_server()
-        c.start_server()
+    with running_cluster(tmp_path, servers=2, store=etcd.store_flag, grace=3.0,
+                         eviction=3.0) as c:
         yield c
-    finally:
-        c.cleanup()
-
-
-def apply(socket, manifest: str) -> None:
-    subprocess.run([sys.executable, "-m", "tinykube.cli.main", "--socket", str(socket),
-                    "apply", "-f", "-"], input=manifest, text=True, capture_output=True,
-                   check=True, timeout=60)
 
 
 def ready_by_node(client: Client, version: str) -> dict[str, int]:
@@ -87,7 +74,7 @@ def lease_time(client: Client, field: str) -> float:
 
 def test_two_servers_three_agents_leader_and_agent_failover(cluster):
     agents = [cluster.add_agent() for _ in range(3)]
-    apply(cluster.socket_of(1), deployment("1"))
+    tk(cluster, "apply", "-f", "-", input=deployment("1"))
     wait_for(lambda: ready_by_node(cluster.client, "1") == {a.name: 2 for a in agents},
              timeout=90, what="6 ready pods spread 2/2/2")
     # Every agent is in its own node netns: a pod on the first node fetches from a pod on
@@ -103,7 +90,7 @@ def test_two_servers_three_agents_leader_and_agent_failover(cluster):
     cluster.client = survivor
     cluster.servers[index - 1].stop(signal.SIGKILL)
     last_renewal = lease_time(survivor, "renewTime")  # the dead leader's last
-    apply(cluster.socket_of(other), deployment("2"))  # a rollout, begun without a leader
+    tk(cluster, "apply", "-f", "-", server=other, input=deployment("2"))  # no leader yet
     wait_for(lambda: holder(survivor) == f"server{other}", timeout=30,
              what=f"server{other} leading")
     # Timed by the Lease's own record (one clock, this machine's), so the CLI calls and

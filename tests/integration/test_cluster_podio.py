@@ -17,8 +17,8 @@ import uuid
 import httpx
 import pytest
 
+from tests.integration.clusternet import running_cluster, tk
 from tests.integration.kube import kubectl_binary
-from tinykube.cluster.local import LocalCluster
 from tinykube.testing.daemon import wait_for
 
 pytestmark = pytest.mark.root
@@ -40,23 +40,8 @@ spec:
 
 @pytest.fixture
 def cluster(tmp_path):
-    c = LocalCluster(tmp_path)
-    try:
-        c.start_server()
+    with running_cluster(tmp_path) as c:
         yield c
-    finally:
-        c.cleanup()
-
-
-def tk(cluster, *args: str, input: str | None = None, check: bool = True
-       ) -> subprocess.CompletedProcess:
-    result = subprocess.run([sys.executable, "-m", "tinykube.cli.main", "--socket",
-                             str(cluster.socket_of(1)), *args], input=input, text=True,
-                            capture_output=True, timeout=60)
-    if check and result.returncode != 0:
-        raise AssertionError(f"tinykube {' '.join(args)} exited {result.returncode}:\n"
-                             f"{result.stdout}\n{result.stderr}")
-    return result
 
 
 class Follower:

@@ -5,13 +5,10 @@ was replaced), and the StatefulSet pods find their claim directories as they lef
 
 from __future__ import annotations
 
-import subprocess
-import sys
-
 import pytest
 
+from tests.integration.clusternet import running_cluster, tk
 from tinykube.client import Client
-from tinykube.cluster.local import LocalCluster
 from tinykube.testing.daemon import wait_for
 
 pytestmark = pytest.mark.root
@@ -66,30 +63,13 @@ KINDS = ("Deployment", "ReplicaSet", "StatefulSet", "ConfigMap", "PersistentVolu
 def cluster(tmp_path, etcd):
     # A grace long enough for three agents to start again on a busy machine: no node is
     # declared lost while everything restarts.
-    c = LocalCluster(tmp_path, store=etcd.store_flag, grace=20.0, eviction=120.0)
-    try:
-        c.start_server()
-        c.start_server()
+    with running_cluster(tmp_path, servers=2, store=etcd.store_flag, grace=20.0,
+                         eviction=120.0) as c:
         yield c
-    finally:
-        c.cleanup()
-
-
-def tk(cluster, *args: str, input: str | None = None) -> subprocess.CompletedProcess:
-    result = subprocess.run([sys.executable, "-m", "tinykube.cli.main", "--socket",
-                             str(cluster.socket_of(1)), *args], input=input, text=True,
-                            capture_output=True, timeout=60)
-    if result.returncode != 0:
-        raise AssertionError(f"tinykube {' '.join(args)} exited {result.returncode}:\n"
-                             f"{result.stdout}\n{result.stderr}")
-    return result
 
 
 def exec_works(cluster, pod: str) -> bool:
-    result = subprocess.run([sys.executable, "-m", "tinykube.cli.main", "--socket",
-                             str(cluster.socket_of(1)), "exec", pod, "--", "true"],
-                            capture_output=True, timeout=60)
-    return result.returncode == 0
+    return tk(cluster, "exec", pod, "--", "true", check=False).returncode == 0
 
 
 def pods(cluster) -> dict[str, tuple]:

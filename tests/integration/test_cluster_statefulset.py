@@ -11,7 +11,7 @@ import sys
 
 import pytest
 
-from tinykube.cluster.local import LocalCluster
+from tests.integration.clusternet import running_cluster
 from tinykube.cluster.placement import SELECTED_NODE
 from tinykube.testing.daemon import wait_for
 
@@ -44,12 +44,8 @@ spec:
 
 @pytest.fixture
 def cluster(tmp_path):
-    c = LocalCluster(tmp_path, grace=3.0, eviction=600.0)
-    try:
-        c.start_server()
+    with running_cluster(tmp_path, grace=3.0, eviction=600.0) as c:
         yield c
-    finally:
-        c.cleanup()
 
 
 def pod(cluster, name):
