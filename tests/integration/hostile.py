@@ -114,9 +114,10 @@ CASES = [
     Case("patch-duplicate-key", "PATCH", RS + "/web",
          b'{"spec": {"replicas": 1, "replicas": 0}}', 400, "'replicas'",
          content_type="application/merge-patch+json"),
-    # events are only read
+    # events: an agent's kubelet posts them (validated as Kubernetes does); never changed after
     Case("post-event", "POST", EVENTS,
-         _json({"apiVersion": "v1", "kind": "Event", "metadata": {"name": "e"}}), 405),
+         _json({"apiVersion": "v1", "kind": "Event", "metadata": {"name": "e"}}), 422,
+         "involvedObject: Required value"),
     Case("delete-event", "DELETE", EVENTS + "/e", None, 405),
     Case("put-event", "PUT", EVENTS + "/e", _json({}), 405),
     # scale subresource with odd bodies
