@@ -48,7 +48,9 @@ if TYPE_CHECKING:
 log = logging.getLogger("tinykube.runtime.kubelet")
 WORKER_RETRY_SECONDS = 1.0  # before a failed pod worker is started again
 
-_LOG_NAME = re.compile(r"^(\d+)\.log$")
+# A run's log, current or rotated: between tk-shim's rename and its new file only the
+# rotated one exists, and the run still has a log.
+_LOG_NAME = re.compile(r"^(\d+)\.log(?:\.\d+)?$")
 
 
 class Kubelet:

@@ -14,6 +14,7 @@ restart (a new `<n>.log`), finishing the old file before moving on.
 
 from __future__ import annotations
 
+import fcntl
 import os
 import re
 from collections.abc import Awaitable, Callable
@@ -46,6 +47,17 @@ def chain(current: Path) -> list[Path]:
     return files + ([current] if current.exists() else [])
 
 
+def whole_size(fd: int) -> int:
+    """(Blocking.) The file's size at a boundary between tk-shim's writes: the kernel grows a
+    file page by page during one write, so the size is taken under a shared flock (tk-shim
+    writes under an exclusive one) and what lies below it is whole lines."""
+    fcntl.flock(fd, fcntl.LOCK_SH)
+    try:
+        return os.fstat(fd).st_size
+    finally:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+
+
 def tail_lines(current: Path, count: int) -> bytes:
     """(Blocking.) The last `count` lines of the run's log, reading backwards from the end
     of the newest file into older ones only as far as needed."""
@@ -59,7 +71,7 @@ def tail_lines(current: Path, count: int) -> bytes:
         except FileNotFoundError:
             continue
         with f:
-            position = os.fstat(f.fileno()).st_size
+            position = whole_size(f.fileno())
             while position > 0:
                 size = min(CHUNK, position)
                 position -= size
@@ -88,7 +100,10 @@ class _Reader:
         self.position = 0
 
     def read(self) -> bytes:
-        data = os.pread(self.fd, CHUNK, self.position)
+        size = min(CHUNK, whole_size(self.fd) - self.position)
+        if size <= 0:
+            return b""
+        data = os.pread(self.fd, size, self.position)
         self.position += len(data)
         return data
 
@@ -189,7 +204,7 @@ def _open_or_none(path: Path, base: Path | None = None) -> _Reader | None:
 def _open_at_end(path: Path) -> _Reader | None:
     reader = _open_or_none(path)
     if reader is not None:
-        reader.position = os.fstat(reader.fd).st_size
+        reader.position = whole_size(reader.fd)
     return reader
 
 

@@ -68,6 +68,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/ioctl.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
@@ -554,22 +555,29 @@ static void rotate_log(void) {
     if (ftruncate(STDOUT_FILENO, 0) != 0) { /* the cap holds either way: nothing more to do */ }
 }
 
+/* Each write under an exclusive flock: the kernel grows a file's size page by page during
+ * one write, and the daemon's reader takes the size under a shared flock, so it sees whole
+ * writes (whole lines) only. */
 static void write_all(const char *data, ssize_t n) {
+    int locked = flock(STDOUT_FILENO, LOCK_EX) == 0;
     for (ssize_t off = 0; off < n;) {
         ssize_t w = write(STDOUT_FILENO, data + off, (size_t)(n - off));
-        if (w <= 0) return;  /* ENOSPC and the like: drop the rest of this chunk */
+        if (w <= 0) break;  /* ENOSPC and the like: drop the rest of this chunk */
         off += w;
     }
+    if (locked) flock(STDOUT_FILENO, LOCK_UN);
 }
 
 /* While output streams in, the file gets whole lines only: what follows the last newline
  * waits in `buf` for the rest of its line, so `logs --tail` of a busy app never ends in half
- * a line (containerd buffers likewise). Once the app pauses (a poll finds nothing for
- * 100 ms) the unfinished line goes out as it is, so a prompt without a newline still shows,
- * as with conmon. A line longer than LOG_LINE_MAX (containerd's default
+ * a line (containerd buffers likewise). Once the app pauses (LOG_IDLE_POLLS polls of 100 ms
+ * find nothing: long enough that a writer merely starved of CPU between two pieces of a line
+ * does not count) the unfinished line goes out as it is, so a prompt without a newline still
+ * shows, as with conmon. A line longer than LOG_LINE_MAX (containerd's default
  * max_container_log_line_size) goes out in pieces, and what is pending at exit goes out. */
 #define LOG_LINE_MAX 16384
 #define LOG_READ_SIZE 65536
+#define LOG_IDLE_POLLS 5
 
 static void write_lines(const char *data, ssize_t n, long long *size) {
     ssize_t head = n;  /* what goes into the current file */
@@ -598,7 +606,7 @@ static void *copy_logs(void *unused) {
     ssize_t pending = 0;  /* bytes of an unfinished line at the start of buf */
     struct stat st;
     long long size = fstat(STDOUT_FILENO, &st) == 0 ? (long long)st.st_size : 0;
-    int drains = 0;
+    int drains = 0, idle_polls = 0;
     for (;;) {
         int exited = atomic_load(&app_exited);
         /* Once the app is gone, take what is buffered (bounded: a grandchild that keeps the
@@ -608,10 +616,13 @@ static void *copy_logs(void *unused) {
         int r = poll(&p, 1, exited ? 0 : 100);
         if (r == 0) {
             if (exited) break;
-            if (pending > 0) write_lines(buf, pending, &size);
-            pending = 0;
+            if (pending > 0 && ++idle_polls >= LOG_IDLE_POLLS) {
+                write_lines(buf, pending, &size);
+                pending = 0;
+            }
             continue;
         }
+        idle_polls = 0;
         if (r < 0) {
             if (errno == EINTR) continue;
             break;
