@@ -241,6 +241,7 @@ class PodWorker:
         self.pod = pod
         if pod["metadata"].get("deletionTimestamp"):
             self._request_deletion(Deletion.GRACEFUL)
+            self._notify()  # a later delete may have shortened the grace period
 
     def forget(self) -> None:
         """The Pod was removed from the store (force delete): stop now, no grace."""
@@ -638,17 +639,11 @@ class PodWorker:
         await self.event("Normal", "Killing", "Stopping containers"
                          + (f" (grace period {grace:g}s)" if grace else ""))
         if grace > 0:
-            deadline = trio.current_time() + grace
-            # App and init containers first (preStop, SIGTERM), then the sidecars they may
-            # still use, last first, as the kubelet orders it.
-            async with trio.open_nursery() as stopping:
-                for supervisor in list(self.containers.values()):
-                    if supervisor.kind is not ContainerKind.SIDECAR:
-                        stopping.start_soon(supervisor.shutdown, deadline)
-            for supervisor in reversed(self._sidecars()):
-                await supervisor.shutdown(deadline)
-            with trio.move_on_at(deadline):
-                await containers_done.wait()
+            with trio.CancelScope() as cut_short:
+                async with trio.open_nursery() as nursery:
+                    nursery.start_soon(self._cut_when_grace_shortened, cut_short, grace)
+                    await self._stop_gracefully(trio.current_time() + grace, containers_done)
+                    nursery.cancel_scope.cancel()
         # SIGKILL until every supervisor is done: a container whose start was under way when
         # the stop began comes up after the first sweep (and, as PID 1, ignores the SIGTERM
         # its supervisor sends it), so one sweep could leave it running with no pod.
@@ -658,6 +653,31 @@ class PodWorker:
                                               signal.SIGKILL)
             with trio.move_on_after(KILL_SWEEP_SECONDS):
                 await containers_done.wait()
+
+    async def _stop_gracefully(self, deadline: float, containers_done: trio.Event) -> None:
+        # App and init containers first (preStop, SIGTERM), then the sidecars they may
+        # still use, last first, as the kubelet orders it.
+        async with trio.open_nursery() as stopping:
+            for supervisor in list(self.containers.values()):
+                if supervisor.kind is not ContainerKind.SIDECAR:
+                    stopping.start_soon(supervisor.shutdown, deadline)
+        for supervisor in reversed(self._sidecars()):
+            await supervisor.shutdown(deadline)
+        with trio.move_on_at(deadline):
+            await containers_done.wait()
+
+    async def _cut_when_grace_shortened(self, graceful_stop: trio.CancelScope,
+                                        grace: float) -> None:
+        """A second delete with a shorter grace period, or a forced one, ends the graceful
+        stop at the new, earlier end (the kubelet restarts the kill with the shorter period);
+        the caller's SIGKILL sweep follows. Never lengthened."""
+        while True:
+            await self._changed.wait()
+            shorter = 0.0 if self.gone else min(grace, grace_seconds(self.pod))
+            if shorter < grace:
+                grace = shorter
+                graceful_stop.deadline = min(graceful_stop.deadline,
+                                             trio.current_time() + grace)
 
     async def _fail_sandbox_gone(self) -> None:
         self.failure = SANDBOX_DIED

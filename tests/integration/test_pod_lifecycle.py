@@ -16,9 +16,9 @@ import threading
 
 import pytest
 
-from tests.integration.daemon import wait_for
+from tests.integration.daemon import container_pid, wait_for
 from tinykube.client import Client, StreamIdle
-from tinykube.runtime.syscalls import process_alive
+from tinykube.runtime.syscalls import proc_start_time, process_alive
 
 pytestmark = pytest.mark.root
 
@@ -129,3 +129,28 @@ def test_a_deleted_pod_is_written_with_a_terminal_phase_before_it_goes(daemon):
         watcher.join(120)
     assert gone == set(expected), gone
     assert last_phase == expected
+
+
+@pytest.mark.parametrize("second_delete", ["shorter", "force"])
+def test_a_second_delete_cuts_a_running_grace_period_short(daemon, second_delete):
+    """A pod already terminating under a 60 s grace period is deleted again with 1 s, or
+    forced (grace 0): the kubelet kills it at the new, earlier end instead of waiting out the
+    first period (kubectl's `delete --grace-period=1` or `--force` on a stuck pod). `sleep` as
+    PID 1 ignores SIGTERM, so only the shortened period can end it before 60 s."""
+    manifest = json.loads(pod("stuck", "sleep 3600"))
+    manifest["spec"]["terminationGracePeriodSeconds"] = 60
+    daemon.apply(json.dumps(manifest))
+    container = container_pid(daemon.wait_running("stuck"))
+    container = (container, proc_start_time(container))
+    daemon.client.delete("Pod", "stuck", "default")
+    wait_for(lambda: "Killing" in reasons(daemon, "stuck"), what="the graceful stop begun")
+    assert process_alive(*container), "SIGTERM alone ended a PID 1 that ignores it"
+    if second_delete == "shorter":
+        daemon.client.delete("Pod", "stuck", "default", grace_period=1)
+        assert daemon.pod("stuck")["metadata"]["deletionGracePeriodSeconds"] == 1
+    else:
+        daemon.client.delete("Pod", "stuck", "default", grace_period=0)
+    # Well inside the first period's 60 s: only the new end can explain it.
+    wait_for(lambda: not process_alive(*container), timeout=20, what="the container killed")
+    wait_for(lambda: not daemon.client.list("Pod", "default"), timeout=20,
+             what="the pod removed")

@@ -1,11 +1,14 @@
 """The store: versions, generation, optimistic concurrency, deletion rules, watch, durability;
 every test runs against each backend (`store` and `store_backend`: tests/store_backends.py)."""
 
+import time
+
 import pytest
 import trio
 import trio.lowlevel
 
 from tinykube.model.errors import AlreadyExists, Conflict, Gone, NotFound
+from tinykube.model.meta import parse_time
 from tinykube.store import base as store_base
 
 
@@ -100,6 +103,11 @@ async def test_pod_delete_is_graceful_then_forced(store):
     assert marked["metadata"]["deletionGracePeriodSeconds"] == 30
     shorter = await store.delete("Pod", "default", "p", grace_period=5)
     assert shorter["metadata"]["deletionGracePeriodSeconds"] == 5
+    # deletionTimestamp is when the pod is due to be gone (Kubernetes' BeforeDelete): the
+    # request's time plus the grace period, moved 25 s earlier by the shorter second delete.
+    due = parse_time(marked["metadata"]["deletionTimestamp"])
+    assert due - time.time() > 20
+    assert due - parse_time(shorter["metadata"]["deletionTimestamp"]) == 25
     await store.delete("Pod", "default", "p", grace_period=0)
     with pytest.raises(NotFound):
         store.get("Pod", "default", "p")

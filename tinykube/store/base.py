@@ -21,6 +21,7 @@ import collections
 import json
 import math
 import pickle
+import time
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -38,7 +39,7 @@ from tinykube.model.errors import (
     Invalid,
     NotFound,
 )
-from tinykube.model.meta import now_iso
+from tinykube.model.meta import format_time, now_iso, parse_time
 
 HISTORY_LIMIT = 20_000  # watch events kept for late watchers
 # ...and their total size as JSON: the history holds serialized events (a decoded pod costs
@@ -332,16 +333,17 @@ class Store:
         if finalizers != list(meta.get("finalizers") or []):
             meta["finalizers"] = finalizers
             changed = True
-        if not meta.get("deletionTimestamp"):
-            meta["deletionTimestamp"] = now_iso()
-            changed = True
         if kind == "Pod":
             grace = _pod_grace(new, grace_period)
             # A second delete may shorten the grace period, never lengthen it (as in Kubernetes).
             previous = meta.get("deletionGracePeriodSeconds")
             if previous is None or grace < previous:
+                meta["deletionTimestamp"] = _pod_deletion_time(meta, previous, grace)
                 meta["deletionGracePeriodSeconds"] = grace
                 changed = True
+        elif not meta.get("deletionTimestamp"):
+            meta["deletionTimestamp"] = now_iso()
+            changed = True
         if not changed:
             return clone(current)
         return await self._commit(MODIFIED, key, new, durable)
@@ -525,6 +527,15 @@ def _deletion_complete(obj: dict) -> bool:
     if not meta.get("deletionTimestamp") or meta.get("finalizers"):
         return False
     return obj["kind"] != "Pod" or meta.get("deletionGracePeriodSeconds") == 0
+
+
+def _pod_deletion_time(meta: dict, previous_grace: int | None, grace: int) -> str:
+    """A pod's deletionTimestamp is when it is due to be gone, as Kubernetes writes it: the
+    first delete's time plus the grace period; a shorter second one moves it earlier."""
+    requested = parse_time(meta.get("deletionTimestamp"))
+    if requested is None or previous_grace is None:
+        return format_time(time.time() + grace)
+    return format_time(requested - previous_grace + grace)
 
 
 def _pod_grace(pod: dict, grace_period: int | None) -> int:
