@@ -1,14 +1,13 @@
 """IP address management for pods: one address per pod uid out of one IPv4 CIDR.
 
 The gateway is the CIDR's first host address (it sits on the bridge); the network and
-broadcast addresses are never handed out. Allocations live in memory and in a JSON file
-(`ipam.json` in the state dir) that is rewritten atomically on every change (temp file,
-rename), so a crashed daemon leaves either the old or the new file. There is no fsync: it
-cost ~12 ms of every pod start, and what it would protect against, a power cut, also takes
-every veth and pod with it; a file that a power cut left empty therefore reads as "nothing
-allocated".
+broadcast addresses are never handed out. Allocations live in memory and on disk
+(`ipamlog.py`: a snapshot plus an append-only journal, one line per change), written before
+the change is made in memory: a change whose write failed never happened. There is no
+fsync: it cost ~12 ms of every pod start, and what it would protect against, a power cut,
+also takes every veth and pod with it.
 The caller records an allocation here *before* it creates any link (record first, then act):
-after a crash the file names every address that may be in use, and the start-up sweep can
+after a crash the files name every address that may be in use, and the start-up sweep can
 release what no live pod owns.
 
 Addresses are handed out next-fit (after the last one given, wrapping around), as CNI's
@@ -22,19 +21,19 @@ never hand out the same address.
 from __future__ import annotations
 
 import ipaddress
-import json
-import os
 import threading
 from pathlib import Path
 
+from . import ipamlog
 from .errors import AddressPoolExhausted, NetworkConfigError
 
 DEFAULT_CIDR = "10.88.0.0/16"
-FILE_NAME = "ipam.json"
+FILE_NAME = ipamlog.SNAPSHOT_NAME
 
 
 class Ipam:
-    """Allocations of `cidr` persisted in `state_dir/ipam.json` (loaded if present)."""
+    """Allocations of `cidr` persisted in `state_dir` (ipam.json + ipam.journal, loaded if
+    present)."""
 
     def __init__(self, state_dir: Path, cidr: str = DEFAULT_CIDR) -> None:
         try:
@@ -48,8 +47,12 @@ class Ipam:
             )
         self.network = network
         self.path = Path(state_dir) / FILE_NAME
+        self._log = ipamlog.AllocationLog(Path(state_dir))
         self._lock = threading.Lock()
         self._by_uid: dict[str, str] = {}
+        # The addresses in `_by_uid` as integers: next-fit looks here instead of parsing
+        # every allocation on each call (O(pods) per allocation, ~1.5 ms at 500 pods).
+        self._taken: set[int] = set()
         self._last: int | None = None  # integer value of the address handed out last
         self._load()
 
@@ -79,14 +82,10 @@ class Ipam:
             if existing is not None:
                 return existing
             ip = self._next_free()
+            self._persist(ipamlog.allocated(pod_uid, ip))  # not persisted: not allocated
             self._by_uid[pod_uid] = ip
             self._last = int(ipaddress.IPv4Address(ip))
-            try:
-                self._save()
-            except BaseException:
-                # Not persisted means not allocated: keep memory and file in step.
-                del self._by_uid[pod_uid]
-                raise
+            self._taken.add(self._last)
             return ip
 
     def rename(self, old_uid: str, new_uid: str) -> str:
@@ -96,34 +95,29 @@ class Ipam:
         with self._lock:
             if new_uid in self._by_uid:
                 raise ValueError(f"pod_uid {new_uid!r}: already has {self._by_uid[new_uid]}")
-            ip = self._by_uid.pop(old_uid)
+            ip = self._by_uid[old_uid]
+            self._persist(ipamlog.renamed(old_uid, new_uid))
+            del self._by_uid[old_uid]
             self._by_uid[new_uid] = ip
-            try:
-                self._save()
-            except BaseException:
-                del self._by_uid[new_uid]
-                self._by_uid[old_uid] = ip
-                raise
             return ip
 
     def release(self, pod_uid: str) -> str | None:
         """Forget the address of `pod_uid`; returns it, or None if it had none (idempotent)."""
         with self._lock:
-            ip = self._by_uid.pop(pod_uid, None)
+            ip = self._by_uid.get(pod_uid)
             if ip is not None:
-                try:
-                    self._save()
-                except BaseException:
-                    self._by_uid[pod_uid] = ip
-                    raise
+                self._persist(ipamlog.released(pod_uid))
+                del self._by_uid[pod_uid]
+                self._taken.discard(int(ipaddress.IPv4Address(ip)))
             return ip
 
     def remove_file(self) -> None:
-        """Forget every allocation and delete the file (for a full reset)."""
+        """Forget every allocation and delete the files (for a full reset)."""
         with self._lock:
             self._by_uid.clear()
+            self._taken.clear()
             self._last = None
-            self.path.unlink(missing_ok=True)
+            self._log.remove()
 
     # -- internals -------------------------------------------------------------------------
 
@@ -131,7 +125,7 @@ class Ipam:
         first = int(self.network.network_address) + 2  # +1 is the gateway
         last = int(self.network.broadcast_address) - 1
         size = last - first + 1
-        taken = {int(ipaddress.IPv4Address(ip)) for ip in self._by_uid.values()}
+        taken = self._taken
         start = first if self._last is None or not first <= self._last < last else self._last + 1
         for step in range(size):
             candidate = first + (start - first + step) % size
@@ -141,43 +135,31 @@ class Ipam:
 
     def _load(self) -> None:
         try:
-            text = self.path.read_text()
-        except FileNotFoundError:
-            return
-        if not text.strip():
-            return  # only a power cut leaves it empty, and then no pod link survived either
-        try:
-            data = json.loads(text)
-            cidr = data["cidr"]
-            by_uid = data["allocations"]
-            last = data.get("last")
-            if not isinstance(by_uid, dict):
-                raise TypeError("allocations is not an object")
-        except (ValueError, KeyError, TypeError) as exc:
-            raise NetworkConfigError(f"{self.path}: unreadable IPAM state ({exc})") from exc
-        if cidr != str(self.network):
+            state = self._log.load()
+        except ipamlog.UnreadableState as exc:
+            raise NetworkConfigError(str(exc)) from exc
+        if state.cidr is not None and state.cidr != str(self.network):
             raise NetworkConfigError(
-                f"{self.path}: allocations are for cidr {cidr}, not {self.network}; "
+                f"{self.path}: allocations are for cidr {state.cidr}, not {self.network}; "
                 "reset the pod network before changing the cidr"
             )
-        for uid, ip in by_uid.items():
-            if ipaddress.IPv4Address(ip) not in self.network:
+        holders: dict[str, str] = {}
+        for uid, ip in state.by_uid.items():
+            try:
+                inside = ipaddress.IPv4Address(ip) in self.network
+            except ValueError:
+                inside = False
+            if not inside:
                 raise NetworkConfigError(f"{self.path}: {uid} has {ip}, outside {self.network}")
-        self._by_uid = {str(uid): str(ip) for uid, ip in by_uid.items()}
-        self._last = int(ipaddress.IPv4Address(last)) if last else None
+            if ip in holders:  # never hand on a table that gives one address to two pods
+                raise NetworkConfigError(f"{self.path}: {ip} is held by both {holders[ip]} "
+                                         f"and {uid}")
+            holders[ip] = uid
+        self._by_uid = state.by_uid
+        self._taken = {int(ipaddress.IPv4Address(ip)) for ip in holders}
+        self._last = int(ipaddress.IPv4Address(state.last)) if state.last else None
 
-    def _save(self) -> None:
-        data = {
-            "cidr": str(self.network),
-            "allocations": self._by_uid,
-            "last": str(ipaddress.IPv4Address(self._last)) if self._last is not None else None,
-        }
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_name(f".{FILE_NAME}.{os.getpid()}.{threading.get_ident()}.tmp")
-        try:
-            with open(tmp, "wb") as f:
-                f.write(json.dumps(data, sort_keys=True).encode())
-            os.replace(tmp, self.path)
-        except BaseException:
-            tmp.unlink(missing_ok=True)
-            raise
+    def _persist(self, line: str) -> None:
+        """Write one change to disk (the table in memory is still the one before it)."""
+        last = str(ipaddress.IPv4Address(self._last)) if self._last is not None else None
+        self._log.append(line, self._by_uid, last, str(self.network))

@@ -26,6 +26,7 @@ import trio
 from tests.integration.daemon import Daemon, wait_for
 from tinykube.model import defaults, validation
 from tinykube.model.manifests import load_manifests
+from tinykube.netns.ipamlog import recorded_allocations
 from tinykube.runtime.cgroups import detect
 from tinykube.runtime.node import CRASH_STEPS
 from tinykube.runtime.syscalls import proc_start_time
@@ -113,10 +114,7 @@ def processes_in_cgroup_of(uid: str) -> list[int]:
 
 def allocations(root: Path) -> dict[str, str]:
     """Pods' addresses (not warm sandboxes', runtime/warmpool.py)."""
-    try:
-        found = json.loads((root / "network" / "ipam.json").read_text())["allocations"]
-    except FileNotFoundError:  # nothing was ever allocated
-        return {}
+    found = recorded_allocations(root / "network")
     return {uid: ip for uid, ip in found.items() if not is_pool_uid(uid)}
 
 

@@ -12,13 +12,16 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
 from pathlib import Path
 
 import pytest
 
 from tests.integration.daemon import Daemon, container_pid, wait_for
 from tests.integration.manifests import stateful_set
+from tinykube.netns.ipamlog import recorded_allocations
 from tinykube.runtime.syscalls import proc_start_time
+from tinykube.runtime.warmpool import is_pool_uid
 
 pytestmark = pytest.mark.root
 
@@ -218,3 +221,45 @@ def _alive(pid: int) -> bool:
     except ProcessLookupError:
         return False
     return not Path(f"/proc/{pid}/stat").read_text().split(") ")[1].startswith("Z")
+
+
+def _eth0_address(pod: dict) -> str:
+    """The IPv4 address on eth0 inside the pod's netns, as the kernel has it."""
+    out = subprocess.run(["nsenter", "-t", str(container_pid(pod)), "-n", "ip", "-4", "-o",
+                          "addr", "show", "dev", "eth0"],
+                         capture_output=True, text=True, check=True).stdout
+    return out.split(" inet ", 1)[1].split("/", 1)[0]
+
+
+def _scale(daemon: Daemon, replicas: int) -> None:
+    daemon.cli("scale", "rs", "addr", f"--replicas={replicas}")
+
+
+def test_kill_9_mid_scale_never_hands_one_address_to_two_pods(daemon: Daemon):
+    # Addresses are recorded by appends to IPAM's journal (netns/ipamlog.py); a daemon killed
+    # while pods start and while they stop must find every address still held on restart.
+    daemon.apply(REPLICASET.replace("keep", "addr").replace(f"replicas: {RS_REPLICAS}",
+                                                             "replicas: 0"))
+    _scale(daemon, 12)
+    wait_for(lambda: len(recorded_allocations(daemon.root / "network")) >= 4, timeout=60,
+             what="some pods with addresses")
+    daemon.stop(signal.SIGKILL)  # mid scale-out
+    daemon.start()
+    wait_for(running_count(daemon, 12), timeout=120, what="12 pods running after the restart")
+    _scale(daemon, 5)
+    wait_for(lambda: len(daemon.client.list("Pod", "default")) < 12, timeout=30,
+             what="the scale-in under way")
+    daemon.stop(signal.SIGKILL)  # mid scale-in
+    daemon.start()
+    _scale(daemon, 16)  # new allocations beside the re-adopted pods
+
+    def sixteen_running() -> list | None:
+        pods = daemon.client.list("Pod", "default")
+        return pods if len(pods) == 16 == len(snapshot(daemon)) else None
+    pods = wait_for(sixteen_running, timeout=120, what="16 pods running, none terminating")
+    status_ips = {p["metadata"]["uid"]: p["status"]["podIP"] for p in pods}
+    assert len(set(status_ips.values())) == 16, f"an address is held twice: {status_ips}"
+    assert {p["metadata"]["uid"]: _eth0_address(p) for p in pods} == status_ips
+    recorded = {uid: ip for uid, ip in recorded_allocations(daemon.root / "network").items()
+                if not is_pool_uid(uid)}
+    assert recorded == status_ips  # nothing released early, nothing left of the gone pods

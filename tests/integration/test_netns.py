@@ -344,3 +344,4 @@ async def test_teardown_removes_everything(env: Env):
     names = _link_names()
     assert env.bridge not in names and att.host_veth not in names
     assert not (env.state_dir / "ipam.json").exists()
+    assert not (env.state_dir / "ipam.journal").exists()

@@ -23,6 +23,7 @@ from tests.integration.daemon import Daemon, container_pid, wait_for
 from tests.integration.manifests import stateful_set
 from tinykube.client import Client
 from tinykube.model.errors import ApiError, NotFound
+from tinykube.netns.ipamlog import recorded_allocations
 from tinykube.runtime.cgroups import detect
 from tinykube.runtime.syscalls import proc_start_time, process_alive
 from tinykube.runtime.warmpool import is_pool_uid
@@ -263,8 +264,8 @@ spec:
     links = subprocess.run(["ip", "-o", "link", "show", "master", daemon.bridge],
                            capture_output=True, text=True, check=True).stdout
     assert [line for line in links.splitlines() if ": tkvw-" not in line] == []
-    ipam = json.loads((daemon.root / "network" / "ipam.json").read_text())
-    assert {u: ip for u, ip in ipam["allocations"].items() if not is_pool_uid(u)} == {}
+    ipam = recorded_allocations(daemon.root / "network")
+    assert {u: ip for u, ip in ipam.items() if not is_pool_uid(u)} == {}
     assert list((daemon.run_dir / "pods").glob("*.json")) == []
     assert list((daemon.root / "pods").iterdir()) == []
     log = daemon.log_path.read_text()

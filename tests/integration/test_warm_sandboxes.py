@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from tests.integration.daemon import Daemon, container_pid, wait_for
+from tinykube.netns.ipamlog import recorded_allocations
 from tinykube.runtime.cgroups import detect
 from tinykube.runtime.warmpool import DEFAULT_SIZE, is_pool_uid
 from tinykube.testing.lifecycle import running
@@ -48,10 +49,7 @@ spec:
 
 
 def allocations(daemon: Daemon) -> dict[str, str]:
-    try:
-        return json.loads((daemon.root / "network" / "ipam.json").read_text())["allocations"]
-    except FileNotFoundError:
-        return {}
+    return recorded_allocations(daemon.root / "network")
 
 
 def links() -> str:

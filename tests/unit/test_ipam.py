@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 
 from tinykube.netns.errors import AddressPoolExhausted, NetworkConfigError
 from tinykube.netns.ipam import FILE_NAME, Ipam
+from tinykube.netns.ipamlog import JOURNAL_NAME, recorded_allocations
 
 
 def test_gateway_and_first_allocation(tmp_path):
@@ -73,10 +74,10 @@ def test_allocations_survive_restart(tmp_path):
 def test_file_is_written_atomically_without_leftovers(tmp_path):
     ipam = Ipam(tmp_path, "10.201.3.0/24")
     ipam.allocate("a")
-    assert sorted(p.name for p in tmp_path.iterdir()) == [FILE_NAME]
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([FILE_NAME, JOURNAL_NAME])
     data = json.loads((tmp_path / FILE_NAME).read_text())
     assert data["cidr"] == "10.201.3.0/24"
-    assert data["allocations"] == {"a": "10.201.3.2"}
+    assert recorded_allocations(tmp_path) == {"a": "10.201.3.2"}
 
 
 def test_failed_write_does_not_allocate(tmp_path, monkeypatch):
@@ -85,7 +86,7 @@ def test_failed_write_does_not_allocate(tmp_path, monkeypatch):
     def broken_replace(*args):
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr("tinykube.netns.ipam.os.replace", broken_replace)
+    monkeypatch.setattr("tinykube.netns.ipamlog.os.replace", broken_replace)
     with pytest.raises(OSError):
         ipam.allocate("a")
     assert ipam.allocations() == {}
@@ -96,7 +97,7 @@ def test_remove_file(tmp_path):
     ipam = Ipam(tmp_path, "10.201.3.0/24")
     ipam.allocate("a")
     ipam.remove_file()
-    assert not (tmp_path / FILE_NAME).exists()
+    assert list(tmp_path.iterdir()) == []
     assert ipam.allocations() == {}
     ipam.remove_file()  # idempotent
 
@@ -199,7 +200,8 @@ def test_failed_rename_write_keeps_the_old_owner(tmp_path, monkeypatch):
 
     def fail(*args, **kwargs):
         raise OSError("disk full")
-    monkeypatch.setattr("tinykube.netns.ipam.os.replace", fail)
+    monkeypatch.setattr("tinykube.netns.ipamlog.os.write", fail)
     with pytest.raises(OSError):
         ipam.rename("w-abc123", "uid-a")
     assert ipam.allocations() == {"w-abc123": ip}
+    assert recorded_allocations(tmp_path) == {"w-abc123": ip}
