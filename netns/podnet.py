@@ -31,7 +31,6 @@ from pathlib import Path
 from typing import TypeVar
 
 from pyroute2 import IPRoute
-from pyroute2.netlink.exceptions import NetlinkError
 
 from . import links, rawlink
 from .errors import NetworkConfigError
@@ -228,7 +227,7 @@ class PodNetwork:
 
         def detach_host_side(ipr: IPRoute) -> None:
             if not self._prefix_taken_by_other(pod_uid):
-                links.delete_link(ipr, host_veth)
+                links.delete_link(self._host_socket(), host_veth)
             self._ipam.release(pod_uid)  # after the link: the address is free only now
 
         await self._host.run(detach_host_side)
@@ -260,18 +259,19 @@ class PodNetwork:
             )
         bridge_index = self._lookup_bridge(ipr, cached=True)
         ip = self._ipam.allocate(pod_uid)  # record first, then create links
+        sock = self._host_socket()
         if recreate:
-            links.delete_link(ipr, host_veth)
+            links.delete_link(sock, host_veth)
         else:
             existing = self._existing_port(pod_uid, host_veth, bridge_index, ipr)
             if existing is not None:
                 return ip, existing
         try:
-            created = links.create_pod_veth(ipr, host_veth, bridge_index, netns_fd)
-        except NetlinkError:
+            created = links.create_pod_veth(sock, host_veth, bridge_index, netns_fd)
+        except rawlink.NetlinkRequestError:
             # Perhaps the bridge was recreated under another index: look it up, try again.
             bridge_index = self._lookup_bridge(ipr, cached=False)
-            created = links.create_pod_veth(ipr, host_veth, bridge_index, netns_fd)
+            created = links.create_pod_veth(sock, host_veth, bridge_index, netns_fd)
         if created:
             links.enable_hairpin(ipr, host_veth)
             return ip, None
@@ -329,7 +329,7 @@ class PodNetwork:
         live_prefixes = {uid[:8] for uid in live_uids}
         for link in self._own_veths(ipr, allocated):
             owned = link.name[len(links.VETH_PREFIX) :] in live_prefixes
-            if not owned and links.delete_link(ipr, link.name):
+            if not owned and links.delete_link(self._host_socket(), link.name):
                 lines.append(f"removed veth {link.name}: no live pod owns it")
         for uid, ip in allocated.items():
             if uid not in live_uids:
@@ -338,11 +338,12 @@ class PodNetwork:
         return lines
 
     def _teardown_host_side(self, ipr: IPRoute) -> None:
+        sock = self._host_socket()
         for link in self._own_veths(ipr, self._ipam.allocations()):
-            links.delete_link(ipr, link.name)
+            links.delete_link(sock, link.name)
         bridge = links.get_link(ipr, self.bridge)
         if bridge is not None and bridge.kind == "bridge":
-            links.delete_link(ipr, self.bridge)
+            links.delete_link(sock, self.bridge)
         self._bridge_index = None
         self._ipam.remove_file()
 

@@ -29,6 +29,7 @@ NLM_F_DUMP = 0x300  # NLM_F_ROOT | NLM_F_MATCH
 NLM_F_EXCL = 0x200
 NLM_F_CREATE = 0x400
 RTM_NEWLINK = 16
+RTM_DELLINK = 17
 RTM_GETLINK = 18
 RTM_NEWADDR = 20
 RTM_NEWROUTE = 24
@@ -37,6 +38,9 @@ IFLA_IFNAME = 3
 IFLA_MASTER = 10
 IFLA_LINKINFO = 18
 IFLA_INFO_KIND = 1
+IFLA_INFO_DATA = 2
+IFLA_NET_NS_FD = 28
+VETH_INFO_PEER = 1
 IFA_ADDRESS = 1
 IFA_LOCAL = 2
 RTA_DST = 1
@@ -108,6 +112,27 @@ def rename_up(index: int, name: str) -> Request:
     body = _IFINFOMSG.pack(socket.AF_UNSPEC, 0, index, IFF_UP, IFF_UP) + \
         _attr(IFLA_IFNAME, name.encode() + b"\0")
     return Request(RTM_NEWLINK, 0, body, f"renaming link {index} to {name}")
+
+
+def create_veth(name: str, master: int, peer_name: str, peer_netns_fd: int) -> Request:
+    """The pair `name` (up, a port of `master`) <-> `peer_name` born in the netns open at
+    `peer_netns_fd`, in one request (what `ip link add NAME master M up type veth peer name
+    P netns FD` sends). Fails with EEXIST if either name is taken on its side."""
+    peer = _IFINFOMSG.pack(socket.AF_UNSPEC, 0, 0, 0, 0) + \
+        _attr(IFLA_IFNAME, peer_name.encode() + b"\0") + \
+        _attr(IFLA_NET_NS_FD, struct.pack("=I", peer_netns_fd))
+    info = _attr(IFLA_INFO_KIND, b"veth\0") + _attr(IFLA_INFO_DATA, _attr(VETH_INFO_PEER, peer))
+    body = _IFINFOMSG.pack(socket.AF_UNSPEC, 0, 0, IFF_UP, IFF_UP) + \
+        _attr(IFLA_IFNAME, name.encode() + b"\0") + \
+        _attr(IFLA_MASTER, struct.pack("=I", master)) + _attr(IFLA_LINKINFO, info)
+    return Request(RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL, body,
+                   f"creating veth {name} with peer {peer_name}")
+
+
+def delete_link(name: str) -> Request:
+    """Delete link `name` (a veth's peer goes with it); fails with ENODEV if there is none."""
+    body = _IFINFOMSG.pack(socket.AF_UNSPEC, 0, 0, 0, 0) + _attr(IFLA_IFNAME, name.encode() + b"\0")
+    return Request(RTM_DELLINK, 0, body, f"deleting link {name}")
 
 
 def add_route(destination: str, gateway: str, oif: int) -> Request:

@@ -70,3 +70,32 @@ def test_a_failed_request_is_named_in_the_error(split):
 def test_a_link_up_request_does_not_tolerate_eexist():
     with pytest.raises(rawlink.NetlinkRequestError):
         rawlink.send_batch(FakeSocket({1: errno.EEXIST}), [rawlink.set_up(1)])
+
+
+def test_a_veth_pair_is_one_request_with_its_peer_born_in_the_pod_netns():
+    request = rawlink.create_veth("tkvabcdef12", 7, "eth0", 42)
+    assert request.kind == rawlink.RTM_NEWLINK
+    assert request.flags == rawlink.NLM_F_CREATE | rawlink.NLM_F_EXCL
+    _family, _type, index, flags, change = struct.unpack_from("=BxHiII", request.body)
+    assert (index, flags & rawlink.IFF_UP, change & rawlink.IFF_UP) == (0, 1, 1)
+    attrs = rawlink._attrs(request.body, 16, len(request.body))
+    assert attrs[rawlink.IFLA_IFNAME] == b"tkvabcdef12\0"
+    assert struct.unpack("=I", attrs[rawlink.IFLA_MASTER]) == (7,)
+    info = rawlink._attrs(attrs[rawlink.IFLA_LINKINFO], 0, len(attrs[rawlink.IFLA_LINKINFO]))
+    assert info[rawlink.IFLA_INFO_KIND] == b"veth\0"
+    data = info[rawlink.IFLA_INFO_DATA]
+    peer = rawlink._attrs(data, 0, len(data))[rawlink.VETH_INFO_PEER]
+    peer_attrs = rawlink._attrs(peer, 16, len(peer))  # after the peer's own ifinfomsg
+    assert peer_attrs[rawlink.IFLA_IFNAME] == b"eth0\0"
+    assert struct.unpack("=I", peer_attrs[rawlink.IFLA_NET_NS_FD]) == (42,)
+
+
+def test_create_and_delete_tell_already_there_and_already_gone_apart():
+    from tinykube.netns import links
+
+    assert links.create_pod_veth(FakeSocket({}), "tkvabcdef12", 7, 42) is True
+    assert links.create_pod_veth(FakeSocket({1: errno.EEXIST}), "tkvabcdef12", 7, 42) is False
+    assert links.delete_link(FakeSocket({}), "tkvabcdef12") is True
+    assert links.delete_link(FakeSocket({1: errno.ENODEV}), "tkvabcdef12") is False
+    with pytest.raises(rawlink.NetlinkRequestError, match="deleting link tkvabcdef12"):
+        links.delete_link(FakeSocket({1: errno.EPERM}), "tkvabcdef12")
