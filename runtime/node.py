@@ -29,6 +29,8 @@ log = logging.getLogger("tinykube.runtime.podworker")
 # the next start leaves no orphan whatever the crash interrupted. Read once, at start-up.
 # (No "record" step: a pod's record is first written with its pause, at "sandbox".)
 CRASH_STEPS = ("cgroup", "sandbox", "veth", "spawn")
+# After a deleted pod's processes, network and cgroups are gone, before its files and record.
+TEARDOWN_CRASH_STEP = "teardown"
 _CRASH_AT = os.environ.get("TINYKUBE_CRASH_AT") or None
 
 

@@ -47,7 +47,6 @@ import signal
 from collections.abc import Callable
 from contextlib import nullcontext
 from dataclasses import dataclass
-from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -58,7 +57,7 @@ from .backoff import CrashBackoff
 from .cgroups import CgroupError
 from .containers import ContainerKind, ContainerSupervisor
 from .containerspec import grace_seconds
-from .node import NodeContext, crash_point
+from .node import TEARDOWN_CRASH_STEP, NodeContext, crash_point
 from .sandbox import (
     LiveSandbox,
     Sandbox,
@@ -247,16 +246,17 @@ class PodWorker:
         """The Pod was removed from the store (force delete): stop now, no grace."""
         self._request_deletion(Deletion.FORCED)
 
-    async def save_record(self) -> None:
+    async def save_record(self, *, only_if_present: bool = False) -> None:
         """Write the pod record off trio's thread (a file replace costs ms on a loaded disk,
         and trio's thread serves every pod). The snapshot is taken now; writes go one at a
         time in call order (trio.Lock is FIFO). Shielded: once asked for, the write happens
-        (a process already spawned must be on record even when the daemon is stopping)."""
+        (a process already spawned must be on record even when the daemon is stopping).
+        `only_if_present`: rewrite a record that exists, never create one."""
         data = records.encode(self.record)
+        write = records.rewrite_encoded if only_if_present else records.write_encoded
         with trio.CancelScope(shield=True):
             async with self._record_lock:
-                await trio.to_thread.run_sync(records.write_encoded, self.ctx.run_dir,
-                                              self.uid, data)
+                await trio.to_thread.run_sync(write, self.ctx.run_dir, self.uid, data)
 
     @property
     def pod_dir(self) -> Path:
@@ -770,8 +770,9 @@ class PodWorker:
         self.mark_dirty()
         return await self._set_up_until_ok()
 
-    async def _release_runtime(self) -> None:
-        """Give back everything but the pod dir and the record. Idempotent."""
+    async def _release_runtime(self, *, record_goes: bool = False) -> None:
+        """Give back everything but the pod dir and the record. Idempotent. `record_goes`:
+        the caller removes the record next (teardown), so it is not rewritten first."""
         with trio.CancelScope(shield=True):
             cgroups = self.ctx.cgroups
             killed = True
@@ -788,8 +789,11 @@ class PodWorker:
                 await stop_sandbox(pause)
             if self.record.pause is not None:
                 self.record.pause = None
-                if layout.record_path(self.ctx.run_dir, self.uid).exists():
-                    records.write_record(self.ctx.run_dir, self.record)
+                # A crash before the teardown's removal leaves the record naming a pause
+                # that has exited: pid + start time never match again, and the restarted
+                # worker of a deleted pod tears it down anyway.
+                if not record_goes:
+                    await self.save_record(only_if_present=True)
             if live is not None:
                 os.close(live.netns_fd)
             try:
@@ -810,13 +814,12 @@ class PodWorker:
 
     async def teardown(self) -> None:
         """Remove every trace of the pod on the host (not persistent volumes). Idempotent."""
-        await self._release_runtime()
+        await self._release_runtime(record_goes=True)
+        crash_point(TEARDOWN_CRASH_STEP)
         with trio.CancelScope(shield=True):
-            # Memory-backed emptyDirs are tmpfs mounts in the pod dir: off before removal.
-            await trio.to_thread.run_sync(volumes.unmount_below, self.pod_dir)
-            for path in (self.pod_dir, layout.exit_dir(self.ctx.run_dir, self.uid)):
-                await trio.to_thread.run_sync(partial(shutil.rmtree, path, ignore_errors=True))
-            records.remove_record(self.ctx.run_dir, self.uid)
+            async with self._record_lock:  # after any record write still queued
+                await trio.to_thread.run_sync(_remove_pod_files, self.pod_dir,
+                                              self.ctx.run_dir, self.uid)
 
     async def _delete(self) -> None:
         await self.teardown()
@@ -879,6 +882,15 @@ class PodWorker:
                                               source="kubelet")
         except Exception as e:  # noqa: BLE001 - events are best effort
             log.debug("pod %s: event %s not recorded: %s", self.uid, reason, e)
+
+
+def _remove_pod_files(pod_dir: Path, run_dir: Path, uid: str) -> None:
+    """Blocking: the pod dir (tmpfs volumes unmounted first), its exit codes and its record,
+    in one worker-thread hop (they were four hops, the record's removal on trio's thread)."""
+    volumes.unmount_below(pod_dir)
+    for path in (pod_dir, layout.exit_dir(run_dir, uid)):
+        shutil.rmtree(path, ignore_errors=True)
+    records.remove_record(run_dir, uid)  # last: until now it names what is left
 
 
 def _is_sidecar(spec: dict[str, Any]) -> bool:

@@ -82,6 +82,12 @@ def write_encoded(run_dir: Path, uid: str, data: bytes) -> None:
     os.replace(tmp, path)
 
 
+def rewrite_encoded(run_dir: Path, uid: str, data: bytes) -> None:
+    """`write_encoded` if the record of `uid` exists (a pod without one keeps none)."""
+    if layout.record_path(run_dir, uid).exists():
+        write_encoded(run_dir, uid, data)
+
+
 def read_record(run_dir: Path, uid: str) -> PodRecord | None:
     try:
         data = json.loads(layout.record_path(run_dir, uid).read_text())

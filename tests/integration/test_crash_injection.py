@@ -28,7 +28,7 @@ from tinykube.model import defaults, validation
 from tinykube.model.manifests import load_manifests
 from tinykube.netns.ipamlog import recorded_allocations
 from tinykube.runtime.cgroups import detect
-from tinykube.runtime.node import CRASH_STEPS
+from tinykube.runtime.node import CRASH_STEPS, TEARDOWN_CRASH_STEP
 from tinykube.runtime.syscalls import proc_start_time
 from tinykube.runtime.warmpool import is_pool_uid
 from tinykube.store import Store
@@ -203,3 +203,33 @@ def test_crash_then_restart_runs_the_pod_exactly_once(crashing: Daemon, step: st
     assert allocations(crashing.root) == {uid: pod["status"]["podIP"]}
     recorded = recorded_pids(crashing.run_dir, uid)
     assert len(recorded) == 2 and all(alive(*p) for p in recorded)
+
+
+def test_crash_mid_teardown_then_restart_finishes_the_deletion(crashing: Daemon):
+    # The teardown no longer rewrites the record (pause = none) before removing it: a crash
+    # between leaves a record naming a pause that has exited. The next daemon must still
+    # remove the pod and every trace of it, and start nothing for it.
+    with open(crashing.log_path, "ab") as log:
+        crashing.process = subprocess.Popen(
+            [sys.executable, "-m", "tinykube.cli.main", *crashing.args()], stdout=log,
+            stderr=subprocess.STDOUT, env={**os.environ, "TINYKUBE_CRASH_AT": TEARDOWN_CRASH_STEP})
+    wait_for(crashing._up, timeout=30, what="the daemon with the teardown fault armed")
+    crashing.apply(POD)
+    uid = crashing.wait_running("p", timeout=60)["metadata"]["uid"]
+    pids = recorded_pids(crashing.run_dir, uid)
+    assert len(pids) == 2
+    crashing.cli("delete", "pod", "p", "--wait=false")
+    assert crashing.process.wait(timeout=60) == 137
+    assert (crashing.run_dir / "pods" / f"{uid}.json").exists()  # the crash came before it
+    crashing.start()
+    wait_for(lambda: not crashing.client.list("Pod", "default"), timeout=30,
+             what="the pod removed by the restarted daemon")
+    cgroups = detect(None, subtree=crashing.cgroup_subtree)
+    assert uid not in cgroups.pod_uids()
+    assert not processes_in_cgroup_of(uid)
+    assert not [p for p in pids if alive(*p)]
+    assert f"tkv{uid[:8]}" not in links()
+    assert uid not in allocations(crashing.root)
+    for path in (crashing.root / "pods" / uid, crashing.run_dir / "pods" / f"{uid}.json",
+                 crashing.run_dir / "pods" / uid):
+        assert not path.exists(), path
