@@ -226,9 +226,27 @@ async def _apply_pod_changes(store: Store, owner: Obj, plan: ReplicaPlan) -> boo
         return False
     if plan.create:
         await _create_pods(store, owner, plan.create)
-    for pod in plan.victims + plan.terminal:
-        await _delete_pod(store, owner, pod)
+    await _delete_pods(store, owner, plan.victims + plan.terminal)
     return True
+
+
+async def _delete_pods(store: Store, owner: Obj, pods: list[Obj]) -> None:
+    """All at once, as Kubernetes' manageReplicas does (a goroutine per pod): one after
+    another, each delete waited for its own fsync; together the store commits them in a
+    few transactions. The first failure is raised once every delete was tried."""
+    failures: list[Exception] = []
+
+    async def delete_one(pod: Obj) -> None:
+        try:
+            await _delete_pod(store, owner, pod)
+        except Exception as exc:  # noqa: BLE001 -- reported (and re-raised) once, below
+            failures.append(exc)
+
+    async with trio.open_nursery() as nursery:
+        for pod in pods:
+            nursery.start_soon(delete_one, pod)
+    if failures:
+        raise failures[0]
 
 
 async def _create_pods(store: Store, owner: Obj, count: int) -> None:
