@@ -125,10 +125,13 @@ async def watch_kind(store: Store, kind: str, mapper: KeyMapper, queue: WorkQueu
                     started = True
                 while True:
                     try:
-                        event = await watch.receive_shared()
+                        first = await watch.receive_shared()
                     except StopAsyncIteration:
                         break
-                    _enqueue(queue, mapper, store, event.type, event.object, logger, coalesce)
+                    # The backlog in one pass: mapping an event to keys is cheap.
+                    for event in [first, *watch.ready_nowait(shared=True)]:
+                        _enqueue(queue, mapper, store, event.type, event.object, logger,
+                                 coalesce)
         except Gone:
             logger.info("watch on %s expired; re-listing", kind)
             continue

@@ -44,6 +44,7 @@ from tinykube.model.errors import BadRequest
 if TYPE_CHECKING:
     from tinykube.netns.podnet import PodNetwork
     from tinykube.store import Store
+    from tinykube.store.base import WatchEvent
 
 log = logging.getLogger("tinykube.runtime.kubelet")
 WORKER_RETRY_SECONDS = 1.0  # before a failed pod worker is started again
@@ -111,19 +112,25 @@ class Kubelet:
                     if self.ctx.warm_pool is not None:  # after restore: it sweeps old ones
                         await nursery.start(self.ctx.warm_pool.run)
                     task_status.started()
-                    async for event in watch:
-                        if event.type == "DELETED":
-                            config_watch.pod_gone(event.object["metadata"]["uid"])
-                            self._finished.discard(event.object["metadata"]["uid"])
-                            worker = self.workers.get(event.object["metadata"]["uid"])
-                            if worker is not None:
-                                worker.forget()
-                        else:
-                            await self._observe(event.object)
-                            config_watch.pod_changed(event.object)
+                    async for first in watch:
+                        # The whole backlog in one pass (see Watch.ready_nowait).
+                        for event in [first, *watch.ready_nowait()]:
+                            await self._route(event, config_watch)
         finally:
             self._nursery = None
             self.ctx.sockets.close()
+
+    async def _route(self, event: WatchEvent, config_watch: ConfigWatch) -> None:
+        """One watch event to the worker of its pod (a new one for a new pod)."""
+        if event.type == "DELETED":
+            config_watch.pod_gone(event.object["metadata"]["uid"])
+            self._finished.discard(event.object["metadata"]["uid"])
+            worker = self.workers.get(event.object["metadata"]["uid"])
+            if worker is not None:
+                worker.forget()
+        else:
+            await self._observe(event.object)
+            config_watch.pod_changed(event.object)
 
     async def _observe(self, pod: dict[str, Any],
                        found: dict[str, records.PodRecord] | None = None) -> None:
@@ -151,7 +158,10 @@ class Kubelet:
         if worker.subdomain:
             self._groups.setdefault((worker.namespace, worker.subdomain), set()).add(worker.uid)
         assert self._nursery is not None
-        await self._nursery.start(self._run_worker, worker)
+        # start_soon, not start: PodWorker.run reports started at once, so waiting for it
+        # only cost the event loop a trip through the run queue per new pod, with the pods
+        # of a burst queued behind each other.
+        self._nursery.start_soon(self._run_worker, worker)
 
     def is_mine(self, pod: dict[str, Any]) -> bool:
         bound_to = (pod.get("spec") or {}).get("nodeName")

@@ -136,6 +136,24 @@ async def test_watch_from_version_replays_then_streams(store):
     assert seen == [("ADDED", "b"), ("DELETED", "a")]
 
 
+async def test_watch_hands_over_its_backlog_in_one_call(store):
+    """What has arrived is taken without a trip through trio's run queue per event (the
+    kubelet fell behind the pods of a rollout that way), copied unless asked shared."""
+    with store.watch("ReplicaSet") as w:
+        for name in ("a", "b", "c"):
+            await store.create(rs(name))
+        first = await w.__anext__()
+        rest = w.ready_nowait()  # not async: no checkpoint, whatever the backlog
+        assert [first.object["metadata"]["name"]] + \
+            [e.object["metadata"]["name"] for e in rest] == ["a", "b", "c"]
+        assert w.ready_nowait() == []
+        rest[0].object["metadata"]["labels"]["app"] = "changed"  # a copy: the store's stays
+        assert store.try_get("ReplicaSet", "default", "b")["metadata"]["labels"] == {"app": "b"}
+        await store.delete("ReplicaSet", "default", "a")
+        (shared,) = w.ready_nowait(shared=True)
+        assert shared.type == "DELETED" and shared.object["metadata"]["name"] == "a"
+
+
 async def test_watch_filters_kind_and_namespace(store):
     with store.watch("ReplicaSet", namespace="other") as w:
         await store.create(rs("x"))

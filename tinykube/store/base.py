@@ -123,6 +123,21 @@ class Watch:
         # Copy on the way out: watchers may mutate what they get.
         return WatchEvent(event.type, clone(event.object), event.resource_version, event.data)
 
+    def ready_nowait(self, *, shared: bool = False) -> list[WatchEvent]:
+        """The events already waiting, taken without a checkpoint: copied as `__anext__`
+        copies them, or as `receive_shared` gives them with `shared`. Each receive is a trip
+        through trio's run queue; a watcher whose work per event is cheap takes a backlog in
+        one pass instead (the kubelet, one event per trip, fell up to 0.45 s behind the pods
+        a 20-replica rollout created, queued behind the status events of those starting)."""
+        events: list[WatchEvent] = []
+        while True:
+            try:
+                event = self._receive.receive_nowait()
+            except (trio.WouldBlock, trio.EndOfChannel):
+                return events  # a closed watch ends at the next receive
+            events.append(event if shared else WatchEvent(
+                event.type, clone(event.object), event.resource_version, event.data))
+
     async def receive_shared(self) -> WatchEvent:
         """The next event as every watcher shares it, not copied: for a watcher that only
         reads it and sends `data` on (the API server's watch streams). Never mutate it.
