@@ -31,6 +31,7 @@ import trio
 
 from . import base
 from .base import ControllerSpec, Key, Requeue
+from .eventfilter import changes_only, counted_pod_view
 
 from tinykube.model import meta
 from tinykube.model.errors import NotFound
@@ -308,7 +309,8 @@ def controller_spec(kind: str) -> ControllerSpec:
         name=name,
         kind=kind,
         reconcile=functools.partial(reconcile, kind=kind),
-        watches=[("Pod", base.owner_keys_for(kind))],
+        # Only pod events that change what is counted (controllers/eventfilter.py).
+        watches=[("Pod", changes_only(counted_pod_view, base.owner_keys_for(kind)))],
     )
 
 

@@ -23,6 +23,7 @@ import trio
 
 from .. import base
 from ..base import ControllerSpec, Key, Requeue
+from ..eventfilter import changes_only, counted_pod_view, without_status
 from . import util
 from .decide import decide
 from .planner import Plan
@@ -153,7 +154,10 @@ def controller_spec() -> ControllerSpec:
         name="deployment",
         kind=KIND,
         reconcile=reconcile,
-        watches=[("ReplicaSet", base.owner_keys_for(KIND)), ("Pod", _deployments_of_pod)],
+        # Only what a pass reads: a replica set's metadata and spec, a pod's counted state
+        # (controllers/eventfilter.py).
+        watches=[("ReplicaSet", changes_only(without_status, base.owner_keys_for(KIND))),
+                 ("Pod", changes_only(counted_pod_view, _deployments_of_pod))],
         # A rolling update is a chain of reactions (a pod Ready → grow the new set; its
         # write → shrink an old one; ...): each follows its event at once, as in Kubernetes,
         # instead of after a coalescing window per link. The pace still holds an expensive
