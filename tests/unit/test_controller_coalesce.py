@@ -51,3 +51,34 @@ async def test_deployment_passes_follow_their_events_at_once(tmp_path, autojump_
 
 async def test_other_controllers_coalesce_a_burst(tmp_path, autojump_clock):
     assert not await queued_right_after_a_pass(tmp_path, base.COALESCE_SECONDS)
+
+
+async def test_a_spec_change_goes_at_once_past_the_window_and_the_pace(tmp_path, autojump_clock):
+    """A ReplicaSet scaled by its Deployment (generation ahead of observedGeneration) is a
+    link of a rollout's chain: queued at once, even right after an expensive pass. Its own
+    status write, which changes no spec, still coalesces."""
+    store = Store(tmp_path / "state.db")
+    queue: WorkQueue = WorkQueue()
+    rs = {"apiVersion": "apps/v1", "kind": "ReplicaSet",
+          "metadata": {"name": "web-1", "namespace": "default"},
+          "spec": deployment()["spec"]}
+    try:
+        async with trio.open_nursery() as nursery:
+            await nursery.start(lambda task_status: base.watch_kind(
+                store, "ReplicaSet", base.own_key, queue, LOG, task_status=task_status))
+            obj = await store.create(rs)
+            await trio.testing.wait_all_tasks_blocked()
+            key = await queue.get()
+            obj["status"] = {"observedGeneration": 1, "replicas": 1}
+            obj = await store.update_status(obj)  # the pass reports what it saw
+            queue.pace(key, base.MAX_PACE_SECONDS)  # ... and it was an expensive one
+            queue.done(key)
+            await trio.testing.wait_all_tasks_blocked()
+            assert len(queue) == 0  # the status write waits out the window and the pace
+            obj["spec"]["replicas"] = 2
+            await store.update(obj)  # generation 2, observed 1
+            await trio.testing.wait_all_tasks_blocked()
+            assert len(queue) == 1
+            nursery.cancel_scope.cancel()
+    finally:
+        store.close()
