@@ -98,3 +98,31 @@ async def test_tcp_probe_fails_when_nothing_listens_in_the_pod(node: Node):
     assert condition(pod, "Ready") == "False"
     unhealthy = [m for r, m in node.events("deaf") if r == "Unhealthy"]
     assert unhealthy and "Readiness probe failed" in unhealthy[0]
+
+
+async def test_initial_delay_counts_from_the_spawn_not_from_the_bookkeeping(node: Node,
+                                                                            monkeypatch):
+    """initialDelaySeconds counts from the container's start (the kubelet's prober counts
+    from the runtime's StartedAt), not from after the record write and the Started event
+    that follow the spawn: those took 14-184 ms in a loaded rollout, each run's first probe
+    that much late. Here the Started event is held up for as long as the initial delay: the
+    probe, due already when the container's task goes on, runs at once."""
+    delay = 2.0
+    record_event = node.store.record_event
+    returned: list[float] = []
+
+    async def slow_started(obj, type_, reason, message, **kwargs):
+        if reason == "Started":
+            await trio.sleep(delay)  # a store too loaded to answer for that long
+            returned.append(trio.current_time())
+        return await record_event(obj, type_, reason, message, **kwargs)
+
+    monkeypatch.setattr(node.store, "record_event", slow_started)
+    await node.create("prompt", [sh("sleep 1000", "app", readinessProbe={
+        "exec": {"command": ["true"]}, "initialDelaySeconds": int(delay),
+        "periodSeconds": 3600})])
+    await node.wait_for("prompt", lambda p: condition(p, "Ready") == "True", 30, "Ready")
+    ready_at = trio.current_time()
+    assert returned, "the Started event was recorded"
+    # Counted from after the event, the first probe could not come before this:
+    assert ready_at < returned[0] + delay
