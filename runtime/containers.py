@@ -360,7 +360,7 @@ class ContainerSupervisor:
         if entry is not None:
             entry.process = None
             entry.exit_code = exit_code  # a restarted daemon does not run a done init again
-            records.write_record(pod.ctx.run_dir, pod.record)
+            await pod.save_record()  # off trio's thread, as every record write of a start
         if reason is TerminatedReason.OOM_KILLED:
             await pod.event("Warning", "OOMKilled",
                             f"Container {name} was killed: memory limit exceeded")
