@@ -92,9 +92,15 @@ def _comm(pid: int) -> str:
 
 
 def subtree_cgroups() -> list[str]:
+    """Our subtree's cgroups, wherever they are. os.walk, not rglob: another benchmark's or
+    test's pod cgroup that goes while the tree is walked is skipped (rglob raised
+    FileNotFoundError and aborted the run)."""
     found = []
     for top in Path("/sys/fs/cgroup").iterdir():
-        found += [str(p) for p in top.rglob(SUBTREE) if p.is_dir()]
+        for parent, dirs, _ in os.walk(top):
+            if SUBTREE in dirs:
+                found.append(os.path.join(parent, SUBTREE))
+                dirs.remove(SUBTREE)
     return found
 
 
