@@ -12,9 +12,10 @@ from tinykube.testing.daemon import (
     is_ready,
     mount_snapshot,
     new_mount_points,
+    pod_cgroups,
     wait_for,
 )
 
 __all__ = ["CONTROLLER_KINDS", "POD_FILE_TARGETS", "Daemon", "PodWatch", "assert_no_leaks",
            "container_pid", "free_port", "is_ready", "mount_snapshot", "new_mount_points",
-           "wait_for"]
+           "pod_cgroups", "wait_for"]

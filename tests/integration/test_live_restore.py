@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.daemon import Daemon, container_pid, wait_for
+from tests.integration.daemon import Daemon, container_pid, pod_cgroups, wait_for
 from tests.integration.manifests import stateful_set
 from tinykube.netns.ipamlog import recorded_allocations
 from tinykube.runtime.syscalls import proc_start_time
@@ -81,16 +81,18 @@ def snapshot(daemon: Daemon) -> dict[str, tuple[str, int, int, int]]:
     """{pod name: (uid, container pid, its start time, restart count)} of running pods."""
     result = {}
     for pod in daemon.client.list("Pod", "default"):
-        status = pod.get("status") or {}
-        if status.get("phase") != "Running":
-            continue
-        cs = status["containerStatuses"][0]
-        if "running" not in cs["state"]:
+        if not _container_running(pod):
             continue
         pid = container_pid(pod)
         result[pod["metadata"]["name"]] = (pod["metadata"]["uid"], pid, proc_start_time(pid),
-                                           cs["restartCount"])
+                                           pod["status"]["containerStatuses"][0]["restartCount"])
     return result
+
+
+def _container_running(pod: dict) -> bool:
+    status = pod.get("status") or {}
+    return status.get("phase") == "Running" \
+        and "running" in status["containerStatuses"][0]["state"]
 
 
 def running_count(daemon: Daemon, expected: int):
@@ -211,7 +213,7 @@ spec:
     assert not _alive(pid)
     assert not (daemon.run_dir / "pods" / f"{uid}.json").exists()
     assert not (daemon.root / "pods" / uid).exists()
-    assert not list(Path("/sys/fs/cgroup").glob(f"*/**/pod-{uid}"))
+    assert not pod_cgroups({uid})
     still_same({"stays": before["stays"]})
 
 
@@ -254,8 +256,10 @@ def test_kill_9_mid_scale_never_hands_one_address_to_two_pods(daemon: Daemon):
     _scale(daemon, 16)  # new allocations beside the re-adopted pods
 
     def sixteen_running() -> list | None:
-        pods = daemon.client.list("Pod", "default")
-        return pods if len(pods) == 16 == len(snapshot(daemon)) else None
+        pods = daemon.client.list("Pod", "default")  # one list: judged and used alike
+        settled = [p for p in pods
+                   if _container_running(p) and not p["metadata"].get("deletionTimestamp")]
+        return pods if len(pods) == 16 == len(settled) else None
     pods = wait_for(sixteen_running, timeout=120, what="16 pods running, none terminating")
     status_ips = {p["metadata"]["uid"]: p["status"]["podIP"] for p in pods}
     assert len(set(status_ips.values())) == 16, f"an address is held twice: {status_ips}"

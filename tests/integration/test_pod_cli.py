@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.daemon import container_pid, wait_for
+from tests.integration.daemon import container_pid, pod_cgroups, wait_for
 
 pytestmark = pytest.mark.root
 
@@ -146,7 +146,7 @@ def test_delete_honours_the_grace_period(daemon, name, trap, lower, upper):
     elapsed = time.monotonic() - start
     assert lower <= elapsed <= upper, elapsed
     assert not Path(f"/proc/{pid}").exists()
-    assert not list(Path("/sys/fs/cgroup/memory").glob(f"**/pod-{uid}"))
+    assert not pod_cgroups({uid})
     assert not (daemon.root / "pods" / uid).exists()
 
 

@@ -230,6 +230,16 @@ def new_mount_points(before: set[str]) -> list[str]:
 POD_FILE_TARGETS = ("/etc/hosts", "/etc/hostname", "/etc/resolv.conf")
 
 
+def pod_cgroups(uids: set[str], top: str = "/sys/fs/cgroup") -> list[str]:
+    """Every cgroup of these pods, in any hierarchy. os.walk, not Path.glob: cgroups of
+    other pods (of this daemon or another) vanish mid-walk, which glob raises on."""
+    names = {f"pod-{uid}" for uid in uids}
+    found = []
+    for dirpath, dirnames, _ in os.walk(top):
+        found += [os.path.join(dirpath, d) for d in dirnames if d in names]
+    return found
+
+
 def assert_no_leaks(bridge: str, uids: set[str], root: Path,
                     mounts_before: set[str] | None = None) -> None:
     links = subprocess.run(["ip", "-o", "link", "show"], capture_output=True, text=True).stdout
@@ -239,11 +249,7 @@ def assert_no_leaks(bridge: str, uids: set[str], root: Path,
     table = subprocess.run(["nft", "list", "table", "ip", f"tinykube_{bridge}"],
                            capture_output=True, text=True, check=False)
     assert table.returncode != 0, f"nftables table tinykube_{bridge} left behind"
-    names = {f"pod-{uid}" for uid in uids}
-    cgroups = []
-    # os.walk, not Path.glob: other tests' cgroups vanish mid-walk, which glob raises on.
-    for dirpath, dirnames, _ in os.walk("/sys/fs/cgroup"):
-        cgroups += [os.path.join(dirpath, d) for d in dirnames if d in names]
+    cgroups = pod_cgroups(uids)
     assert not cgroups, f"cgroups left behind: {cgroups}"
     mounts = Path("/proc/self/mountinfo").read_text()
     assert str(root) not in mounts, "mounts under the test root left behind"
