@@ -352,7 +352,11 @@ class ContainerSupervisor:
         self.launched.set()  # it ended during its postStart hook
         if exit_code == spawn.EXIT_CODE_UNKNOWN:
             exit_code = status.SIGKILL_EXIT_CODE  # the shim itself was killed
-        reason = status.termination_reason(exit_code, self._oom_killed())
+        # cgroupspy reads the counter from a file: off trio's thread, which serves every pod.
+        # Shielded: the exit is recorded below even when the daemon is stopping meanwhile.
+        with trio.CancelScope(shield=True):
+            oom_killed = await trio.to_thread.run_sync(self._oom_killed)
+        reason = status.termination_reason(exit_code, oom_killed)
         st.mark_exited(exit_code, reason, now_iso())
         # A completed init container reports ready (the kubelet's prober manager does).
         st.ready = self.kind is ContainerKind.INIT and exit_code == 0
