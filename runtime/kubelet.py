@@ -36,7 +36,7 @@ from .node import NodeContext
 from .podworker import Phase, PodWorker
 from .probes import NetnsSockets
 from .sandbox import SpawnError
-from .storeguard import write_mark
+from .storemark import StoreMark
 from .warmpool import WarmPool, is_pool_uid
 
 from tinykube.model.errors import BadRequest
@@ -84,7 +84,9 @@ class Kubelet:
         self.workers: dict[str, PodWorker] = {}
         self._groups: dict[tuple[str, str], set[str]] = {}  # (namespace, subdomain) -> uids
         self._nursery: trio.Nursery | None = None
-        self._mark = -1  # the store resourceVersion last written to the run-dir mark
+        self._mark = StoreMark(self.ctx.run_dir, self.ctx.root,
+                               lambda: self.store.resource_version)
+        self.ctx.cover_store_version = self._mark.cover
         # Pods whose worker finished (everything torn down) but whose object a finalizer still
         # keeps: no new worker for them until the DELETED event (the kubelet's "finished").
         self._finished: set[str] = set()
@@ -94,7 +96,7 @@ class Kubelet:
         layout.records_dir(self.ctx.run_dir).mkdir(parents=True, exist_ok=True)
         layout.pods_dir(self.ctx.root).mkdir(parents=True, exist_ok=True)
         await self.ctx.network.ensure_bridge()
-        self._note_store_version()
+        self._mark.write_now()
         try:
             async with trio.open_nursery() as nursery:
                 self._nursery = nursery
@@ -149,11 +151,11 @@ class Kubelet:
         current = self.store.try_get("Pod", meta.get("namespace") or "default", meta["name"])
         if current is None or current["metadata"]["uid"] != meta["uid"]:
             return
-        self._note_store_version()  # before the worker writes its record
         record = found.get(meta["uid"]) if found else None
         if record is None:
             record = records.read_record(self.ctx.run_dir, meta["uid"])
         worker = PodWorker(self.ctx, current, record)
+        worker.seen_store_version = self.store.resource_version
         self.workers[worker.uid] = worker
         if worker.subdomain:
             self._groups.setdefault((worker.namespace, worker.subdomain), set()).add(worker.uid)
@@ -194,14 +196,6 @@ class Kubelet:
             pod = self.store.try_get("Pod", worker.namespace, worker.name)
             if pod is not None and pod["metadata"]["uid"] == worker.uid:
                 await self._observe(pod)
-
-    def _note_store_version(self) -> None:
-        """Write down how far the store had come when a pod record was (about to be) written,
-        so a start on a store that went back in time is caught (runtime/storeguard.py)."""
-        current = self.store.resource_version
-        if current != self._mark:
-            write_mark(self.ctx.run_dir, self.ctx.root, current)
-            self._mark = current
 
     # -- live restore -------------------------------------------------------------------------
     async def restore(self, pods: list[dict[str, Any]]) -> dict[str, records.PodRecord]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -40,6 +40,10 @@ def crash_point(step: str) -> None:
         os._exit(137)
 
 
+async def _nothing_to_cover(version: int) -> None:
+    return None
+
+
 @dataclass
 class NodeContext:
     """What every worker shares: the store and the node's resources, plus kubelet hooks."""
@@ -57,6 +61,9 @@ class NodeContext:
     # The kubelet keeps subdomain peers' /etc/hosts current; these let it know.
     hosts_peers: Callable[[PodWorker], list[HostEntry]] = lambda worker: []
     address_changed: Callable[[PodWorker], None] = lambda worker: None
+    # Awaited before a new pod's first record: the store mark covers this version
+    # (runtime/storemark.py; the kubelet sets it).
+    cover_store_version: Callable[[int], Awaitable[None]] = _nothing_to_cover
     # Container log rotation by tk-shim (runtime/logfiles.py): size of a file, files kept.
     log_max_bytes: int = DEFAULT_MAX_BYTES
     log_max_files: int = DEFAULT_MAX_FILES
