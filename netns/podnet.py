@@ -30,7 +30,6 @@ from functools import partial
 from pathlib import Path
 from typing import TypeVar
 
-import trio
 from pyroute2 import IPRoute
 
 from . import links, rawlink
@@ -46,9 +45,6 @@ from .podside import (
 from .threads import SerialThread
 
 R = TypeVar("R")
-
-# Waits between checks for a dying netns's veth to go by itself (10 ms, doubling: ~2.5 s).
-LINK_GONE_WAITS = tuple(0.01 * 2**i for i in range(8))
 
 
 @dataclass(frozen=True)
@@ -224,19 +220,10 @@ class PodNetwork:
             self._host_raw = rawlink.open_socket()
         return self._host_raw
 
-    async def detach(self, pod_uid: str, *, netns_dying: bool = False) -> None:
+    async def detach(self, pod_uid: str) -> None:
         """Remove the pod's host veth (its peer dies with it) and release its address.
-        Idempotent; fine when the pod's netns is already gone.
-
-        `netns_dying`: the caller has stopped every process of the pod and closed its netns
-        fds, so the kernel is destroying the netns, and with it eth0 and its host peer.
-        Then this waits a little for that first: an explicit delete costs the host thread
-        20-30 ms (an RCU grace period under the rtnl lock), one pod after another, while the
-        kernel's netns clean-up removes many pods' links in one pass. What is still there
-        after the wait is deleted as before; the address is released only once it is gone."""
+        Idempotent; fine when the pod's netns is already gone."""
         host_veth = links.host_veth_name(pod_uid)
-        if netns_dying:
-            await self._until_link_gone(pod_uid, host_veth)
 
         def detach_host_side(ipr: IPRoute) -> None:
             if not self._prefix_taken_by_other(pod_uid):
@@ -244,20 +231,6 @@ class PodNetwork:
             self._ipam.release(pod_uid)  # after the link: the address is free only now
 
         await self._host.run(detach_host_side)
-
-    async def _until_link_gone(self, pod_uid: str, host_veth: str) -> None:
-        """Wait, at most ~2.5 s, for `host_veth` to disappear (a check is a ~0.1 ms request
-        on the host thread; the waits double from 10 ms)."""
-
-        def gone(_: IPRoute) -> bool:
-            if self._prefix_taken_by_other(pod_uid):
-                return True  # the name is another pod's: nothing of ours to wait for
-            return rawlink.get_link(self._host_socket(), host_veth) is None
-
-        for delay in LINK_GONE_WAITS:
-            if await self._host.run(gone):
-                return
-            await trio.sleep(delay)
 
     async def sweep(self, live_uids: set[str]) -> list[str]:
         """Remove the veths of this bridge and the allocations that no live pod owns; one

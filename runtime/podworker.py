@@ -795,11 +795,9 @@ class PodWorker:
         the caller removes the record next (teardown), so it is not rewritten first."""
         with trio.CancelScope(shield=True):
             cgroups = self.ctx.cgroups
-            killed = True
             try:
                 await trio.to_thread.run_sync(cgroups.kill_all, self.uid, None, signal.SIGKILL)
             except Exception as e:  # noqa: BLE001 - best effort, logged
-                killed = False
                 log.warning("pod %s: killing its processes: %s", self.uid, e)
             live, self.live = self.live, None
             pause = live.pause if live is not None else None
@@ -817,9 +815,7 @@ class PodWorker:
             if live is not None:
                 os.close(live.netns_fd)
             try:
-                # Nothing of the pod runs and our netns fd is closed: the kernel is removing
-                # the netns and its veth pair (see PodNetwork.detach).
-                await self.ctx.network.detach(self.uid, netns_dying=killed)
+                await self.ctx.network.detach(self.uid)
             except Exception as e:  # noqa: BLE001 - best effort, logged
                 log.warning("pod %s: detaching its network: %s", self.uid, e)
             try:

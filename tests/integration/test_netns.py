@@ -19,7 +19,6 @@ import sys
 import time
 import uuid
 from collections.abc import Iterator
-from functools import partial
 from pathlib import Path
 
 import pytest
@@ -346,29 +345,3 @@ async def test_teardown_removes_everything(env: Env):
     assert env.bridge not in names and att.host_veth not in names
     assert not (env.state_dir / "ipam.json").exists()
     assert not (env.state_dir / "ipam.journal").exists()
-
-
-async def test_detach_of_a_dying_netns_lets_the_kernel_remove_the_pair(env: Env,
-                                                                      net: PodNetwork):
-    pods = [(env.uid(), env.pause()) for _ in range(5)]
-    atts = [await net.attach(uid, pid) for uid, pid in pods]
-    for _, pid in pods:
-        env.kill_pause(pid)  # the last process in each netns: the kernel destroys them
-    async with trio.open_nursery() as nursery:
-        for uid, _ in pods:
-            nursery.start_soon(partial(net.detach, uid, netns_dying=True))
-    assert net.allocations() == {}
-    names = _link_names()
-    assert not [a.host_veth for a in atts if a.host_veth in names]
-
-
-async def test_detach_deletes_the_pair_itself_when_the_netns_does_not_die(
-        env: Env, net: PodNetwork, monkeypatch):
-    # A caller that was wrong about the netns dying (something still holds it): after the
-    # wait the pair is deleted as before, and only then is the address released.
-    monkeypatch.setattr("tinykube.netns.podnet.LINK_GONE_WAITS", (0.01, 0.02))
-    uid, pid = env.uid(), env.pause()
-    att = await net.attach(uid, pid)
-    await net.detach(uid, netns_dying=True)
-    assert net.allocations() == {}
-    assert att.host_veth not in _link_names()
