@@ -125,11 +125,11 @@ async def watch_kind(store: Store, kind: str, mapper: KeyMapper, queue: WorkQueu
                     started = True
                 while True:
                     try:
-                        first = await watch.receive_shared()
+                        # The backlog in one pass: mapping an event to keys is cheap.
+                        batch = await watch.receive_batch(shared=True)
                     except StopAsyncIteration:
                         break
-                    # The backlog in one pass: mapping an event to keys is cheap.
-                    for event in [first, *watch.ready_nowait(shared=True)]:
+                    for event in batch:
                         _enqueue(queue, mapper, store, event.type, event.object, logger,
                                  coalesce)
         except Gone:

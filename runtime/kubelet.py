@@ -114,9 +114,12 @@ class Kubelet:
                     if self.ctx.warm_pool is not None:  # after restore: it sweeps old ones
                         await nursery.start(self.ctx.warm_pool.run)
                     task_status.started()
-                    async for first in watch:
-                        # The whole backlog in one pass (see Watch.ready_nowait).
-                        for event in [first, *watch.ready_nowait()]:
+                    while True:
+                        try:  # the whole backlog in one pass (see Watch.ready_nowait)
+                            batch = await watch.receive_batch()
+                        except StopAsyncIteration:
+                            break
+                        for event in batch:
                             await self._route(event, config_watch)
         finally:
             self._nursery = None
@@ -155,7 +158,6 @@ class Kubelet:
         if record is None:
             record = records.read_record(self.ctx.run_dir, meta["uid"])
         worker = PodWorker(self.ctx, current, record)
-        worker.seen_store_version = self.store.resource_version
         self.workers[worker.uid] = worker
         if worker.subdomain:
             self._groups.setdefault((worker.namespace, worker.subdomain), set()).add(worker.uid)

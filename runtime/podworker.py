@@ -47,6 +47,7 @@ import signal
 from collections.abc import Callable
 from contextlib import nullcontext
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -139,9 +140,6 @@ class PodWorker:
         self.hostname = hostsfile.pod_hostname(pod)
         self.subdomain: str | None = spec.get("subdomain") or None
         self.record = record or records.PodRecord(self.uid, self.namespace, self.name)
-        # How far the store had come when the kubelet saw the pod (the kubelet sets it): the
-        # store mark must reach it before the pod's first record (runtime/storemark.py).
-        self.seen_store_version = 0
         self.resumed = record is not None
         # Until it starts, a container in a pod with init containers is PodInitializing.
         first = status.waiting_state(WaitingReason.POD_INITIALIZING
@@ -458,8 +456,9 @@ class PodWorker:
 
     async def _set_up(self) -> None:
         self._enter(Phase.SETTING_UP)
-        # Before the first record is written (runtime/storemark.py).
-        await self.ctx.cover_store_version(self.seen_store_version)
+        # Before the first record is written, the store mark covers the pod's own version: a
+        # store restored from before it is then caught (runtime/storemark.py).
+        await self.ctx.cover_store_version(int(self.pod["metadata"].get("resourceVersion") or 0))
         pool = self.ctx.warm_pool
         with pool.setting_up() if pool is not None else nullcontext():
             # What configMap/secret volumes read, fetched here (the store is trio's).
@@ -571,22 +570,24 @@ class PodWorker:
         write stays on trio's thread, in order with the rewrites its peers' changes cause."""
         if self.subdomain:
             self.write_hosts()
-            return
-        namespace = self.pod["metadata"].get("namespace") or "default"
-        files = await trio.to_thread.run_sync(
-            _write_pod_files_if_dir, self.pod_dir, self.hosts_entry(), self.hostname,
-            hostsfile.resolv_conf(namespace, self.ctx.cluster_dns))
-        if files is not None:
-            self.pod_files = files
+        else:
+            self._pod_files_written(await trio.to_thread.run_sync(self._pod_files_writer([])))
 
     def write_hosts(self) -> None:
         """(Re)write the pod's files in place; the kubelet calls it when subdomain peers change."""
-        if not self.pod_dir.is_dir():
-            return
+        self._pod_files_written(self._pod_files_writer(self.ctx.hosts_peers(self))())
+
+    def _pod_files_writer(self, peers: list[hostsfile.HostEntry]
+                          ) -> Callable[[], dict[str, Path] | None]:
+        """A blocking call that writes the pod's files (None if its dir is gone), its inputs
+        taken now."""
         namespace = self.pod["metadata"].get("namespace") or "default"
-        self.pod_files = hostsfile.write_pod_files(
-            self.pod_dir, self.hosts_entry(), self.ctx.hosts_peers(self), self.hostname,
-            hostsfile.resolv_conf(namespace, self.ctx.cluster_dns))
+        return partial(_write_pod_files_if_dir, self.pod_dir, self.hosts_entry(), peers,
+                       self.hostname, hostsfile.resolv_conf(namespace, self.ctx.cluster_dns))
+
+    def _pod_files_written(self, files: dict[str, Path] | None) -> None:
+        if files is not None:
+            self.pod_files = files
 
     def _seed_adopted_statuses(self) -> None:
         """Carry over what the last status said of containers a previous daemon started, so
@@ -900,12 +901,13 @@ class PodWorker:
             log.debug("pod %s: event %s not recorded: %s", self.uid, reason, e)
 
 
-def _write_pod_files_if_dir(pod_dir: Path, own: hostsfile.HostEntry | None, hostname: str,
+def _write_pod_files_if_dir(pod_dir: Path, own: hostsfile.HostEntry | None,
+                            peers: list[hostsfile.HostEntry], hostname: str,
                             resolv: str) -> dict[str, Path] | None:
-    """Blocking: a pod's files (no peers), unless its dir is gone (as `write_hosts`)."""
+    """Blocking: a pod's files, unless its dir is gone (the pod was torn down meanwhile)."""
     if not pod_dir.is_dir():
         return None
-    return hostsfile.write_pod_files(pod_dir, own, [], hostname, resolv)
+    return hostsfile.write_pod_files(pod_dir, own, peers, hostname, resolv)
 
 
 def _remove_pod_files(pod_dir: Path, run_dir: Path, uid: str) -> None:

@@ -1,8 +1,8 @@
 """The run-dir store mark (runtime/storeguard.py), kept ahead of the pod records.
 
 Before a pod worker writes its first record, the mark must name a store resourceVersion at
-least as high as the one the kubelet saw the pod at; otherwise a store restored from an
-older copy could lose the pod unnoticed. The kubelet wrote the mark on trio's thread for
+least as high as the pod's own; otherwise a store restored from a copy older than the pod
+could lose it unnoticed. The kubelet wrote the mark on trio's thread for
 every new pod (a file replace: ~10% of trio's thread in a 300-pod scale-out). Here one
 write, off trio's thread, serves every worker that asked while it ran (a group commit): it
 writes the store's version as of then, which covers them all.

@@ -120,8 +120,13 @@ class Watch:
             event = await self._receive.receive()
         except trio.EndOfChannel:
             raise StopAsyncIteration from None
-        # Copy on the way out: watchers may mutate what they get.
-        return WatchEvent(event.type, clone(event.object), event.resource_version, event.data)
+        return _copied(event)
+
+    async def receive_batch(self, *, shared: bool = False) -> list[WatchEvent]:
+        """The next event and every one already waiting behind it (`ready_nowait`), copied
+        unless `shared`. Raises StopAsyncIteration when the watch ends."""
+        first = await self.receive_shared()
+        return [first if shared else _copied(first), *self.ready_nowait(shared=shared)]
 
     def ready_nowait(self, *, shared: bool = False) -> list[WatchEvent]:
         """The events already waiting, taken without a checkpoint: copied as `__anext__`
@@ -135,8 +140,7 @@ class Watch:
                 event = self._receive.receive_nowait()
             except (trio.WouldBlock, trio.EndOfChannel):
                 return events  # a closed watch ends at the next receive
-            events.append(event if shared else WatchEvent(
-                event.type, clone(event.object), event.resource_version, event.data))
+            events.append(event if shared else _copied(event))
 
     async def receive_shared(self) -> WatchEvent:
         """The next event as every watcher shares it, not copied: for a watcher that only
@@ -146,6 +150,11 @@ class Watch:
             return await self._receive.receive()
         except trio.EndOfChannel:
             raise StopAsyncIteration from None
+
+
+def _copied(event: WatchEvent) -> WatchEvent:
+    """Copy on the way out: watchers may mutate what they get."""
+    return WatchEvent(event.type, clone(event.object), event.resource_version, event.data)
 
 
 class Store:
